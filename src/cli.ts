@@ -1,0 +1,200 @@
+/**
+ * The command line: declares arguments and lazily imports one module per
+ * command, so `modelsync --help` stays fast and a command's dependencies load
+ * only when it runs. The daemon calls the same command functions.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { ModelsyncError, UsageError, errorMessage } from './errors.ts';
+import { EXIT, processContext, type CommandContext } from './commands/context.ts';
+
+type Handler = (opts: Record<string, unknown>, ctx: CommandContext) => Promise<number>;
+
+let jsonRequested = false;
+
+async function run(load: () => Promise<Handler>, opts: Record<string, unknown>): Promise<void> {
+  jsonRequested = Boolean(opts.json);
+  const ctx = processContext();
+  const handler = await load();
+  process.exitCode = await handler(opts, ctx);
+}
+
+const program = new Command()
+  .name('modelsync')
+  .description('Git is the source of truth for which ML model versions run on which edge site.')
+  .version('0.1.0')
+  .showHelpAfterError()
+  .exitOverride();
+
+const repoOpt = (): Option => new Option('--repo <dir>', 'registry repository (default: current directory)');
+
+program
+  .command('init')
+  .description('create a registry repo with the standard layout, .gitattributes and hooks')
+  .argument('[dir]', 'directory to create or initialise', '.')
+  .option('--branch <name>', 'default branch', 'main')
+  .option('--bare-example', 'do not copy the example models, sites and templates')
+  .action((dir, o) => run(async () => (await import('./commands/init.ts')).initCommand, { ...o, dir }));
+
+program
+  .command('validate')
+  .description('check schemas and cross-references; errors as file:line:col: path: message')
+  .addOption(repoOpt())
+  .option('--rev <rev>', 'validate a commit (branch, tag or oid) instead of the working tree')
+  .option('--staged', 'validate what is staged (what the next commit would record)')
+  .option('--json', 'print one JSON document')
+  .action((o) => run(async () => (await import('./commands/validate.ts')).validateCommand, o));
+
+program
+  .command('publish')
+  .description('add a version: hash files, write LFS pointers and objects, manifest, promote, commit')
+  .argument('<model>')
+  .argument('<version>')
+  .argument('<files...>')
+  .addOption(repoOpt())
+  .option('--no-promote', 'publish without making it current')
+  .option('--push', 'push Git refs and LFS objects to the remote afterwards')
+  .option('--remote <name>', 'remote to push to', 'origin')
+  .option('--framework <text>', 'manifest framework field')
+  .option('--source <text>', 'manifest source field')
+  .option('--description <text>', 'manifest description')
+  .option('--message <msg>', 'commit message')
+  .option('--json', 'print one JSON document')
+  .action((model, version, files, o) => run(async () => (await import('./commands/publish.ts')).publishCommand, { ...o, model, version, files }));
+
+program
+  .command('promote')
+  .description('make a published version current (previous <- old current) and commit')
+  .argument('<model>')
+  .argument('<version>')
+  .addOption(repoOpt())
+  .option('--push', 'push afterwards')
+  .option('--remote <name>', 'remote to push to', 'origin')
+  .option('--json', 'print one JSON document')
+  .action((model, version, o) => run(async () => (await import('./commands/promote.ts')).promoteCommand, { ...o, model, version }));
+
+program
+  .command('rollback')
+  .description('revert the commit that last promoted the model, or promote --to <version>')
+  .argument('<model>')
+  .option('--to <version>', 'promote this version instead of reverting')
+  .addOption(repoOpt())
+  .option('--push', 'push afterwards')
+  .option('--remote <name>', 'remote to push to', 'origin')
+  .option('--json', 'print one JSON document')
+  .action((model, o) => run(async () => (await import('./commands/rollback.ts')).rollbackCommand, { ...o, model }));
+
+program
+  .command('list')
+  .description('models the registry declares, with current and previous versions')
+  .addOption(repoOpt())
+  .option('--rev <rev>', 'read a commit instead of the working tree')
+  .option('--json', 'print one JSON document')
+  .action((o) => run(async () => (await import('./commands/list.ts')).listCommand, o));
+
+program
+  .command('versions')
+  .description('published versions of a model, oldest first')
+  .argument('<model>')
+  .addOption(repoOpt())
+  .option('--rev <rev>', 'read a commit instead of the working tree')
+  .option('--json', 'print one JSON document')
+  .action((model, o) => run(async () => (await import('./commands/list.ts')).versionsCommand, { ...o, model }));
+
+program
+  .command('serve')
+  .description('the hub: Git smart HTTP, Git LFS, events, fleet status')
+  .requiredOption('--data <dir>', 'where repositories, LFS objects and fleet status live')
+  .option('--listen <host:port>', 'address to listen on', '127.0.0.1:9080')
+  .option('--tokens <file>', 'tokens file (without one, loopback clients only)')
+  .option('--public-url <url>', 'base URL clients use, when behind a proxy')
+  .action((o) => run(async () => (await import('./commands/serve.ts')).serveCommand, o));
+
+program
+  .command('reconcile')
+  .description('one pass: fetch, verify and activate what the registry declares for a site')
+  .requiredOption('--site <site>', 'site name (sites/<site>.yaml)')
+  .requiredOption('--registry <url|path>', 'registry URL or local path (checkout or bare repo)')
+  .requiredOption('--store <dir>', 'the site store')
+  .option('--branch <name>', 'registry branch', 'main')
+  .option('--token-file <file>', 'file holding the hub token (or MODELSYNC_TOKEN)')
+  .option('--config-dir <dir>', 'where templates are rendered')
+  .option('--concurrency <n>', 'parallel downloads', '8')
+  .option('--dry-run', 'print the plan, change nothing')
+  .option('--force', 'apply the declared version over conflicts')
+  .option('--json', 'print one JSON document')
+  .action((o) => run(async () => (await import('./commands/reconcile.ts')).reconcileCommand, o));
+
+program
+  .command('agent')
+  .description('the site daemon: schedule, hub events, webhook, watch, services, metrics')
+  .requiredOption('--config <file>', 'agent.yaml')
+  .option('--once', 'run one pass with services and health checks, then exit')
+  .action((o) => run(async () => (await import('./commands/agent.ts')).agentCommand, o));
+
+program
+  .command('status')
+  .description('fleet status from a hub, or one site from its store')
+  .option('--hub <url>', 'hub base URL')
+  .option('--store <dir>', 'a site store')
+  .option('--token-file <file>', 'token for the hub (or MODELSYNC_TOKEN)')
+  .option('--json', 'print one JSON document')
+  .action((o) => run(async () => (await import('./commands/status.ts')).statusCommand, o));
+
+program
+  .command('gc')
+  .description('retention: keep current, previous and the N newest versions; report bytes freed')
+  .requiredOption('--store <dir>', 'the site store')
+  .option('--keep <n>', 'versions kept besides current and previous')
+  .option('--dry-run', 'report what would be removed')
+  .option('--json', 'print one JSON document')
+  .action((o) => run(async () => (await import('./commands/gc.ts')).gcCommand, o));
+
+program
+  .command('pin')
+  .description('local break-glass pin of a model to a version (reported as drift)')
+  .argument('<model>')
+  .argument('<version>')
+  .requiredOption('--store <dir>', 'the site store')
+  .option('--json', 'print one JSON document')
+  .action((model, version, o) => run(async () => (await import('./commands/pin.ts')).pinCommand, { ...o, model, version }));
+
+program
+  .command('unpin')
+  .description('remove a local pin')
+  .argument('<model>')
+  .requiredOption('--store <dir>', 'the site store')
+  .option('--json', 'print one JSON document')
+  .action((model, o) => run(async () => (await import('./commands/pin.ts')).unpinCommand, { ...o, model }));
+
+const hooks = program.command('hooks').description('git hooks of the registry repo');
+hooks
+  .command('install')
+  .description("set core.hooksPath to the repo's hooks/")
+  .addOption(repoOpt())
+  .action((o) => run(async () => (await import('./commands/hooks.ts')).hooksInstallCommand, o));
+
+program
+  .command('demo')
+  .description('the quick start: a hub, three sites, a publish, a conflict and a rollback, on loopback')
+  .option('--keep', 'keep the demo directory afterwards')
+  .action((o) => run(async () => (await import('./commands/demo.ts')).demoCommand, o));
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    // Help and --version exit 0; anything else commander refused is a usage error.
+    process.exitCode = err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  } else {
+    const code = err instanceof UsageError ? EXIT.usage : EXIT.error;
+    if (jsonRequested) {
+      const body = err instanceof ModelsyncError ? err.toJSON() : { code: 'InternalError', message: errorMessage(err) };
+      process.stdout.write(`${JSON.stringify({ ok: false, error: body }, null, 2)}\n`);
+    } else if (err instanceof ModelsyncError) {
+      process.stderr.write(`modelsync: ${err.message} [${err.code}]\n`);
+    } else {
+      process.stderr.write(`modelsync: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    }
+    process.exitCode = code;
+  }
+}

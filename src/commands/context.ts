@@ -1,0 +1,32 @@
+import { createLogger, type Logger } from '../log.ts';
+
+/**
+ * What a command gets from the outside world. The CLI passes the real
+ * process; tests pass buffers and a temp cwd.
+ */
+export interface CommandContext {
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  /** Human output (or the one JSON document with --json). */
+  out(text: string): void;
+  logger: Logger;
+  /** Whether stdout is a terminal (progress bars, colours). */
+  tty: boolean;
+}
+
+export function processContext(): CommandContext {
+  return {
+    cwd: process.cwd(),
+    env: process.env,
+    out: (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),
+    logger: createLogger(),
+    tty: Boolean(process.stdout.isTTY),
+  };
+}
+
+/** Exit codes of DESIGN.md's command line. */
+export const EXIT = { ok: 0, error: 1, usage: 2, conflicts: 3, degraded: 4 } as const;
+
+export function printJson(ctx: CommandContext, value: unknown): void {
+  ctx.out(JSON.stringify(value, null, 2));
+}

@@ -1,0 +1,4 @@
+// PLACEHOLDER: replaced by the real command; must not survive to a landing.
+import { ModelsyncError } from '../errors.ts';
+import type { CommandContext } from './context.ts';
+export async function gcCommand(_opts: Record<string, unknown>, _ctx: CommandContext): Promise<number> { throw new ModelsyncError('NotImplemented', 'gc is not implemented yet'); }

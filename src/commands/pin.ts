@@ -1,0 +1,5 @@
+// PLACEHOLDER: replaced by the real command; must not survive to a landing.
+import { ModelsyncError } from '../errors.ts';
+import type { CommandContext } from './context.ts';
+export async function pinCommand(_opts: Record<string, unknown>, _ctx: CommandContext): Promise<number> { throw new ModelsyncError('NotImplemented', 'pin is not implemented yet'); }
+export async function unpinCommand(_opts: Record<string, unknown>, _ctx: CommandContext): Promise<number> { throw new ModelsyncError('NotImplemented', 'pin is not implemented yet'); }

@@ -1,0 +1,4 @@
+// PLACEHOLDER: replaced by the real command; must not survive to a landing.
+import { ModelsyncError } from '../errors.ts';
+import type { CommandContext } from './context.ts';
+export async function promoteCommand(_opts: Record<string, unknown>, _ctx: CommandContext): Promise<number> { throw new ModelsyncError('NotImplemented', 'promote is not implemented yet'); }

@@ -1,0 +1,106 @@
+/**
+ * What a site should run: its file merged over the groups it extends, then
+ * its selection, overrides and local pins applied to what the registry
+ * declares. Pure: no I/O, so the planner's inputs are easy to build in tests.
+ */
+import { NotFoundError, ValidationError } from '../errors.ts';
+import { siteFilePath } from './layout.ts';
+import type { Registry, SiteDoc } from './load.ts';
+import type { SiteFile, TemplateSpec } from './schema.ts';
+
+export const DEFAULT_RETENTION_KEEP = 3;
+
+export interface ResolvedSite {
+  name: string;
+  labels: Record<string, string>;
+  /** Selected models; undefined selects every declared model. */
+  models?: string[];
+  overrides: Record<string, string>;
+  schedule?: string;
+  retention: { keep: number };
+  bandwidth?: { limit_kbps: number };
+  templates: TemplateSpec[];
+}
+
+/**
+ * Merge rules, in `extends` order and the site last (later wins):
+ * maps (labels, overrides, retention, bandwidth) merge key by key; templates
+ * merge by destination; everything else (models, schedule) is replaced.
+ */
+export function resolveSite(registry: Registry, site: string): ResolvedSite {
+  const doc = registry.sites.get(site);
+  if (!doc) throw new NotFoundError(`site ${JSON.stringify(site)} is not declared in the registry (no ${siteFilePath(site)})`, { site });
+  const merged = mergeChain(registry, doc, new Set());
+  return {
+    name: site,
+    labels: merged.labels ?? {},
+    models: merged.models,
+    overrides: merged.overrides ?? {},
+    schedule: merged.schedule,
+    retention: { keep: merged.retention?.keep ?? DEFAULT_RETENTION_KEEP },
+    bandwidth: merged.bandwidth,
+    templates: merged.templates ?? [],
+  };
+}
+
+function mergeChain(registry: Registry, doc: SiteDoc, visiting: Set<string>): SiteFile {
+  if (visiting.has(doc.name)) {
+    throw new ValidationError([doc.yaml.problem(['extends'], `extends forms a cycle through ${doc.name}`)]);
+  }
+  visiting.add(doc.name);
+  let acc: SiteFile = {};
+  for (const ref of doc.data.extends ?? []) {
+    const parent = ref.startsWith('groups/') ? registry.groups.get(ref) : registry.sites.get(ref);
+    if (!parent) throw new ValidationError([doc.yaml.problem(['extends'], `${JSON.stringify(ref)} does not resolve`)]);
+    acc = mergeSite(acc, mergeChain(registry, parent, visiting));
+  }
+  visiting.delete(doc.name);
+  const own = { ...doc.data };
+  delete own.extends;
+  return mergeSite(acc, own);
+}
+
+export function mergeSite(base: SiteFile, over: SiteFile): SiteFile {
+  const out: SiteFile = { ...base, ...over };
+  if (base.labels || over.labels) out.labels = { ...base.labels, ...over.labels };
+  if (base.overrides || over.overrides) out.overrides = { ...base.overrides, ...over.overrides };
+  if (base.retention || over.retention) out.retention = { ...base.retention, ...over.retention } as SiteFile['retention'];
+  if (base.bandwidth || over.bandwidth) out.bandwidth = { ...base.bandwidth, ...over.bandwidth } as SiteFile['bandwidth'];
+  if (base.templates || over.templates) {
+    const byDest = new Map<string, TemplateSpec>();
+    for (const t of [...(base.templates ?? []), ...(over.templates ?? [])]) byDest.set(t.dest, t);
+    out.templates = [...byDest.values()];
+  }
+  delete out.extends;
+  return out;
+}
+
+export type DesiredReason = 'current' | 'override' | 'pin';
+
+export interface DesiredModel {
+  model: string;
+  version: string;
+  /** What the registry's model_registry.yaml declares, whatever the site does with it. */
+  declared: string;
+  reason: DesiredReason;
+}
+
+/**
+ * The version each selected model should run on this site. A local pin wins
+ * over a site override, which wins over current_version.
+ */
+export function desiredModels(registry: Registry, site: ResolvedSite, pins: Record<string, string> = {}): Map<string, DesiredModel> {
+  const out = new Map<string, DesiredModel>();
+  const selected = site.models ?? [...registry.models.values()].filter((m) => m.entry).map((m) => m.name);
+  for (const model of [...selected].sort()) {
+    const info = registry.models.get(model);
+    if (!info?.entry) throw new NotFoundError(`site ${site.name} selects model ${JSON.stringify(model)}, which the registry does not declare`, { model });
+    const declared = info.entry.current_version;
+    const pin = pins[model];
+    const override = site.overrides[model];
+    if (pin !== undefined) out.set(model, { model, version: pin, declared, reason: 'pin' });
+    else if (override !== undefined) out.set(model, { model, version: override, declared, reason: 'override' });
+    else out.set(model, { model, version: declared, declared, reason: 'current' });
+  }
+  return out;
+}

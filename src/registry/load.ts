@@ -1,0 +1,377 @@
+/**
+ * Load a registry snapshot from a source and check it: schemas first, then
+ * the cross-file rules. Every problem is collected (never stop at the first)
+ * and positioned at the file, line and column that causes it.
+ */
+import { validate as validateCron } from 'node-cron';
+import type { Problem } from '../errors.ts';
+import { errorMessage } from '../errors.ts';
+import {
+  MODEL_REGISTRY_FILE, REGISTRY_DIR, MANIFEST_NAME, SITES_DIR, GROUPS_DIR,
+  manifestPath, modelDir, versionFilePath, extendsPath,
+} from './layout.ts';
+import { z } from 'zod';
+import {
+  ManifestFile, ModelEntry, ModelRegistryFile, SiteFile, NAME_RE, VERSION_RE, RESERVED_VERSION_NAMES,
+  type VersionScheme,
+} from './schema.ts';
+import type { RegistrySource } from './source.ts';
+import { inferScheme, matchesScheme, schemeDescription, sortVersions } from './versions.ts';
+import { parseYamlFile, type YamlFile } from './yaml-file.ts';
+import { zodProblems } from './zod-problems.ts';
+
+export interface VersionInfo {
+  model: string;
+  version: string;
+  manifest: ManifestFile;
+  /** Repo-relative path of manifest.yaml. */
+  file: string;
+  yaml: YamlFile;
+}
+
+export interface ModelInfo {
+  name: string;
+  /** The entry in model_registry.yaml; undefined for a model folder no entry declares (published, not released). */
+  entry?: ModelEntry;
+  /** Declared or inferred; null when the versions follow no single scheme. */
+  scheme: VersionScheme | null;
+  /** Versions whose manifest parsed, by version. */
+  versions: Map<string, VersionInfo>;
+  /** Version folders whose manifest is broken (reported already; not "missing"). */
+  broken: Set<string>;
+}
+
+export interface SiteDoc {
+  name: string;
+  file: string;
+  data: SiteFile;
+  yaml: YamlFile;
+}
+
+export interface Registry {
+  /** What was read ("commit 1a2b…", "working tree"). */
+  description: string;
+  commit?: string;
+  models: Map<string, ModelInfo>;
+  sites: Map<string, SiteDoc>;
+  /** Group files by their `extends` reference (`groups/outposts`). */
+  groups: Map<string, SiteDoc>;
+  modelRegistryYaml?: YamlFile;
+}
+
+export interface LoadOptions {
+  /**
+   * Whether to check each file's bytes or pointer against its manifest.
+   * Reconcile checks only what the site will fetch (and verifies bytes anyway);
+   * `validate` checks everything.
+   */
+  checkContent?: boolean | ((model: string, version: string) => boolean);
+}
+
+export interface LoadResult {
+  registry: Registry;
+  problems: Problem[];
+}
+
+const at = (file: string, message: string, path = ''): Problem => ({ file, line: 1, col: 1, path, message });
+
+async function readYaml(source: RegistrySource, file: string, problems: Problem[]): Promise<YamlFile | null> {
+  const text = await source.readText(file);
+  if (text === null) return null;
+  const yf = parseYamlFile(file, text);
+  problems.push(...yf.syntaxProblems);
+  return yf;
+}
+
+export async function loadRegistry(source: RegistrySource, options: LoadOptions = {}): Promise<LoadResult> {
+  const problems: Problem[] = [];
+  const registry: Registry = { description: source.description, commit: source.commit, models: new Map(), sites: new Map(), groups: new Map() };
+
+  // ---- model_registry.yaml ----
+  const regYaml = await readYaml(source, MODEL_REGISTRY_FILE, problems);
+  let declared: Record<string, ModelEntry> = {};
+  if (!regYaml) {
+    problems.push(at(MODEL_REGISTRY_FILE, 'file is missing (every registry declares its models here)'));
+  } else if (regYaml.value !== undefined) {
+    registry.modelRegistryYaml = regYaml;
+    const parsed = ModelRegistryFile.safeParse(regYaml.value ?? {});
+    if (parsed.success) declared = parsed.data.models;
+    else {
+      problems.push(...zodProblems(regYaml, parsed.error));
+      // Keep the entries that are fine, so cross-file rules still report on them.
+      const raw = (regYaml.value as { models?: Record<string, unknown> } | null)?.models;
+      if (raw && typeof raw === 'object') {
+        for (const [name, entry] of Object.entries(raw)) {
+          // Unknown keys were reported already; the entry still declares its model for cross-references.
+          const one = z.object(ModelEntry.shape).safeParse(entry);
+          if (one.success && NAME_RE.test(name)) declared[name] = one.data;
+        }
+      }
+    }
+  }
+
+  // ---- registry/<model>/<version>/manifest.yaml ----
+  const top = (await source.list(REGISTRY_DIR)) ?? [];
+  const modelNames = new Set<string>(Object.keys(declared));
+  for (const ent of top) if (ent.type === 'dir') modelNames.add(ent.name);
+
+  for (const name of [...modelNames].sort()) {
+    const info: ModelInfo = { name, entry: declared[name], scheme: null, versions: new Map(), broken: new Set() };
+    registry.models.set(name, info);
+    if (!NAME_RE.test(name)) {
+      problems.push(at(`${modelDir(name)}/`, `model folder name ${JSON.stringify(name)} is not a valid model name`));
+      continue;
+    }
+    const entries = await source.list(modelDir(name));
+    for (const vent of entries ?? []) {
+      if (vent.type !== 'dir') continue;
+      await loadVersion(source, name, vent.name, info, problems, options);
+    }
+  }
+
+  // ---- per-model rules: schemes, current and previous exist ----
+  for (const info of registry.models.values()) checkModel(info, regYaml, problems);
+
+  // ---- sites and groups ----
+  await loadSiteDocs(source, SITES_DIR, registry.sites, problems, (n) => n);
+  await loadSiteDocs(source, GROUPS_DIR, registry.groups, problems, (n) => `groups/${n}`);
+  for (const site of registry.sites.values()) checkSite(registry, site, problems, false);
+  for (const group of registry.groups.values()) checkSite(registry, group, problems, true);
+  await checkTemplatesExist(source, registry, problems);
+
+  return { registry, problems: dedupe(problems) };
+}
+
+async function loadVersion(
+  source: RegistrySource, model: string, version: string, info: ModelInfo, problems: Problem[], options: LoadOptions,
+): Promise<void> {
+  const file = manifestPath(model, version);
+  const folder = `${modelDir(model)}/${version}/`;
+  if (!VERSION_RE.test(version) || RESERVED_VERSION_NAMES.has(version)) {
+    problems.push(at(folder, `version folder name ${JSON.stringify(version)} is not a valid version`));
+    return;
+  }
+  const yf = await readYaml(source, file, problems);
+  if (!yf) {
+    problems.push(at(folder, `version folder has no ${MANIFEST_NAME}`));
+    info.broken.add(version);
+    return;
+  }
+  if (yf.value === undefined) {
+    info.broken.add(version);
+    return;
+  }
+  const parsed = ManifestFile.safeParse(yf.value ?? {});
+  if (!parsed.success) {
+    problems.push(...zodProblems(yf, parsed.error));
+    info.broken.add(version);
+    return;
+  }
+  const m = parsed.data;
+  if (m.name !== model) problems.push(yf.problem(['name'], `is ${JSON.stringify(m.name)} but the manifest is in the folder of model ${JSON.stringify(model)}`));
+  if (m.version !== version) problems.push(yf.problem(['version'], `is ${JSON.stringify(m.version)} but the manifest is in folder ${JSON.stringify(version)}`));
+  info.versions.set(version, { model, version, manifest: m, file, yaml: yf });
+
+  // File names: unique (also ignoring case, or a checkout on macOS/Windows loses one), not the manifest itself.
+  const seen = new Map<string, number>();
+  m.files.forEach((f, i) => {
+    const folded = f.name.toLowerCase();
+    const prev = seen.get(folded);
+    if (prev !== undefined) problems.push(yf.problem(['files', i, 'name'], `duplicate file name ${JSON.stringify(f.name)} (also files[${prev}])`));
+    else seen.set(folded, i);
+    if (f.name === MANIFEST_NAME) problems.push(yf.problem(['files', i, 'name'], `"${MANIFEST_NAME}" is reserved for the manifest itself`));
+  });
+  // A file that is also a directory prefix of another cannot exist on disk.
+  const names = new Set(m.files.map((f) => f.name));
+  m.files.forEach((f, i) => {
+    const parts = f.name.split('/');
+    for (let k = 1; k < parts.length; k++) {
+      if (names.has(parts.slice(0, k).join('/'))) {
+        problems.push(yf.problem(['files', i, 'name'], `${JSON.stringify(f.name)} lies inside ${JSON.stringify(parts.slice(0, k).join('/'))}, which is a file`));
+        break;
+      }
+    }
+  });
+
+  const check = typeof options.checkContent === 'function' ? options.checkContent(model, version) : (options.checkContent ?? true);
+  if (check) await checkVersionContent(source, model, version, m, yf, problems);
+}
+
+async function checkVersionContent(
+  source: RegistrySource, model: string, version: string, m: ManifestFile, yf: YamlFile, problems: Problem[],
+): Promise<void> {
+  for (const [i, f] of m.files.entries()) {
+    const path = versionFilePath(model, version, f.name);
+    let content;
+    try {
+      content = await source.inspect(path);
+    } catch (err) {
+      problems.push(yf.problem(['files', i, 'name'], `cannot read ${path}: ${errorMessage(err)}`));
+      continue;
+    }
+    if (!content) {
+      problems.push(yf.problem(['files', i, 'name'], `file ${path} is missing`));
+      continue;
+    }
+    if (content.kind === 'pointer') {
+      if (content.pointer.oid !== f.sha256) problems.push(yf.problem(['files', i, 'sha256'], `does not match the LFS pointer in ${path} (oid sha256:${content.pointer.oid})`));
+      if (content.pointer.size !== f.size) problems.push(yf.problem(['files', i, 'size'], `is ${f.size} but the LFS pointer in ${path} says ${content.pointer.size}`));
+    } else {
+      if (content.size !== f.size) {
+        problems.push(yf.problem(['files', i, 'size'], `is ${f.size} but ${path} has ${content.size} bytes`));
+        continue;
+      }
+      const digest = await content.digest();
+      if (digest.sha256 !== f.sha256) problems.push(yf.problem(['files', i, 'sha256'], `does not match the content of ${path} (sha256 ${digest.sha256})`));
+    }
+  }
+  // Files in the version folder that the manifest does not list were probably forgotten.
+  const listed = new Set(m.files.map((f) => f.name));
+  const stack: string[] = [''];
+  while (stack.length) {
+    const rel = stack.pop()!;
+    const entries = await source.list(`${modelDir(model)}/${version}${rel ? `/${rel}` : ''}`);
+    for (const e of entries ?? []) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.type === 'dir') {
+        if ([...listed].some((n) => n.startsWith(`${r}/`))) stack.push(r);
+        else problems.push(yf.problem(['files'], `${modelDir(model)}/${version}/${r}/ is not listed in the manifest`));
+      } else if (r !== MANIFEST_NAME && !listed.has(r) && !r.endsWith('.md') && r !== '.gitattributes') {
+        problems.push(yf.problem(['files'], `${modelDir(model)}/${version}/${r} is not listed in the manifest`));
+      }
+    }
+  }
+}
+
+function checkModel(info: ModelInfo, regYaml: YamlFile | null, problems: Problem[]): void {
+  const versions = [...info.versions.keys()];
+  const entry = info.entry;
+  const pathOf = (k: string): Array<string> => ['models', info.name, k];
+  if (entry?.version_scheme) {
+    info.scheme = entry.version_scheme;
+    for (const v of versions) {
+      if (!matchesScheme(v, entry.version_scheme)) {
+        const vi = info.versions.get(v)!;
+        problems.push(vi.yaml.problem(['version'], `${JSON.stringify(v)} does not follow the model's version_scheme ${entry.version_scheme} (${schemeDescription(entry.version_scheme)})`));
+      }
+    }
+  } else if (versions.length > 0) {
+    info.scheme = inferScheme(versions);
+    if (!info.scheme) {
+      const where = regYaml && entry ? regYaml.problem(['models', info.name], '') : at(`${modelDir(info.name)}/`, '');
+      problems.push({
+        ...where,
+        path: where.path,
+        message: `versions of ${info.name} follow no single scheme (date, integer or semver): ${sortVersions(versions, 'date').join(', ')}; rename them or set version_scheme`,
+      });
+    }
+  }
+  if (!entry || !regYaml) return;
+  for (const key of ['current_version', 'previous_version'] as const) {
+    const v = entry[key];
+    if (v === undefined) continue;
+    if (!info.versions.has(v) && !info.broken.has(v)) {
+      problems.push(regYaml.problem(pathOf(key), `version ${JSON.stringify(v)} of ${info.name} is not published (no ${manifestPath(info.name, v)})`));
+    }
+  }
+}
+
+async function loadSiteDocs(
+  source: RegistrySource, dir: string, into: Map<string, SiteDoc>, problems: Problem[], key: (name: string) => string,
+): Promise<void> {
+  for (const ent of (await source.list(dir)) ?? []) {
+    if (ent.type !== 'file') continue;
+    const file = `${dir}/${ent.name}`;
+    if (!/\.ya?ml$/.test(ent.name)) continue;
+    const name = ent.name.replace(/\.ya?ml$/, '');
+    if (ent.name.endsWith('.yml')) {
+      problems.push(at(file, 'site files end in .yaml (this one would be ignored)'));
+      continue;
+    }
+    if (!NAME_RE.test(name)) {
+      problems.push(at(file, `${JSON.stringify(name)} is not a valid site or group name`));
+      continue;
+    }
+    const yf = await readYaml(source, file, problems);
+    if (!yf || yf.value === undefined) continue;
+    const parsed = SiteFile.safeParse(yf.value ?? {});
+    if (!parsed.success) {
+      problems.push(...zodProblems(yf, parsed.error));
+      continue;
+    }
+    into.set(key(name), { name: key(name), file, data: parsed.data, yaml: yf });
+  }
+}
+
+function checkSite(registry: Registry, doc: SiteDoc, problems: Problem[], isGroup: boolean): void {
+  const { data, yaml } = doc;
+  const known = (m: string): boolean => registry.models.get(m)?.entry !== undefined;
+  data.models?.forEach((m, i) => {
+    if (!known(m)) problems.push(yaml.problem(['models', i], `model ${JSON.stringify(m)} is not declared in ${MODEL_REGISTRY_FILE}`));
+  });
+  for (const [m, v] of Object.entries(data.overrides ?? {})) {
+    const info = registry.models.get(m);
+    if (!info?.entry) problems.push(yaml.problem(['overrides', m], `model ${JSON.stringify(m)} is not declared in ${MODEL_REGISTRY_FILE}`, { key: true }));
+    else if (!info.versions.has(v) && !info.broken.has(v)) problems.push(yaml.problem(['overrides', m], `version ${JSON.stringify(v)} of ${m} is not published`));
+  }
+  if (data.schedule !== undefined && !validateCron(data.schedule)) {
+    problems.push(yaml.problem(['schedule'], `${JSON.stringify(data.schedule)} is not a valid cron expression (five or six fields, e.g. "*/15 * * * *")`));
+  }
+  data.templates?.forEach((t, i) => {
+    t.models?.forEach((m, j) => {
+      if (!known(m)) problems.push(yaml.problem(['templates', i, 'models', j], `model ${JSON.stringify(m)} is not declared in ${MODEL_REGISTRY_FILE}`));
+    });
+  });
+  // extends: every reference resolves, and following them never comes back here.
+  data.extends?.forEach((ref, i) => {
+    const target = ref.startsWith('groups/') ? registry.groups.get(ref) : registry.sites.get(ref);
+    if (!target) problems.push(yaml.problem(['extends', i], `${JSON.stringify(ref)} does not resolve (expected ${extendsPath(ref)})`));
+  });
+  const cycle = findCycle(registry, doc.name);
+  if (cycle) problems.push(yaml.problem(['extends'], `extends forms a cycle: ${cycle.join(' -> ')}`));
+  void isGroup;
+}
+
+/** The cycle through `start`, if following `extends` from it returns to it. */
+export function findCycle(registry: Registry, start: string): string[] | null {
+  const lookup = (ref: string): SiteDoc | undefined => (ref.startsWith('groups/') ? registry.groups.get(ref) : registry.sites.get(ref));
+  const path: string[] = [];
+  const onPath = new Set<string>();
+  const done = new Set<string>();
+  const visit = (ref: string): string[] | null => {
+    if (onPath.has(ref)) return ref === start ? [...path, ref] : null;
+    if (done.has(ref)) return null;
+    const doc = lookup(ref);
+    if (!doc) return null;
+    path.push(ref);
+    onPath.add(ref);
+    for (const next of doc.data.extends ?? []) {
+      const c = visit(next);
+      if (c) return c;
+    }
+    path.pop();
+    onPath.delete(ref);
+    done.add(ref);
+    return null;
+  };
+  return visit(start);
+}
+
+async function checkTemplatesExist(source: RegistrySource, registry: Registry, problems: Problem[]): Promise<void> {
+  for (const doc of [...registry.sites.values(), ...registry.groups.values()]) {
+    for (const [i, t] of (doc.data.templates ?? []).entries()) {
+      const text = await source.readText(t.src);
+      if (text === null) problems.push(doc.yaml.problem(['templates', i, 'src'], `template ${t.src} does not exist`));
+    }
+  }
+}
+
+function dedupe(problems: Problem[]): Problem[] {
+  const seen = new Set<string>();
+  return problems.filter((p) => {
+    const k = `${p.file}:${p.line}:${p.col}:${p.path}:${p.message}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}

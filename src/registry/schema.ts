@@ -1,0 +1,177 @@
+/**
+ * Schemas of every file modelsync reads. Unknown keys are errors everywhere:
+ * a misspelt `curent_version` must fail loudly, not be ignored.
+ */
+import { z } from 'zod';
+import { unsafeRelativePathReason } from '../util/safe-path.ts';
+
+export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+export const VERSION_RE = /^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$/;
+/** Names the store uses for its own links inside `models/<model>/`. */
+export const RESERVED_VERSION_NAMES = new Set(['current', 'previous']);
+
+export const ModelName = z
+  .string()
+  .regex(NAME_RE, 'must start with a letter or digit and use only letters, digits, "_", "-" and "." (at most 128)');
+
+/** YAML turns `version: 3` into a number; integer versions are accepted and kept as strings. */
+export const Version = z
+  .union([z.string(), z.int().nonnegative()], { error: 'must be a string (quote it) or a non-negative integer' })
+  .transform((v) => String(v))
+  .pipe(
+    z
+      .string()
+      .regex(VERSION_RE, 'must start with a letter or digit and use only letters, digits, "_", "-", "+" and "." (at most 128)')
+      .refine((v) => !RESERVED_VERSION_NAMES.has(v), { message: '"current" and "previous" are reserved names' }),
+  );
+
+export const Sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters (a sha256)');
+
+export const RelativePath = z.string().superRefine((p, ctx) => {
+  const why = unsafeRelativePathReason(p);
+  if (why) ctx.addIssue({ code: 'custom', message: `unsafe path ${JSON.stringify(p)}: ${why}` });
+});
+
+export const VersionScheme = z.enum(['date', 'semver', 'integer']);
+export type VersionScheme = z.infer<typeof VersionScheme>;
+
+// ---- registry/model_registry.yaml ----
+
+export const ModelEntry = z.strictObject({
+  current_version: Version,
+  previous_version: Version.optional(),
+  description: z.string().optional(),
+  version_scheme: VersionScheme.optional(),
+});
+export type ModelEntry = z.infer<typeof ModelEntry>;
+
+export const ModelRegistryFile = z.strictObject({
+  models: z.record(ModelName, ModelEntry),
+});
+export type ModelRegistryFile = z.infer<typeof ModelRegistryFile>;
+
+// ---- registry/<model>/<version>/manifest.yaml ----
+
+export const ChunkIndexRef = z.strictObject({
+  oid: Sha256,
+  size: z.int().nonnegative(),
+});
+
+export const ManifestFileEntry = z.strictObject({
+  name: RelativePath,
+  sha256: Sha256,
+  size: z.int().nonnegative(),
+  chunks: ChunkIndexRef.optional(),
+});
+export type ManifestFileEntry = z.infer<typeof ManifestFileEntry>;
+
+export const ManifestFile = z.strictObject({
+  name: ModelName,
+  version: Version,
+  framework: z.string().optional(),
+  source: z.string().optional(),
+  description: z.string().optional(),
+  date_deployed: z.union([z.string(), z.date().transform((d) => d.toISOString().slice(0, 10))]).optional(),
+  training_metrics: z.record(z.string(), z.unknown()).optional(),
+  files: z.array(ManifestFileEntry).min(1, 'a version needs at least one file'),
+  previous_version: Version.optional(),
+});
+export type ManifestFile = z.infer<typeof ManifestFile>;
+
+// ---- sites/<site>.yaml and sites/groups/<group>.yaml ----
+
+export const TemplateSpec = z.strictObject({
+  src: RelativePath,
+  dest: RelativePath,
+  models: z.array(ModelName).optional(),
+});
+export type TemplateSpec = z.infer<typeof TemplateSpec>;
+
+export const SiteFile = z.strictObject({
+  description: z.string().optional(),
+  extends: z.array(z.string().min(1)).optional(),
+  labels: z.record(z.string(), z.string()).optional(),
+  models: z.array(ModelName).optional(),
+  overrides: z.record(ModelName, Version).optional(),
+  schedule: z.string().optional(),
+  retention: z.strictObject({ keep: z.int().nonnegative() }).optional(),
+  bandwidth: z.strictObject({ limit_kbps: z.int().positive() }).optional(),
+  templates: z.array(TemplateSpec).optional(),
+});
+export type SiteFile = z.infer<typeof SiteFile>;
+
+// ---- agent.yaml (local to each site, never from the registry) ----
+
+const Argv = z.array(z.string().min(1)).min(1, 'an argv needs at least the program');
+const HttpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
+
+export const HealthCheck = z
+  .strictObject({
+    command: Argv.optional(),
+    http: HttpUrl.optional(),
+    timeout_s: z.number().positive().max(3600).default(30),
+    /** Tries until the check passes within timeout_s (services take a moment to come up). */
+    interval_s: z.number().positive().max(600).default(1),
+  })
+  .refine((h) => (h.command ? 1 : 0) + (h.http ? 1 : 0) === 1, { message: 'give exactly one of command or http' });
+
+export const ServiceSpec = z
+  .strictObject({
+    name: z.string().regex(NAME_RE, 'must be a simple name'),
+    models: z.array(ModelName).min(1),
+    restart: Argv.optional(),
+    reload: z.strictObject({ http: HttpUrl, method: z.enum(['POST', 'PUT', 'GET']).default('POST') }).optional(),
+    health: HealthCheck.optional(),
+  })
+  .refine((s) => !(s.restart && s.reload), { message: 'give restart or reload, not both' });
+export type ServiceSpec = z.infer<typeof ServiceSpec>;
+
+export const AgentConfigFile = z.strictObject({
+  site: z.string().regex(NAME_RE, 'must be a site name'),
+  registry: z.string().min(1),
+  branch: z.string().min(1).default('main'),
+  token_file: z.string().optional(),
+  store: z.string().min(1),
+  config_dir: z.string().optional(),
+  listen: z.string().optional(),
+  webhook_secret_file: z.string().optional(),
+  hub: HttpUrl.optional(),
+  services: z.array(ServiceSpec).default([]),
+  /** Overrides the site file's schedule (a local decision wins). */
+  schedule: z.string().optional(),
+  /** Up to this many seconds of random delay before a scheduled pass, so a fleet does not stampede. */
+  jitter_s: z.number().nonnegative().max(3600).default(30),
+  /** Let the registry's templates be rendered on this machine (they are data, not commands). */
+  templates: z.boolean().default(true),
+  /** Seconds between low-priority re-verifications of active files (0 = off). */
+  verify_interval_s: z.number().nonnegative().default(3600),
+  concurrency: z.int().positive().max(64).default(8),
+  log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
+});
+export type AgentConfigFile = z.infer<typeof AgentConfigFile>;
+
+// ---- hub tokens file ----
+
+export const Role = z.enum(['site', 'publisher', 'admin']);
+export type Role = z.infer<typeof Role>;
+
+export const TokensFile = z.strictObject({
+  tokens: z.array(
+    z.strictObject({
+      name: z.string().min(1),
+      sha256: Sha256,
+      role: Role,
+      sites: z.array(z.string().regex(NAME_RE)).optional(),
+    }),
+  ),
+});
+export type TokensFile = z.infer<typeof TokensFile>;
+
+/** Every schema by the file it describes, for the generated JSON Schemas. */
+export const FILE_SCHEMAS = {
+  'model_registry': ModelRegistryFile,
+  'manifest': ManifestFile,
+  'site': SiteFile,
+  'agent': AgentConfigFile,
+  'tokens': TokensFile,
+} as const;

@@ -1,0 +1,271 @@
+/**
+ * Where registry content is read from: the working tree, the index (what a
+ * commit would record) or a commit. Validation and reconcile read through
+ * this one interface, so "validate my edit", "validate this pull request's
+ * head" and "what does the branch declare" share every rule.
+ */
+import * as fs from 'node:fs';
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import git from 'isomorphic-git';
+import { GitError, NotFoundError } from '../errors.ts';
+import { hashFile, hashBytes, type Digest } from '../util/hash.ts';
+import { MAX_POINTER_SIZE, parsePointer, type LfsPointer } from './lfs-pointer.ts';
+
+export interface DirEntry {
+  name: string;
+  type: 'file' | 'dir';
+}
+
+/** What a registry file holds: an LFS pointer, or the content itself. */
+export type FileContent =
+  | { kind: 'pointer'; pointer: LfsPointer }
+  | { kind: 'content'; size: number; digest(): Promise<Digest>; bytes(): Promise<Uint8Array> };
+
+export interface RegistrySource {
+  /** For messages: "working tree", "index", "commit 1a2b3c4". */
+  readonly description: string;
+  /** The commit read, when reading one. */
+  readonly commit?: string;
+  readText(path: string): Promise<string | null>;
+  list(dir: string): Promise<DirEntry[] | null>;
+  inspect(path: string): Promise<FileContent | null>;
+}
+
+/** Paths in the registry are always posix, relative to the repo root. */
+function splitDir(path: string): string {
+  return path.replace(/\/+$/, '');
+}
+
+export class WorkTreeSource implements RegistrySource {
+  readonly description = 'working tree';
+  constructor(readonly root: string) {}
+
+  async readText(path: string): Promise<string | null> {
+    try {
+      return await fsp.readFile(join(this.root, path), 'utf8');
+    } catch (err) {
+      if (isMissing(err)) return null;
+      throw err;
+    }
+  }
+
+  async list(dir: string): Promise<DirEntry[] | null> {
+    try {
+      const ents = await fsp.readdir(join(this.root, dir), { withFileTypes: true });
+      return ents
+        .filter((e) => e.isFile() || e.isDirectory())
+        .map((e) => ({ name: e.name, type: e.isDirectory() ? ('dir' as const) : ('file' as const) }))
+        .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    } catch (err) {
+      if (isMissing(err)) return null;
+      throw err;
+    }
+  }
+
+  async inspect(path: string): Promise<FileContent | null> {
+    const full = join(this.root, path);
+    let st: fs.Stats;
+    try {
+      st = await fsp.stat(full);
+    } catch (err) {
+      if (isMissing(err)) return null;
+      throw err;
+    }
+    if (!st.isFile()) return null;
+    if (st.size <= MAX_POINTER_SIZE) {
+      const bytes = await fsp.readFile(full);
+      const pointer = parsePointer(bytes);
+      if (pointer) return { kind: 'pointer', pointer };
+      return { kind: 'content', size: bytes.length, digest: async () => hashBytes(bytes), bytes: async () => bytes };
+    }
+    // Smudged LFS content can be gigabytes: hash it by streaming, only when asked.
+    return { kind: 'content', size: st.size, digest: () => hashFile(full), bytes: () => fsp.readFile(full) };
+  }
+}
+
+interface GitLocation {
+  dir?: string;
+  gitdir: string;
+}
+
+/** Reads blobs out of Git objects: a commit's tree, or the index. */
+abstract class GitObjectSource implements RegistrySource {
+  abstract readonly description: string;
+  readonly commit?: string;
+  constructor(protected readonly loc: GitLocation) {}
+
+  protected abstract lookup(path: string): Promise<{ oid: string; type: 'blob' | 'tree' } | null>;
+  protected abstract children(dir: string): Promise<DirEntry[] | null>;
+
+  protected async blob(oid: string): Promise<Uint8Array> {
+    const { blob } = await git.readBlob({ fs, gitdir: this.loc.gitdir, oid });
+    return blob;
+  }
+
+  async readText(path: string): Promise<string | null> {
+    const hit = await this.lookup(path);
+    if (!hit || hit.type !== 'blob') return null;
+    return Buffer.from(await this.blob(hit.oid)).toString('utf8');
+  }
+
+  list(dir: string): Promise<DirEntry[] | null> {
+    return this.children(splitDir(dir));
+  }
+
+  async inspect(path: string): Promise<FileContent | null> {
+    const hit = await this.lookup(path);
+    if (!hit || hit.type !== 'blob') return null;
+    const bytes = await this.blob(hit.oid);
+    const pointer = parsePointer(bytes);
+    if (pointer) return { kind: 'pointer', pointer };
+    return { kind: 'content', size: bytes.length, digest: async () => hashBytes(bytes), bytes: async () => bytes };
+  }
+}
+
+export class CommitSource extends GitObjectSource {
+  readonly description: string;
+  override readonly commit: string;
+  private readonly trees = new Map<string, Promise<Array<{ path: string; oid: string; type: string }> | null>>();
+
+  private constructor(loc: GitLocation, commit: string, private readonly rootTree: string) {
+    super(loc);
+    this.commit = commit;
+    this.description = `commit ${commit.slice(0, 12)}`;
+  }
+
+  /** Open `rev` (a branch, tag, ref or commit oid) in the repository at gitdir. */
+  static async open(loc: GitLocation, rev: string): Promise<CommitSource> {
+    let oid: string;
+    try {
+      // resolveRef returns a full oid unchanged and follows branches, tags and symbolic refs.
+      oid = await git.resolveRef({ fs, gitdir: loc.gitdir, ref: rev });
+    } catch {
+      try {
+        oid = await git.expandOid({ fs, gitdir: loc.gitdir, oid: rev });
+      } catch {
+        throw new NotFoundError(`cannot resolve ${JSON.stringify(rev)} in ${loc.dir ?? loc.gitdir}`, { rev });
+      }
+    }
+    try {
+      const { commit } = await git.readCommit({ fs, gitdir: loc.gitdir, oid });
+      return new CommitSource(loc, oid, commit.tree);
+    } catch (err) {
+      throw new GitError(`cannot read commit ${oid}: ${(err as Error).message}`, { rev, oid }, err);
+    }
+  }
+
+  private tree(dir: string): Promise<Array<{ path: string; oid: string; type: string }> | null> {
+    let p = this.trees.get(dir);
+    if (!p) {
+      p = (async () => {
+        if (dir === '') return (await git.readTree({ fs, gitdir: this.loc.gitdir, oid: this.rootTree })).tree;
+        const slash = dir.lastIndexOf('/');
+        const parent = await this.tree(slash < 0 ? '' : dir.slice(0, slash));
+        const ent = parent?.find((e) => e.path === dir.slice(slash + 1));
+        if (!ent || ent.type !== 'tree') return null;
+        return (await git.readTree({ fs, gitdir: this.loc.gitdir, oid: ent.oid })).tree;
+      })();
+      this.trees.set(dir, p);
+    }
+    return p;
+  }
+
+  protected async lookup(path: string): Promise<{ oid: string; type: 'blob' | 'tree' } | null> {
+    const slash = path.lastIndexOf('/');
+    const entries = await this.tree(slash < 0 ? '' : path.slice(0, slash));
+    const ent = entries?.find((e) => e.path === path.slice(slash + 1));
+    if (!ent || (ent.type !== 'blob' && ent.type !== 'tree')) return null;
+    return { oid: ent.oid, type: ent.type };
+  }
+
+  protected async children(dir: string): Promise<DirEntry[] | null> {
+    const entries = await this.tree(dir);
+    if (!entries) return null;
+    return entries
+      .filter((e) => e.type === 'blob' || e.type === 'tree')
+      .map((e) => ({ name: e.path, type: e.type === 'tree' ? ('dir' as const) : ('file' as const) }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+}
+
+/** What is staged: the content a `git commit` would record (pointers, after LFS's clean filter). */
+export class IndexSource extends GitObjectSource {
+  readonly description = 'index';
+  private entries?: Promise<Map<string, string>>;
+
+  constructor(loc: { dir: string; gitdir: string }) {
+    super(loc);
+  }
+
+  private all(): Promise<Map<string, string>> {
+    this.entries ??= (async () => {
+      const map = new Map<string, string>();
+      const files = await git.walk({
+        fs,
+        dir: this.loc.dir!,
+        gitdir: this.loc.gitdir,
+        trees: [git.STAGE()],
+        map: async (filepath, [entry]) => {
+          if (!entry || filepath === '.') return undefined;
+          if ((await entry.type()) === 'blob') map.set(filepath, await entry.oid());
+          return filepath;
+        },
+      });
+      void files;
+      return map;
+    })();
+    return this.entries;
+  }
+
+  protected async lookup(path: string): Promise<{ oid: string; type: 'blob' | 'tree' } | null> {
+    const all = await this.all();
+    const oid = all.get(path);
+    if (oid) return { oid, type: 'blob' };
+    const prefix = `${path}/`;
+    for (const k of all.keys()) if (k.startsWith(prefix)) return { oid: '', type: 'tree' };
+    return null;
+  }
+
+  protected async children(dir: string): Promise<DirEntry[] | null> {
+    const all = await this.all();
+    const prefix = dir === '' ? '' : `${dir}/`;
+    const seen = new Map<string, DirEntry['type']>();
+    for (const k of all.keys()) {
+      if (!k.startsWith(prefix)) continue;
+      const rest = k.slice(prefix.length);
+      const slash = rest.indexOf('/');
+      if (slash < 0) seen.set(rest, 'file');
+      else seen.set(rest.slice(0, slash), 'dir');
+    }
+    if (seen.size === 0) return null;
+    return [...seen].map(([name, type]) => ({ name, type })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+}
+
+/** Find the git directory for a checkout or a bare repository. */
+export async function findGitDir(repo: string): Promise<{ dir?: string; gitdir: string }> {
+  const dotgit = join(repo, '.git');
+  try {
+    const st = await fsp.stat(dotgit);
+    if (st.isDirectory()) return { dir: repo, gitdir: dotgit };
+    // A .git file points elsewhere (worktrees, submodules).
+    const text = await fsp.readFile(dotgit, 'utf8');
+    const m = /^gitdir:\s*(.+)$/m.exec(text);
+    if (m) return { dir: repo, gitdir: join(repo, m[1]!.trim()) };
+  } catch (err) {
+    if (!isMissing(err)) throw err;
+  }
+  try {
+    await fsp.stat(join(repo, 'HEAD'));
+    await fsp.stat(join(repo, 'objects'));
+    return { gitdir: repo };
+  } catch {
+    throw new NotFoundError(`${repo} is not a Git repository (no .git, and not a bare repository)`, { repo });
+  }
+}
+
+function isMissing(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
