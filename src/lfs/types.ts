@@ -1,0 +1,45 @@
+/**
+ * The contract between the reconcile loop and whatever brings LFS objects to
+ * a site (the HTTP batch client, a local repository's git-lfs cache, a
+ * mirror). Reconcile only ever sees verified files.
+ */
+import type { ModelsyncError } from '../errors.ts';
+
+export interface LfsObject {
+  oid: string;
+  size: number;
+}
+
+export interface FetchProgress {
+  oid: string;
+  /** Bytes of this object on disk so far (resumed bytes included). */
+  bytes: number;
+  size: number;
+}
+
+export interface FetchOptions {
+  /** Partial downloads live at `<tmpDir>/<oid>.part`; an existing one is resumed. */
+  tmpDir: string;
+  /**
+   * Called once per object, after every byte hashed to its oid and size.
+   * The callee takes ownership of `path` (typically renames it into the store).
+   */
+  onVerified(obj: LfsObject, path: string): Promise<void>;
+  onProgress?(p: FetchProgress): void;
+  signal?: AbortSignal;
+}
+
+export interface FetchResult {
+  /** Objects verified and handed to onVerified. */
+  fetched: LfsObject[];
+  /** Bytes that crossed the network (or were copied), resumed bytes excluded. */
+  bytesTransferred: number;
+  /** Objects that could not be fetched, each with a typed error (ChecksumError, NetworkError, NotFoundError…). */
+  failed: Array<{ obj: LfsObject; error: ModelsyncError }>;
+}
+
+export interface ObjectFetcher {
+  /** Human description without credentials ("https://hub/registry.git/info/lfs"). */
+  readonly description: string;
+  fetch(objects: readonly LfsObject[], options: FetchOptions): Promise<FetchResult>;
+}

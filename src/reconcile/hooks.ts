@@ -1,0 +1,34 @@
+/**
+ * How the agent plugs services, health checks and templates into a reconcile
+ * pass. The one-shot `modelsync reconcile` runs without hooks (it only
+ * manages files); `modelsync agent` passes hooks built from agent.yaml.
+ */
+export interface ActivatedModel {
+  model: string;
+  /** The version now active. */
+  version: string;
+  /** The version active before this pass, if any. */
+  from?: string;
+  /** Absolute path of `<store>/models/<model>/current`. */
+  currentDir: string;
+}
+
+export interface UnhealthyService {
+  service: string;
+  models: string[];
+  reason: string;
+}
+
+export interface ActivationHooks {
+  /**
+   * Called once per pass after `current` was switched for `changed` (never
+   * empty). Restart or reload the services that use them, then health-check
+   * those services. Return the ones that failed.
+   */
+  afterSwitch(changed: readonly ActivatedModel[]): Promise<{ unhealthy: UnhealthyService[] }>;
+  /**
+   * Called after the models of unhealthy services were switched back to the
+   * version they ran before; restart those services again.
+   */
+  afterRollback(rolledBack: readonly ActivatedModel[]): Promise<void>;
+}
