@@ -1,0 +1,230 @@
+/**
+ * Where a pass reads the registry from, and at which commit.
+ *
+ * - A remote (http/https): a shallow, single-branch clone kept in
+ *   `<store>/registry.git` and fetched incrementally each pass with
+ *   isomorphic-git. A force-pushed branch is just a new tip to fetch; a cache
+ *   that git cannot update is thrown away and cloned again.
+ * - A local path (a checkout or a bare repository): read directly at the
+ *   branch's commit; nothing is copied.
+ *
+ * Credentials never enter the clone's config, a log line, an error or the
+ * state file: the token is handed to isomorphic-git through onAuth only.
+ */
+import * as fs from 'node:fs';
+import { promises as fsp } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import git from 'isomorphic-git';
+import http from 'isomorphic-git/http/node';
+import { AuthError, GitError, ModelsyncError, NetworkError, NotFoundError, UsageError, errorMessage } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { CommitSource, findGitDir } from '../registry/source.ts';
+import { redactUrl } from '../util/redact.ts';
+
+export interface RegistryLocation {
+  /** `https://hub/registry.git`, a path, or a file:// URL. */
+  registry: string;
+  branch: string;
+  token?: string;
+}
+
+export interface LfsLocation {
+  /** Remote URL without credentials, or the local repository path. */
+  remote: string;
+  /** The local repository's git dir (its `lfs/objects` cache), for local registries. */
+  gitdir?: string;
+  /** Text of `.lfsconfig` at the commit, when the registry has one. */
+  lfsconfig?: string;
+}
+
+export interface OpenedRegistry {
+  source: CommitSource;
+  commit: string;
+  /** For messages and state.json: the URL without credentials, or the path. */
+  description: string;
+  remote: boolean;
+  lfs: LfsLocation;
+  /** Whether Git objects were transferred this time (false when the tip was already local). */
+  transferred: boolean;
+}
+
+export function isRemoteRegistry(registry: string): boolean {
+  return /^https?:\/\//i.test(registry);
+}
+
+/** Split credentials out of a URL (`https://user:tok@host/x`): the URL for git, and the password as a token. */
+export function splitCredentials(url: string): { url: string; token?: string } {
+  const u = new URL(url);
+  const token = u.password ? decodeURIComponent(u.password) : u.username ? decodeURIComponent(u.username) : undefined;
+  u.username = '';
+  u.password = '';
+  return { url: u.toString().replace(/\/$/, ''), token };
+}
+
+export async function openRegistry(loc: RegistryLocation, opts: { cacheDir: string; logger: Logger }): Promise<OpenedRegistry> {
+  if (isRemoteRegistry(loc.registry)) return openRemote(loc, opts);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(loc.registry) && !loc.registry.startsWith('file://')) {
+    throw new UsageError(`registry ${redactUrl(loc.registry)}: only http(s) URLs and local paths are supported`);
+  }
+  return openLocal(loc);
+}
+
+async function lfsconfigAt(source: CommitSource): Promise<string | undefined> {
+  return (await source.readText('.lfsconfig')) ?? undefined;
+}
+
+async function openLocal(loc: RegistryLocation): Promise<OpenedRegistry> {
+  const path = loc.registry.startsWith('file://') ? fileURLToPath(loc.registry) : resolve(loc.registry);
+  const gitLoc = await findGitDir(path);
+  let source: CommitSource;
+  try {
+    source = await CommitSource.open(gitLoc, `refs/heads/${loc.branch}`);
+  } catch (err) {
+    if (err instanceof NotFoundError) throw new NotFoundError(`branch ${JSON.stringify(loc.branch)} does not exist in ${path}`, { registry: path, branch: loc.branch });
+    throw err;
+  }
+  return {
+    source,
+    commit: source.commit,
+    description: path,
+    remote: false,
+    lfs: { remote: path, gitdir: gitLoc.gitdir, lfsconfig: await lfsconfigAt(source) },
+    transferred: false,
+  };
+}
+
+/** Map isomorphic-git and socket errors to our typed errors, with the URL (no credentials) in the message. */
+export function gitNetworkError(err: unknown, url: string, what: string): ModelsyncError {
+  if (err instanceof ModelsyncError) return err;
+  const e = err as { code?: string; data?: { statusCode?: number; statusMessage?: string }; message?: string };
+  const shown = redactUrl(url);
+  if (e.code === 'HttpError' && e.data?.statusCode !== undefined) {
+    const status = e.data.statusCode;
+    if (status === 401 || status === 403) {
+      return new AuthError(`${what} ${shown}: the server refused our credentials (HTTP ${status}); check --token-file or MODELSYNC_TOKEN`, { url: shown, status });
+    }
+    if (status === 404) return new NotFoundError(`${what} ${shown}: no such repository (HTTP 404)`, { url: shown, status });
+    return new NetworkError(`${what} ${shown}: HTTP ${status} ${e.data.statusMessage ?? ''}`.trim(), { url: shown, status }, err);
+  }
+  if (e.code === 'UserCanceledError') return new AuthError(`${what} ${shown}: the server asks for credentials and none were accepted`, { url: shown });
+  const sys = (err as NodeJS.ErrnoException).code;
+  if (sys && /^E[A-Z]+$/.test(sys)) {
+    return new NetworkError(`${what} ${shown}: cannot reach the server (${sys})`, { url: shown, errno: sys }, err);
+  }
+  if (e.code === 'SmartHttpError') return new NetworkError(`${what} ${shown}: not a Git smart-HTTP server`, { url: shown }, err);
+  return new GitError(`${what} ${shown}: ${scrub(errorMessage(err), url)}`, { url: shown }, err);
+}
+
+function scrub(message: string, url: string): string {
+  return message.split(url).join(redactUrl(url));
+}
+
+async function openRemote(loc: RegistryLocation, opts: { cacheDir: string; logger: Logger }): Promise<OpenedRegistry> {
+  const { url, token: urlToken } = splitCredentials(loc.registry);
+  const token = loc.token ?? urlToken;
+  const gitdir = opts.cacheDir;
+  const ref = `refs/remotes/origin/${loc.branch}`;
+  // Answer only the first challenge: a refused token must not loop.
+  let asked = 0;
+  const auth = {
+    onAuth: () => (token !== undefined && asked++ === 0 ? { username: 'modelsync', password: token } : { cancel: true }),
+  };
+
+  await ensureCache(gitdir, url);
+  let tip: string | undefined;
+  try {
+    const refs = await git.listServerRefs({ http, url, prefix: `refs/heads/${loc.branch}`, protocolVersion: 1, ...auth });
+    tip = refs.find((r) => r.ref === `refs/heads/${loc.branch}`)?.oid;
+  } catch (err) {
+    throw gitNetworkError(err, url, 'cannot fetch the registry from');
+  }
+  if (!tip) throw new NotFoundError(`branch ${JSON.stringify(loc.branch)} does not exist in ${redactUrl(url)}`, { url: redactUrl(url), branch: loc.branch });
+
+  let transferred = false;
+  if (!(await hasCommit(gitdir, tip)) || (await localRef(gitdir, ref)) !== tip) {
+    asked = 0;
+    try {
+      await fetchShallow(gitdir, loc.branch, auth);
+    } catch (err) {
+      const mapped = gitNetworkError(err, url, 'cannot fetch the registry from');
+      if (mapped instanceof GitError) {
+        // The cache is in a state git cannot update (interrupted write, odd history): start it over.
+        opts.logger.warn({ err: mapped.message }, 'registry cache unusable; cloning again');
+        await fsp.rm(gitdir, { recursive: true, force: true });
+        await ensureCache(gitdir, url);
+        asked = 0;
+        try {
+          await fetchShallow(gitdir, loc.branch, auth);
+        } catch (err2) {
+          throw gitNetworkError(err2, url, 'cannot fetch the registry from');
+        }
+      } else {
+        throw mapped;
+      }
+    }
+    transferred = true;
+  }
+  const commit = await localRef(gitdir, ref);
+  if (!commit) throw new GitError(`fetched ${redactUrl(url)} but ${ref} is missing from the cache`, { url: redactUrl(url) });
+  const source = await CommitSource.open({ gitdir }, commit);
+  return {
+    source,
+    commit,
+    description: redactUrl(url),
+    remote: true,
+    lfs: { remote: url, lfsconfig: await lfsconfigAt(source) },
+    transferred,
+  };
+}
+
+async function fetchShallow(gitdir: string, branch: string, auth: { onAuth: () => unknown }): Promise<void> {
+  await git.fetch({
+    fs,
+    http,
+    gitdir,
+    remote: 'origin',
+    ref: branch,
+    remoteRef: branch,
+    singleBranch: true,
+    depth: 1,
+    tags: false,
+    onAuth: auth.onAuth as never,
+  });
+}
+
+async function ensureCache(gitdir: string, url: string): Promise<void> {
+  const fresh = !(await fsp.stat(`${gitdir}/HEAD`).then(() => true, () => false));
+  if (fresh) {
+    await fsp.rm(gitdir, { recursive: true, force: true });
+    await git.init({ fs, gitdir, bare: true, defaultBranch: 'main' });
+  } else if ((await packCount(gitdir)) > 64) {
+    // Each incremental fetch adds a pack; past a point a fresh shallow clone is smaller and faster.
+    await fsp.rm(gitdir, { recursive: true, force: true });
+    await git.init({ fs, gitdir, bare: true, defaultBranch: 'main' });
+  }
+  const current = await git.getConfig({ fs, gitdir, path: 'remote.origin.url' }).catch(() => undefined);
+  if (current !== url) await git.addRemote({ fs, gitdir, remote: 'origin', url, force: true });
+}
+
+async function packCount(gitdir: string): Promise<number> {
+  const names = await fsp.readdir(`${gitdir}/objects/pack`).catch(() => [] as string[]);
+  return names.filter((n) => n.endsWith('.pack')).length;
+}
+
+async function hasCommit(gitdir: string, oid: string): Promise<boolean> {
+  try {
+    await git.readCommit({ fs, gitdir, oid });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function localRef(gitdir: string, ref: string): Promise<string | undefined> {
+  try {
+    return await git.resolveRef({ fs, gitdir, ref });
+  } catch {
+    return undefined;
+  }
+}
