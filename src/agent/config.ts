@@ -1,0 +1,230 @@
+/**
+ * agent.yaml, with every key also a flag (`token_file` as `--token-file`) and
+ * a `MODELSYNC_*` variable (`MODELSYNC_TOKEN_FILE`). Precedence: flag, then
+ * environment, then file, then the schema's defaults. `MODELSYNC_TOKEN` may
+ * hold the token itself. Problems name where the value came from: the file
+ * as `file:line:col`, a flag as `--flag`, a variable by its name.
+ */
+import { promises as fsp } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { ConfigError, formatProblem, errorMessage, type Problem } from '../errors.ts';
+import { AgentConfigFile } from '../registry/schema.ts';
+import { parseYamlFile, type YamlFile } from '../registry/yaml-file.ts';
+import { zodProblems } from '../registry/zod-problems.ts';
+import { checkCron } from './schedule.ts';
+
+export type AgentConfig = AgentConfigFile & {
+  /** Where the configuration came from, for messages ("agent.yaml", "flags and environment"). */
+  origin: string;
+};
+
+/** Every key of agent.yaml, the flag and variable that set it, and how a string turns into its value. */
+type Kind = 'string' | 'number' | 'boolean' | 'json';
+export const AGENT_KEYS: ReadonlyArray<{ key: keyof AgentConfigFile; kind: Kind; path?: boolean; help: string }> = [
+  { key: 'site', kind: 'string', help: 'site name (sites/<site>.yaml)' },
+  { key: 'registry', kind: 'string', help: 'registry URL or local path' },
+  { key: 'branch', kind: 'string', help: 'registry branch (default main)' },
+  { key: 'token_file', kind: 'string', path: true, help: 'file holding the hub token (or MODELSYNC_TOKEN)' },
+  { key: 'store', kind: 'string', path: true, help: 'the site store' },
+  { key: 'config_dir', kind: 'string', path: true, help: 'where templates are rendered' },
+  { key: 'listen', kind: 'string', help: 'host:port for /status, /healthz, /metrics and the webhook' },
+  { key: 'webhook_secret_file', kind: 'string', path: true, help: 'file holding the webhook HMAC secret' },
+  { key: 'hub', kind: 'string', help: 'hub base URL: events and status reports' },
+  { key: 'services', kind: 'json', help: 'services as a JSON list (same shape as agent.yaml)' },
+  { key: 'schedule', kind: 'string', help: "cron expression overriding the site file's" },
+  { key: 'jitter_s', kind: 'number', help: 'random delay before a scheduled pass, at most (default 30)' },
+  { key: 'templates', kind: 'boolean', help: 'render the registry templates on this machine (default true)' },
+  { key: 'verify_interval_s', kind: 'number', help: 'seconds between re-verifications of active files (0 = off)' },
+  { key: 'concurrency', kind: 'number', help: 'parallel downloads (default 8)' },
+  { key: 'log_level', kind: 'string', help: 'fatal, error, warn, info, debug, trace or silent' },
+];
+
+export const flagName = (key: string): string => `--${key.replace(/_/g, '-')}`;
+export const envName = (key: string): string => `MODELSYNC_${key.toUpperCase()}`;
+/** commander's camelCase option name for a key (`token_file` -> `tokenFile`). */
+export const optionName = (key: string): string => key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+
+export interface LoadConfigInput {
+  /** agent.yaml; optional when flags or variables give site, registry and store. */
+  file?: string;
+  /** Parsed flags, by commander name (`tokenFile`). Undefined entries are ignored. */
+  flags?: Record<string, unknown>;
+  env?: NodeJS.ProcessEnv;
+  cwd: string;
+}
+
+type Origin = { kind: 'file' } | { kind: 'flag'; name: string } | { kind: 'env'; name: string };
+
+export async function loadAgentConfig(input: LoadConfigInput): Promise<AgentConfig> {
+  const env = input.env ?? {};
+  const fileArg = input.file ?? env.MODELSYNC_CONFIG;
+  let yf: YamlFile | undefined;
+  let fileDir = input.cwd;
+  const raw: Record<string, unknown> = {};
+  const origins = new Map<string, Origin>();
+  const problems: Problem[] = [];
+
+  if (fileArg) {
+    const path = resolve(input.cwd, fileArg);
+    fileDir = dirname(path);
+    let text: string;
+    try {
+      text = await fsp.readFile(path, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`cannot read agent config ${path}: ${errorMessage(err)}`, { file: path });
+    }
+    yf = parseYamlFile(fileArg, text);
+    if (yf.syntaxProblems.length) throw configProblems(yf.syntaxProblems);
+    const v = yf.value ?? {};
+    if (typeof v !== 'object' || Array.isArray(v)) throw configProblems([yf.problem([], 'agent config must be a mapping of keys to values')]);
+    for (const [k, val] of Object.entries(v as Record<string, unknown>)) {
+      raw[k] = val;
+      origins.set(k, { kind: 'file' });
+    }
+    // Paths in the file are relative to the file, so a config directory can be moved as a whole.
+    for (const { key, path: isPath } of AGENT_KEYS) {
+      if (isPath && typeof raw[key] === 'string' && !isAbsolute(raw[key])) raw[key] = resolve(fileDir, raw[key]);
+    }
+    if (typeof raw.registry === 'string' && looksLikeRelativePath(raw.registry)) raw.registry = resolve(fileDir, raw.registry);
+  }
+
+  const set = (key: string, text: unknown, origin: Origin, kind: Kind, isPath: boolean | undefined): void => {
+    let value: unknown = text;
+    if (typeof text === 'string') {
+      const parsed = convert(text, kind);
+      if (!parsed.ok) {
+        problems.push(originProblem(origin, parsed.message));
+        return;
+      }
+      value = parsed.value;
+      if (isPath && typeof value === 'string') value = resolve(input.cwd, value);
+      if (key === 'registry' && typeof value === 'string' && looksLikeRelativePath(value)) value = resolve(input.cwd, value);
+    }
+    raw[key] = value;
+    origins.set(key, origin);
+  };
+  for (const { key, kind, path } of AGENT_KEYS) {
+    const e = env[envName(key)];
+    if (e !== undefined && e !== '') set(key, e, { kind: 'env', name: envName(key) }, kind, path);
+  }
+  for (const { key, kind, path } of AGENT_KEYS) {
+    const f = input.flags?.[optionName(key)];
+    if (f !== undefined) set(key, typeof f === 'string' ? f : f, { kind: 'flag', name: flagName(key) }, kind, path);
+  }
+  if (problems.length) throw configProblems(problems);
+
+  const parsed = AgentConfigFile.safeParse(raw);
+  if (!parsed.success) {
+    const out: Problem[] = [];
+    for (const issue of parsed.error.issues) {
+      const top = String(issue.path[0] ?? '');
+      const origin = origins.get(top);
+      if (origin && origin.kind !== 'file') {
+        const rest = issue.path.slice(1).map(String).join('.');
+        out.push(originProblem(origin, `${rest ? `${rest}: ` : ''}${issue.message}`));
+      }
+    }
+    const fromFile = parsed.error.issues.filter((i) => {
+      const top = String(i.path[0] ?? '');
+      const o = origins.get(top);
+      if (!o && i.path.length === 1 && i.code === 'invalid_type' && raw[top] === undefined) {
+        // A required key given nowhere: say every place it could come from.
+        const msg = `${top} is required: set it in agent.yaml, with ${flagName(top)} or with ${envName(top)}`;
+        out.push(yf ? yf.problem([], msg) : { file: 'agent config', line: 0, col: 0, path: '', message: msg });
+        return false;
+      }
+      return !o || o.kind === 'file';
+    });
+    if (fromFile.length) {
+      const where = yf ?? parseYamlFile('agent config (flags and environment)', '{}');
+      out.push(...zodProblems(where, { ...parsed.error, issues: fromFile } as typeof parsed.error));
+    }
+    throw configProblems(out);
+  }
+  const cfg = parsed.data;
+  // Cross-field rules the schema cannot express.
+  const extra: Problem[] = [];
+  const at = (key: string, message: string): Problem => {
+    const o = origins.get(key);
+    if (o && o.kind !== 'file') return originProblem(o, message);
+    return yf ? yf.problem([key], message) : { file: 'agent config', line: 1, col: 1, path: key, message };
+  };
+  if (cfg.schedule !== undefined) {
+    try {
+      checkCron(cfg.schedule);
+    } catch (err) {
+      extra.push(at('schedule', errorMessage(err).replace(/^schedule: /, '')));
+    }
+  }
+  if (cfg.listen !== undefined && !parseListen(cfg.listen)) extra.push(at('listen', `${JSON.stringify(cfg.listen)} is not host:port (e.g. 127.0.0.1:9470)`));
+  const names = new Set<string>();
+  cfg.services.forEach((s, i) => {
+    if (names.has(s.name)) extra.push(yf && origins.get('services')?.kind === 'file' ? yf.problem(['services', i, 'name'], `duplicate service name ${JSON.stringify(s.name)}`) : at('services', `duplicate service name ${JSON.stringify(s.name)}`));
+    names.add(s.name);
+  });
+  if (extra.length) throw configProblems(extra);
+  return { ...cfg, origin: fileArg ? fileArg : 'flags and environment' };
+}
+
+/** The token: MODELSYNC_TOKEN itself, else the content of token_file. */
+export async function readToken(cfg: Pick<AgentConfig, 'token_file'>, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  if (env.MODELSYNC_TOKEN) return env.MODELSYNC_TOKEN.trim();
+  if (!cfg.token_file) return undefined;
+  return readSecretFile(cfg.token_file, 'token_file');
+}
+
+export async function readSecretFile(path: string, key: string): Promise<string> {
+  let text: string;
+  try {
+    text = await fsp.readFile(path, 'utf8');
+  } catch (err) {
+    // The path is fine to show; the content never is.
+    throw new ConfigError(`${key}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`, { file: path });
+  }
+  const secret = text.trim();
+  if (!secret) throw new ConfigError(`${key}: ${path} is empty`, { file: path });
+  return secret;
+}
+
+export function parseListen(listen: string): { host: string; port: number } | null {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(listen.trim());
+  if (!m) return null;
+  const port = Number(m[3]);
+  if (port > 65535) return null;
+  return { host: m[1] ?? m[2]!, port };
+}
+
+function looksLikeRelativePath(registry: string): boolean {
+  return !/^[a-z][a-z0-9+.-]*:\/\//i.test(registry) && !isAbsolute(registry) && !/^[^/]+@[^:]+:/.test(registry);
+}
+
+function convert(text: string, kind: Kind): { ok: true; value: unknown } | { ok: false; message: string } {
+  switch (kind) {
+    case 'string':
+      return { ok: true, value: text };
+    case 'number': {
+      const n = Number(text);
+      return text.trim() !== '' && Number.isFinite(n) ? { ok: true, value: n } : { ok: false, message: `${JSON.stringify(text)} is not a number` };
+    }
+    case 'boolean':
+      if (/^(true|1|yes|on)$/i.test(text)) return { ok: true, value: true };
+      if (/^(false|0|no|off)$/i.test(text)) return { ok: true, value: false };
+      return { ok: false, message: `${JSON.stringify(text)} is not true or false` };
+    case 'json':
+      try {
+        return { ok: true, value: JSON.parse(text) };
+      } catch (err) {
+        return { ok: false, message: `not valid JSON: ${errorMessage(err)}` };
+      }
+  }
+}
+
+function originProblem(origin: Origin, message: string): Problem {
+  const name = origin.kind === 'file' ? 'agent config' : origin.name;
+  return { file: name, line: 0, col: 0, path: '', message };
+}
+
+function configProblems(problems: Problem[]): ConfigError {
+  const lines = problems.map((p) => (p.line === 0 ? `${p.file}: ${p.message}` : formatProblem(p)));
+  return new ConfigError(`agent config is invalid:\n${lines.join('\n')}`, { problems });
+}

@@ -1,0 +1,159 @@
+/**
+ * The hub's event stream (`GET /api/v1/events`, server-sent events): a push
+ * to the registry reaches the agent at once instead of at the next schedule.
+ * The connection is re-opened with backoff whenever it drops; anything missed
+ * meanwhile is caught by the pass run on reconnect and by the schedule.
+ */
+import { errorMessage } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { redactUrl } from '../util/redact.ts';
+import { Backoff, type Clock, type TimerHandle } from './clock.ts';
+
+export interface ServerSentEvent {
+  event: string;
+  data: string;
+  id?: string;
+}
+
+/** Incremental parser of the text/event-stream format (WHATWG HTML §9.2). */
+export class SseParser {
+  private buf = '';
+  private data: string[] = [];
+  private event = '';
+  private id: string | undefined;
+
+  constructor(private readonly emit: (e: ServerSentEvent) => void) {}
+
+  push(chunk: string): void {
+    this.buf += chunk;
+    // A line ends at \r\n, \n or \r; keep a trailing \r, it may be half of \r\n.
+    for (;;) {
+      const m = /\r\n|\n|\r(?!$)/.exec(this.buf);
+      if (!m) break;
+      const line = this.buf.slice(0, m.index);
+      this.buf = this.buf.slice(m.index + m[0].length);
+      this.line(line);
+    }
+    // A hostile or broken server must not make us buffer forever.
+    if (this.buf.length > 1 << 20) this.buf = '';
+  }
+
+  private line(line: string): void {
+    if (line === '') {
+      if (this.data.length) this.emit({ event: this.event || 'message', data: this.data.join('\n'), id: this.id });
+      this.data = [];
+      this.event = '';
+      return;
+    }
+    if (line.startsWith(':')) return;
+    const colon = line.indexOf(':');
+    const field = colon < 0 ? line : line.slice(0, colon);
+    let value = colon < 0 ? '' : line.slice(colon + 1);
+    if (value.startsWith(' ')) value = value.slice(1);
+    if (field === 'data') this.data.push(value);
+    else if (field === 'event') this.event = value;
+    else if (field === 'id' && !value.includes('\0')) this.id = value;
+  }
+}
+
+export interface EventSubscriberOptions {
+  url: string;
+  token?: string;
+  fetch: typeof fetch;
+  clock: Clock;
+  logger: Logger;
+  random?: () => number;
+  onEvent(e: ServerSentEvent): void;
+  /** Called on every successful (re)connection; `reconnected` is false the first time. */
+  onOpen?(reconnected: boolean): void;
+  onClose?(error: string | undefined): void;
+  /** No byte for this long (not even a keep-alive comment) means a dead connection. */
+  idleTimeoutMs?: number;
+  backoffBaseMs?: number;
+  backoffMaxMs?: number;
+}
+
+export class EventSubscriber {
+  private controller: AbortController | undefined;
+  private retryTimer: TimerHandle | undefined;
+  private stopped = true;
+  private everConnected = false;
+  private readonly backoff: Backoff;
+  connected = false;
+  lastError: string | undefined;
+
+  constructor(private readonly opts: EventSubscriberOptions) {
+    this.backoff = new Backoff(opts.backoffBaseMs ?? 500, opts.backoffMaxMs ?? 60_000, opts.random);
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    void this.connect();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.opts.clock.clearTimeout(this.retryTimer);
+    this.controller?.abort();
+  }
+
+  private async connect(): Promise<void> {
+    const { opts } = this;
+    const controller = new AbortController();
+    this.controller = controller;
+    let idle: TimerHandle | undefined;
+    const idleMs = opts.idleTimeoutMs ?? 75_000;
+    const touch = (): void => {
+      opts.clock.clearTimeout(idle);
+      idle = opts.clock.setTimeout(() => controller.abort(new Error(`no data from the hub for ${idleMs} ms`)), idleMs);
+    };
+    let error: string | undefined;
+    try {
+      touch();
+      const headers: Record<string, string> = { accept: 'text/event-stream', 'cache-control': 'no-cache' };
+      if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+      const res = await opts.fetch(opts.url, { headers, signal: controller.signal });
+      if (res.status !== 200 || !res.body) {
+        await res.body?.cancel().catch(() => {});
+        throw new Error(`GET ${redactUrl(opts.url)} answered ${res.status}`);
+      }
+      this.connected = true;
+      this.lastError = undefined;
+      this.backoff.reset();
+      const reconnected = this.everConnected;
+      this.everConnected = true;
+      opts.onOpen?.(reconnected);
+      const parser = new SseParser((e) => {
+        try {
+          opts.onEvent(e);
+        } catch (err) {
+          opts.logger.warn({ err: errorMessage(err) }, 'event handler failed');
+        }
+      });
+      const decoder = new TextDecoder();
+      const reader = res.body.getReader();
+      for (;;) {
+        touch();
+        const { value, done } = await reader.read();
+        if (done) break;
+        parser.push(decoder.decode(value, { stream: true }));
+      }
+      error = 'the hub closed the event stream';
+    } catch (err) {
+      error = controller.signal.aborted && controller.signal.reason instanceof Error ? controller.signal.reason.message : errorMessage(err);
+    } finally {
+      opts.clock.clearTimeout(idle);
+    }
+    const wasConnected = this.connected;
+    this.connected = false;
+    if (this.stopped) return;
+    this.lastError = error;
+    if (wasConnected) opts.onClose?.(error);
+    const delay = this.backoff.next();
+    opts.logger[wasConnected ? 'warn' : 'debug']({ hub: redactUrl(opts.url), retryInMs: delay, reason: error }, 'hub event stream lost; reconnecting');
+    this.retryTimer = opts.clock.setTimeout(() => {
+      if (!this.stopped) void this.connect();
+    }, delay);
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * Health checks after a switch. A service that was just restarted takes a
+ * moment to come up, so a check is retried every `interval_s` until it passes
+ * or `timeout_s` runs out; only then is the version declared unhealthy.
+ */
+import { errorMessage } from '../errors.ts';
+import { redactUrl } from '../util/redact.ts';
+import { sleep, systemClock, type Clock } from './clock.ts';
+import { describeResult, httpRequest, runArgv } from './services.ts';
+
+export interface HealthSpec {
+  command?: string[];
+  http?: string;
+  timeout_s: number;
+  interval_s: number;
+}
+
+export interface HealthResult {
+  ok: boolean;
+  tries: number;
+  ms: number;
+  /** The last failure (or "healthy"), for the report and the log. */
+  message: string;
+}
+
+export interface HealthDeps {
+  fetch: typeof fetch;
+  clock?: Clock;
+  env?: NodeJS.ProcessEnv;
+  signal?: AbortSignal;
+}
+
+// One try never gets less than this, or a slow-starting check could never pass at the end of the window.
+const MIN_TRY_MS = 250;
+
+export async function checkHealth(spec: HealthSpec, deps: HealthDeps): Promise<HealthResult> {
+  const clock = deps.clock ?? systemClock;
+  const started = clock.now();
+  const deadline = started + spec.timeout_s * 1000;
+  let tries = 0;
+  let last = 'not checked';
+  for (;;) {
+    tries++;
+    const budget = Math.max(MIN_TRY_MS, deadline - clock.now());
+    last = await once(spec, budget, deps);
+    if (last === '') return { ok: true, tries, ms: clock.now() - started, message: 'healthy' };
+    if (deps.signal?.aborted) break;
+    const left = deadline - clock.now();
+    if (left <= 0) break;
+    try {
+      await sleep(clock, Math.min(spec.interval_s * 1000, left), deps.signal);
+    } catch {
+      break;
+    }
+  }
+  return { ok: false, tries, ms: clock.now() - started, message: `${last} (${tries} ${tries === 1 ? 'try' : 'tries'} in ${spec.timeout_s}s)` };
+}
+
+/** One try: '' when healthy, otherwise why not. */
+async function once(spec: HealthSpec, budgetMs: number, deps: HealthDeps): Promise<string> {
+  if (spec.command) {
+    try {
+      const r = await runArgv(spec.command, { timeoutMs: budgetMs, env: deps.env, signal: deps.signal });
+      return r.code === 0 && !r.timedOut ? '' : describeResult(spec.command, r);
+    } catch (err) {
+      return errorMessage(err);
+    }
+  }
+  if (spec.http) {
+    try {
+      const r = await httpRequest(deps.fetch, spec.http, 'GET', budgetMs, deps.signal);
+      return r.status >= 200 && r.status < 300 ? '' : `GET ${redactUrl(spec.http)} answered ${r.status}`;
+    } catch (err) {
+      return errorMessage(err);
+    }
+  }
+  return '';
+}

@@ -1,0 +1,142 @@
+/**
+ * The pull schedule: the site's cron expression (or agent.yaml's) with a
+ * random delay per run, so a fleet sharing one schedule does not hit the
+ * registry in the same second. node-cron parses and matches the expression;
+ * the timing runs on the injected Clock, so tests move time by hand.
+ */
+import cron, { type ScheduledTask } from 'node-cron';
+import { ConfigError } from '../errors.ts';
+import { MAX_TIMEOUT_MS, type Clock, type TimerHandle } from './clock.ts';
+
+export const DEFAULT_SCHEDULE = '*/15 * * * *';
+// Five years covers every satisfiable expression (29 February, day-of-week combinations).
+const SEARCH_DAYS = 5 * 366;
+
+/** Checks an expression, naming the field that is wrong. */
+export function checkCron(expression: string, where = 'schedule'): void {
+  const v = cron.validateDetailed(expression);
+  if (!v.valid) {
+    const why = v.errors.map((e) => (e.field ? `${e.field}: ${e.message}` : e.message)).join('; ');
+    throw new ConfigError(`${where}: ${JSON.stringify(expression)} is not a valid cron expression (${why})`, { expression });
+  }
+}
+
+/**
+ * The first time strictly after `after` (ms) that matches `expression`, in
+ * local time, or null when nothing matches within five years.
+ */
+export function nextCronRun(expression: string, after: number): number | null {
+  const fields = cron.parse(expression);
+  const task: ScheduledTask = cron.createTask(expression, () => {});
+  try {
+    const hours = [...fields.hour].sort((a, b) => a - b);
+    const minutes = [...fields.minute].sort((a, b) => a - b);
+    const seconds = [...fields.second].sort((a, b) => a - b);
+    const start = new Date(after);
+    const day0 = new Date(start.getFullYear(), start.getMonth(), start.getDate());
+    for (let d = 0; d < SEARCH_DAYS; d++) {
+      const y = day0.getFullYear();
+      const mo = day0.getMonth();
+      const da = day0.getDate() + d;
+      // The day either matches at its first allowed time or not at all: hours, minutes and
+      // seconds come from the expression, so only the day fields can make match() fail.
+      const first = new Date(y, mo, da, hours[0], minutes[0], seconds[0]);
+      if (!task.match(first)) continue;
+      for (const h of hours) {
+        for (const m of minutes) {
+          for (const s of seconds) {
+            const t = new Date(y, mo, da, h, m, s);
+            // A DST gap can turn 02:30 into 03:30; skip candidates the clock never shows.
+            if (t.getTime() > after && t.getHours() === h && t.getMinutes() === m && task.match(t)) return t.getTime();
+          }
+        }
+      }
+    }
+    return null;
+  } finally {
+    void task.destroy();
+  }
+}
+
+export interface CronTriggerOptions {
+  expression: string;
+  /** Up to this much random delay after each slot. */
+  jitterMs: number;
+  clock: Clock;
+  random?: () => number;
+  onFire(slot: number): void;
+}
+
+/** Fires `onFire` once per matching slot, `jitter` after it; re-arms itself. */
+export class CronTrigger {
+  private expression: string;
+  private handle?: TimerHandle;
+  private running = false;
+  private slot: number | null = null;
+  private fireAt: number | null = null;
+
+  constructor(private readonly opts: CronTriggerOptions) {
+    checkCron(opts.expression);
+    this.expression = opts.expression;
+  }
+
+  get schedule(): string {
+    return this.expression;
+  }
+
+  /** When the next pass will start (slot plus jitter), for /status. */
+  get nextRunAt(): number | null {
+    return this.fireAt;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.arm(this.opts.clock.now());
+  }
+
+  stop(): void {
+    this.running = false;
+    this.opts.clock.clearTimeout(this.handle);
+    this.handle = undefined;
+    this.fireAt = null;
+  }
+
+  /** The site file's schedule changed: re-plan from now. */
+  setExpression(expression: string): void {
+    if (expression === this.expression) return;
+    checkCron(expression);
+    this.expression = expression;
+    if (this.running) {
+      this.opts.clock.clearTimeout(this.handle);
+      this.arm(this.opts.clock.now());
+    }
+  }
+
+  private arm(after: number): void {
+    const { clock } = this.opts;
+    const slot = nextCronRun(this.expression, after);
+    this.slot = slot;
+    if (slot === null) {
+      this.fireAt = null;
+      return;
+    }
+    const jitter = Math.floor((this.opts.random ?? Math.random)() * this.opts.jitterMs);
+    this.fireAt = slot + jitter;
+    this.wait();
+  }
+
+  private wait(): void {
+    const { clock } = this.opts;
+    const delay = this.fireAt! - clock.now();
+    // Long waits are re-armed in steps: platform timers overflow past ~24.8 days.
+    this.handle = clock.setTimeout(() => {
+      if (!this.running) return;
+      if (clock.now() < this.fireAt!) return this.wait();
+      const slot = this.slot!;
+      // Next slot strictly after this one; if the process slept through several, skip to now.
+      this.arm(Math.max(slot, clock.now() - this.opts.jitterMs));
+      this.opts.onFire(slot);
+    }, Math.min(Math.max(0, delay), MAX_TIMEOUT_MS));
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * Config files rendered from the registry's templates into `config_dir`.
+ *
+ * A template is rendered when its inputs change: the template text, the
+ * versions of the models it names (all models when it names none) or the
+ * site's labels; or when its output is missing. Each output is written
+ * atomically and only when its bytes differ, so a service never reads half a
+ * file and an unchanged config keeps its mtime. Destinations come from the
+ * registry and are joined under config_dir with safeJoin: nothing outside it
+ * can be written, whatever the site file says.
+ */
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { ModelsyncError, errorMessage } from '../errors.ts';
+import type { TemplateSpec } from '../registry/schema.ts';
+import { readFileOrNull, writeFileAtomic } from '../util/fsutil.ts';
+import { sha256Hex } from '../util/hash.ts';
+import { safeJoin } from '../util/safe-path.ts';
+
+/** What a template sees of one model. Plain data only (the engine refuses anything else). */
+export interface TemplateModel {
+  name: string;
+  version: string;
+  /** `<store>/models/<model>/current`: stable across versions, the path services should use. */
+  dir: string;
+  /** `<store>/models/<model>/<version>`: the resolved directory of this version. */
+  version_dir: string;
+  previous: string | null;
+  files: Array<{ name: string; path: string; size: number; sha256: string }>;
+}
+
+export interface TemplateContext {
+  site: { name: string; labels: Record<string, string> };
+  commit: string;
+  store: string;
+  config_dir: string;
+  models: Record<string, TemplateModel>;
+}
+
+/** The Jinja-compatible engine of src/templates, passed in so this module stays testable alone. */
+export interface TemplateEngine {
+  render(text: string, name: string, context: TemplateContext): string;
+}
+
+export interface RenderJob {
+  specs: readonly TemplateSpec[];
+  /** Reads a template from the registry at the pass's commit; null when missing. */
+  readSource(src: string): Promise<string | null>;
+  context: TemplateContext;
+  configDir: string;
+  /** Render these even if their inputs look unchanged (the models switched in this pass). */
+  changedModels?: ReadonlySet<string>;
+}
+
+export interface RenderOutcome {
+  src: string;
+  dest: string;
+  /** written: new bytes in place; unchanged: rendered, same bytes; skipped: inputs unchanged; error: see message. */
+  status: 'written' | 'unchanged' | 'skipped' | 'error';
+  message?: string;
+  /** Models the template depends on (for restarting the right services). */
+  models: string[];
+}
+
+const INPUTS_FILE = '.modelsync-rendered.json';
+
+type InputsRecord = Record<string, string>;
+
+export async function renderTemplates(job: RenderJob, engine: TemplateEngine): Promise<RenderOutcome[]> {
+  await fsp.mkdir(job.configDir, { recursive: true });
+  const recordPath = join(job.configDir, INPUTS_FILE);
+  const previous = await readRecord(recordPath);
+  const next: InputsRecord = {};
+  const out: RenderOutcome[] = [];
+  for (const spec of job.specs) {
+    const models = spec.models ?? Object.keys(job.context.models).sort();
+    const base = { src: spec.src, dest: spec.dest, models };
+    let dest: string;
+    try {
+      dest = safeJoin(job.configDir, spec.dest);
+    } catch (err) {
+      out.push({ ...base, status: 'error', message: `dest ${errorMessage(err)}` });
+      continue;
+    }
+    let text: string | null;
+    try {
+      text = await job.readSource(spec.src);
+    } catch (err) {
+      out.push({ ...base, status: 'error', message: `cannot read ${spec.src}: ${errorMessage(err)}` });
+      continue;
+    }
+    if (text === null) {
+      out.push({ ...base, status: 'error', message: `${spec.src} does not exist in the registry` });
+      continue;
+    }
+    const inputs = inputsKey(text, models, job.context);
+    const existing = await readFileOrNull(dest);
+    const changed = models.some((m) => job.changedModels?.has(m));
+    if (!changed && existing !== null && previous[spec.dest] === inputs) {
+      next[spec.dest] = inputs;
+      out.push({ ...base, status: 'skipped' });
+      continue;
+    }
+    let rendered: string;
+    try {
+      rendered = engine.render(text, spec.src, job.context);
+    } catch (err) {
+      // Keep the previous output and its record: the service goes on reading the last good config.
+      if (previous[spec.dest] !== undefined) next[spec.dest] = previous[spec.dest]!;
+      const message = err instanceof ModelsyncError ? err.message : `${spec.src}: ${errorMessage(err)}`;
+      out.push({ ...base, status: 'error', message });
+      continue;
+    }
+    try {
+      if (existing !== null && existing.equals(Buffer.from(rendered))) {
+        out.push({ ...base, status: 'unchanged' });
+      } else {
+        await writeFileAtomic(dest, rendered);
+        out.push({ ...base, status: 'written' });
+      }
+      next[spec.dest] = inputs;
+    } catch (err) {
+      out.push({ ...base, status: 'error', message: `cannot write ${dest}: ${errorMessage(err)}` });
+    }
+  }
+  if (JSON.stringify(next) !== JSON.stringify(previous)) await writeFileAtomic(recordPath, `${JSON.stringify(next, null, 2)}\n`);
+  return out;
+}
+
+/** Everything a template's output depends on, hashed. */
+function inputsKey(text: string, models: readonly string[], ctx: TemplateContext): string {
+  const parts = models.map((m) => {
+    const x = ctx.models[m];
+    return x ? [m, x.version, x.previous, x.files.map((f) => f.sha256)] : [m, null];
+  });
+  return sha256Hex(JSON.stringify([sha256Hex(text), parts, ctx.site, ctx.store, ctx.config_dir]));
+}
+
+async function readRecord(path: string): Promise<InputsRecord> {
+  const buf = await readFileOrNull(path);
+  if (!buf) return {};
+  try {
+    const v = JSON.parse(buf.toString('utf8')) as unknown;
+    if (v && typeof v === 'object' && !Array.isArray(v)) {
+      return Object.fromEntries(Object.entries(v).filter(([, x]) => typeof x === 'string')) as InputsRecord;
+    }
+  } catch {
+    // A damaged record only costs a re-render.
+  }
+  return {};
+}
