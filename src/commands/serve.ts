@@ -1,4 +1,44 @@
-// PLACEHOLDER: replaced by the real command; must not survive to a landing.
-import { ModelsyncError } from '../errors.ts';
-import type { CommandContext } from './context.ts';
-export async function serveCommand(_opts: Record<string, unknown>, _ctx: CommandContext): Promise<number> { throw new ModelsyncError('NotImplemented', 'serve is not implemented yet'); }
+import { resolve } from 'node:path';
+import { UsageError } from '../errors.ts';
+import { startHub } from '../hub/index.ts';
+import { EXIT, type CommandContext } from './context.ts';
+
+export interface ServeOptions {
+  data?: string;
+  listen?: string;
+  tokens?: string;
+  publicUrl?: string;
+}
+
+/**
+ * `modelsync serve`: run the hub until SIGINT/SIGTERM, then stop accepting,
+ * end event streams and let in-flight transfers finish before exiting.
+ */
+export async function serveCommand(opts: ServeOptions, ctx: CommandContext): Promise<number> {
+  if (!opts.data) throw new UsageError('serve needs --data <dir>');
+  const hub = await startHub({
+    data: resolve(ctx.cwd, opts.data),
+    listen: opts.listen,
+    tokensFile: opts.tokens === undefined ? undefined : resolve(ctx.cwd, opts.tokens),
+    publicUrl: opts.publicUrl,
+    logger: ctx.logger,
+  });
+  ctx.out(`modelsync hub listening on ${hub.url} (data: ${hub.dataDir})`);
+  const signal = await new Promise<NodeJS.Signals>((done) => {
+    const on = (s: NodeJS.Signals): void => {
+      process.off('SIGINT', on);
+      process.off('SIGTERM', on);
+      done(s);
+    };
+    process.on('SIGINT', on);
+    process.on('SIGTERM', on);
+  });
+  ctx.logger.info({ signal }, 'shutting down: finishing in-flight requests');
+  // A second signal while draining means "now".
+  const force = (): void => process.exit(EXIT.error);
+  process.once('SIGINT', force);
+  process.once('SIGTERM', force);
+  await hub.close();
+  ctx.logger.info('hub stopped');
+  return EXIT.ok;
+}

@@ -1,0 +1,70 @@
+/**
+ * The hub (`modelsync serve`) as a library: tests, the demo and the CLI all
+ * start it through startHub.
+ */
+import { resolve } from 'node:path';
+import { UsageError } from '../errors.ts';
+import { silentLogger, type Logger } from '../log.ts';
+import { loadTokensFile } from './auth.ts';
+import type { EventHub } from './events.ts';
+import { DEFAULT_LIMITS, type HubLimits } from './limits.ts';
+import type { Metrics } from './metrics.ts';
+import { HubServer } from './server.ts';
+
+export type { RefEvent } from './events.ts';
+export type { HubLimits } from './limits.ts';
+export { ZERO_OID, repoNameProblem } from './repos.ts';
+
+export interface HubOptions {
+  /** Where repos/, tmp/ and sites/ live. */
+  data: string;
+  /** `host:port`; port 0 picks a free one. Default 127.0.0.1:9080. */
+  listen?: string;
+  /** tokens.yaml; without one only loopback peers are served. */
+  tokensFile?: string;
+  logger?: Logger;
+  /** SSE heartbeat period (default 15 s). */
+  heartbeatMs?: number;
+  /** Base URL clients use (behind a proxy); LFS hrefs are built from it. */
+  publicUrl?: string;
+  limits?: Partial<HubLimits>;
+}
+
+export interface Hub {
+  /** http://<host>:<port> as bound (127.0.0.1 when listening on all addresses). */
+  url: string;
+  /** `on('ref', (e) => …)` for every ref a push changed. */
+  events: EventHub;
+  metrics: Metrics;
+  dataDir: string;
+  close(): Promise<void>;
+}
+
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(listen.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new UsageError(`--listen must be host:port (e.g. 127.0.0.1:9080, [::1]:9080, 0.0.0.0:9080), got ${JSON.stringify(listen)}`);
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+}
+
+export async function startHub(opts: HubOptions): Promise<Hub> {
+  const logger = opts.logger ?? silentLogger;
+  const { host, port } = parseListen(opts.listen ?? '127.0.0.1:9080');
+  if (opts.publicUrl !== undefined && !/^https?:\/\/[^\s/]+(\/[^\s]*)?$/.test(opts.publicUrl)) {
+    throw new UsageError(`--public-url must be an http(s) URL, got ${JSON.stringify(opts.publicUrl)}`);
+  }
+  const tokens = opts.tokensFile ? await loadTokensFile(opts.tokensFile) : null;
+  const data = resolve(opts.data);
+  const server = new HubServer({
+    data,
+    tokens,
+    logger,
+    heartbeatMs: opts.heartbeatMs ?? 15_000,
+    publicUrl: opts.publicUrl,
+    limits: { ...DEFAULT_LIMITS, ...opts.limits },
+  });
+  const url = await server.listen(host, port);
+  if (tokens) logger.info({ url, data, tokens: tokens.size }, 'hub listening');
+  else logger.warn({ url, data }, 'hub listening WITHOUT a tokens file: only loopback clients are served (use --tokens to serve the network)');
+  return { url, events: server.events, metrics: server.metrics, dataDir: data, close: () => server.close() };
+}

@@ -1,0 +1,125 @@
+/**
+ * LFS object bytes on disk: downloads (with single ranges) and uploads that
+ * are hashed while they stream into `<data>/tmp/` and only renamed into the
+ * repo's `lfs/objects/` once sha256 and size match. A reader never sees a
+ * partial or wrong object.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { dirname, join } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { isDiskFull } from '../errors.ts';
+import { fsyncDir } from '../util/fsutil.ts';
+import { HttpError } from './http-util.ts';
+import { parseRange } from './range.ts';
+import type { RepoStore } from './repos.ts';
+
+const STREAM_CHUNK = 1 << 20;
+
+export class LfsObjects {
+  constructor(private readonly repos: RepoStore) {}
+
+  /** The stored size of an object, or null when the repo does not have it. */
+  async size(repo: string, oid: string): Promise<number | null> {
+    try {
+      const st = await stat(this.repos.objectPath(repo, oid));
+      return st.isFile() ? st.size : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Answer GET/HEAD for an object, honouring one `Range`. Returns the body bytes sent. */
+  async serve(req: IncomingMessage, res: ServerResponse, repo: string, oid: string): Promise<number> {
+    const path = this.repos.objectPath(repo, oid);
+    const size = await this.size(repo, oid);
+    if (size === null) throw new HttpError(404, 'ObjectNotFound', `object ${oid} not found`);
+    const etag = `"${oid}"`;
+    const ifRange = req.headers['if-range'];
+    const range = ifRange === undefined || ifRange === etag ? parseRange(req.headers.range, size) : ({ kind: 'full' } as const);
+    const common = {
+      'Content-Type': 'application/octet-stream',
+      'Accept-Ranges': 'bytes',
+      ETag: etag,
+      // Content-addressed: these bytes never change under this URL.
+      'Cache-Control': 'private, max-age=31536000, immutable',
+    };
+    if (range.kind === 'unsatisfiable') {
+      throw new HttpError(416, 'RangeNotSatisfiable', `range not satisfiable for an object of ${size} bytes`, { 'Content-Range': `bytes */${size}` });
+    }
+    const start = range.kind === 'partial' ? range.start : 0;
+    const end = range.kind === 'partial' ? range.end : size - 1;
+    const length = size === 0 ? 0 : end - start + 1;
+    if (range.kind === 'partial') res.writeHead(206, { ...common, 'Content-Length': length, 'Content-Range': `bytes ${start}-${end}/${size}` });
+    else res.writeHead(200, { ...common, 'Content-Length': size });
+    if (req.method === 'HEAD' || length === 0) {
+      res.end();
+      return 0;
+    }
+    await pipeline(createReadStream(path, { start, end, highWaterMark: STREAM_CHUNK }), res);
+    return length;
+  }
+
+  /**
+   * Stream an upload to a temp file while hashing it; keep it only if it
+   * hashes to `oid` (and has `expectedSize` bytes, when known). An upload of
+   * an object already stored is verified the same way and changes nothing.
+   */
+  async receive(req: IncomingMessage, repo: string, oid: string, opts: { maxBytes: number; expectedSize?: number }): Promise<{ size: number; created: boolean }> {
+    const limit = opts.expectedSize ?? opts.maxBytes;
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > limit) {
+      throw opts.expectedSize === undefined
+        ? new HttpError(413, 'PayloadTooLarge', `upload of ${declared} bytes exceeds the object size limit (${limit})`, { Connection: 'close' })
+        : new HttpError(422, 'SizeMismatch', `upload of ${declared} bytes does not match the declared size ${limit}`, { Connection: 'close' });
+    }
+    const tmp = join(this.repos.tmpDir, `lfs-${oid.slice(0, 16)}-${randomBytes(6).toString('hex')}.part`);
+    const hash = createHash('sha256');
+    let size = 0;
+    let over = false;
+    const hasher = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        size += chunk.length;
+        if (size > limit) {
+          over = true;
+          cb(new Error('upload larger than allowed'));
+          return;
+        }
+        hash.update(chunk);
+        cb(null, chunk);
+      },
+    });
+    try {
+      try {
+        await pipeline(req, hasher, createWriteStream(tmp, { flags: 'wx', highWaterMark: STREAM_CHUNK }));
+      } catch (err) {
+        if (over) throw new HttpError(413, 'PayloadTooLarge', `upload is larger than ${limit} bytes`, { Connection: 'close' });
+        if (isDiskFull(err)) throw new HttpError(507, 'InsufficientStorage', 'the hub is out of disk space');
+        throw new HttpError(400, 'UploadAborted', `upload did not complete: ${(err as Error).message}`);
+      }
+      const actual = hash.digest('hex');
+      if (actual !== oid) throw new HttpError(422, 'ChecksumMismatch', `uploaded bytes hash to ${actual}, not ${oid}`);
+      if (opts.expectedSize !== undefined && size !== opts.expectedSize) {
+        throw new HttpError(422, 'SizeMismatch', `uploaded ${size} bytes, expected ${opts.expectedSize}`);
+      }
+      const fh = await open(tmp, 'r');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      const dest = this.repos.objectPath(repo, oid);
+      await mkdir(dirname(dest), { recursive: true });
+      const created = (await this.size(repo, oid)) === null;
+      // Same content either way, so a racing upload of the same oid is harmless.
+      await rename(tmp, dest);
+      await fsyncDir(dirname(dest));
+      return { size, created };
+    } finally {
+      await rm(tmp, { force: true }).catch(() => {});
+    }
+  }
+}

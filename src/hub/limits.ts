@@ -1,0 +1,37 @@
+/**
+ * Bounds on what one request may make the hub read, hold or store. Every
+ * number here is a ceiling against mistakes and abuse, not a tuning knob: a
+ * legitimate client of a model registry stays far below each of them.
+ */
+export interface HubLimits {
+  /** An LFS batch request: ~120 bytes per object, so 1 MiB is several thousand objects. */
+  batchBodyBytes: number;
+  /** A site's status report (its models, versions, errors). */
+  statusBodyBytes: number;
+  /** Small JSON bodies: verify, locks/verify. */
+  smallJsonBytes: number;
+  /** One LFS object. */
+  objectBytes: number;
+  /** One Git request body (a pushed pack; model files themselves travel through LFS). */
+  gitBodyBytes: number;
+  /** Events kept in memory for `Last-Event-ID` resume. */
+  eventRing: number;
+  /** Concurrent SSE subscribers; each holds a socket. */
+  eventSubscribers: number;
+  /** How long an LFS action href stays valid. */
+  actionTtlSeconds: number;
+  /** How long close() waits for in-flight requests before cutting them. */
+  shutdownGraceMs: number;
+}
+
+export const DEFAULT_LIMITS: Readonly<HubLimits> = Object.freeze({
+  batchBodyBytes: 1 << 20,
+  statusBodyBytes: 256 << 10,
+  smallJsonBytes: 64 << 10,
+  objectBytes: 256 * 2 ** 30,
+  gitBodyBytes: 2 * 2 ** 30,
+  eventRing: 1000,
+  eventSubscribers: 10_000,
+  actionTtlSeconds: 3600,
+  shutdownGraceMs: 30_000,
+});

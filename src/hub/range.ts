@@ -1,0 +1,31 @@
+/**
+ * Single-range `Range: bytes=` requests (RFC 9110 §14), enough for resumed
+ * downloads and chunk deltas. Several ranges in one request are answered with
+ * the whole object, which the RFC allows and every client understands.
+ */
+export type RangeResult =
+  | { kind: 'full' }
+  | { kind: 'partial'; start: number; end: number /* inclusive */ }
+  | { kind: 'unsatisfiable' };
+
+export function parseRange(header: string | undefined, size: number): RangeResult {
+  if (header === undefined) return { kind: 'full' };
+  const m = /^\s*bytes\s*=\s*(.+)$/i.exec(header);
+  if (!m) return { kind: 'full' }; // unknown unit: ignore the header
+  const specs = m[1]!.split(',');
+  if (specs.length !== 1) return { kind: 'full' };
+  const spec = /^\s*(\d*)\s*-\s*(\d*)\s*$/.exec(specs[0]!);
+  if (!spec || (spec[1] === '' && spec[2] === '')) return { kind: 'full' };
+  if (spec[1] === '') {
+    // Suffix: the last N bytes.
+    const n = Number(spec[2]);
+    if (n === 0 || size === 0) return { kind: 'unsatisfiable' };
+    return { kind: 'partial', start: Math.max(0, size - n), end: size - 1 };
+  }
+  const start = Number(spec[1]);
+  let end = spec[2] === '' ? size - 1 : Number(spec[2]);
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || end < start) return { kind: 'full' };
+  if (start >= size) return { kind: 'unsatisfiable' };
+  if (end >= size) end = size - 1;
+  return { kind: 'partial', start, end };
+}
