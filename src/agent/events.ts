@@ -81,6 +81,8 @@ export class EventSubscriber {
   private readonly backoff: Backoff;
   connected = false;
   lastError: string | undefined;
+  /** Sent back as Last-Event-ID on reconnect, so the hub can replay what we missed. */
+  lastEventId: string | undefined;
 
   constructor(private readonly opts: EventSubscriberOptions) {
     this.backoff = new Backoff(opts.backoffBaseMs ?? 500, opts.backoffMaxMs ?? 60_000, opts.random);
@@ -113,6 +115,7 @@ export class EventSubscriber {
       touch();
       const headers: Record<string, string> = { accept: 'text/event-stream', 'cache-control': 'no-cache' };
       if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+      if (this.lastEventId) headers['last-event-id'] = this.lastEventId;
       const res = await opts.fetch(opts.url, { headers, signal: controller.signal });
       if (res.status !== 200 || !res.body) {
         await res.body?.cancel().catch(() => {});
@@ -125,6 +128,7 @@ export class EventSubscriber {
       this.everConnected = true;
       opts.onOpen?.(reconnected);
       const parser = new SseParser((e) => {
+        if (e.id !== undefined) this.lastEventId = e.id;
         try {
           opts.onEvent(e);
         } catch (err) {

@@ -1,0 +1,104 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadAgentConfig, parseListen, readToken } from './config.ts';
+
+function dir(): string {
+  return mkdtempSync(join(tmpdir(), 'modelsync-agentcfg-'));
+}
+
+const base = `site: beta
+registry: https://hub.example/registry.git
+store: ./store
+token_file: token
+services:
+  - name: sentinel
+    models: [face_recognition]
+    restart: [systemctl, restart, sentinel]
+    health: {command: [/opt/sentinel/smoke-test], timeout_s: 60}
+`;
+
+describe('loadAgentConfig', () => {
+  it('reads agent.yaml, resolves paths against its directory, applies defaults', async () => {
+    const d = dir();
+    writeFileSync(join(d, 'agent.yaml'), base);
+    const cfg = await loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: '/' });
+    expect(cfg).toMatchObject({ site: 'beta', branch: 'main', store: join(d, 'store'), token_file: join(d, 'token'), jitter_s: 30, templates: true });
+    expect(cfg.services[0]!.health).toEqual({ command: ['/opt/sentinel/smoke-test'], timeout_s: 60, interval_s: 1 });
+  });
+
+  it('lets flags win over variables, and variables over the file', async () => {
+    const d = dir();
+    writeFileSync(join(d, 'agent.yaml'), `${base}jitter_s: 5\nbranch: prod\n`);
+    const cfg = await loadAgentConfig({
+      file: join(d, 'agent.yaml'),
+      cwd: '/work',
+      env: { MODELSYNC_JITTER_S: '7', MODELSYNC_BRANCH: 'staging', MODELSYNC_STORE: 'envstore', MODELSYNC_TEMPLATES: 'false' },
+      flags: { jitterS: '9', store: 'flagstore' },
+    });
+    expect(cfg.jitter_s).toBe(9);
+    expect(cfg.branch).toBe('staging');
+    expect(cfg.store).toBe('/work/flagstore');
+    expect(cfg.templates).toBe(false);
+  });
+
+  it('works from flags and variables alone', async () => {
+    const cfg = await loadAgentConfig({
+      cwd: '/srv',
+      env: { MODELSYNC_SITE: 'gamma', MODELSYNC_SERVICES: '[{"name":"ovms","models":["m"],"reload":{"http":"http://127.0.0.1:9001/v1/config/reload"}}]' },
+      flags: { registry: 'reg', store: 's' },
+    });
+    expect(cfg).toMatchObject({ site: 'gamma', registry: '/srv/reg', store: '/srv/s' });
+    expect(cfg.services[0]!.reload).toEqual({ http: 'http://127.0.0.1:9001/v1/config/reload', method: 'POST' });
+  });
+
+  it('positions problems in the file as file:line:col', async () => {
+    const d = dir();
+    const f = join(d, 'agent.yaml');
+    writeFileSync(f, `${base}jiter_s: 5\nlisten: nowhere\n`.replace('timeout_s: 60', 'timeout_s: -1'));
+    const err = await loadAgentConfig({ file: f, cwd: d }).catch((e: unknown) => e as Error);
+    expect(err).toMatchObject({ code: 'ConfigError' });
+    expect((err as Error).message).toMatch(new RegExp(`${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:10:1: jiter_s: unknown key "jiter_s"`));
+    expect((err as Error).message).toMatch(/:9:\d+: services\[0\]\.health\.timeout_s: /);
+  });
+
+  it('names the flag or variable a bad value came from', async () => {
+    const d = dir();
+    writeFileSync(join(d, 'agent.yaml'), base);
+    const e1 = await loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: d, flags: { jitterS: 'soon' } }).catch((e: Error) => e);
+    expect(e1.message).toMatch(/--jitter-s: "soon" is not a number/);
+    const e2 = await loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: d, env: { MODELSYNC_HUB: 'ftp://x' } }).catch((e: Error) => e);
+    expect(e2.message).toMatch(/MODELSYNC_HUB: must be an http\(s\) URL/);
+    const e3 = await loadAgentConfig({ cwd: d, flags: { site: 'x', store: 's' } }).catch((e: Error) => e);
+    expect(e3.message).toMatch(/registry is required: set it in agent.yaml, with --registry or with MODELSYNC_REGISTRY/);
+    const e4 = await loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: d, flags: { schedule: '61 * * * *' } }).catch((e: Error) => e);
+    expect(e4.message).toMatch(/--schedule: .*not a valid cron expression/);
+  });
+
+  it('reports YAML syntax errors with their position', async () => {
+    const d = dir();
+    writeFileSync(join(d, 'agent.yaml'), 'site: beta\nservices: [\n');
+    await expect(loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: d })).rejects.toThrow(/agent\.yaml:\d+:\d+: YAML/);
+  });
+});
+
+describe('readToken', () => {
+  it('prefers MODELSYNC_TOKEN, else reads token_file', async () => {
+    const d = dir();
+    writeFileSync(join(d, 'token'), 'file-token\n');
+    expect(await readToken({ token_file: join(d, 'token') }, { MODELSYNC_TOKEN: 'env-token' })).toBe('env-token');
+    expect(await readToken({ token_file: join(d, 'token') }, {})).toBe('file-token');
+    expect(await readToken({}, {})).toBeUndefined();
+    await expect(readToken({ token_file: join(d, 'missing') }, {})).rejects.toThrow(/token_file: cannot read .*ENOENT/);
+  });
+});
+
+describe('parseListen', () => {
+  it('parses host:port forms', () => {
+    expect(parseListen('127.0.0.1:9470')).toEqual({ host: '127.0.0.1', port: 9470 });
+    expect(parseListen('[::1]:0')).toEqual({ host: '::1', port: 0 });
+    expect(parseListen('localhost')).toBeNull();
+    expect(parseListen('a:99999')).toBeNull();
+  });
+});
