@@ -1,0 +1,606 @@
+/**
+ * One reconcile pass as named steps (DESIGN.md, "Reconcile"):
+ *
+ *   lock → fetch registry → validate → resolve desired → observe → plan
+ *        → fetch objects → build versions → switch → hooks → record state → retention
+ *
+ * Each step reads and writes one PassContext; the first step that throws ends
+ * the pass (per-model problems are collected instead, so one bad model does
+ * not hold the others back). `finish` is the one place that turns the outcome
+ * into state.json, the summary log line and the ReconcileResult.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { ValidationError } from '../errors.ts';
+import type { ObjectFetcher, LfsObject } from '../lfs/types.ts';
+import { silentLogger, type Logger } from '../log.ts';
+import { desiredModels, resolveSite, type ResolvedSite } from '../registry/desired.ts';
+import { versionFilePath } from '../registry/layout.ts';
+import { loadRegistry, type Registry } from '../registry/load.ts';
+import {
+  Store, acquireLock, activate, buildVersion, collectGarbage, observeModel, pinMap, readState, restore, versionIntact, writeState,
+  noBarrier, type Barrier, type StoreLock, type StoreState, type VersionFile, type ObjectRef, type ModelState,
+} from '../store/index.ts';
+import type { ActivatedModel, ActivationHooks } from './hooks.ts';
+import { defaultFetcherFactory, type FetcherFactory } from './fetcher.ts';
+import { plan as makePlan, type DesiredInput, type ObservedInput, type Plan, type RememberedInput, type ModelPlan } from './plan.ts';
+import { openRegistry, type OpenedRegistry } from './registry-access.ts';
+import {
+  asModelsyncError, exitCodeOf, passError, statusOf, type ModelOutcome, type PassError, type ReconcileResult,
+} from './result.ts';
+import { redactUrl } from '../util/redact.ts';
+
+export interface PassProgress {
+  phase: 'fetch';
+  bytes: number;
+  total: number;
+  objectsDone: number;
+  objects: number;
+}
+
+export interface ReconcileOptions {
+  site: string;
+  /** Registry URL (http/https) or local path (checkout or bare repo). */
+  registry: string;
+  /** Store directory. */
+  store: string;
+  branch?: string;
+  /** Hub token (HTTP Basic password). */
+  token?: string;
+  /** Apply declared versions over conflicts. */
+  force?: boolean;
+  /** Plan only: no lock, no state, nothing written to the store. */
+  dryRun?: boolean;
+  /** Services, health checks and templates (the agent); the CLI passes none. */
+  hooks?: ActivationHooks;
+  /** The object fetcher, or a factory for one (default: src/lfs). */
+  fetcher?: ObjectFetcher | FetcherFactory;
+  concurrency?: number;
+  logger?: Logger;
+  /** Called between durable steps; crash tests kill the process here. */
+  barrier?: Barrier;
+  now?: () => Date;
+  onProgress?: (p: PassProgress) => void;
+  signal?: AbortSignal;
+  /** Apply the site's retention after a pass that changed something (default true). */
+  retention?: boolean;
+}
+
+interface Activation {
+  model: string;
+  version: string;
+  from?: string;
+  previousBefore?: string;
+  /** A repair of the active version: same version, services need nothing. */
+  repair: boolean;
+}
+
+interface PassContext {
+  opts: ReconcileOptions;
+  logger: Logger;
+  barrier: Barrier;
+  now: () => Date;
+  started: number;
+  startedAt: string;
+  store: Store;
+  lock?: StoreLock;
+  state: StoreState;
+  pins: Record<string, string>;
+  opened?: OpenedRegistry;
+  registry?: Registry;
+  site?: ResolvedSite;
+  desired: DesiredInput[];
+  plan?: Plan;
+  /** Per-model errors; such a model goes no further this pass. */
+  modelErrors: Map<string, PassError>;
+  errors: PassError[];
+  warnings: string[];
+  bytesFetched: number;
+  /** Models whose objects are all present and may be built. */
+  ready: Set<string>;
+  activations: Activation[];
+  degraded: Array<{ model: string; version: string; reason: string }>;
+  /** Objects wanted but not fetched: their partial downloads are kept for the next pass. */
+  unfetched: Set<string>;
+  dryRunDir?: string;
+}
+
+type Step = (ctx: PassContext) => Promise<void>;
+
+// ---------------------------------------------------------------- steps
+
+const lock: Step = async (ctx) => {
+  if (ctx.opts.dryRun) {
+    // Read-only: a dry run never creates the store, the lock or state.
+    ctx.state = (await readState(ctx.store.layout)).state;
+    ctx.pins = await pinMap(ctx.store.layout);
+    return;
+  }
+  await ctx.store.ensure();
+  ctx.lock = await acquireLock(ctx.store.layout.lockFile, `reconcile ${ctx.opts.site}`);
+  const loaded = await readState(ctx.store.layout, { moveAsideCorrupt: true });
+  if (loaded.warning) {
+    ctx.warnings.push(loaded.warning);
+    ctx.logger.warn(loaded.warning);
+  }
+  ctx.state = loaded.state;
+  ctx.pins = await pinMap(ctx.store.layout);
+  // Leftovers of an interrupted pass (half-built directories, links never renamed) go; partial downloads stay to resume.
+  await ctx.store.cleanTmp({ keepDownloads: 'all' });
+};
+
+const fetchRegistry: Step = async (ctx) => {
+  const cacheDir = ctx.opts.dryRun ? (ctx.dryRunDir = await mkdtemp(join(tmpdir(), 'modelsync-dry-run-'))) : ctx.store.layout.registryGitDir;
+  ctx.opened = await openRegistry(
+    { registry: ctx.opts.registry, branch: ctx.opts.branch ?? 'main', token: ctx.opts.token },
+    { cacheDir: ctx.opts.dryRun ? join(cacheDir, 'registry.git') : cacheDir, logger: ctx.logger },
+  );
+  ctx.state.lastFetchAt = ctx.now().toISOString();
+  ctx.logger.debug({ commit: ctx.opened.commit, transferred: ctx.opened.transferred }, 'registry fetched');
+};
+
+const validate: Step = async (ctx) => {
+  // Content is checked below only for what this site fetches (and every byte is verified anyway).
+  const { registry, problems } = await loadRegistry(ctx.opened!.source, { checkContent: false });
+  if (problems.length > 0) {
+    throw new ValidationError(problems, `registry at commit ${ctx.opened!.commit.slice(0, 12)} is invalid; nothing was changed`);
+  }
+  ctx.registry = registry;
+};
+
+const resolveDesired: Step = async (ctx) => {
+  const registry = ctx.registry!;
+  ctx.site = resolveSite(registry, ctx.opts.site);
+  const desired = desiredModels(registry, ctx.site, ctx.pins);
+  ctx.desired = [...desired.values()].map((d) => {
+    const info = registry.models.get(d.model)!;
+    const manifest = info.versions.get(d.version)?.manifest;
+    return {
+      ...d,
+      scheme: info.scheme,
+      files: manifest?.files.map((f) => ({ name: f.name, oid: f.sha256, size: f.size })),
+    };
+  });
+};
+
+/** Stat-only look at the store: which desired versions are complete, which objects are missing. */
+async function observe(ctx: PassContext): Promise<Map<string, ObservedInput>> {
+  const layout = ctx.store.layout;
+  const out = new Map<string, ObservedInput>();
+  for (const d of ctx.desired) {
+    const obs = await observeModel(layout, d.model);
+    const files = d.files ?? [];
+    const intact = obs.versions.includes(d.version) && (await versionIntact(layout, d.model, d.version, files));
+    const missing: ObjectRef[] = [];
+    if (!intact) {
+      for (const f of files) if (!(await ctx.store.objects.has(f))) missing.push({ oid: f.oid, size: f.size });
+    }
+    out.set(d.model, { active: obs.current, desiredIntact: intact, missing });
+  }
+  return out;
+}
+
+const planStep: Step = async (ctx) => {
+  const observed = await observe(ctx);
+  const remembered = new Map<string, RememberedInput>();
+  for (const d of ctx.desired) {
+    remembered.set(d.model, {
+      lastApplied: ctx.state.models[d.model]?.lastApplied,
+      degraded: ctx.state.degraded.filter((x) => x.model === d.model),
+    });
+  }
+  ctx.plan = makePlan({ commit: ctx.opened!.commit, force: Boolean(ctx.opts.force), desired: ctx.desired, observed, remembered });
+  for (const m of ctx.plan.models) {
+    if (m.action === 'error') ctx.modelErrors.set(m.model, { code: 'NotFoundError', message: `${m.model}: ${m.detail}`, retry: 'stalling', model: m.model });
+    if (m.action !== 'none') ctx.logger.debug({ model: m.model, action: m.action, reason: m.reason }, m.detail);
+  }
+};
+
+const fetchObjects: Step = async (ctx) => {
+  const plan = ctx.plan!;
+  const source = ctx.opened!.source;
+  const objects = ctx.store.objects;
+  const wanted = plan.models.filter((m) => m.action === 'fetch' || m.action === 'activate');
+  const lfsNeeded = new Map<string, LfsObject>();
+  const usedBy = new Map<string, string[]>();
+
+  for (const m of wanted) {
+    if (m.action === 'activate') {
+      ctx.ready.add(m.model);
+      continue;
+    }
+    try {
+      for (const [i, f] of m.files.entries()) {
+        if (!m.fetch.some((o) => o.oid === f.oid)) continue;
+        if (lfsNeeded.has(f.oid) || (await objects.has(f))) {
+          usedBy.set(f.oid, [...(usedBy.get(f.oid) ?? []), m.model]);
+          continue;
+        }
+        const path = versionFilePath(m.model, m.desired, f.name);
+        const content = await source.inspect(path);
+        const yaml = ctx.registry!.models.get(m.model)!.versions.get(m.desired)!.yaml;
+        if (!content) throw new ValidationError([yaml.problem(['files', i, 'name'], `file ${path} is missing at this commit`)], 'registry is inconsistent');
+        if (content.kind === 'pointer') {
+          if (content.pointer.oid !== f.oid || content.pointer.size !== f.size) {
+            throw new ValidationError([yaml.problem(['files', i, 'sha256'], `does not match the LFS pointer in ${path} (oid ${content.pointer.oid}, size ${content.pointer.size})`)], 'registry is inconsistent');
+          }
+          lfsNeeded.set(f.oid, { oid: f.oid, size: f.size });
+          usedBy.set(f.oid, [...(usedBy.get(f.oid) ?? []), m.model]);
+        } else {
+          // A small file kept as a plain blob: its bytes come from git, verified here.
+          await objects.writeVerified(await content.bytes(), f, path);
+          ctx.bytesFetched += f.size;
+        }
+      }
+    } catch (err) {
+      ctx.modelErrors.set(m.model, passError(err, m.model));
+    }
+  }
+
+  const failedOids = new Map<string, PassError>();
+  if (lfsNeeded.size > 0) {
+    const fetcher = await makeFetcher(ctx);
+    const total = [...lfsNeeded.values()].reduce((n, o) => n + o.size, 0);
+    const progress = new Map<string, number>();
+    let done = 0;
+    ctx.logger.debug({ objects: lfsNeeded.size, bytes: total, from: fetcher.description }, 'fetching objects');
+    try {
+      const res = await fetcher.fetch([...lfsNeeded.values()], {
+        tmpDir: ctx.store.layout.downloadsDir,
+        signal: ctx.opts.signal,
+        onVerified: async (obj, path) => {
+          await objects.adopt(path, obj);
+          done++;
+          await ctx.barrier(`fetch:verified:${obj.oid}`);
+        },
+        onProgress: (p) => {
+          progress.set(p.oid, p.bytes);
+          let bytes = 0;
+          for (const b of progress.values()) bytes += b;
+          ctx.opts.onProgress?.({ phase: 'fetch', bytes, total, objectsDone: done, objects: lfsNeeded.size });
+        },
+      });
+      ctx.bytesFetched += res.bytesTransferred;
+      for (const f of res.failed) failedOids.set(f.obj.oid, passError(f.error));
+    } catch (err) {
+      const e = passError(err);
+      for (const oid of lfsNeeded.keys()) if (!(await objects.has(lfsNeeded.get(oid)!))) failedOids.set(oid, e);
+    }
+    // Trust, but check: every object the plan needs must now be in the store.
+    for (const o of lfsNeeded.values()) {
+      if (!failedOids.has(o.oid) && !(await objects.has(o))) {
+        failedOids.set(o.oid, { code: 'NotFoundError', message: `object ${o.oid} was not delivered by ${fetcher.description}`, retry: 'generic' });
+      }
+    }
+  }
+
+  for (const m of wanted) {
+    if (m.action !== 'fetch' || ctx.modelErrors.has(m.model)) continue;
+    const failures = m.fetch.map((o) => failedOids.get(o.oid)).filter((e): e is PassError => e !== undefined);
+    if (failures.length > 0) {
+      for (const o of m.fetch) if (failedOids.has(o.oid)) ctx.unfetched.add(o.oid);
+      const first = failures[0]!;
+      ctx.modelErrors.set(m.model, {
+        ...first,
+        model: m.model,
+        message: `${m.model} ${m.desired}: ${first.message}${failures.length > 1 ? ` (and ${failures.length - 1} more object${failures.length > 2 ? 's' : ''})` : ''}; ${m.active ?? 'nothing'} stays active`,
+      });
+    } else {
+      ctx.ready.add(m.model);
+    }
+  }
+};
+
+async function makeFetcher(ctx: PassContext): Promise<ObjectFetcher> {
+  const given = ctx.opts.fetcher;
+  if (given && typeof given === 'object') return given;
+  const factory = (given as FetcherFactory | undefined) ?? defaultFetcherFactory;
+  const lfs = ctx.opened!.lfs;
+  return factory({
+    remote: lfs.remote,
+    gitdir: lfs.gitdir,
+    lfsconfig: lfs.lfsconfig,
+    token: ctx.opts.token,
+    concurrency: ctx.opts.concurrency,
+    limitKbps: ctx.site?.bandwidth?.limit_kbps,
+    logger: ctx.logger,
+  });
+}
+
+const buildVersions: Step = async (ctx) => {
+  for (const m of ctx.plan!.models) {
+    if (!ctx.ready.has(m.model) || ctx.modelErrors.has(m.model)) continue;
+    try {
+      await buildVersion(ctx.store.layout, m.model, m.desired, m.files as VersionFile[], ctx.barrier);
+    } catch (err) {
+      ctx.modelErrors.set(m.model, passError(err, m.model));
+      ctx.ready.delete(m.model);
+    }
+  }
+};
+
+const switchCurrent: Step = async (ctx) => {
+  for (const m of ctx.plan!.models) {
+    if (!ctx.ready.has(m.model) || ctx.modelErrors.has(m.model)) continue;
+    try {
+      const { from, previousBefore } = await activate(ctx.store.layout, m.model, m.desired, ctx.barrier);
+      ctx.activations.push({ model: m.model, version: m.desired, from, previousBefore, repair: from === m.desired });
+    } catch (err) {
+      ctx.modelErrors.set(m.model, passError(err, m.model));
+    }
+  }
+};
+
+const runHooks: Step = async (ctx) => {
+  const hooks = ctx.opts.hooks;
+  const changed = ctx.activations.filter((a) => !a.repair);
+  if (!hooks || changed.length === 0) return;
+  const layout = ctx.store.layout;
+  const activated: ActivatedModel[] = changed.map((a) => ({ model: a.model, version: a.version, from: a.from, currentDir: layout.link(a.model, 'current') }));
+  let unhealthy;
+  try {
+    ({ unhealthy } = await hooks.afterSwitch(activated));
+  } catch (err) {
+    ctx.errors.push(passError(err));
+    return;
+  }
+  const rolledBack: ActivatedModel[] = [];
+  for (const svc of unhealthy) {
+    for (const model of svc.models) {
+      const a = changed.find((x) => x.model === model);
+      if (!a || ctx.degraded.some((d) => d.model === model)) continue;
+      const reason = `service ${svc.service} failed its health check on ${model} ${a.version}: ${svc.reason}`;
+      ctx.degraded.push({ model, version: a.version, reason });
+      if (a.from === undefined) {
+        ctx.warnings.push(`${model} ${a.version} is unhealthy but there is no earlier version to go back to; it stays active`);
+        continue;
+      }
+      try {
+        await restore(layout, model, a.from, a.previousBefore);
+        rolledBack.push({ model, version: a.from, from: a.version, currentDir: layout.link(model, 'current') });
+      } catch (err) {
+        ctx.errors.push(passError(err, model));
+      }
+    }
+  }
+  if (rolledBack.length > 0) {
+    try {
+      await hooks.afterRollback(rolledBack);
+    } catch (err) {
+      ctx.errors.push(passError(err));
+    }
+  }
+};
+
+const STEPS: Array<[string, Step]> = [
+  ['lock', lock],
+  ['fetch-registry', fetchRegistry],
+  ['validate', validate],
+  ['resolve-desired', resolveDesired],
+  ['plan', planStep],
+  ['fetch-objects', fetchObjects],
+  ['build-versions', buildVersions],
+  ['switch', switchCurrent],
+  ['hooks', runHooks],
+];
+
+const DRY_RUN_STEPS = new Set(['lock', 'fetch-registry', 'validate', 'resolve-desired', 'plan']);
+
+// ---------------------------------------------------------------- the pass
+
+export async function reconcile(opts: ReconcileOptions): Promise<ReconcileResult> {
+  const now = opts.now ?? (() => new Date());
+  const ctx: PassContext = {
+    opts,
+    logger: opts.logger ?? silentLogger,
+    barrier: opts.barrier ?? noBarrier,
+    now,
+    started: performance.now(),
+    startedAt: now().toISOString(),
+    store: new Store(resolve(opts.store)),
+    state: { format: 1, models: {}, pins: {}, degraded: [], history: [] },
+    pins: {},
+    desired: [],
+    modelErrors: new Map(),
+    errors: [],
+    warnings: [],
+    bytesFetched: 0,
+    ready: new Set(),
+    activations: [],
+    degraded: [],
+    unfetched: new Set(),
+  };
+  try {
+    for (const [name, step] of STEPS) {
+      if (opts.dryRun && !DRY_RUN_STEPS.has(name)) break;
+      await step(ctx);
+      await ctx.barrier(`step:${name}`);
+    }
+  } catch (err) {
+    ctx.errors.push(passError(err));
+  }
+  return finish(ctx);
+}
+
+/** The one place that turns a pass into state, a log line and a result. */
+async function finish(ctx: PassContext): Promise<ReconcileResult> {
+  const { opts } = ctx;
+  for (const [, e] of ctx.modelErrors) ctx.errors.push(e);
+  const outcomes = outcomesOf(ctx);
+  const changed = ctx.activations
+    .filter((a) => !a.repair && !ctx.degraded.some((d) => d.model === a.model))
+    .map((a) => ({ model: a.model, from: a.from, to: a.version }));
+  const conflicts = (ctx.plan?.conflicts ?? []).map((m) => ({ model: m.model, active: m.active, declared: m.desired, detail: m.detail }));
+  const skippedDegraded = (ctx.plan?.models ?? []).filter((m) => m.reason === 'degraded');
+  const degraded = [...ctx.degraded, ...skippedDegraded.map((m) => ({ model: m.model, version: m.desired, reason: m.detail }))];
+  const status = statusOf({ errors: ctx.errors, degraded, conflicts, changed });
+
+  if (!opts.dryRun && ctx.lock) {
+    try {
+      await recordState(ctx, { status, changed, conflicts });
+      await ctx.barrier('step:record');
+    } catch (err) {
+      ctx.errors.push(passError(err));
+    }
+    if (opts.retention !== false && ctx.site && ctx.activations.length > 0) {
+      try {
+        await applyRetention(ctx);
+      } catch (err) {
+        ctx.warnings.push(`retention failed: ${asModelsyncError(err).message}`);
+      }
+    }
+    await ctx.store.cleanTmp({ keepDownloads: ctx.errors.length > 0 ? ctx.unfetched : new Set() }).catch(() => {});
+  }
+  await ctx.lock?.release().catch(() => {});
+  if (ctx.dryRunDir) await rm(ctx.dryRunDir, { recursive: true, force: true }).catch(() => {});
+
+  const finalStatus = statusOf({ errors: ctx.errors, degraded, conflicts, changed });
+  const result: ReconcileResult = {
+    status: finalStatus,
+    exitCode: exitCodeOf(finalStatus),
+    dryRun: Boolean(opts.dryRun),
+    site: opts.site,
+    registry: ctx.opened?.description ?? describeRegistry(opts.registry),
+    commit: ctx.opened?.commit,
+    models: outcomes,
+    changed,
+    conflicts,
+    degraded,
+    bytesFetched: ctx.bytesFetched,
+    bytesPlanned: ctx.plan?.bytes ?? 0,
+    durationMs: Math.round(performance.now() - ctx.started),
+    errors: ctx.errors,
+    warnings: ctx.warnings,
+    startedAt: ctx.startedAt,
+  };
+  const summary = {
+    site: result.site,
+    commit: result.commit?.slice(0, 12),
+    status: result.status,
+    changed: changed.map((c) => `${c.model}:${c.from ?? '-'}→${c.to}`),
+    bytesFetched: result.bytesFetched,
+    durationMs: result.durationMs,
+    conflicts: conflicts.map((c) => c.model),
+    errors: ctx.errors.map((e) => `${e.code}: ${e.message.split('\n')[0]}`),
+    dryRun: result.dryRun || undefined,
+  };
+  if (result.status === 'failed') ctx.logger.error(summary, 'reconcile pass');
+  else if (result.status === 'conflict' || result.status === 'degraded') ctx.logger.warn(summary, 'reconcile pass');
+  else ctx.logger.info(summary, 'reconcile pass');
+  return result;
+}
+
+function describeRegistry(registry: string): string {
+  return /^https?:\/\//i.test(registry) ? redactUrl(registry) : resolve(registry);
+}
+
+function outcomesOf(ctx: PassContext): ModelOutcome[] {
+  return (ctx.plan?.models ?? []).map((m: ModelPlan) => {
+    const act = ctx.activations.find((a) => a.model === m.model);
+    const deg = ctx.degraded.find((d) => d.model === m.model);
+    const error = ctx.modelErrors.get(m.model);
+    let outcome: ModelOutcome['outcome'];
+    let active = m.active;
+    if (ctx.opts.dryRun) outcome = m.action === 'none' ? 'unchanged' : m.action === 'conflict' ? 'conflict' : 'planned';
+    else if (error) outcome = 'failed';
+    else if (deg) {
+      outcome = 'degraded';
+      active = act?.from ?? act?.version ?? m.active;
+    } else if (m.reason === 'degraded') outcome = 'degraded';
+    else if (act) {
+      outcome = 'activated';
+      active = act.version;
+    } else if (m.action === 'conflict') outcome = 'conflict';
+    else if (m.action === 'none') outcome = 'unchanged';
+    else outcome = 'failed';
+    const o: ModelOutcome = {
+      model: m.model,
+      action: m.action,
+      reason: m.reason,
+      detail: m.detail,
+      outcome,
+      desired: m.desired,
+      declared: m.declared,
+      desiredReason: m.desiredReason,
+      from: m.active,
+      active,
+      bytes: m.bytes,
+    };
+    if (m.drift) o.drift = m.drift;
+    if (error) o.error = error;
+    return o;
+  });
+}
+
+async function recordState(ctx: PassContext, r: { status: ReconcileResult['status']; changed: ReconcileResult['changed']; conflicts: ReconcileResult['conflicts'] }): Promise<void> {
+  const at = ctx.now().toISOString();
+  const s = ctx.state;
+  const commit = ctx.opened?.commit;
+  s.site = ctx.opts.site;
+  s.registry = ctx.opened?.description ?? describeRegistry(ctx.opts.registry);
+  s.branch = ctx.opts.branch ?? 'main';
+  s.pins = { ...ctx.pins };
+  if (commit) {
+    s.attemptedCommit = commit;
+    s.attemptedAt = at;
+  }
+  if (ctx.plan && commit) {
+    for (const m of ctx.plan.models) {
+      const prev: ModelState = s.models[m.model] ?? {};
+      const act = ctx.activations.find((a) => a.model === m.model);
+      const deg = ctx.degraded.find((d) => d.model === m.model);
+      const next: ModelState = { ...prev, declared: m.declared, desired: m.desired, reason: m.desiredReason };
+      const nowActive = deg ? (act?.from ?? act?.version) : act ? act.version : m.active;
+      next.active = nowActive;
+      // What the registry (not a pin, not a hand) put in place is the base of the conflict rule.
+      const fromRegistry = m.desiredReason !== 'pin';
+      if (fromRegistry && nowActive === m.desired && !deg && !ctx.modelErrors.has(m.model)) {
+        if (prev.lastApplied !== m.desired) {
+          next.lastApplied = m.desired;
+          next.lastAppliedAt = at;
+          next.lastAppliedCommit = commit;
+        }
+      }
+      if (m.action === 'conflict') {
+        next.conflict = { active: m.active ?? '', declared: m.desired, since: prev.conflict?.active === m.active && prev.conflict?.declared === m.desired ? prev.conflict.since : at };
+      } else {
+        delete next.conflict;
+      }
+      s.models[m.model] = next;
+    }
+    // Degraded versions are remembered for this commit only: a new commit retries them.
+    s.degraded = [
+      ...s.degraded.filter((d) => d.commit === commit && !ctx.degraded.some((x) => x.model === d.model)),
+      ...ctx.degraded.map((d) => ({ ...d, commit, since: at })),
+    ];
+  }
+  if (ctx.errors.length === 0 && commit) {
+    s.appliedCommit = commit;
+    s.appliedAt = at;
+  }
+  s.history.push({
+    at: ctx.startedAt,
+    commit,
+    status: r.status,
+    changed: r.changed,
+    bytesFetched: ctx.bytesFetched,
+    durationMs: Math.round(performance.now() - ctx.started),
+    conflicts: r.conflicts.map((c) => c.model),
+    errors: ctx.errors.map((e) => ({ code: e.code, message: e.message.slice(0, 2000), model: e.model })),
+  });
+  await writeState(ctx.store.layout, s);
+}
+
+async function applyRetention(ctx: PassContext): Promise<void> {
+  const protect = new Map<string, Set<string>>();
+  const add = (m: string, v: string): void => {
+    protect.set(m, (protect.get(m) ?? new Set()).add(v));
+  };
+  for (const d of ctx.desired) add(d.model, d.version);
+  for (const [m, v] of Object.entries(ctx.pins)) add(m, v);
+  const report = await collectGarbage(ctx.store.layout, { keep: ctx.site!.retention.keep, protect });
+  if (report.versionsRemoved.length > 0 || report.objectsRemoved > 0) {
+    ctx.logger.info({ versions: report.versionsRemoved.map((v) => `${v.model}/${v.version}`), objects: report.objectsRemoved, bytesFreed: report.bytesFreed }, 'retention');
+  }
+}

@@ -1,0 +1,100 @@
+/** What a pass returns to the CLI and the agent, and how it maps to an exit code (DESIGN.md). */
+import { ModelsyncError, errorMessage } from '../errors.ts';
+import { storeFsError } from '../store/objects.ts';
+import type { Action, PlanReason } from './plan.ts';
+import type { DesiredReason } from '../registry/desired.ts';
+
+export type PassStatus = 'in-sync' | 'changed' | 'conflict' | 'degraded' | 'failed';
+
+export type ModelOutcomeKind =
+  | 'unchanged'   // nothing to do
+  | 'activated'   // current switched (or repaired) to the desired version
+  | 'planned'     // dry run: what would happen
+  | 'conflict'    // left alone
+  | 'degraded'    // switched, failed its health check, switched back (or skipped: failed before at this commit)
+  | 'failed';     // an error stopped this model; its current is untouched
+
+export interface PassError {
+  code: string;
+  message: string;
+  retry: string;
+  model?: string;
+  data?: Record<string, unknown>;
+}
+
+export interface ModelOutcome {
+  model: string;
+  action: Action;
+  reason: PlanReason;
+  detail: string;
+  outcome: ModelOutcomeKind;
+  desired: string;
+  declared: string;
+  desiredReason: DesiredReason;
+  /** Active before the pass. */
+  from?: string;
+  /** Active after the pass. */
+  active?: string;
+  bytes: number;
+  drift?: string;
+  error?: PassError;
+}
+
+export interface ReconcileResult {
+  status: PassStatus;
+  exitCode: number;
+  dryRun: boolean;
+  site: string;
+  /** Registry URL without credentials, or its path. */
+  registry: string;
+  commit?: string;
+  models: ModelOutcome[];
+  changed: Array<{ model: string; from?: string; to: string }>;
+  conflicts: Array<{ model: string; active?: string; declared: string; detail: string }>;
+  degraded: Array<{ model: string; version: string; reason: string }>;
+  bytesFetched: number;
+  /** Dry run: bytes the pass would fetch. */
+  bytesPlanned: number;
+  durationMs: number;
+  errors: PassError[];
+  warnings: string[];
+  startedAt: string;
+}
+
+export const EXIT_CODES = { ok: 0, error: 1, conflicts: 3, degraded: 4 } as const;
+
+export function statusOf(r: Pick<ReconcileResult, 'errors' | 'degraded' | 'conflicts' | 'changed'>): PassStatus {
+  if (r.errors.length > 0) return 'failed';
+  if (r.degraded.length > 0) return 'degraded';
+  if (r.conflicts.length > 0) return 'conflict';
+  if (r.changed.length > 0) return 'changed';
+  return 'in-sync';
+}
+
+export function exitCodeOf(status: PassStatus): number {
+  switch (status) {
+    case 'failed':
+      return EXIT_CODES.error;
+    case 'degraded':
+      return EXIT_CODES.degraded;
+    case 'conflict':
+      return EXIT_CODES.conflicts;
+    default:
+      return EXIT_CODES.ok;
+  }
+}
+
+/** Every error leaving a pass is a ModelsyncError with a stable code. */
+export function asModelsyncError(err: unknown): ModelsyncError {
+  if (err instanceof ModelsyncError) return err;
+  if ((err as NodeJS.ErrnoException | undefined)?.code && typeof (err as NodeJS.ErrnoException).syscall === 'string') return storeFsError('store operation failed', err);
+  return new ModelsyncError('InternalError', errorMessage(err), { cause: err });
+}
+
+export function passError(err: unknown, model?: string): PassError {
+  const e = asModelsyncError(err);
+  const out: PassError = { code: e.code, message: e.message, retry: e.retry };
+  if (model) out.model = model;
+  if (Object.keys(e.data).length > 0) out.data = e.data;
+  return out;
+}
