@@ -1,0 +1,399 @@
+/**
+ * Filters and tests: the only code a template can invoke. Each takes plain
+ * data and returns plain data; anything that builds strings or lists charges
+ * the render's budget first, so no filter can be used to exhaust memory.
+ */
+import { posix } from 'node:path';
+import { stringify as yamlStringify } from 'yaml';
+import {
+  Budget, EvalError, Undefined, compareValues, describeType, entriesOf, equals, getItem, isList, isPlainObject,
+  isUndefined, iterate, keysOf, toJson, toStr, truthy, type PlainObject, type Value,
+} from './values.ts';
+
+export interface FilterCall {
+  args: Value[];
+  kwargs: Record<string, Value>;
+  budget: Budget;
+  /** For messages: what the filter was applied to. */
+  hint: string;
+}
+
+type Filter = (value: Value, call: FilterCall) => Value;
+type Test = (value: Value, args: Value[]) => boolean;
+
+/** Positional-or-keyword argument `i` named `name`, with a default. */
+function arg(call: FilterCall, i: number, name: string, dflt: Value): Value {
+  if (i < call.args.length) return call.args[i]!;
+  if (Object.hasOwn(call.kwargs, name)) return call.kwargs[name]!;
+  return dflt;
+}
+
+function str(v: Value, what: string, budget: Budget): string {
+  void what;
+  return toStr(v, budget);
+}
+
+function needString(v: Value, what: string): string {
+  if (typeof v !== 'string') throw new EvalError(`${what} must be a string, not ${describeType(v)}`);
+  return v;
+}
+
+function needList(v: Value, what: string): Value[] {
+  if (isUndefined(v)) throw new EvalError(`${v.message()}`);
+  if (isList(v)) return v;
+  if (typeof v === 'string' || isPlainObject(v)) return iterate(v, what);
+  throw new EvalError(`${what} is ${describeType(v)}, not a list`);
+}
+
+function needInt(v: Value, what: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw new EvalError(`${what} must be an integer, not ${describeType(v)}`);
+  return v;
+}
+
+function defined(v: Value, what: string): Value {
+  if (isUndefined(v)) throw new EvalError(`${v.message()}`);
+  void what;
+  return v;
+}
+
+/** An attribute path like "name" or "files.0.size", as Jinja's attribute= arguments take. */
+function pluck(item: Value, attribute: string): Value {
+  let cur = item;
+  for (const part of attribute.split('.')) cur = getItem(cur, /^\d+$/.test(part) ? Number(part) : part, 'item');
+  return cur;
+}
+
+function sortKey(v: Value, caseSensitive: boolean): Value {
+  return !caseSensitive && typeof v === 'string' ? v.toLowerCase() : v;
+}
+
+function toInt(v: Value, dflt: Value, base: number): Value {
+  if (typeof v === 'number') return Number.isFinite(v) ? Math.trunc(v) : dflt;
+  if (typeof v === 'boolean') return Number(v);
+  if (typeof v === 'string') {
+    const s = v.trim().replace(/_/g, '');
+    if (base === 10 && /^[+-]?\d+$/.test(s)) return Number(s);
+    if (base !== 10) {
+      const body = s.replace(/^0[xob]/i, '');
+      const n = parseInt(body, base);
+      return Number.isNaN(n) ? dflt : n;
+    }
+    const f = Number(s);
+    return s !== '' && Number.isFinite(f) ? Math.trunc(f) : dflt;
+  }
+  return dflt;
+}
+
+function toFloat(v: Value, dflt: Value): Value {
+  if (typeof v === 'number') return v;
+  if (typeof v === 'boolean') return Number(v);
+  if (typeof v === 'string' && v.trim() !== '') {
+    const f = Number(v.trim());
+    return Number.isNaN(f) ? dflt : f;
+  }
+  return dflt;
+}
+
+function roundHalfAwayFromZero(n: number, precision: number): number {
+  const f = 10 ** precision;
+  return (Math.sign(n) * Math.round(Math.abs(n) * f)) / f;
+}
+
+const FILTERS: Record<string, Filter> = {
+  default(v, c) {
+    const dflt = arg(c, 0, 'default_value', '');
+    const boolean = truthy(arg(c, 1, 'boolean', false));
+    if (isUndefined(v) || (boolean && !truthy(v))) return dflt;
+    return v;
+  },
+  mandatory(v, c) {
+    if (isUndefined(v)) throw new EvalError(`${truthy(arg(c, 0, 'msg', '')) ? str(arg(c, 0, 'msg', ''), 'msg', c.budget) : `${v.message()} (mandatory)`}`);
+    return v;
+  },
+  join(v, c) {
+    const items = needList(v, c.hint);
+    const sep = str(arg(c, 0, 'd', ''), 'separator', c.budget);
+    const attribute = arg(c, 1, 'attribute', null);
+    const parts = items.map((x) => str(typeof attribute === 'string' ? pluck(x, attribute) : x, 'item', c.budget));
+    c.budget.string(parts.reduce((n, p) => n + p.length, 0) + sep.length * Math.max(0, parts.length - 1));
+    return parts.join(sep);
+  },
+  upper: (v, c) => str(v, c.hint, c.budget).toUpperCase(),
+  lower: (v, c) => str(v, c.hint, c.budget).toLowerCase(),
+  capitalize(v, c) {
+    const s = str(v, c.hint, c.budget);
+    return s.charAt(0).toUpperCase() + s.slice(1).toLowerCase();
+  },
+  title: (v, c) => str(v, c.hint, c.budget).replace(/[A-Za-z0-9]+/g, (w) => w.charAt(0).toUpperCase() + w.slice(1).toLowerCase()),
+  trim(v, c) {
+    const s = str(v, c.hint, c.budget);
+    const chars = arg(c, 0, 'chars', null);
+    if (chars === null) return s.trim();
+    const set = new Set(needString(chars, 'chars'));
+    let a = 0;
+    let b = s.length;
+    while (a < b && set.has(s[a]!)) a++;
+    while (b > a && set.has(s[b - 1]!)) b--;
+    return s.slice(a, b);
+  },
+  replace(v, c) {
+    const s = str(v, c.hint, c.budget);
+    const old = str(arg(c, 0, 'old', ''), 'old', c.budget);
+    const neu = str(arg(c, 1, 'new', ''), 'new', c.budget);
+    const countArg = arg(c, 2, 'count', null);
+    const count = countArg === null ? Infinity : needInt(countArg, 'count');
+    // Count the replacements first so the result's size is charged before it exists.
+    const pieces = old === '' ? [...s] : s.split(old);
+    const n = Math.min(old === '' ? s.length + 1 : pieces.length - 1, count);
+    c.budget.string(s.length + n * (neu.length - old.length));
+    if (old === '') {
+      // Python inserts `new` between characters and at both ends.
+      const out: string[] = [];
+      let done = 0;
+      for (let i = 0; i <= s.length; i++) {
+        if (done < n) {
+          out.push(neu);
+          done++;
+        }
+        if (i < s.length) out.push(s[i]!);
+      }
+      return out.join('');
+    }
+    if (n === pieces.length - 1) return pieces.join(neu);
+    return pieces.slice(0, n + 1).join(neu) + old + pieces.slice(n + 1).join(old);
+  },
+  int: (v, c) => toInt(v, arg(c, 0, 'default', 0), needInt(arg(c, 1, 'base', 10), 'base')),
+  float: (v, c) => toFloat(v, arg(c, 0, 'default', 0)),
+  bool(v) {
+    if (typeof v === 'string') return ['yes', 'on', '1', 'true', 't', 'y'].includes(v.trim().toLowerCase());
+    return truthy(v);
+  },
+  string: (v, c) => str(v, c.hint, c.budget),
+  length(v, c) {
+    const x = defined(v, c.hint);
+    if (typeof x === 'string' || isList(x)) return x.length;
+    if (isPlainObject(x)) return keysOf(x).length;
+    throw new EvalError(`${c.hint} is ${describeType(x)}, which has no length`);
+  },
+  basename: (v, c) => posix.basename(str(v, c.hint, c.budget)),
+  dirname: (v, c) => posix.dirname(str(v, c.hint, c.budget)),
+  tojson: (v, c) => toJson(v, c.budget, needInt(arg(c, 0, 'indent', 0) ?? 0, 'indent')),
+  to_json: (v, c) => toJson(v, c.budget, 0),
+  to_nice_json: (v, c) => toJson(v, c.budget, needInt(arg(c, 0, 'indent', 4), 'indent')),
+  to_yaml(v, c) {
+    // Serialise through JSON first: it is budgeted and proves the value is plain data.
+    const json = toJson(v, c.budget);
+    const out = yamlStringify(JSON.parse(json), { indent: needInt(arg(c, 0, 'indent', 2), 'indent') });
+    c.budget.string(out.length);
+    return out;
+  },
+  first(v, c) {
+    const items = needList(v, c.hint);
+    return items.length ? items[0]! : new Undefined(`${c.hint}|first (empty)`);
+  },
+  last(v, c) {
+    const items = needList(v, c.hint);
+    return items.length ? items[items.length - 1]! : new Undefined(`${c.hint}|last (empty)`);
+  },
+  sort(v, c) {
+    const items = [...needList(v, c.hint)];
+    const reverse = truthy(arg(c, 0, 'reverse', false));
+    const caseSensitive = truthy(arg(c, 1, 'case_sensitive', false));
+    const attribute = arg(c, 2, 'attribute', null);
+    const key = (x: Value): Value => sortKey(typeof attribute === 'string' ? pluck(x, attribute) : x, caseSensitive);
+    items.sort((a, b) => compareValues(key(a), key(b)));
+    if (reverse) items.reverse();
+    return items;
+  },
+  unique(v, c) {
+    const out: Value[] = [];
+    for (const x of needList(v, c.hint)) if (!out.some((y) => equals(x, y))) out.push(x);
+    return out;
+  },
+  reverse(v, c) {
+    if (typeof v === 'string') return [...v].reverse().join('');
+    return [...needList(v, c.hint)].reverse();
+  },
+  list: (v, c) => [...needList(v, c.hint)],
+  items(v, c) {
+    const x = defined(v, c.hint);
+    if (!isPlainObject(x)) throw new EvalError(`${c.hint} is ${describeType(x)}, not a mapping`);
+    return entriesOf(x, c.hint).map(([k, y]) => [k, y]);
+  },
+  dictsort(v, c) {
+    const x = defined(v, c.hint);
+    if (!isPlainObject(x)) throw new EvalError(`${c.hint} is ${describeType(x)}, not a mapping`);
+    const caseSensitive = truthy(arg(c, 0, 'case_sensitive', false));
+    const by = arg(c, 1, 'by', 'key');
+    const reverse = truthy(arg(c, 2, 'reverse', false));
+    const idx = by === 'value' ? 1 : 0;
+    const out = entriesOf(x, c.hint).sort((a, b) => compareValues(sortKey(a[idx]!, caseSensitive), sortKey(b[idx]!, caseSensitive)));
+    if (reverse) out.reverse();
+    return out.map(([k, y]) => [k, y]);
+  },
+  abs(v, c) {
+    if (typeof v !== 'number') throw new EvalError(`${c.hint} is ${describeType(v)}, not a number`);
+    return Math.abs(v);
+  },
+  round(v, c) {
+    if (typeof v !== 'number') throw new EvalError(`${c.hint} is ${describeType(v)}, not a number`);
+    const precision = needInt(arg(c, 0, 'precision', 0), 'precision');
+    const method = arg(c, 1, 'method', 'common');
+    const f = 10 ** precision;
+    if (method === 'ceil') return Math.ceil(v * f) / f;
+    if (method === 'floor') return Math.floor(v * f) / f;
+    if (method !== 'common') throw new EvalError('round method must be "common", "ceil" or "floor"');
+    return roundHalfAwayFromZero(v, precision);
+  },
+  min(v, c) {
+    const items = needList(v, c.hint);
+    return items.length ? items.reduce((a, b) => (compareValues(a, b) <= 0 ? a : b)) : new Undefined(`${c.hint}|min (empty)`);
+  },
+  max(v, c) {
+    const items = needList(v, c.hint);
+    return items.length ? items.reduce((a, b) => (compareValues(a, b) >= 0 ? a : b)) : new Undefined(`${c.hint}|max (empty)`);
+  },
+  sum(v, c) {
+    const attribute = arg(c, 0, 'attribute', null);
+    let total = arg(c, 1, 'start', 0);
+    for (const x of needList(v, c.hint)) {
+      const y = typeof attribute === 'string' ? pluck(x, attribute) : x;
+      if (typeof y !== 'number' || typeof total !== 'number') throw new EvalError(`sum needs numbers, got ${describeType(y)}`);
+      total += y;
+    }
+    return total;
+  },
+  map(v, c) {
+    const items = needList(v, c.hint);
+    const attribute = c.kwargs.attribute;
+    if (typeof attribute === 'string') {
+      const dflt = c.kwargs.default;
+      return items.map((x) => {
+        const y = pluck(x, attribute);
+        return isUndefined(y) && dflt !== undefined ? dflt : y;
+      });
+    }
+    const name = c.args[0];
+    if (typeof name !== 'string') throw new EvalError('map needs a filter name or attribute="…"');
+    const f = FILTERS[name];
+    if (!f || !Object.hasOwn(FILTERS, name)) throw new EvalError(`unknown filter "${name}"`);
+    const rest: FilterCall = { ...c, args: c.args.slice(1), kwargs: {} };
+    return items.map((x) => f(x, rest));
+  },
+  selectattr: (v, c) => selectBy(v, c, true),
+  rejectattr: (v, c) => selectBy(v, c, false),
+  select: (v, c) => selectItems(v, c, true),
+  reject: (v, c) => selectItems(v, c, false),
+  indent(v, c) {
+    const s = str(v, c.hint, c.budget);
+    const w = arg(c, 0, 'width', 4);
+    const pad = typeof w === 'string' ? w : ' '.repeat(needInt(w, 'width'));
+    const first = truthy(arg(c, 1, 'first', false));
+    const blank = truthy(arg(c, 2, 'blank', false));
+    const lines = s.split('\n');
+    c.budget.string(s.length + pad.length * lines.length);
+    return lines.map((line, i) => ((i === 0 && !first) || (!blank && line.trim() === '') ? line : pad + line)).join('\n');
+  },
+  split(v, c) {
+    const s = str(v, c.hint, c.budget);
+    const sep = arg(c, 0, 'sep', null);
+    const parts = sep === null ? s.trim().split(/\s+/).filter((p) => p !== '') : s.split(needString(sep, 'separator'));
+    c.budget.list(parts.length);
+    return parts;
+  },
+  quote(v, c) {
+    const s = str(v, c.hint, c.budget);
+    c.budget.string(s.length * 4 + 2);
+    return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'"'"'`)}'`;
+  },
+};
+FILTERS.d = FILTERS.default!;
+FILTERS.count = FILTERS.length!;
+
+function selectBy(v: Value, c: FilterCall, keep: boolean): Value {
+  const items = needList(v, c.hint);
+  const attribute = c.args[0];
+  if (typeof attribute !== 'string') throw new EvalError(`${keep ? 'selectattr' : 'rejectattr'} needs an attribute name`);
+  const testName = c.args[1];
+  const test = testName === undefined ? null : lookupTest(needString(testName, 'test name'));
+  return items.filter((x) => {
+    const y = pluck(x, attribute);
+    return (test ? test(y, c.args.slice(2)) : truthy(y)) === keep;
+  });
+}
+
+function selectItems(v: Value, c: FilterCall, keep: boolean): Value {
+  const items = needList(v, c.hint);
+  const testName = c.args[0];
+  const test = testName === undefined ? null : lookupTest(needString(testName, 'test name'));
+  return items.filter((x) => (test ? test(x, c.args.slice(1)) : truthy(x)) === keep);
+}
+
+const TESTS: Record<string, Test> = {
+  defined: (v) => !isUndefined(v),
+  undefined: (v) => isUndefined(v),
+  none: (v) => v === null,
+  boolean: (v) => typeof v === 'boolean',
+  true: (v) => v === true,
+  false: (v) => v === false,
+  number: (v) => typeof v === 'number',
+  integer: (v) => typeof v === 'number' && Number.isInteger(v),
+  float: (v) => typeof v === 'number' && !Number.isInteger(v),
+  string: (v) => typeof v === 'string',
+  mapping: (v) => isPlainObject(v),
+  sequence: (v) => isList(v) || typeof v === 'string',
+  iterable: (v) => isList(v) || typeof v === 'string' || isPlainObject(v),
+  lower: (v) => typeof v === 'string' && v === v.toLowerCase(),
+  upper: (v) => typeof v === 'string' && v === v.toUpperCase(),
+  even: (v) => typeof v === 'number' && v % 2 === 0,
+  odd: (v) => typeof v === 'number' && Math.abs(v % 2) === 1,
+  divisibleby(v, [n]) {
+    if (typeof v !== 'number' || typeof n !== 'number' || n === 0) throw new EvalError('divisibleby needs two numbers, the second not zero');
+    return v % n === 0;
+  },
+  eq: (v, [x]) => equals(v, x ?? new Undefined('argument')),
+  ne: (v, [x]) => !equals(v, x ?? new Undefined('argument')),
+  lt: (v, [x]) => compareValues(v, x ?? null) < 0,
+  le: (v, [x]) => compareValues(v, x ?? null) <= 0,
+  gt: (v, [x]) => compareValues(v, x ?? null) > 0,
+  ge: (v, [x]) => compareValues(v, x ?? null) >= 0,
+  in: (v, [x]) => contains(x ?? null, v),
+  sameas: (v, [x]) => v === x,
+};
+TESTS.equalto = TESTS.eq!;
+TESTS['=='] = TESTS.eq!;
+TESTS['!='] = TESTS.ne!;
+TESTS['<'] = TESTS.lt!;
+TESTS['<='] = TESTS.le!;
+TESTS['>'] = TESTS.gt!;
+TESTS['>='] = TESTS.ge!;
+TESTS.greaterthan = TESTS.gt!;
+TESTS.lessthan = TESTS.lt!;
+
+export function lookupFilter(name: string): Filter | null {
+  return Object.hasOwn(FILTERS, name) ? FILTERS[name]! : null;
+}
+
+export function lookupTest(name: string): Test {
+  if (!Object.hasOwn(TESTS, name)) throw new EvalError(`unknown test "${name}"`);
+  return TESTS[name]!;
+}
+
+export function hasTest(name: string): boolean {
+  return Object.hasOwn(TESTS, name);
+}
+
+/** `needle in haystack`: substring, list member (deep equality) or mapping key. */
+export function contains(haystack: Value, needle: Value): boolean {
+  if (isUndefined(haystack)) throw new EvalError(`${haystack.message()}`);
+  if (typeof haystack === 'string') {
+    if (typeof needle !== 'string') throw new EvalError(`"in <string>" needs a string on the left, not ${describeType(needle)}`);
+    return haystack.includes(needle);
+  }
+  if (isList(haystack)) return haystack.some((x) => equals(x, needle));
+  if (isPlainObject(haystack)) return typeof needle === 'string' && keysOf(haystack as PlainObject).includes(needle);
+  throw new EvalError(`"in" needs a string, list or mapping on the right, not ${describeType(haystack)}`);
+}
+
+export const FILTER_NAMES = Object.keys(FILTERS).sort();
+export const TEST_NAMES = Object.keys(TESTS).sort();
