@@ -1,5 +1,41 @@
-// PLACEHOLDER: replaced by the real command; must not survive to a landing.
-import { ModelsyncError } from '../errors.ts';
-import type { CommandContext } from './context.ts';
-export async function pinCommand(_opts: Record<string, unknown>, _ctx: CommandContext): Promise<number> { throw new ModelsyncError('NotImplemented', 'pin is not implemented yet'); }
-export async function unpinCommand(_opts: Record<string, unknown>, _ctx: CommandContext): Promise<number> { throw new ModelsyncError('NotImplemented', 'pin is not implemented yet'); }
+import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { NotFoundError, UsageError } from '../errors.ts';
+import { NAME_RE, VERSION_RE, RESERVED_VERSION_NAMES } from '../registry/schema.ts';
+import { StoreLayout, removePin, setPin } from '../store/index.ts';
+import { printJson, EXIT, type CommandContext } from './context.ts';
+
+export interface PinCommandOptions {
+  model?: string;
+  version?: string;
+  store?: string;
+  json?: boolean;
+}
+
+function storeLayout(opts: PinCommandOptions, ctx: CommandContext): StoreLayout {
+  if (!opts.store || !opts.model) throw new UsageError('give a model and --store <dir>');
+  const layout = new StoreLayout(resolve(ctx.cwd, opts.store));
+  if (!existsSync(layout.root)) throw new NotFoundError(`store ${layout.root} does not exist`, { store: layout.root });
+  if (!NAME_RE.test(opts.model)) throw new UsageError(`${JSON.stringify(opts.model)} is not a valid model name`);
+  return layout;
+}
+
+/** A local break-glass pin: the next pass activates this version whatever the registry says, and reports drift. */
+export async function pinCommand(opts: PinCommandOptions, ctx: CommandContext): Promise<number> {
+  const layout = storeLayout(opts, ctx);
+  const version = opts.version!;
+  if (!VERSION_RE.test(version) || RESERVED_VERSION_NAMES.has(version)) throw new UsageError(`${JSON.stringify(version)} is not a valid version`);
+  const file = await setPin(layout, opts.model!, version);
+  if (opts.json) printJson(ctx, { ok: true, model: opts.model, version, pins: file.pins });
+  else ctx.out(`pinned ${opts.model} to ${version} on this site; the next pass activates it and reports it as drift (undo: modelsync unpin ${opts.model} --store ${opts.store})`);
+  return EXIT.ok;
+}
+
+export async function unpinCommand(opts: PinCommandOptions, ctx: CommandContext): Promise<number> {
+  const layout = storeLayout(opts, ctx);
+  const was = await removePin(layout, opts.model!);
+  if (opts.json) printJson(ctx, { ok: true, model: opts.model, removed: was ?? null });
+  else if (was === undefined) ctx.out(`${opts.model} was not pinned`);
+  else ctx.out(`unpinned ${opts.model} (was ${was}); the next pass follows the registry again (a pinned version newer than declared is reported as a conflict until --force)`);
+  return EXIT.ok;
+}

@@ -1,4 +1,119 @@
-// PLACEHOLDER: replaced by the real command; must not survive to a landing.
-import { ModelsyncError } from '../errors.ts';
-import type { CommandContext } from './context.ts';
-export async function reconcileCommand(_opts: Record<string, unknown>, _ctx: CommandContext): Promise<number> { throw new ModelsyncError('NotImplemented', 'reconcile is not implemented yet'); }
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { ConfigError, UsageError } from '../errors.ts';
+import { reconcile, type ReconcileResult, type PassProgress } from '../reconcile/index.ts';
+import { printJson, type CommandContext } from './context.ts';
+import { formatBytes, formatDuration } from '../reconcile/format.ts';
+
+export interface ReconcileCommandOptions {
+  site?: string;
+  registry?: string;
+  store?: string;
+  branch?: string;
+  tokenFile?: string;
+  configDir?: string;
+  concurrency?: string;
+  dryRun?: boolean;
+  force?: boolean;
+  json?: boolean;
+}
+
+/** The hub token: --token-file, else MODELSYNC_TOKEN_FILE, else MODELSYNC_TOKEN. Never printed. */
+export function readToken(tokenFile: string | undefined, ctx: CommandContext): string | undefined {
+  const file = tokenFile ?? ctx.env.MODELSYNC_TOKEN_FILE;
+  if (file) {
+    try {
+      const token = readFileSync(resolve(ctx.cwd, file), 'utf8').trim();
+      if (!token) throw new ConfigError(`token file ${file} is empty`, { file });
+      return token;
+    } catch (err) {
+      if (err instanceof ConfigError) throw err;
+      throw new ConfigError(`cannot read token file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file });
+    }
+  }
+  const env = ctx.env.MODELSYNC_TOKEN?.trim();
+  return env ? env : undefined;
+}
+
+export async function reconcileCommand(opts: ReconcileCommandOptions, ctx: CommandContext): Promise<number> {
+  if (!opts.site || !opts.registry || !opts.store) throw new UsageError('reconcile needs --site, --registry and --store');
+  const concurrency = opts.concurrency === undefined ? undefined : Number(opts.concurrency);
+  if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64)) {
+    throw new UsageError(`--concurrency must be an integer from 1 to 64 (got ${opts.concurrency})`);
+  }
+  if (opts.configDir) ctx.logger.debug('--config-dir: templates are rendered by `modelsync agent`; a one-shot reconcile only manages the store');
+  const registry = /^[a-z][a-z0-9+.-]*:\/\//i.test(opts.registry) ? opts.registry : resolve(ctx.cwd, opts.registry);
+  const bar = !opts.json && process.stderr.isTTY ? progressBar() : undefined;
+  const result = await reconcile({
+    site: opts.site,
+    registry,
+    store: resolve(ctx.cwd, opts.store),
+    branch: opts.branch,
+    token: readToken(opts.tokenFile, ctx),
+    force: opts.force,
+    dryRun: opts.dryRun,
+    concurrency,
+    logger: ctx.logger,
+    onProgress: bar?.update,
+  });
+  bar?.done();
+  if (opts.json) printJson(ctx, result);
+  else ctx.out(renderResult(result));
+  return result.exitCode;
+}
+
+const OUTCOME_WORDS: Record<string, string> = {
+  unchanged: 'in sync',
+  activated: 'activated',
+  planned: 'would apply',
+  conflict: 'CONFLICT',
+  degraded: 'DEGRADED',
+  failed: 'FAILED',
+};
+
+export function renderResult(r: ReconcileResult): string {
+  const lines: string[] = [];
+  lines.push(`${r.dryRun ? 'dry run: ' : ''}site ${r.site} · ${r.registry}${r.commit ? ` @ ${r.commit.slice(0, 12)}` : ''}`);
+  const rows = r.models.map((m) => {
+    const change = m.outcome === 'unchanged' || m.outcome === 'conflict' || (m.from === m.desired) ? (m.from ?? '-') : `${m.from ?? '-'} → ${m.desired}`;
+    const what = `${OUTCOME_WORDS[m.outcome] ?? m.outcome}${m.action !== 'none' || m.reason !== 'in-sync' ? ` (${m.reason})` : ''}`;
+    const size = m.bytes > 0 && m.outcome !== 'unchanged' ? formatBytes(m.bytes) : '';
+    return [m.model, change, what, size];
+  });
+  const widths = [0, 1, 2].map((i) => Math.max(0, ...rows.map((row) => row[i]!.length)));
+  for (const row of rows) lines.push(`  ${row.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c)).join('  ').trimEnd()}`);
+  for (const m of r.models) {
+    if (m.outcome === 'conflict' || m.outcome === 'degraded' || m.drift) lines.push(`    ${m.model}: ${m.drift ?? m.detail}`);
+  }
+  const parts = [`${r.changed.length} changed`];
+  if (r.dryRun) parts.push(`${formatBytes(r.bytesPlanned)} to fetch`);
+  else parts.push(`${formatBytes(r.bytesFetched)} fetched`);
+  if (r.conflicts.length) parts.push(`${r.conflicts.length} conflict${r.conflicts.length > 1 ? 's' : ''}`);
+  if (r.degraded.length) parts.push(`${r.degraded.length} degraded`);
+  lines.push(`${r.dryRun ? 'plan' : 'status'}: ${r.dryRun ? (r.errors.length ? 'failed' : 'ok') : r.status} (${parts.join(', ')}, ${formatDuration(r.durationMs)})`);
+  for (const e of r.errors) lines.push(`error [${e.code}]: ${e.message}`);
+  for (const w of r.warnings) lines.push(`warning: ${w}`);
+  return lines.join('\n');
+}
+
+function progressBar(): { update(p: PassProgress): void; done(): void } {
+  let last = 0;
+  let shown = false;
+  const started = Date.now();
+  return {
+    update(p) {
+      const now = Date.now();
+      if (now - last < 100 && p.bytes < p.total) return;
+      last = now;
+      shown = true;
+      const frac = p.total > 0 ? Math.min(1, p.bytes / p.total) : 1;
+      const width = 30;
+      const fill = Math.round(frac * width);
+      const rate = p.bytes / Math.max(0.001, (now - started) / 1000);
+      process.stderr.write(`\r[${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${(frac * 100).toFixed(0).padStart(3)}% ${formatBytes(p.bytes)}/${formatBytes(p.total)} ${formatBytes(rate)}/s  ${p.objectsDone}/${p.objects} objects `);
+    },
+    done() {
+      if (shown) process.stderr.write('\n');
+    },
+  };
+}

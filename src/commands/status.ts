@@ -1,4 +1,52 @@
-// PLACEHOLDER: replaced by the real command; must not survive to a landing.
-import { ModelsyncError } from '../errors.ts';
-import type { CommandContext } from './context.ts';
-export async function statusCommand(_opts: Record<string, unknown>, _ctx: CommandContext): Promise<number> { throw new ModelsyncError('NotImplemented', 'status is not implemented yet'); }
+import { resolve } from 'node:path';
+import { UsageError } from '../errors.ts';
+import { formatDuration } from '../reconcile/format.ts';
+import { storeStatus, type StoreStatus } from '../reconcile/status.ts';
+import { printJson, EXIT, type CommandContext } from './context.ts';
+
+export interface StatusCommandOptions {
+  hub?: string;
+  store?: string;
+  tokenFile?: string;
+  json?: boolean;
+}
+
+export async function statusCommand(opts: StatusCommandOptions, ctx: CommandContext): Promise<number> {
+  if (opts.hub && opts.store) throw new UsageError('give --hub or --store, not both');
+  if (opts.hub) throw new UsageError('status --hub is not available yet; use --store <dir> on a site, or the hub dashboard / GET /api/v1/sites');
+  if (!opts.store) throw new UsageError('give --store <dir> (a site store) or --hub <url>');
+  const status = await storeStatus(resolve(ctx.cwd, opts.store));
+  if (opts.json) printJson(ctx, status);
+  else ctx.out(renderStatus(status));
+  return EXIT.ok;
+}
+
+export function renderStatus(s: StoreStatus): string {
+  const lines: string[] = [];
+  lines.push(`store ${s.store}${s.site ? ` · site ${s.site}` : ''}${s.registry ? ` · ${s.registry}${s.branch ? ` (${s.branch})` : ''}` : ''}`);
+  lines.push(`applied commit: ${s.appliedCommit?.slice(0, 12) ?? 'none'}${s.attemptedCommit && s.attemptedCommit !== s.appliedCommit ? ` (last attempted ${s.attemptedCommit.slice(0, 12)})` : ''}`);
+  if (s.lastPass) {
+    const errs = s.lastPass.errors.length ? `; ${s.lastPass.errors[0]!.code}: ${s.lastPass.errors[0]!.message.split('\n')[0]}` : '';
+    lines.push(`last pass: ${s.lastPass.status} at ${s.lastPass.at} (${formatDuration(s.lastPass.durationMs)})${errs}`);
+  } else {
+    lines.push('last pass: none yet');
+  }
+  lines.push(`registry last reached: ${s.lastFetchAt ?? 'never'}${s.staleSeconds !== null ? ` (${formatDuration(s.staleSeconds * 1000)} ago)` : ''}`);
+  if (s.locked) lines.push(`lock: held by pid ${s.locked.pid} (${s.locked.purpose}) since ${s.locked.since}${s.locked.alive ? '' : ' — stale, the next pass takes it over'}`);
+  const header = ['model', 'declared', 'active', 'previous', 'notes'];
+  const rows = s.models.map((m) => {
+    const notes: string[] = [];
+    if (m.pinned) notes.push(`pinned ${m.pinned}`);
+    if (m.desired && m.declared && m.desired !== m.declared && !m.pinned) notes.push(`override ${m.desired}`);
+    if (m.conflict) notes.push(`CONFLICT: active ${m.conflict.active} newer than declared ${m.conflict.declared}`);
+    if (m.degraded) notes.push(`DEGRADED: ${m.degraded.version} failed its health check`);
+    if (m.drift) notes.push(`drift: ${m.drift}`);
+    if (m.active === undefined) notes.push('not active');
+    return [m.model, m.declared ?? '-', m.active ?? '-', m.previous ?? '-', notes.join('; ')];
+  });
+  const all = [header, ...rows];
+  const widths = header.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
+  for (const r of all) lines.push(`  ${r.map((c, i) => (i < 4 ? c.padEnd(widths[i]!) : c)).join('  ').trimEnd()}`);
+  for (const w of s.warnings) lines.push(`warning: ${w}`);
+  return lines.join('\n');
+}

@@ -541,6 +541,7 @@ async function recordState(ctx: PassContext, r: { status: ReconcileResult['statu
   s.registry = ctx.opened?.description ?? describeRegistry(ctx.opts.registry);
   s.branch = ctx.opts.branch ?? 'main';
   s.pins = { ...ctx.pins };
+  if (ctx.site) s.retentionKeep = ctx.site.retention.keep;
   if (commit) {
     s.attemptedCommit = commit;
     s.attemptedAt = at;

@@ -63,6 +63,8 @@ export const StoreStateSchema = z.object({
   attemptedAt: z.string().optional(),
   /** Last time the registry was reached; staleness is measured from here. */
   lastFetchAt: z.string().optional(),
+  /** The site's retention.keep at the last pass: what `gc` keeps by default. */
+  retentionKeep: z.number().int().nonnegative().optional(),
   models: z.record(z.string(), ModelState),
   pins: z.record(z.string(), z.string()),
   degraded: z.array(DegradedEntry),
