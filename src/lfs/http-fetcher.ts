@@ -1,0 +1,199 @@
+/**
+ * The ObjectFetcher that speaks the Git LFS batch API over HTTP(S): lazy
+ * batches of up to 100 objects, a bounded pool of concurrent transfers,
+ * retries with backoff around each transfer, a shared bandwidth cap.
+ */
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { ChecksumError, ModelsyncError, StoreError } from '../errors.ts';
+import { silentLogger, type Logger } from '../log.ts';
+import { SHA256_RE } from '../util/hash.ts';
+import { ActionCache } from './actions.ts';
+import { type AttemptContext, downloadAttempt, EMPTY_SHA256, inspectPart, isHrefRefused } from './download.ts';
+import type { LfsEndpoint } from './endpoint.ts';
+import { HttpTransport } from './http.ts';
+import { runPool } from './pool.ts';
+import { DEFAULT_RETRY, isAbort, isRetryable, retryDelay, type RetryPolicy, sleep } from './retry.ts';
+import { scrubError, toModelsyncError } from './scrub.ts';
+import { bucketForKbps, type TokenBucket } from './throttle.ts';
+import type { FetchOptions, FetchResult, LfsObject, ObjectFetcher } from './types.ts';
+
+export const DEFAULT_CONCURRENCY = 8;
+/** However often a transfer makes progress and drops, give up after this many attempts. */
+const MAX_ATTEMPTS_WITH_PROGRESS = 50;
+
+export interface HttpFetcherOptions {
+  endpoint: LfsEndpoint;
+  concurrency?: number;
+  limitKbps?: number;
+  logger?: Logger;
+  userAgent?: string;
+  retry?: Partial<RetryPolicy>;
+  /** Idle timeout per request (ms). */
+  timeoutMs?: number;
+}
+
+export class HttpFetcher implements ObjectFetcher {
+  readonly description: string;
+  readonly endpoint: LfsEndpoint;
+  private readonly transport: HttpTransport;
+  private readonly concurrency: number;
+  private readonly bucket: TokenBucket | undefined;
+  private readonly retry: RetryPolicy;
+  private readonly logger: Logger;
+  /** Batch requests made by the last fetch (for tests and logs). */
+  lastBatchRequests = 0;
+
+  constructor(opts: HttpFetcherOptions) {
+    this.endpoint = opts.endpoint;
+    this.description = opts.endpoint.description;
+    this.concurrency = Math.max(1, Math.floor(opts.concurrency ?? DEFAULT_CONCURRENCY));
+    this.bucket = bucketForKbps(opts.limitKbps);
+    this.retry = { ...DEFAULT_RETRY, ...opts.retry };
+    this.logger = opts.logger ?? silentLogger;
+    this.transport = new HttpTransport({ userAgent: opts.userAgent, timeoutMs: opts.timeoutMs, maxSockets: this.concurrency + 2 });
+  }
+
+  async fetch(objects: readonly LfsObject[], options: FetchOptions): Promise<FetchResult> {
+    const secrets = this.endpoint.secrets();
+    const result: FetchResult = { fetched: [], bytesTransferred: 0, failed: [] };
+    const todo: LfsObject[] = [];
+    const seen = new Set<string>();
+    for (const obj of objects) {
+      if (seen.has(obj.oid)) continue;
+      seen.add(obj.oid);
+      const problem = invalidObject(obj);
+      if (problem) result.failed.push({ obj, error: problem });
+      else todo.push(obj);
+    }
+    if (todo.length === 0) return result;
+    try {
+      await fsp.mkdir(options.tmpDir, { recursive: true });
+    } catch (err) {
+      throw new StoreError(`cannot create ${options.tmpDir}: ${(err as Error).message}`, { dir: options.tmpDir }, err);
+    }
+
+    const actions = new ActionCache(
+      { endpoint: this.endpoint, transport: this.transport, retry: this.retry, logger: this.logger, signal: options.signal },
+      'download',
+      todo,
+    );
+    const counters = { networkBytes: 0 };
+    const attemptCtx: AttemptContext = {
+      transport: this.transport,
+      endpointOrigin: this.endpoint.origin,
+      authorization: this.endpoint.authorization(),
+      bucket: this.bucket,
+      signal: options.signal,
+      onProgress: options.onProgress,
+      counters,
+    };
+
+    try {
+      await runPool(
+        todo,
+        this.concurrency,
+        async (obj) => {
+          const part = join(options.tmpDir, `${obj.oid}.part`);
+          try {
+            await this.fetchOne(obj, part, actions, attemptCtx);
+          } catch (err) {
+            actions.finish(obj);
+            if (options.signal?.aborted || isAbort(err)) throw err;
+            const error = toModelsyncError(err, secrets);
+            this.logger.warn({ oid: obj.oid, code: error.code, err: error.message }, 'LFS object not fetched');
+            result.failed.push({ obj, error });
+            return;
+          }
+          actions.finish(obj);
+          try {
+            await options.onVerified(obj, part);
+            result.fetched.push(obj);
+          } catch (err) {
+            if (options.signal?.aborted || isAbort(err)) throw err;
+            const error = err instanceof ModelsyncError ? err : new StoreError(`storing ${obj.oid} failed: ${(err as Error).message}`, { oid: obj.oid }, err);
+            result.failed.push({ obj, error });
+          }
+        },
+        options.signal,
+      );
+    } catch (err) {
+      // Aborted: partial files stay for the next pass to resume.
+      throw options.signal?.aborted ? options.signal.reason : err instanceof ModelsyncError ? scrubError(err, secrets) : err;
+    } finally {
+      this.lastBatchRequests = actions.requests;
+    }
+    result.bytesTransferred = counters.networkBytes;
+    return result;
+  }
+
+  /** Download one object to `part` with retries; resolves once it is verified there. */
+  private async fetchOne(obj: LfsObject, part: string, actions: ActionCache, ctx: AttemptContext): Promise<void> {
+    if (obj.size === 0) {
+      // Nothing to transfer; the empty object still gets its file.
+      await fsp.writeFile(part, '');
+      return;
+    }
+    // A complete, valid .part from an earlier pass needs no batch request at all.
+    if ((await inspectPart(obj, part)).kind === 'complete') return;
+
+    let failures = 0;
+    let attempts = 0;
+    let rebatched = false;
+    let restartedAfterChecksum = false;
+    for (;;) {
+      ctx.signal?.throwIfAborted();
+      attempts++;
+      const before = await partSize(part);
+      try {
+        const a = await actions.get(obj);
+        await downloadAttempt(ctx, obj, a.download!, part);
+        return;
+      } catch (err) {
+        if (ctx.signal?.aborted || isAbort(err)) throw err;
+        if (actions.isBatchFailure(err)) throw err;
+        if (isHrefRefused(err) && !rebatched) {
+          // Presigned URLs expire on the storage side too: ask the batch API for a new one, once.
+          rebatched = true;
+          actions.invalidate(obj);
+          this.logger.info({ oid: obj.oid }, 'download href refused; asking the LFS server for a new one');
+          continue;
+        }
+        if (err instanceof ChecksumError && before > 0 && !restartedAfterChecksum) {
+          // The resumed prefix may be what was wrong (a crash mid-write): one fresh try from zero.
+          restartedAfterChecksum = true;
+          this.logger.warn({ oid: obj.oid }, 'checksum mismatch after resume; downloading again from zero');
+          continue;
+        }
+        if (!isRetryable(err)) throw err;
+        // A transfer that moved forward earns its retries back: long downloads on flaky links finish.
+        if ((await partSize(part)) > before) failures = 0;
+        if (failures >= this.retry.retries || attempts >= MAX_ATTEMPTS_WITH_PROGRESS) throw err;
+        const wait = retryDelay(err, failures, this.retry);
+        failures++;
+        this.logger.warn({ oid: obj.oid, attempt: attempts, delayMs: wait, err: (err as Error).message }, 'LFS download failed; retrying');
+        await sleep(wait, ctx.signal);
+      }
+    }
+  }
+
+  /** Close idle keep-alive connections (the process exits without it too: idle sockets are unref'd). */
+  close(): void {
+    this.transport.close();
+  }
+}
+
+function invalidObject(obj: LfsObject): ModelsyncError | null {
+  if (!SHA256_RE.test(obj.oid)) return new ModelsyncError('InvalidObject', `not a sha256 oid: ${JSON.stringify(String(obj.oid).slice(0, 80))}`, { retry: 'stalling', data: { oid: obj.oid } });
+  if (!Number.isSafeInteger(obj.size) || obj.size < 0) return new ModelsyncError('InvalidObject', `invalid size ${obj.size} for ${obj.oid}`, { retry: 'stalling', data: { oid: obj.oid } });
+  if (obj.size === 0 && obj.oid !== EMPTY_SHA256) return new ChecksumError(`object ${obj.oid} has size 0 but is not the empty object`, { oid: obj.oid, expectedSize: 0 });
+  return null;
+}
+
+async function partSize(part: string): Promise<number> {
+  try {
+    return (await fsp.stat(part)).size;
+  } catch {
+    return 0;
+  }
+}
