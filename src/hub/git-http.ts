@@ -19,6 +19,11 @@ export interface BackendRequest {
   remoteUser: string;
   maxBodyBytes: number;
   logger: Logger;
+  /**
+   * Runs after git exits and before the response ends, so whatever it does
+   * (publish change events) has happened by the time the client's push returns.
+   */
+  beforeEnd?: () => Promise<void>;
 }
 
 export interface BackendResult {
@@ -110,7 +115,7 @@ export function runHttpBackend(req: IncomingMessage, res: ServerResponse, r: Bac
       res.writeHead(st, headers);
       const rest = head.subarray(end.at + end.len);
       if (rest.length > 0) res.write(rest);
-      child.stdout.pipe(res);
+      child.stdout.pipe(res, { end: false });
     };
     child.stdout.on('data', onData);
 
@@ -134,12 +139,18 @@ export function runHttpBackend(req: IncomingMessage, res: ServerResponse, r: Bac
         else finish(null, code);
         return;
       }
-      // stdout is piped into res; wait until it is flushed (or the client left).
-      if (res.writableFinished || res.destroyed) finish(null, code);
-      else {
+      // stdout has been piped into res (not ended): run the hook, then end.
+      const end = (): void => {
+        if (res.destroyed) return finish(null, code);
         res.once('finish', () => finish(null, code));
         res.once('close', () => finish(null, code));
-      }
+        res.end();
+      };
+      if (r.beforeEnd) r.beforeEnd().then(end, (err: Error) => {
+        r.logger.error({ path: r.pathInfo, err: err.message }, 'after-push step failed');
+        end();
+      });
+      else end();
     });
   });
 }

@@ -23,7 +23,7 @@ export function parseRange(header: string | undefined, size: number): RangeResul
     return { kind: 'partial', start: Math.max(0, size - n), end: size - 1 };
   }
   const start = Number(spec[1]);
-  let end = spec[2] === '' ? size - 1 : Number(spec[2]);
+  let end = spec[2] === '' ? Math.max(start, size - 1) : Number(spec[2]);
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || end < start) return { kind: 'full' };
   if (start >= size) return { kind: 'unsatisfiable' };
   if (end >= size) end = size - 1;

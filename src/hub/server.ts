@@ -306,36 +306,43 @@ Fleet status: <a href="/api/v1/sites">/api/v1/sites</a> · events: <code>/api/v1
     } else if (!(await this.repos.exists(repo))) {
       throw new HttpError(404, 'RepoNotFound', `repository ${repo} not found`);
     }
-    const run = (): Promise<unknown> =>
-      runHttpBackend(ctx.req, ctx.res, {
-        projectRoot: this.repos.reposDir,
-        pathInfo: `/${repo}.git/${rest}`,
-        query: ctx.url.search.slice(1),
-        remoteUser: who.name,
-        maxBodyBytes: this.opts.limits.gitBodyBytes,
-        logger: this.opts.logger,
-      });
+    const backend = {
+      projectRoot: this.repos.reposDir,
+      pathInfo: `/${repo}.git/${rest}`,
+      query: ctx.url.search.slice(1),
+      remoteUser: who.name,
+      maxBodyBytes: this.opts.limits.gitBodyBytes,
+      logger: this.opts.logger,
+    };
     if (rest !== 'git-receive-pack') {
-      await run();
+      await runHttpBackend(ctx.req, ctx.res, backend);
       return;
     }
-    // Hold the repo's lock across the push so the ref diff is this push's alone.
+    // Hold the repo's lock across the push so the ref diff is this push's
+    // alone, and publish before the response ends so a client whose push
+    // returned can rely on the event being out.
     await this.repos.withLock(repo, async () => {
       const before = await this.repos.refs(repo);
-      try {
-        await run();
-      } finally {
+      let published = false;
+      const publish = async (): Promise<void> => {
+        if (published) return;
+        published = true;
         const after = await this.repos.refs(repo);
         const changes = diffRefs(before, after);
-        if (changes.length > 0) {
-          await this.repos.repairHead(repo, after).catch((err: Error) => this.opts.logger.warn({ repo, err: err.message }, 'could not repair HEAD'));
-          const at = new Date().toISOString();
-          for (const c of changes) {
-            const id = this.events.publish({ repo, ref: c.ref, before: c.before, after: c.after, at });
-            this.countRefEvents();
-            this.opts.logger.info({ repo, ref: c.ref, before: c.before, after: c.after, who: who.name, id }, 'ref updated');
-          }
+        if (changes.length === 0) return;
+        await this.repos.repairHead(repo, after).catch((err: Error) => this.opts.logger.warn({ repo, err: err.message }, 'could not repair HEAD'));
+        const at = new Date().toISOString();
+        for (const c of changes) {
+          const id = this.events.publish({ repo, ref: c.ref, before: c.before, after: c.after, at });
+          this.countRefEvents();
+          this.opts.logger.info({ repo, ref: c.ref, before: c.before, after: c.after, who: who.name, id }, 'ref updated');
         }
+      };
+      try {
+        await runHttpBackend(ctx.req, ctx.res, { ...backend, beforeEnd: publish });
+      } finally {
+        // Refs may have moved even if the response failed (client gone mid-report).
+        await publish();
       }
     });
   }

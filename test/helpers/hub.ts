@@ -92,3 +92,82 @@ export async function startTestHub(opts: TestHubOptions = {}): Promise<TestHub> 
     },
   };
 }
+
+export interface SseFrame {
+  id?: string;
+  event: string;
+  data: string;
+}
+
+export interface EventStream {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  frames: SseFrame[];
+  /** Comment lines (heartbeats) seen so far. */
+  comments: string[];
+  /** The first frame (already received or future) matching `pred`. */
+  next(pred?: (f: SseFrame) => boolean, timeoutMs?: number): Promise<SseFrame>;
+  close(): void;
+}
+
+/** Subscribe to a hub's `/api/v1/events` (or any SSE URL) and collect frames. */
+export async function openEventStream(url: string, headers: Record<string, string> = {}): Promise<EventStream> {
+  const { request } = await import('node:http');
+  return new Promise((resolve, reject) => {
+    const req = request(url, { headers: { Accept: 'text/event-stream', ...headers } }, (res) => {
+      const frames: SseFrame[] = [];
+      const comments: string[] = [];
+      const waiters: Array<{ pred: (f: SseFrame) => boolean; done: (f: SseFrame) => void }> = [];
+      let buf = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        buf += chunk;
+        let sep: number;
+        while ((sep = buf.indexOf('\n\n')) >= 0) {
+          const block = buf.slice(0, sep);
+          buf = buf.slice(sep + 2);
+          const frame: SseFrame = { event: 'message', data: '' };
+          let hasData = false;
+          for (const line of block.split('\n')) {
+            if (line.startsWith(':')) {
+              comments.push(line.slice(1).trim());
+              continue;
+            }
+            const c = line.indexOf(':');
+            const k = c < 0 ? line : line.slice(0, c);
+            const v = c < 0 ? '' : line.slice(c + 1).replace(/^ /, '');
+            if (k === 'id') frame.id = v;
+            else if (k === 'event') frame.event = v;
+            else if (k === 'data') {
+              frame.data = hasData ? `${frame.data}\n${v}` : v;
+              hasData = true;
+            }
+          }
+          // Per the SSE spec, a block without data dispatches nothing.
+          if (!hasData) continue;
+          frames.push(frame);
+          for (const w of [...waiters]) if (w.pred(frame)) {
+            waiters.splice(waiters.indexOf(w), 1);
+            w.done(frame);
+          }
+        }
+      });
+      resolve({
+        status: res.statusCode ?? 0,
+        headers: res.headers,
+        frames,
+        comments,
+        next: (pred = () => true, timeoutMs = 10_000) =>
+          new Promise((done, fail) => {
+            const have = frames.find(pred);
+            if (have) return done(have);
+            const t = setTimeout(() => fail(new Error(`no matching event within ${timeoutMs} ms; got ${JSON.stringify(frames)}`)), timeoutMs);
+            waiters.push({ pred, done: (f) => (clearTimeout(t), done(f)) });
+          }),
+        close: () => req.destroy(),
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
