@@ -3,6 +3,17 @@
  * pass. The one-shot `modelsync reconcile` runs without hooks (it only
  * manages files); `modelsync agent` passes hooks built from agent.yaml.
  */
+import type { Registry } from '../registry/load.ts';
+import type { ResolvedSite } from '../registry/desired.ts';
+import type { RegistrySource } from '../registry/source.ts';
+
+/** What the pass read: templates are rendered from the registry at this commit. */
+export interface PassInfo {
+  commit: string;
+  source: RegistrySource;
+  registry: Registry;
+  site: ResolvedSite;
+}
 export interface ActivatedModel {
   model: string;
   /** The version now active. */
@@ -20,6 +31,11 @@ export interface UnhealthyService {
 }
 
 export interface ActivationHooks {
+  /**
+   * Optional: called once per pass that got as far as switching (whether or
+   * not anything changed), before afterSwitch, with what the pass read.
+   */
+  onRegistry?(info: PassInfo): void;
   /**
    * Called once per pass after `current` was switched for `changed` (never
    * empty). Restart or reload the services that use them, then health-check

@@ -334,6 +334,9 @@ const switchCurrent: Step = async (ctx) => {
 
 const runHooks: Step = async (ctx) => {
   const hooks = ctx.opts.hooks;
+  if (hooks?.onRegistry && ctx.opened && ctx.registry && ctx.site) {
+    hooks.onRegistry({ commit: ctx.opened.commit, source: ctx.opened.source, registry: ctx.registry, site: ctx.site });
+  }
   const changed = ctx.activations.filter((a) => !a.repair);
   if (!hooks || changed.length === 0) return;
   const layout = ctx.store.layout;
