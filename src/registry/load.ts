@@ -19,6 +19,8 @@ import type { RegistrySource } from './source.ts';
 import { inferScheme, matchesScheme, schemeDescription, sortVersions } from './versions.ts';
 import { parseYamlFile, type YamlFile } from './yaml-file.ts';
 import { zodProblems } from './zod-problems.ts';
+import { desiredModels, resolveSite } from './desired.ts';
+import { TemplateError, compileTemplate, renderTemplate, templateContext, type Template } from '../templates/index.ts';
 
 export interface VersionInfo {
   model: string;
@@ -137,7 +139,7 @@ export async function loadRegistry(source: RegistrySource, options: LoadOptions 
   await loadSiteDocs(source, GROUPS_DIR, registry.groups, problems, (n) => `groups/${n}`);
   for (const site of registry.sites.values()) checkSite(registry, site, problems, false);
   for (const group of registry.groups.values()) checkSite(registry, group, problems, true);
-  await checkTemplatesExist(source, registry, problems);
+  await checkTemplates(source, registry, problems);
 
   return { registry, problems: dedupe(problems) };
 }
@@ -357,11 +359,62 @@ export function findCycle(registry: Registry, start: string): string[] | null {
   return visit(start);
 }
 
-async function checkTemplatesExist(source: RegistrySource, registry: Registry, problems: Problem[]): Promise<void> {
+/** Where the dry render of `validate` pretends a site's store is. */
+const DRY_RUN_STORE = '/var/lib/modelsync';
+
+/**
+ * Every template a site or group names must exist and compile; then each
+ * site's templates are rendered once against that site's models (with a
+ * stand-in store path), so a template that reads a model the site does not
+ * run, or misspells a key, fails here rather than on the site.
+ */
+async function checkTemplates(source: RegistrySource, registry: Registry, problems: Problem[]): Promise<void> {
+  const compiled = new Map<string, Template | 'missing' | 'broken'>();
   for (const doc of [...registry.sites.values(), ...registry.groups.values()]) {
     for (const [i, t] of (doc.data.templates ?? []).entries()) {
-      const text = await source.readText(t.src);
-      if (text === null) problems.push(doc.yaml.problem(['templates', i, 'src'], `template ${t.src} does not exist`));
+      if (!compiled.has(t.src)) {
+        const text = await source.readText(t.src);
+        if (text === null) compiled.set(t.src, 'missing');
+        else {
+          try {
+            compiled.set(t.src, compileTemplate(text, t.src));
+          } catch (err) {
+            if (!(err instanceof TemplateError)) throw err;
+            problems.push({ file: t.src, line: err.line, col: err.col, path: '', message: err.reason });
+            compiled.set(t.src, 'broken');
+          }
+        }
+      }
+      if (compiled.get(t.src) === 'missing') problems.push(doc.yaml.problem(['templates', i, 'src'], `template ${t.src} does not exist`));
+    }
+  }
+  for (const site of registry.sites.values()) {
+    let resolved;
+    let desired;
+    try {
+      resolved = resolveSite(registry, site.name);
+      desired = desiredModels(registry, resolved);
+    } catch {
+      continue; // the site's own problems are reported already
+    }
+    const context = templateContext({
+      site: { name: site.name, labels: resolved.labels },
+      models: [...desired.values()].map((d) => ({
+        name: d.model,
+        version: d.version,
+        dir: `${DRY_RUN_STORE}/models/${d.model}/${d.version}`,
+        files: registry.models.get(d.model)?.versions.get(d.version)?.manifest.files ?? [],
+      })),
+    });
+    for (const spec of resolved.templates) {
+      const t = compiled.get(spec.src);
+      if (!t || typeof t === 'string') continue;
+      try {
+        renderTemplate(t, context);
+      } catch (err) {
+        if (!(err instanceof TemplateError)) throw err;
+        problems.push({ file: spec.src, line: err.line, col: err.col, path: '', message: `rendering for site ${site.name}: ${err.reason}` });
+      }
     }
   }
 }
