@@ -1,0 +1,68 @@
+/**
+ * Disk full for real: the store lives on a 1 MiB tmpfs (needs root, as on
+ * our CI machines; skipped elsewhere) and a new version does not fit.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, readlinkSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { reconcile } from '../../src/reconcile/index.ts';
+import { isolatedGitEnv, tempDir } from '../helpers/env.ts';
+import { localFetcherFactory } from '../reconcile/helpers/local-fetcher.ts';
+import { TestRegistry } from '../reconcile/helpers/registry.ts';
+
+function canMount(): boolean {
+  if (process.getuid?.() !== 0) return false;
+  const probe = tempDir('tmpfs-probe-');
+  const ok = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', probe]).status === 0;
+  if (ok) spawnSync('umount', [probe]);
+  return ok;
+}
+
+const mounted: string[] = [];
+afterAll(() => {
+  for (const m of mounted) spawnSync('umount', ['-l', m]);
+});
+
+describe.skipIf(!canMount())('disk full', () => {
+  it('fails with a clear error, keeps the store consistent, and recovers once there is room', async () => {
+    const env = isolatedGitEnv();
+    const reg = TestRegistry.init(tempDir('df-reg-'), env);
+    const small = Buffer.alloc(100_000, 1);
+    const big = Buffer.alloc(2_000_000, 2);
+    reg.addVersion('face', '1', { 'model.bin': small });
+    reg.addVersion('face', '2', { 'model.bin': big });
+    reg.setCurrent('face', '1');
+    reg.site('alpha', {});
+    reg.commit('v1');
+
+    const mnt = tempDir('df-mnt-');
+    expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt]).status).toBe(0);
+    mounted.push(mnt);
+    const store = join(mnt, 'store');
+    mkdirSync(store);
+    const pass = () => reconcile({ site: 'alpha', registry: reg.dir, store, fetcher: localFetcherFactory() });
+
+    expect((await pass()).status).toBe('changed');
+    reg.setCurrent('face', '2');
+    reg.commit('v2 does not fit');
+    const r = await pass();
+    expect(r.status).toBe('failed');
+    expect(r.exitCode).toBe(1);
+    const err = r.models[0]!.error!;
+    expect(err.code).toBe('StoreError');
+    expect(err.message).toMatch(/disk full \(ENOSPC\)/);
+    expect(err.message).toMatch(/1 stays active/);
+    expect(readlinkSync(join(store, 'models/face/current'))).toBe('1');
+    expect(readFileSync(join(store, 'models/face/current/model.bin'))).toEqual(small);
+    expect(existsSync(join(store, 'models/face/2'))).toBe(false);
+    expect(existsSync(join(store, 'lock'))).toBe(false);
+
+    // Room again: the next pass converges.
+    expect(spawnSync('mount', ['-o', 'remount,size=8m', mnt]).status).toBe(0);
+    const after = await pass();
+    expect(after.errors).toEqual([]);
+    expect(readlinkSync(join(store, 'models/face/current'))).toBe('2');
+    expect(readFileSync(join(store, 'models/face/current/model.bin')).equals(big)).toBe(true);
+  });
+});
