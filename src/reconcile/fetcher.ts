@@ -3,6 +3,7 @@
  * (HTTP batch API for remote registries, the local git-lfs cache for local
  * ones); tests and embedders may pass their own.
  */
+import { createFetcher } from '../lfs/index.ts';
 import type { Logger } from '../log.ts';
 import type { ObjectFetcher } from '../lfs/types.ts';
 
@@ -20,9 +21,4 @@ export interface FetcherRequest {
 
 export type FetcherFactory = (req: FetcherRequest) => ObjectFetcher | Promise<ObjectFetcher>;
 
-export const defaultFetcherFactory: FetcherFactory = async (req) => {
-  // A variable specifier keeps this file compiling while src/lfs/index.ts is being written.
-  const spec = '../lfs/index.ts';
-  const mod = (await import(spec)) as { createFetcher: FetcherFactory };
-  return mod.createFetcher(req);
-};
+export const defaultFetcherFactory: FetcherFactory = (req) => createFetcher(req);

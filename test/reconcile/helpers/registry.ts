@@ -17,6 +17,8 @@ export class TestRegistry {
   static init(dir: string, env: NodeJS.ProcessEnv): TestRegistry {
     mkdirSync(dir, { recursive: true });
     git(['init', '-q', '-b', 'main'], { cwd: dir, env });
+    // The pre-push hook that uploads LFS objects when the registry is pushed to a hub.
+    git(['lfs', 'install', '--local'], { cwd: dir, env });
     writeTree(dir, { '.gitattributes': GITATTRIBUTES, 'registry/model_registry.yaml': 'models: {}\n' });
     return new TestRegistry(dir, env);
   }

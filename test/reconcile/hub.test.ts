@@ -1,0 +1,200 @@
+/**
+ * End to end: a registry pushed to the real hub (`startTestHub`) with the
+ * stock git + git-lfs clients, changed the way a team changes it (commits,
+ * `git revert`, force pushes), and sites reconciling from it over HTTP with
+ * the real LFS client.
+ */
+import { chmodSync, existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { reconcile, type ReconcileOptions } from '../../src/reconcile/index.ts';
+import { cliAsync, gitAsync, isolatedGitEnv, tempDir } from '../helpers/env.ts';
+import { startTestHub, type TestHub } from '../helpers/hub.ts';
+import { TestRegistry, sha256 } from './helpers/registry.ts';
+
+const env = isolatedGitEnv();
+
+function bytes(n: number, seed: number): Buffer {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 131 + seed * 7 + (i >> 8)) & 0xff;
+  return b;
+}
+
+let th: TestHub;
+let reg: TestRegistry;
+let store: string;
+let repoCounter = 0;
+let repo: string;
+
+const push = async (...extra: string[]) => gitAsync(['push', '-q', ...extra, 'origin', 'main'], { cwd: reg.dir, env });
+const registryUrl = (): string => `${th.url}/${repo}.git`;
+const pass = (extra: Partial<ReconcileOptions> = {}) =>
+  reconcile({ site: 'alpha', registry: registryUrl(), store, token: th.secrets.bySite.alpha, ...extra });
+const current = (model: string, s = store): string | undefined => {
+  try {
+    return readlinkSync(join(s, 'models', model, 'current'));
+  } catch {
+    return undefined;
+  }
+};
+
+beforeEach(async () => {
+  th ??= await startTestHub({ tokens: true, sites: ['alpha', 'beta'] });
+  repo = `registry${++repoCounter}`;
+  reg = TestRegistry.init(tempDir('hub-reg-'), env);
+  reg.addVersion('face', '2025-01-01', { 'model.bin': bytes(300_000, 1), 'labels.txt': 'cat\ndog\n' });
+  reg.addVersion('face', '2025-02-01', { 'model.bin': bytes(400_000, 2), 'labels.txt': 'cat\ndog\n' });
+  reg.addVersion('ssd', '1', { 'w.bin': bytes(100_000, 3) });
+  reg.addVersion('ssd', '2', { 'w.bin': bytes(100_000, 4) });
+  reg.setCurrent('face', '2025-01-01');
+  reg.setCurrent('ssd', '1');
+  reg.site('alpha', { retention: { keep: 3 } });
+  reg.site('beta', { models: ['face'], overrides: { face: '2025-02-01' } });
+  reg.commit('initial registry');
+  reg.git('remote', 'add', 'origin', th.repoUrl(repo, th.secrets.publisher));
+  await push('-u');
+  store = join(tempDir('hub-store-'), 'store');
+});
+
+describe('reconcile from the hub', () => {
+  it('initial sync, upgrade by a pushed commit, rollback by a pushed git revert', async () => {
+    const first = await pass();
+    expect(first.errors).toEqual([]);
+    expect(first.status).toBe('changed');
+    expect(first.commit).toBe(reg.head());
+    expect(current('face')).toBe('2025-01-01');
+    expect(readFileSync(join(store, 'models/face/current/model.bin')).equals(bytes(300_000, 1))).toBe(true);
+    expect(first.bytesFetched).toBe(300_000 + 8 + 100_000);
+    // The registry clone is kept in the store, bare and shallow, without the token anywhere.
+    expect(existsSync(join(store, 'registry.git/shallow'))).toBe(true);
+    const secret = th.secrets.bySite.alpha!;
+    expect(readFileSync(join(store, 'registry.git/config'), 'utf8')).not.toContain(secret);
+    expect(readFileSync(join(store, 'state.json'), 'utf8')).not.toContain(secret);
+
+    reg.setCurrent('face', '2025-02-01');
+    reg.commit('promote face 2025-02-01');
+    await push();
+    const up = await pass();
+    expect(up.changed).toEqual([{ model: 'face', from: '2025-01-01', to: '2025-02-01' }]);
+    expect(up.bytesFetched).toBe(400_000); // labels.txt is shared: not fetched again
+    expect(current('face')).toBe('2025-02-01');
+
+    reg.git('revert', '--no-edit', 'HEAD');
+    await push();
+    const back = await pass();
+    expect(back.models.find((m) => m.model === 'face')).toMatchObject({ reason: 'rollback', outcome: 'activated' });
+    expect(current('face')).toBe('2025-01-01');
+    expect(back.bytesFetched).toBe(0);
+
+    const idle = await pass();
+    expect(idle.status).toBe('in-sync');
+    expect(idle.bytesFetched).toBe(0);
+  });
+
+  it('follows a force-pushed branch', async () => {
+    await pass();
+    reg.setCurrent('ssd', '2');
+    reg.git('add', '-A');
+    reg.git('commit', '-q', '--amend', '-m', 'rewritten history: ssd 2');
+    await push('--force');
+    const r = await pass();
+    expect(r.errors).toEqual([]);
+    expect(r.commit).toBe(reg.head());
+    expect(current('ssd')).toBe('2');
+  });
+
+  it('applies selection and overrides per site', async () => {
+    const beta = await reconcile({ site: 'beta', registry: registryUrl(), store, token: th.secrets.bySite.beta });
+    expect(beta.errors).toEqual([]);
+    expect(beta.models.map((m) => [m.model, m.desired, m.desiredReason])).toEqual([['face', '2025-02-01', 'override']]);
+    expect(current('face')).toBe('2025-02-01');
+    expect(existsSync(join(store, 'models/ssd'))).toBe(false);
+  });
+
+  it('reports a hand-made newer version as a conflict (exit 3) and applies the declared one with --force (CLI)', async () => {
+    reg.setCurrent('face', '2025-02-01');
+    reg.commit('promote');
+    await push();
+    await pass();
+    reg.git('revert', '--no-edit', 'HEAD');
+    await push();
+    await pass();
+    // Operator switches the site by hand to the newer version.
+    const { symlinkSync, renameSync } = await import('node:fs');
+    symlinkSync('2025-02-01', join(store, 'models/face/.hand'));
+    renameSync(join(store, 'models/face/.hand'), join(store, 'models/face/current'));
+    const tokenFile = join(tempDir(), 'token');
+    writeFileSync(tokenFile, `${th.secrets.bySite.alpha}\n`);
+    const args = ['reconcile', '--site', 'alpha', '--registry', registryUrl(), '--store', store, '--token-file', tokenFile];
+    const conflict = await cliAsync(args, { cwd: reg.dir, env });
+    expect(conflict.status).toBe(3);
+    expect(conflict.stdout).toMatch(/face\s+2025-02-01\s+CONFLICT/);
+    expect(conflict.stdout).toContain('--force');
+    expect(current('face')).toBe('2025-02-01');
+    const json = await cliAsync([...args, '--json'], { cwd: reg.dir, env });
+    expect(JSON.parse(json.stdout)).toMatchObject({ status: 'conflict', exitCode: 3, conflicts: [{ model: 'face', active: '2025-02-01', declared: '2025-01-01' }] });
+    const forced = await cliAsync([...args, '--force'], { cwd: reg.dir, env });
+    expect(forced.status).toBe(0);
+    expect(current('face')).toBe('2025-01-01');
+    for (const out of [conflict, json, forced]) expect(out.stdout + out.stderr).not.toContain(th.secrets.bySite.alpha!);
+  });
+
+  it('refuses an object corrupted on the server: checksum error, previous version stays current', async () => {
+    await pass();
+    reg.setCurrent('face', '2025-02-01');
+    reg.commit('promote');
+    await push();
+    const oid = sha256(bytes(400_000, 2));
+    const onServer = join(th.data, 'repos', `${repo}.git`, 'lfs', 'objects', oid.slice(0, 2), oid.slice(2, 4), oid);
+    chmodSync(onServer, 0o644);
+    writeFileSync(onServer, bytes(400_000, 99));
+    const r = await pass();
+    expect(r.status).toBe('failed');
+    const face = r.models.find((m) => m.model === 'face')!;
+    expect(face.outcome).toBe('failed');
+    expect(face.error?.code).toBe('ChecksumError');
+    expect(face.error?.message).toMatch(/checksum/i);
+    expect(current('face')).toBe('2025-01-01');
+    expect(existsSync(join(store, 'models/face/2025-02-01'))).toBe(false);
+    expect(readdirSync(join(store, 'objects/sha256'), { recursive: true }).some((p) => String(p).endsWith(oid))).toBe(false);
+  });
+
+  it('changes nothing when the pushed registry is invalid, naming file and line', async () => {
+    await pass();
+    const state = readFileSync(join(store, 'state.json'), 'utf8');
+    reg.write('registry/model_registry.yaml', 'models:\n  face:\n    current_version: "2025-02-01"\n    curent_version: "x"\n  ssd:\n    current_version: "1"\n');
+    reg.commit('typo');
+    await push();
+    const r = await pass();
+    expect(r.status).toBe('failed');
+    expect(r.errors[0]!.code).toBe('ValidationError');
+    expect(r.errors[0]!.message).toMatch(/registry\/model_registry\.yaml:4:\d+/);
+    expect(current('face')).toBe('2025-01-01');
+    expect(JSON.parse(readFileSync(join(store, 'state.json'), 'utf8')).appliedCommit).toBe(JSON.parse(state).appliedCommit);
+  });
+
+  it('refuses a wrong token with an AuthError that does not echo it', async () => {
+    const r = await pass({ token: 'not-the-token' });
+    expect(r.errors[0]!.code).toBe('AuthError');
+    expect(JSON.stringify(r)).not.toContain('not-the-token');
+    expect(existsSync(join(store, 'models/face'))).toBe(false);
+  });
+});
+
+describe('hub unreachable', () => {
+  it('is a clear network error and leaves the store as it was', async () => {
+    await pass();
+    const hubUrl = registryUrl();
+    const local = await startTestHub({ tokens: false });
+    const deadUrl = `${local.url}/${repo}.git`;
+    await local.close();
+    const before = readdirSync(join(store, 'models/face')).sort();
+    const r = await reconcile({ site: 'alpha', registry: deadUrl, store, token: 'x' });
+    expect(r.status).toBe('failed');
+    expect(r.errors[0]).toMatchObject({ code: 'NetworkError' });
+    expect(r.errors[0]!.message).toMatch(/cannot reach the server \(ECONNREFUSED\)/);
+    expect(readdirSync(join(store, 'models/face')).sort()).toEqual(before);
+    expect(current('face')).toBe('2025-01-01');
+    void hubUrl;
+  });
+});
