@@ -80,7 +80,9 @@ export class LocalFetcher implements ObjectFetcher {
           return;
         }
         try {
-          result.bytesTransferred += await copyVerified(src, part, obj, options);
+          // Not `+= await`: that would read the total before the await and lose concurrent copies.
+          const copied = await copyVerified(src, part, obj, options);
+          result.bytesTransferred += copied;
         } catch (err) {
           if (options.signal?.aborted || isAbort(err)) throw err;
           if (err instanceof ChecksumError) {

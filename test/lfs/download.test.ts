@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { AuthError, ChecksumError, ModelsyncError, NetworkError, NotFoundError } from '../../src/errors.ts';
 import { createFetcher, HttpFetcher } from '../../src/lfs/index.ts';
 import { tempDir } from '../helpers/env.ts';
-import { blob, FAST_RETRY, runFetch } from './helpers.ts';
+import { blob, FAST_RETRY, oidOf, runFetch } from './helpers.ts';
 import { LfsTestServer, type LfsTestServerOptions } from './server.ts';
 
 let servers: LfsTestServer[] = [];
@@ -39,7 +39,7 @@ describe('HTTP fetcher', () => {
     const run = await runFetch(f, objects);
     expect(run.result.failed).toEqual([]);
     expect(run.result.fetched).toHaveLength(250);
-    for (const o of objects) expect(run.verified.get(o.oid)).toEqual(s.objects.get(o.oid)!.data);
+    for (const o of objects) expect(run.verified.get(o.oid)).toBe(oidOf(s.objects.get(o.oid)!.data!));
     expect(s.batches).toHaveLength(3);
     expect(s.batches.every((b) => b.oids.length <= 100 && b.operation === 'download')).toBe(true);
     expect(new Set(s.batches.flatMap((b) => b.oids)).size).toBe(250);
@@ -58,7 +58,7 @@ describe('HTTP fetcher', () => {
     writeFileSync(join(tmpDir, `${obj.oid}.part`), data.subarray(0, 120_000));
     const run = await runFetch(fetcherFor(s), [obj], { tmpDir });
     expect(run.result.failed).toEqual([]);
-    expect(run.verified.get(obj.oid)).toEqual(data);
+    expect(run.verified.get(obj.oid)).toBe(oidOf(data));
     const gets = s.downloadsOf(obj.oid);
     expect(gets).toHaveLength(1);
     expect(gets[0]!.headers.range).toBe('bytes=120000-');
@@ -89,7 +89,7 @@ describe('HTTP fetcher', () => {
     mkdirSync(tmpDir);
     writeFileSync(join(tmpDir, `${obj.oid}.part`), data.subarray(0, 40_000));
     const run = await runFetch(fetcherFor(s), [obj], { tmpDir });
-    expect(run.verified.get(obj.oid)).toEqual(data);
+    expect(run.verified.get(obj.oid)).toBe(oidOf(data));
     expect(s.downloadsOf(obj.oid).map((r) => r.status)).toEqual([200]);
   });
 
@@ -100,7 +100,7 @@ describe('HTTP fetcher', () => {
     s.fault(obj.oid, { dropAfter: 200_000 }, { dropAfter: 150_000 });
     const run = await runFetch(fetcherFor(s), [obj]);
     expect(run.result.failed).toEqual([]);
-    expect(run.verified.get(obj.oid)).toEqual(data);
+    expect(run.verified.get(obj.oid)).toBe(oidOf(data));
     const gets = s.downloadsOf(obj.oid);
     expect(gets).toHaveLength(3);
     expect(gets[0]!.headers.range).toBeUndefined();
@@ -181,7 +181,7 @@ describe('HTTP fetcher', () => {
     mkdirSync(tmpDir);
     writeFileSync(join(tmpDir, `${obj.oid}.part`), blob(20_000)); // garbage prefix
     const run = await runFetch(fetcherFor(s), [obj], { tmpDir });
-    expect(run.verified.get(obj.oid)).toEqual(data);
+    expect(run.verified.get(obj.oid)).toBe(oidOf(data));
     expect(s.downloadsOf(obj.oid).map((r) => r.headers.range)).toEqual(['bytes=20000-', undefined]);
   });
 
@@ -263,7 +263,7 @@ describe('HTTP fetcher', () => {
     s.fault(obj.oid, { stallAfter: 100_000 });
     const run = await runFetch(fetcherFor(s, { timeoutMs: 300 }), [obj]);
     expect(run.result.failed).toEqual([]);
-    expect(run.verified.get(obj.oid)).toEqual(data);
+    expect(run.verified.get(obj.oid)).toBe(oidOf(data));
     expect(s.downloadsOf(obj.oid)[1]!.headers.range).toMatch(/^bytes=\d+-$/);
   });
 
@@ -280,7 +280,7 @@ describe('HTTP fetcher', () => {
     expect(existsSync(part)).toBe(true);
     // The next pass resumes it.
     const run = await runFetch(fetcherFor(s), [obj], { tmpDir });
-    expect(run.verified.get(obj.oid)).toEqual(data);
+    expect(run.verified.get(obj.oid)).toBe(oidOf(data));
     expect(s.downloadsOf(obj.oid).at(-1)!.headers.range).toMatch(/^bytes=[1-9]\d*-$/);
   });
 
@@ -289,7 +289,7 @@ describe('HTTP fetcher', () => {
     const empty = { oid: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', size: 0 };
     const run = await runFetch(fetcherFor(s), [empty, { oid: '../../etc/passwd', size: 3 }]);
     expect(run.result.fetched).toEqual([empty]);
-    expect(run.verified.get(empty.oid)).toEqual(Buffer.alloc(0));
+    expect(run.verified.get(empty.oid)).toBe(oidOf(''));
     expect(run.result.failed[0]!.error.code).toBe('InvalidObject');
     expect(s.requests).toHaveLength(0);
   });

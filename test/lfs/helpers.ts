@@ -16,15 +16,15 @@ export function oidOf(data: Buffer | string): string {
 export interface FetchRun {
   result: FetchResult;
   tmpDir: string;
-  /** What onVerified received, by oid: the bytes of the file it was handed. */
-  verified: Map<string, Buffer>;
+  /** What onVerified received, by oid: the sha256 of the file it was handed, computed here. */
+  verified: Map<string, string>;
   progress: FetchProgress[];
 }
 
 /** Fetch into a fresh tmpDir; onVerified reads the handed file (checking it exists) and removes it, as a store would move it. */
 export async function runFetch(fetcher: ObjectFetcher, objects: readonly LfsObject[], extra: Partial<FetchOptions> & { tmpDir?: string } = {}): Promise<FetchRun> {
   const tmpDir = extra.tmpDir ?? join(tempDir('lfs-fetch-'), 'tmp');
-  const verified = new Map<string, Buffer>();
+  const verified = new Map<string, string>();
   const progress: FetchProgress[] = [];
   const result = await fetcher.fetch(objects, {
     tmpDir,
@@ -32,7 +32,7 @@ export async function runFetch(fetcher: ObjectFetcher, objects: readonly LfsObje
     ...extra,
     async onVerified(obj, path) {
       if (!existsSync(path)) throw new Error(`onVerified got a missing file ${path}`);
-      verified.set(obj.oid, await fsp.readFile(path));
+      verified.set(obj.oid, oidOf(await fsp.readFile(path)));
       await fsp.rm(path);
     },
   });
