@@ -45,13 +45,33 @@ interface Route {
 interface RequestContext {
   req: IncomingMessage;
   res: ServerResponse;
-  url: URL;
+  url: RequestTarget;
   route: Route;
   /** Set once authorised. */
   who?: Identity;
 }
 
 const BASIC_CHALLENGE = 'Basic realm="modelsync"';
+
+/**
+ * The request target exactly as sent: no percent-decoding and no dot-segment
+ * resolution (WHATWG URL parsing would turn `/x/../r.git` into `/r.git` and
+ * `//host/p` into another host), so what we route on is what we validate.
+ */
+interface RequestTarget {
+  pathname: string;
+  /** The raw query string, without "?". */
+  search: string;
+  searchParams: URLSearchParams;
+}
+
+export function parseTarget(raw: string | undefined): RequestTarget {
+  const target = raw ?? '/';
+  const q = target.indexOf('?');
+  const pathname = q < 0 ? target : target.slice(0, q);
+  const search = q < 0 ? '' : target.slice(q + 1);
+  return { pathname: pathname.startsWith('/') ? pathname : `/${pathname}`, search, searchParams: new URLSearchParams(search) };
+}
 
 export class HubServer {
   readonly server: Server;
@@ -137,7 +157,7 @@ export class HubServer {
     const readAtStart = sock.bytesRead;
     const writtenAtStart = sock.bytesWritten;
     this.inflight.add(res);
-    const url = new URL(req.url ?? '/', 'http://hub.invalid');
+    const url = parseTarget(req.url);
     const route = this.route(req, url);
     const ctx: RequestContext = { req, res, url, route };
     res.on('close', () => {
@@ -175,7 +195,7 @@ export class HubServer {
     else sendText(res, status, message, headers);
   }
 
-  private route(req: IncomingMessage, url: URL): Route {
+  private route(req: IncomingMessage, url: RequestTarget): Route {
     const path = url.pathname;
     const method = req.method ?? 'GET';
     const notFound: Route = { name: 'other', family: 'plain', handle: async () => { throw new HttpError(404, 'NotFound', 'not found'); } };
@@ -309,7 +329,7 @@ Fleet status: <a href="/api/v1/sites">/api/v1/sites</a> · events: <code>/api/v1
     const backend = {
       projectRoot: this.repos.reposDir,
       pathInfo: `/${repo}.git/${rest}`,
-      query: ctx.url.search.slice(1),
+      query: ctx.url.search,
       remoteUser: who.name,
       maxBodyBytes: this.opts.limits.gitBodyBytes,
       logger: this.opts.logger,

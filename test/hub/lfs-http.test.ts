@@ -261,7 +261,9 @@ describe('LFS over HTTP', () => {
     test('path traversal in repository names', async () => {
       const admin = { Authorization: `Bearer ${th.secrets.admin}` };
       for (const path of [
-        '/../../etc.git/info/refs?service=git-upload-pack',
+        '/../../etc.git/info/refs?service=git-receive-pack',
+        '/x/../evil.git/info/refs?service=git-receive-pack',
+        '//evil.git/info/refs?service=git-receive-pack',
         '/..%2F..%2Fetc.git/info/refs?service=git-receive-pack',
         '/%2e%2e.git/info/refs?service=git-receive-pack',
         '/.git/info/refs?service=git-receive-pack',
