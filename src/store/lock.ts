@@ -10,6 +10,9 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { LockedError, StoreError, isDiskFull } from '../errors.ts';
 
+/** An unreadable lock younger than this may be one being written: wait rather than break it. */
+const UNREADABLE_GRACE_MS = 5_000;
+
 export interface LockOwner {
   pid: number;
   /** Kernel start time of the process (clock ticks since boot), when known. */
@@ -17,6 +20,8 @@ export interface LockOwner {
   host: string;
   since: string;
   purpose: string;
+  /** Set when the file could not be parsed: 'fresh' (maybe being written) or 'stale'. */
+  unreadable?: 'fresh' | 'stale';
 }
 
 export interface StoreLock {
@@ -37,6 +42,8 @@ export function processStartTime(pid: number): string | undefined {
 }
 
 export function isOwnerAlive(owner: LockOwner): boolean {
+  if (owner.unreadable) return owner.unreadable === 'fresh';
+  if (owner.pid <= 0) return false; // kill(-1 or 0) would signal a whole group: never ask
   if (owner.host !== hostname()) return true; // a store on shared storage: never break another host's lock
   try {
     process.kill(owner.pid, 0);
@@ -58,8 +65,12 @@ async function readOwner(path: string): Promise<LockOwner | null> {
     return typeof v.pid === 'number' ? v : null;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    // Unparsable: an owner that crashed between create and write. Treat as stale.
-    return { pid: -1, host: hostname(), since: '', purpose: 'unknown (unreadable lock file)' };
+    // Unparsable: an owner that crashed between create and write, or one that is writing right now.
+    const st = await fsp.stat(path).catch(() => null);
+    if (st && Date.now() - st.mtimeMs < UNREADABLE_GRACE_MS) {
+      return { pid: -1, host: hostname(), since: st.mtime.toISOString(), purpose: 'unknown (lock file being written)', unreadable: 'fresh' };
+    }
+    return { pid: -1, host: hostname(), since: '', purpose: 'unknown (unreadable lock file)', unreadable: 'stale' };
   }
 }
 

@@ -1,0 +1,56 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { tempDir } from '../../test/helpers/env.ts';
+import { acquireLock, lockOwner, processStartTime } from './lock.ts';
+
+describe('store lock', () => {
+  it('is exclusive while held and free after release', async () => {
+    const path = join(tempDir(), 'lock');
+    const a = await acquireLock(path, 'pass A');
+    await expect(acquireLock(path, 'pass B')).rejects.toMatchObject({ code: 'LockedError', retry: 'waiting' });
+    await expect(acquireLock(path, 'pass B')).rejects.toThrow(/locked by pid \d+ .*pass A/);
+    expect(JSON.parse(readFileSync(path, 'utf8'))).toMatchObject({ pid: process.pid, purpose: 'pass A' });
+    await a.release();
+    expect(existsSync(path)).toBe(false);
+    const b = await acquireLock(path, 'pass B');
+    await b.release();
+  });
+
+  it('takes over a lock whose process is gone', async () => {
+    const path = join(tempDir(), 'lock');
+    const child = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+    const deadPid = Number(child.stdout);
+    writeFileSync(path, JSON.stringify({ pid: deadPid, host: hostname(), since: 'earlier', purpose: 'crashed pass' }));
+    expect((await lockOwner(path))?.alive).toBe(false);
+    const l = await acquireLock(path, 'new pass');
+    expect(JSON.parse(readFileSync(path, 'utf8')).pid).toBe(process.pid);
+    await l.release();
+  });
+
+  it('treats a live pid with a different start time as recycled (stale)', async () => {
+    const path = join(tempDir(), 'lock');
+    expect(processStartTime(process.pid)).toMatch(/^\d+$/);
+    writeFileSync(path, JSON.stringify({ pid: process.pid, start: '1', host: hostname(), since: 'boot', purpose: 'before a reboot' }));
+    const l = await acquireLock(path, 'after reboot');
+    await l.release();
+  });
+
+  it('treats an unreadable lock file (crash between create and write) as stale', async () => {
+    const path = join(tempDir(), 'lock');
+    writeFileSync(path, '');
+    // Fresh: perhaps being written this instant, so it is respected.
+    await expect(acquireLock(path, 'pass')).rejects.toMatchObject({ code: 'LockedError' });
+    utimesSync(path, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
+    const l = await acquireLock(path, 'pass');
+    await l.release();
+  });
+
+  it('never breaks a lock held from another host', async () => {
+    const path = join(tempDir(), 'lock');
+    writeFileSync(path, JSON.stringify({ pid: 1, host: 'some-other-host', since: 'x', purpose: 'remote pass' }));
+    await expect(acquireLock(path, 'pass')).rejects.toMatchObject({ code: 'LockedError' });
+  });
+});
