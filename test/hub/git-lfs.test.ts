@@ -125,6 +125,14 @@ describe('stock git + git lfs against the hub', () => {
     }
   });
 
+  test('the bare repo on disk is complete: a local-path clone smudges from its lfs/objects', async () => {
+    const dir = join(tempDir(), 'local');
+    await g(['clone', '-q', join(th.data, 'repos', 'registry.git'), dir], '/');
+    expect(sha(readFileSync(join(dir, 'registry/face/2025-01-01/model.bin')))).toBe(sha(v2));
+    await g(['lfs', 'fetch', '--all'], dir);
+    expect((await g(['lfs', 'fsck'], dir)).stdout).toContain('Git LFS fsck OK');
+  });
+
   test('anonymous and wrong-token clones are refused', async () => {
     const base = tempDir();
     const anon = await g(['clone', '-q', th.repoUrl('registry'), join(base, 'anon')], '/', true);
