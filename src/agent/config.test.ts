@@ -66,13 +66,13 @@ describe('loadAgentConfig', () => {
   it('names the flag or variable a bad value came from', async () => {
     const d = dir();
     writeFileSync(join(d, 'agent.yaml'), base);
-    const e1 = await loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: d, flags: { jitterS: 'soon' } }).catch((e: Error) => e);
+    const e1 = await loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: d, flags: { jitterS: 'soon' } }).then(() => new Error('expected a failure'), (e: Error) => e);
     expect(e1.message).toMatch(/--jitter-s: "soon" is not a number/);
-    const e2 = await loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: d, env: { MODELSYNC_HUB: 'ftp://x' } }).catch((e: Error) => e);
+    const e2 = await loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: d, env: { MODELSYNC_HUB: 'ftp://x' } }).then(() => new Error('expected a failure'), (e: Error) => e);
     expect(e2.message).toMatch(/MODELSYNC_HUB: must be an http\(s\) URL/);
-    const e3 = await loadAgentConfig({ cwd: d, flags: { site: 'x', store: 's' } }).catch((e: Error) => e);
+    const e3 = await loadAgentConfig({ cwd: d, flags: { site: 'x', store: 's' } }).then(() => new Error('expected a failure'), (e: Error) => e);
     expect(e3.message).toMatch(/registry is required: set it in agent.yaml, with --registry or with MODELSYNC_REGISTRY/);
-    const e4 = await loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: d, flags: { schedule: '61 * * * *' } }).catch((e: Error) => e);
+    const e4 = await loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: d, flags: { schedule: '61 * * * *' } }).then(() => new Error('expected a failure'), (e: Error) => e);
     expect(e4.message).toMatch(/--schedule: .*not a valid cron expression/);
   });
 

@@ -16,31 +16,18 @@ import type { TemplateSpec } from '../registry/schema.ts';
 import { readFileOrNull, writeFileAtomic } from '../util/fsutil.ts';
 import { sha256Hex } from '../util/hash.ts';
 import { safeJoin } from '../util/safe-path.ts';
+import { compileTemplate, renderTemplate, type TemplateContext } from '../templates/index.ts';
 
-/** What a template sees of one model. Plain data only (the engine refuses anything else). */
-export interface TemplateModel {
-  name: string;
-  version: string;
-  /** `<store>/models/<model>/current`: stable across versions, the path services should use. */
-  dir: string;
-  /** `<store>/models/<model>/<version>`: the resolved directory of this version. */
-  version_dir: string;
-  previous: string | null;
-  files: Array<{ name: string; path: string; size: number; sha256: string }>;
-}
+export type { TemplateContext };
 
-export interface TemplateContext {
-  site: { name: string; labels: Record<string, string> };
-  commit: string;
-  store: string;
-  config_dir: string;
-  models: Record<string, TemplateModel>;
-}
-
-/** The Jinja-compatible engine of src/templates, passed in so this module stays testable alone. */
+/** Compiles and renders one template (src/templates, Jinja-compatible and sandboxed). */
 export interface TemplateEngine {
   render(text: string, name: string, context: TemplateContext): string;
 }
+
+export const defaultEngine: TemplateEngine = {
+  render: (text, name, context) => renderTemplate(compileTemplate(text, name), context),
+};
 
 export interface RenderJob {
   specs: readonly TemplateSpec[];
@@ -66,7 +53,7 @@ const INPUTS_FILE = '.modelsync-rendered.json';
 
 type InputsRecord = Record<string, string>;
 
-export async function renderTemplates(job: RenderJob, engine: TemplateEngine): Promise<RenderOutcome[]> {
+export async function renderTemplates(job: RenderJob, engine: TemplateEngine = defaultEngine): Promise<RenderOutcome[]> {
   await fsp.mkdir(job.configDir, { recursive: true });
   const recordPath = join(job.configDir, INPUTS_FILE);
   const previous = await readRecord(recordPath);
@@ -131,9 +118,9 @@ export async function renderTemplates(job: RenderJob, engine: TemplateEngine): P
 function inputsKey(text: string, models: readonly string[], ctx: TemplateContext): string {
   const parts = models.map((m) => {
     const x = ctx.models[m];
-    return x ? [m, x.version, x.previous, x.files.map((f) => f.sha256)] : [m, null];
+    return x ? [m, x.version, x.dir, x.files.map((f) => [f.name, f.sha256])] : [m, null];
   });
-  return sha256Hex(JSON.stringify([sha256Hex(text), parts, ctx.site, ctx.store, ctx.config_dir]));
+  return sha256Hex(JSON.stringify([sha256Hex(text), parts, ctx.site]));
 }
 
 async function readRecord(path: string): Promise<InputsRecord> {

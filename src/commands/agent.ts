@@ -1,4 +1,92 @@
-// PLACEHOLDER: replaced by the real command; must not survive to a landing.
-import { ModelsyncError } from '../errors.ts';
-import type { CommandContext } from './context.ts';
-export async function agentCommand(_opts: Record<string, unknown>, _ctx: CommandContext): Promise<number> { throw new ModelsyncError('NotImplemented', 'agent is not implemented yet'); }
+/**
+ * `modelsync agent`: the site daemon, one pass with `--once`, or the systemd
+ * units that run it (`--print-systemd`, `--install-systemd`).
+ */
+import { realpathSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Agent } from '../agent/daemon.ts';
+import { loadAgentConfig, type AgentConfig } from '../agent/config.ts';
+import { SERVICE_NAME, serviceUnit, timerUnits, type UnitInput } from '../agent/systemd.ts';
+import { DEFAULT_SCHEDULE } from '../agent/schedule.ts';
+import { UsageError } from '../errors.ts';
+import { createLogger } from '../log.ts';
+import { writeFileAtomic } from '../util/fsutil.ts';
+import { EXIT, printJson, type CommandContext } from './context.ts';
+import { renderResult } from './reconcile.ts';
+
+export interface AgentCommandOptions extends Record<string, unknown> {
+  config?: string;
+  once?: boolean;
+  json?: boolean;
+  printSystemd?: boolean | string;
+  installSystemd?: boolean | string;
+  systemdUser?: string;
+}
+
+export async function agentCommand(opts: AgentCommandOptions, ctx: CommandContext): Promise<number> {
+  const cfg = await loadAgentConfig({ file: opts.config, flags: opts, env: ctx.env, cwd: ctx.cwd });
+  if (opts.printSystemd !== undefined || opts.installSystemd !== undefined) return systemd(cfg, opts, ctx);
+
+  const logger = cfg.log_level ? createLogger({ level: cfg.log_level }) : ctx.logger;
+  const agent = await Agent.create(cfg, { logger, env: ctx.env });
+
+  if (opts.once) {
+    const { result } = await agent.once();
+    if (opts.json) printJson(ctx, { ...result, agent: agent.status() });
+    else ctx.out(renderResult(result));
+    return result.exitCode;
+  }
+
+  await agent.start();
+  await new Promise<void>((done) => {
+    const stop = (signal: NodeJS.Signals): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      logger.info({ signal }, 'stopping the agent');
+      agent.stop().then(done, (err: unknown) => {
+        logger.error({ err: String(err) }, 'error while stopping');
+        done();
+      });
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  return EXIT.ok;
+}
+
+async function systemd(cfg: AgentConfig, opts: AgentCommandOptions, ctx: CommandContext): Promise<number> {
+  const configFile = opts.config ?? ctx.env.MODELSYNC_CONFIG;
+  if (!configFile) throw new UsageError('the systemd units run `modelsync agent --config <file>`: give --config');
+  const here = fileURLToPath(new URL('.', import.meta.url));
+  const input: UnitInput = {
+    site: cfg.site,
+    configPath: resolve(ctx.cwd, configFile),
+    node: process.execPath,
+    cli: realpathSync(join(here, '../../bin/modelsync.js')),
+    writable: [cfg.store, ...(cfg.config_dir ? [cfg.config_dir] : [])],
+    user: opts.systemdUser,
+  };
+  const kind = typeof opts.printSystemd === 'string' ? opts.printSystemd : typeof opts.installSystemd === 'string' || opts.installSystemd ? 'both' : 'service';
+  if (!['service', 'timer', 'both'].includes(kind)) throw new UsageError(`--print-systemd takes "service" or "timer", not ${JSON.stringify(kind)}`);
+  const schedule = cfg.schedule ?? DEFAULT_SCHEDULE;
+  const files: Array<[string, string]> = [];
+  if (kind === 'service' || kind === 'both') files.push([`${SERVICE_NAME}.service`, serviceUnit(input)]);
+  if (kind === 'timer' || kind === 'both') {
+    const t = timerUnits(input, schedule, cfg.jitter_s);
+    files.push([`${SERVICE_NAME}-once.service`, t.service], [`${SERVICE_NAME}-once.timer`, t.timer]);
+  }
+  if (opts.installSystemd === undefined) {
+    ctx.out(files.map(([name, text]) => `# ${name}\n${text}`).join('\n'));
+    return EXIT.ok;
+  }
+  const dir = resolve(ctx.cwd, typeof opts.installSystemd === 'string' ? opts.installSystemd : '/etc/systemd/system');
+  for (const [name, text] of files) await writeFileAtomic(join(dir, name), text);
+  ctx.out([
+    `wrote ${files.map(([n]) => join(dir, n)).join(', ')}`,
+    'enable ONE of:',
+    `  systemctl daemon-reload && systemctl enable --now ${SERVICE_NAME}.service         # the daemon (events, webhook, self-heal)`,
+    `  systemctl daemon-reload && systemctl enable --now ${SERVICE_NAME}-once.timer      # pull on the schedule only (${schedule})`,
+  ].join('\n'));
+  return EXIT.ok;
+}

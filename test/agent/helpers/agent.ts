@@ -1,0 +1,50 @@
+/**
+ * Helpers for end-to-end agent tests: an agent config with the schema's
+ * defaults, registries with a couple of models, waiting for conditions.
+ */
+import { readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll } from 'vitest';
+import { Agent, type AgentDeps } from '../../../src/agent/daemon.ts';
+import type { AgentConfig } from '../../../src/agent/config.ts';
+import { AgentConfigFile } from '../../../src/registry/schema.ts';
+import { silentLogger } from '../../../src/log.ts';
+
+const agents: Agent[] = [];
+afterAll(async () => {
+  await Promise.all(agents.splice(0).map((a) => a.stop()));
+});
+
+export function agentConfig(fields: Record<string, unknown>): AgentConfig {
+  return { ...AgentConfigFile.parse({ jitter_s: 0, verify_interval_s: 0, ...fields }), origin: 'test' };
+}
+
+/** An agent, stopped after the test file (or by the test). */
+export async function startAgent(fields: Record<string, unknown>, deps: AgentDeps = {}, start = true): Promise<Agent> {
+  const agent = await Agent.create(agentConfig(fields), { logger: silentLogger, retryBaseMs: 100, retryMaxMs: 400, eventsBackoffBaseMs: 50, eventsBackoffMaxMs: 200, ...deps });
+  agents.push(agent);
+  if (start) await agent.start();
+  return agent;
+}
+
+export function bytes(n: number, seed: number): Buffer {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 131 + seed * 7 + (i >> 8)) & 0xff;
+  return b;
+}
+
+export function current(store: string, model: string): string | undefined {
+  try {
+    return readlinkSync(join(store, 'models', model, 'current'));
+  } catch {
+    return undefined;
+  }
+}
+
+export async function waitFor(cond: () => boolean | Promise<boolean>, what: string, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

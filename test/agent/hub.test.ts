@@ -1,0 +1,139 @@
+/**
+ * The agent against a real hub: a push reaches it through the event stream
+ * and the pass completes at once; every pass is reported to the hub; the hub
+ * going away and coming back leaves the site serving, stale, then current.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { startHub } from '../../src/hub/index.ts';
+import { gitAsync, isolatedGitEnv, tempDir } from '../helpers/env.ts';
+import { startTestHub } from '../helpers/hub.ts';
+import { TestRegistry } from '../reconcile/helpers/registry.ts';
+import { bytes, current, startAgent, waitFor } from './helpers/agent.ts';
+
+const env = isolatedGitEnv();
+
+async function registryOnHub(pushUrl: string): Promise<TestRegistry> {
+  const reg = TestRegistry.init(tempDir('agent-reg-'), env);
+  reg.addVersion('face', '2025-01-01', { 'model.bin': bytes(200_000, 1) });
+  reg.addVersion('face', '2025-02-01', { 'model.bin': bytes(200_000, 2) });
+  reg.setCurrent('face', '2025-01-01');
+  reg.site('alpha', {});
+  reg.commit('initial registry');
+  reg.git('remote', 'add', 'origin', pushUrl);
+  await gitAsync(['push', '-q', '-u', 'origin', 'main'], { cwd: reg.dir, env });
+  return reg;
+}
+
+describe('agent and hub', () => {
+  it('a push reaches the agent through hub events and the pass completes within a second; status is reported', async () => {
+    const th = await startTestHub({ tokens: true, sites: ['alpha'] });
+    const reg = await registryOnHub(th.repoUrl('registry', th.secrets.publisher));
+    const store = join(tempDir('agent-store-'), 'store');
+    const agent = await startAgent({
+      site: 'alpha', registry: `${th.url}/registry.git`, store, hub: th.url, listen: '127.0.0.1:0',
+    }, { env: { MODELSYNC_TOKEN: th.secrets.bySite.alpha } });
+    await agent.whenIdle();
+    expect(current(store, 'face')).toBe('2025-01-01');
+    await waitFor(() => agent.status().hub?.connected === true, 'event stream');
+
+    // Measure from the moment the hub publishes the ref event to the end of the pass it triggers.
+    let published = 0;
+    th.hub.events.once('ref', () => {
+      published = performance.now();
+    });
+    const done = new Promise<number>((resolve) => {
+      const poll = setInterval(() => {
+        if (current(store, 'face') === '2025-02-01' && agent.status().phase === 'idle') {
+          clearInterval(poll);
+          resolve(performance.now());
+        }
+      }, 2);
+    });
+    reg.setCurrent('face', '2025-02-01');
+    reg.commit('promote face 2025-02-01');
+    await gitAsync(['push', '-q', 'origin', 'main'], { cwd: reg.dir, env });
+    const finished = await done;
+    expect(published).toBeGreaterThan(0);
+    const latency = finished - published;
+    console.log(`push event -> pass complete: ${Math.round(latency)} ms`);
+    expect(latency).toBeLessThan(1000);
+    const status = agent.status();
+    expect(status.lastPass?.triggers).toEqual(['event']);
+    expect(status.commit).toBe(reg.head());
+    expect(status.health).toBe('Ready');
+
+    // The hub holds the agent's report of that pass.
+    await waitFor(async () => {
+      const res = await fetch(`${th.url}/api/v1/sites`, { headers: th.auth(th.secrets.admin) });
+      const { sites } = (await res.json()) as { sites: Array<{ site: string; commit?: string; health?: string }> };
+      return sites.some((s) => s.site === 'alpha' && s.commit === reg.head() && s.health === 'Ready');
+    }, 'the status report');
+
+    // The agent's own endpoints say the same.
+    const local = (await (await fetch(`${agent.url}/status`)).json()) as { models: Array<{ model: string; active: string }> };
+    expect(local.models).toEqual([expect.objectContaining({ model: 'face', active: '2025-02-01' })]);
+    const metrics = await (await fetch(`${agent.url}/metrics`)).text();
+    expect(metrics).toMatch(/modelsync_last_success_timestamp_seconds\{site="alpha"\} \d+/);
+    expect(metrics).toMatch(/modelsync_bytes_fetched_total\{site="alpha"\} 400000/);
+    expect(metrics).toContain('modelsync_degraded{site="alpha"} 0');
+    expect(metrics).toContain('modelsync_triggers_total{site="alpha",trigger="event"} 1');
+    await agent.stop();
+  });
+
+  it('hub down and back: the site keeps serving, reports staleness, then recovers', async () => {
+    const data = join(tempDir('agent-hub-'), 'data');
+    let hub = await startHub({ data, listen: '127.0.0.1:0' });
+    const port = new URL(hub.url).port;
+    const reg = await registryOnHub(`${hub.url}/registry.git`);
+    const store = join(tempDir('agent-store-'), 'store');
+    const agent = await startAgent({ site: 'alpha', registry: `${hub.url}/registry.git`, store, hub: hub.url, listen: '127.0.0.1:0' });
+    await agent.whenIdle();
+    expect(agent.status().health).toBe('Ready');
+    await waitFor(() => agent.status().hub?.connected === true, 'event stream');
+
+    await hub.close();
+    await waitFor(() => agent.status().hub?.connected === false, 'the agent to notice');
+    // A pass while the hub is down (the webhook, say) fails to fetch and changes nothing.
+    const res = await fetch(`${agent.url}/api/v1/reconcile`, { method: 'POST' });
+    expect(res.status).toBe(202);
+    await waitFor(() => agent.status().lastPass?.status === 'failed', 'a failed pass');
+    const down = agent.status();
+    expect(down.health).toBe('Stale');
+    expect(down.conditions.find((c) => c.type === 'Stale')).toMatchObject({ status: true, reason: 'RegistryUnreachable' });
+    expect(down.stalenessSeconds).toBeGreaterThanOrEqual(0);
+    expect(down.lastFetchAt).not.toBeNull();
+    expect(down.lastError).toMatch(/NetworkError|GitError/);
+    // Still serving: the active version is in place and the agent answers.
+    expect(current(store, 'face')).toBe('2025-01-01');
+    expect(existsSync(join(store, 'models/face/current/model.bin'))).toBe(true);
+    expect((await fetch(`${agent.url}/healthz`)).status).toBe(200);
+    const metrics = await (await fetch(`${agent.url}/metrics`)).text();
+    expect(metrics).toMatch(/modelsync_staleness_seconds\{site="alpha"\} [\d.]+/);
+    expect(metrics).toContain('modelsync_hub_connected{site="alpha"} 0');
+
+    // The registry moves on while the hub is away (committed locally, pushed when it is back).
+    reg.setCurrent('face', '2025-02-01');
+    reg.commit('promote face 2025-02-01');
+    hub = await startHub({ data, listen: `127.0.0.1:${port}` });
+    try {
+      await gitAsync(['push', '-q', 'origin', 'main'], { cwd: reg.dir, env });
+      await waitFor(() => agent.status().commit === reg.head() && agent.status().phase === 'idle', 'the agent to catch up', 20_000);
+      expect(current(store, 'face')).toBe('2025-02-01');
+      expect(agent.status().health).toBe('Ready');
+      const up = agent.status();
+      expect(up.conditions.find((c) => c.type === 'Stale')?.status).toBe(false);
+      expect(up.commit).toBe(reg.head());
+      await waitFor(async () => {
+        const r = await fetch(`${hub.url}/api/v1/sites`);
+        const { sites } = (await r.json()) as { sites: Array<{ site: string; commit?: string }> };
+        return sites.some((s) => s.site === 'alpha' && s.commit === reg.head());
+      }, 'the report after recovery');
+      expect(readFileSync(join(store, 'models/face/current/model.bin')).equals(bytes(200_000, 2))).toBe(true);
+    } finally {
+      await agent.stop();
+      await hub.close();
+    }
+  });
+});
