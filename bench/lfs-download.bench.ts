@@ -1,0 +1,163 @@
+/**
+ * modelsync's LFS client downloading one ctx.sizeMb object from the hub,
+ * against curl on the same href, same machine, same run.
+ *
+ * - The hub runs as its own process (`modelsync serve` with a tokens file);
+ *   the object is uploaded with our own client (so upload throughput is
+ *   reported too).
+ * - Our client runs in a separate process (bench/lfs-download-child.ts) that
+ *   streams to disk and verifies sha256 on the way; curl writes the same bytes
+ *   to disk and verifies nothing. Both take their credentials the same way.
+ * - Peak RSS of each client process comes from /usr/bin/time (%M). Memory must
+ *   not grow with object size: the child also fetches an object 1/16 the size,
+ *   and both peaks are reported.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes, randomFillSync } from 'node:crypto';
+import { createWriteStream, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { requestBatch } from '../src/lfs/batch.ts';
+import { discoverEndpoint, uploadObjects } from '../src/lfs/index.ts';
+import { HttpTransport } from '../src/lfs/http.ts';
+import { DEFAULT_RETRY } from '../src/lfs/retry.ts';
+import { silentLogger } from '../src/log.ts';
+import type { BenchContext, BenchReport, BenchRow } from './run.ts';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const CLI = join(ROOT, 'bin/modelsync.js');
+const CHILD = join(ROOT, 'bench/lfs-download-child.ts');
+const MiB = 1 << 20;
+
+async function startHubProcess(data: string, tokens: string): Promise<{ child: ChildProcess; url: string; stop(): Promise<void> }> {
+  const child = spawn(process.execPath, [CLI, 'serve', '--data', data, '--listen', '127.0.0.1:0', '--tokens', tokens], {
+    env: { ...process.env, MODELSYNC_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m) resolve({ child, url: m[1]!, stop: async () => (child.kill('SIGTERM'), exited) });
+    });
+    child.once('exit', (code) => reject(new Error(`hub exited (${code}) before listening`)));
+  });
+}
+
+async function makeObject(path: string, mb: number): Promise<{ oid: string; size: number }> {
+  const hash = createHash('sha256');
+  const block = randomFillSync(Buffer.alloc(MiB));
+  const out = createWriteStream(path);
+  for (let i = 0; i < mb; i++) {
+    block.writeUInt32LE(i, 0);
+    hash.update(block);
+    if (!out.write(Buffer.from(block))) await new Promise<void>((r) => out.once('drain', () => r()));
+  }
+  await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+  return { oid: hash.digest('hex'), size: mb * MiB };
+}
+
+/** Run under /usr/bin/time; returns stdout and the peak RSS in KiB. */
+function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv): { stdout: string; maxRssKiB: number; wall: number } {
+  const marker = 'MAXRSS=';
+  const r = spawnSync('/usr/bin/time', ['-f', `${marker}%M WALL=%e`, cmd, ...args], { encoding: 'utf8', env, maxBuffer: 16 << 20 });
+  const m = new RegExp(`${marker}(\\d+) WALL=([\\d.]+)`).exec(r.stderr);
+  if (r.status !== 0 || !m) throw new Error(`${cmd} failed (${r.status}): ${r.stderr.replace(/Basic \S+/g, 'Basic ***')}`);
+  return { stdout: r.stdout, maxRssKiB: Number(m[1]), wall: Number(m[2]) };
+}
+
+function git(args: string[], cwd: string, env: NodeJS.ProcessEnv): void {
+  const r = spawnSync('git', args, { cwd, env, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`git ${args[0]} failed: ${r.stderr}`);
+}
+
+export default async function lfsDownloadBench(ctx: BenchContext): Promise<BenchReport> {
+  const work = ctx.workDir;
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work, { recursive: true });
+  const publisher = randomBytes(24).toString('base64url');
+  const site = randomBytes(24).toString('base64url');
+  const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+  const tokens = join(work, 'tokens.yaml');
+  writeFileSync(tokens, `tokens:\n  - {name: ci, sha256: ${sha(publisher)}, role: publisher}\n  - {name: site-beta, sha256: ${sha(site)}, role: site, sites: [beta]}\n`);
+  const hub = await startHubProcess(join(work, 'hub'), tokens);
+  const rows: BenchRow[] = [];
+  try {
+    // The repository must exist before LFS objects can be uploaded into it: push one commit.
+    const home = join(work, 'home');
+    mkdirSync(home, { recursive: true });
+    const env = { PATH: process.env.PATH, HOME: home, GIT_CONFIG_NOSYSTEM: '1', GIT_TERMINAL_PROMPT: '0', GIT_AUTHOR_NAME: 'b', GIT_AUTHOR_EMAIL: 'b@b', GIT_COMMITTER_NAME: 'b', GIT_COMMITTER_EMAIL: 'b@b' };
+    const repo = join(work, 'repo');
+    git(['init', '-q', '-b', 'main', repo], work, env);
+    writeFileSync(join(repo, 'README'), 'bench\n');
+    git(['add', '.'], repo, env);
+    git(['commit', '-qm', 'init'], repo, env);
+    const base = new URL(hub.url);
+    git(['push', '-q', `http://ci:${publisher}@${base.host}/bench.git`, 'main'], repo, env);
+    const remote = `${hub.url}/bench.git`;
+
+    const smallMb = Math.max(1, Math.round(ctx.sizeMb / 16));
+    ctx.log(`writing ${ctx.sizeMb} MiB and ${smallMb} MiB objects`);
+    const big = { ...(await makeObject(join(work, 'big.bin'), ctx.sizeMb)), path: join(work, 'big.bin') };
+    const small = { ...(await makeObject(join(work, 'small.bin'), smallMb)), path: join(work, 'small.bin') };
+
+    const upStarted = performance.now();
+    await uploadObjects({ endpoint: discoverEndpoint({ remote, token: publisher, operation: 'upload' }), objects: [big] });
+    const upSeconds = (performance.now() - upStarted) / 1000;
+    await uploadObjects({ endpoint: discoverEndpoint({ remote, token: publisher, operation: 'upload' }), objects: [small] });
+    rows.push({ metric: 'upload (uploadObjects → hub)', value: (ctx.sizeMb / upSeconds).toFixed(1), unit: 'MiB/s', note: `${ctx.sizeMb} MiB; hub hashes and fsyncs` });
+    rmSync(big.path);
+    rmSync(small.path);
+
+    // The href curl downloads: what the batch API gives a site.
+    const endpoint = discoverEndpoint({ remote, token: site });
+    const transport = new HttpTransport();
+    const [answer] = await requestBatch({ endpoint, transport, retry: DEFAULT_RETRY, logger: silentLogger }, 'download', [{ oid: big.oid, size: big.size }]);
+    transport.close();
+    const action = answer!.actions.download!;
+    const headers = { ...action.header };
+    if (!Object.keys(headers).some((k) => k.toLowerCase() === 'authorization') && new URL(action.href).origin === endpoint.origin) headers.Authorization = endpoint.authorization()!;
+
+    const childEnv = { ...process.env, MODELSYNC_TOKEN: site, MODELSYNC_LOG_LEVEL: 'warn' };
+    const runOurs = (obj: { oid: string; size: number }) => {
+      const tmpDir = join(work, `tmp-${obj.size}`);
+      rmSync(tmpDir, { recursive: true, force: true });
+      const t = timed(process.execPath, ['--import', 'tsx', CHILD, remote, obj.oid, String(obj.size), tmpDir], childEnv);
+      const line = JSON.parse(t.stdout.trim().split('\n').pop()!) as { seconds: number; bytes: number; fetched: number; failed: string[] };
+      if (line.fetched !== 1) throw new Error(`modelsync fetch failed: ${line.failed.join('; ')}`);
+      return { ...line, maxRssKiB: t.maxRssKiB, wall: t.wall };
+    };
+    const runCurl = () => {
+      const out = join(work, 'curl.out');
+      const args = ['-sS', '--fail', '-o', out, '-w', '%{size_download} %{time_total}', ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]), action.href];
+      const t = timed('curl', args, process.env);
+      const [bytes, seconds] = t.stdout.trim().split(' ').map(Number);
+      rmSync(out, { force: true });
+      if (bytes !== big.size) throw new Error(`curl got ${bytes} bytes, expected ${big.size}`);
+      return { seconds: seconds!, maxRssKiB: t.maxRssKiB };
+    };
+
+    ctx.log('curl');
+    const c = runCurl();
+    ctx.log('modelsync (big)');
+    const ours = runOurs(big);
+    ctx.log('modelsync (small)');
+    const oursSmall = runOurs(small);
+
+    const mibps = (s: number) => (ctx.sizeMb / s).toFixed(1);
+    rows.push(
+      { metric: `modelsync LFS download ${ctx.sizeMb} MiB`, value: mibps(ours.seconds), unit: 'MiB/s', note: `${ours.seconds.toFixed(2)} s; streamed to disk, sha256 verified; process wall ${ours.wall.toFixed(2)} s incl. node+tsx start` },
+      { metric: `curl same href ${ctx.sizeMb} MiB`, value: mibps(c.seconds), unit: 'MiB/s', note: `${c.seconds.toFixed(2)} s; to disk, no verification` },
+      { metric: 'time ratio modelsync / curl', value: (ours.seconds / c.seconds).toFixed(2), note: '≤ ~1.2 expected: the hash costs a little CPU on a shared 2-core box' },
+      { metric: `modelsync peak RSS (${ctx.sizeMb} MiB object)`, value: (ours.maxRssKiB / 1024).toFixed(1), unit: 'MiB', note: 'whole node process (node + tsx ≈ 60 MiB of it); target < 150' },
+      { metric: `modelsync peak RSS (${smallMb} MiB object)`, value: (oursSmall.maxRssKiB / 1024).toFixed(1), unit: 'MiB', note: 'same as the big one ⇒ memory does not grow with size' },
+      { metric: 'curl peak RSS', value: (c.maxRssKiB / 1024).toFixed(1), unit: 'MiB' },
+    );
+  } finally {
+    await hub.stop();
+    rmSync(work, { recursive: true, force: true });
+  }
+  return { name: 'LFS client download (modelsync vs curl, from the hub)', rows };
+}
