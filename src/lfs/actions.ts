@@ -23,6 +23,12 @@ export class ActionCache {
   private readonly done = new Set<string>();
   /** Errors of a whole batch request, already retried there: not to be retried per object. */
   private readonly batchFailures = new WeakSet<object>();
+  /**
+   * The first failure of a whole batch request (already retried with backoff):
+   * an unreachable server, refused credentials or a missing repository will not
+   * answer the next batch either, so the objects still waiting fail at once.
+   */
+  private fatal: ModelsyncError | undefined;
   /** Batch requests made, for tests and logs. */
   requests = 0;
 
@@ -47,7 +53,9 @@ export class ActionCache {
         if (round > 0 || !this.expiringSoon(e.actions)) return e.actions;
         this.entries.delete(obj.oid);
       }
-      await (this.pending.get(obj.oid) ?? this.startBatch(obj));
+      const pending = this.pending.get(obj.oid);
+      if (!pending && this.fatal) throw this.fatal;
+      await (pending ?? this.startBatch(obj));
     }
     throw new Error(`no batch answer for ${obj.oid}`); // unreachable: every batch fills or fails its entries
   }
@@ -88,6 +96,7 @@ export class ActionCache {
       },
       (err: ModelsyncError) => {
         this.batchFailures.add(err);
+        this.fatal ??= err;
         for (const o of group) this.entries.set(o.oid, { error: err });
       },
     );

@@ -322,3 +322,21 @@ describe('HTTP fetcher', () => {
     }
   });
 });
+
+describe('HTTP fetcher, server down', () => {
+  it('fails every object quickly with one clear error when the batch API stays unreachable', async () => {
+    const s = await LfsTestServer.start();
+    const remote = s.remoteUrl;
+    const objects = Array.from({ length: 250 }, (_, i) => s.add(`o${i}`));
+    await s.close();
+    const f = createFetcher({ remote, retry: { retries: 2, baseDelayMs: 1, maxDelayMs: 2 } }) as HttpFetcher;
+    fetchers.push(f);
+    const run = await runFetch(f, objects);
+    expect(run.result.fetched).toEqual([]);
+    expect(run.result.failed).toHaveLength(250);
+    expect(new Set(run.result.failed.map((x) => x.error.code))).toEqual(new Set(['NetworkError']));
+    expect(run.result.failed[0]!.error.message).toMatch(/ECONNREFUSED/);
+    // One batch request and its retries, not one per group of 100.
+    expect(f.lastBatchRequests).toBe(1);
+  });
+});
