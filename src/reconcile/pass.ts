@@ -104,6 +104,8 @@ interface PassContext {
   /** Objects wanted but not fetched: their partial downloads are kept for the next pass. */
   unfetched: Set<string>;
   dryRunDir?: string;
+  /** Milliseconds spent in each step, for the debug log and the result. */
+  stepMs: Record<string, number>;
 }
 
 type Step = (ctx: PassContext) => Promise<void>;
@@ -413,11 +415,15 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileResult
     activations: [],
     degraded: [],
     unfetched: new Set(),
+    stepMs: {},
   };
   try {
     for (const [name, step] of STEPS) {
       if (opts.dryRun && !DRY_RUN_STEPS.has(name)) break;
+      const t = performance.now();
       await step(ctx);
+      ctx.stepMs[name] = Math.round(performance.now() - t);
+      ctx.logger.debug({ step: name, ms: ctx.stepMs[name] }, 'step done');
       await ctx.barrier(`step:${name}`);
     }
   } catch (err) {
@@ -476,6 +482,7 @@ async function finish(ctx: PassContext): Promise<ReconcileResult> {
     errors: ctx.errors,
     warnings: ctx.warnings,
     startedAt: ctx.startedAt,
+    stepMs: ctx.stepMs,
   };
   const summary = {
     site: result.site,

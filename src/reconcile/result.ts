@@ -59,6 +59,8 @@ export interface ReconcileResult {
   errors: PassError[];
   warnings: string[];
   startedAt: string;
+  /** Milliseconds per step (lock, fetch-registry, validate, …). */
+  stepMs: Record<string, number>;
 }
 
 export const EXIT_CODES = { ok: 0, error: 1, conflicts: 3, degraded: 4 } as const;
