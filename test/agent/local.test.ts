@@ -1,0 +1,231 @@
+/**
+ * The agent on a local-path registry (a checkout on the same machine): the
+ * watch on its refs, health-gated activation with real child processes,
+ * templates, self-heal, coalescing and the schedule on a controlled clock.
+ */
+import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { signBody } from '../../src/agent/webhook.ts';
+import { cliAsync, isolatedGitEnv, tempDir } from '../helpers/env.ts';
+import { TestRegistry } from '../reconcile/helpers/registry.ts';
+import { ManualClock, settle } from './helpers/manual-clock.ts';
+import { bytes, current, startAgent, waitFor } from './helpers/agent.ts';
+
+const env = isolatedGitEnv();
+const node = process.execPath;
+
+function registry(): TestRegistry {
+  const reg = TestRegistry.init(tempDir('agent-local-reg-'), env);
+  reg.addVersion('face', '2025-01-01', { 'model.bin': bytes(50_000, 1), 'info.txt': 'good v1\n' });
+  reg.addVersion('face', '2025-02-01', { 'model.bin': bytes(50_000, 2), 'info.txt': 'BROKEN v2\n' });
+  reg.addVersion('face', '2025-03-01', { 'model.bin': bytes(50_000, 3), 'info.txt': 'good v3\n' });
+  reg.addVersion('ssd', '1', { 'w.bin': bytes(20_000, 4) });
+  reg.setCurrent('face', '2025-01-01');
+  reg.setCurrent('ssd', '1');
+  reg.site('alpha', {});
+  reg.commit('initial registry');
+  return reg;
+}
+
+/** A service whose restart logs which version was current, and whose health check fails on a BROKEN model. */
+function sentinel(store: string, dir: string): { services: unknown[]; log: string } {
+  const log = join(dir, 'restarts.log');
+  const cur = join(store, 'models/face/current');
+  return {
+    log,
+    services: [
+      {
+        name: 'sentinel',
+        models: ['face'],
+        restart: [node, '-e', 'const fs=require("fs");fs.appendFileSync(process.argv[1], fs.readlinkSync(process.argv[2])+"\\n")', log, cur],
+        health: {
+          command: [node, '-e', 'const t=require("fs").readFileSync(process.argv[1],"utf8");if(t.includes("BROKEN")){console.error("smoke test failed: "+t.trim());process.exit(1)}', join(cur, 'info.txt')],
+          timeout_s: 0.6,
+          interval_s: 0.2,
+        },
+      },
+    ],
+  };
+}
+
+const restarts = (log: string): string[] => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n') : []);
+
+describe('health-gated activation', () => {
+  it('a version that fails its health check is rolled back, reported Degraded, not retried, and recovery is reported', async () => {
+    const reg = registry();
+    const dir = tempDir('agent-health-');
+    const store = join(dir, 'store');
+    const { services, log } = sentinel(store, dir);
+    const agent = await startAgent({ site: 'alpha', registry: reg.dir, store, services, listen: '127.0.0.1:0' });
+    await agent.whenIdle();
+    expect(current(store, 'face')).toBe('2025-01-01');
+    expect(restarts(log)).toEqual(['2025-01-01']);
+
+    reg.setCurrent('face', '2025-02-01');
+    reg.commit('promote the broken face model');
+    const bad = await agent.request('manual', 'test');
+    expect(bad.result.status).toBe('degraded');
+    expect(bad.result.degraded).toEqual([expect.objectContaining({ model: 'face', version: '2025-02-01' })]);
+    expect(bad.result.degraded[0]!.reason).toMatch(/smoke test failed: BROKEN v2/);
+    // Switched, restarted, failed, switched back, restarted again.
+    expect(current(store, 'face')).toBe('2025-01-01');
+    expect(restarts(log)).toEqual(['2025-01-01', '2025-02-01', '2025-01-01']);
+    const s = agent.status();
+    expect(s.health).toBe('Degraded');
+    expect(s.conditions.find((c) => c.type === 'Degraded')).toMatchObject({ status: true, reason: 'HealthCheckFailed' });
+    expect(s.services.at(-2)).toMatchObject({ service: 'sentinel', phase: 'switch', health: { ok: false } });
+    expect(s.services.at(-1)).toMatchObject({ service: 'sentinel', phase: 'rollback', health: { ok: true } });
+    expect(await (await fetch(`${agent.url}/metrics`)).text()).toContain('modelsync_degraded{site="alpha"} 1');
+
+    // Same commit: not retried (no restart), still degraded.
+    const again = await agent.request('manual', 'test');
+    expect(again.result.status).toBe('degraded');
+    expect(restarts(log)).toHaveLength(3);
+
+    // The registry moves on to a good version: applied, recovered.
+    reg.setCurrent('face', '2025-03-01');
+    reg.commit('promote a fixed face model');
+    const good = await agent.request('manual', 'test');
+    expect(good.result.status).toBe('changed');
+    expect(current(store, 'face')).toBe('2025-03-01');
+    expect(agent.status().health).toBe('Ready');
+    expect(agent.status().conditions.find((c) => c.type === 'Degraded')?.status).toBe(false);
+    await agent.stop();
+  });
+
+  it('`modelsync agent --once` exits 4 when the new version fails its health check', async () => {
+    const reg = registry();
+    const dir = tempDir('agent-once-');
+    const store = join(dir, 'store');
+    const { services, log } = sentinel(store, dir);
+    const cfg = join(dir, 'agent.yaml');
+    writeFileSync(cfg, `${JSON.stringify({ site: 'alpha', registry: reg.dir, store, services, verify_interval_s: 0 }, null, 2)}\n`);
+    const first = await cliAsync(['agent', '--config', cfg, '--once'], { cwd: dir, env });
+    expect(first.stderr).not.toMatch(/internal error/);
+    expect(first.status).toBe(0);
+    reg.setCurrent('face', '2025-02-01');
+    reg.commit('promote the broken face model');
+    const second = await cliAsync(['agent', '--config', cfg, '--once', '--json'], { cwd: dir, env });
+    expect(second.status).toBe(4);
+    const doc = JSON.parse(second.stdout) as { status: string; agent: { health: string } };
+    expect(doc.status).toBe('degraded');
+    expect(doc.agent.health).toBe('Degraded');
+    expect(current(store, 'face')).toBe('2025-01-01');
+    expect(restarts(log)).toEqual(['2025-01-01', '2025-02-01', '2025-01-01']);
+  });
+});
+
+describe('triggers', () => {
+  it('a commit to a local registry is picked up by the watch', async () => {
+    const reg = registry();
+    const store = join(tempDir('agent-watch-'), 'store');
+    const agent = await startAgent({ site: 'alpha', registry: reg.dir, store }, { watchDebounceMs: 50 });
+    await agent.whenIdle();
+    reg.setCurrent('face', '2025-03-01');
+    reg.commit('promote face 2025-03-01');
+    await waitFor(() => current(store, 'face') === '2025-03-01', 'the watch to trigger a pass');
+    await agent.whenIdle();
+    expect(agent.status().lastPass?.triggers).toContain('watch');
+    await agent.stop();
+  });
+
+  it('webhooks: a burst while a pass runs costs one more pass; bad signatures start none', async () => {
+    const reg = registry();
+    const dir = tempDir('agent-hook-');
+    const store = join(dir, 'store');
+    const secretFile = join(dir, 'secret');
+    writeFileSync(secretFile, 'hook-secret\n');
+    // A slow restart keeps the pass running while the burst arrives.
+    const services = [{ name: 'slow', models: ['face'], restart: [node, '-e', 'setTimeout(()=>{}, 400)'] }];
+    const agent = await startAgent({ site: 'alpha', registry: reg.dir, store, services, listen: '127.0.0.1:0', webhook_secret_file: secretFile });
+    await agent.whenIdle();
+    const before = agent.passes;
+
+    const body = JSON.stringify({ ref: 'refs/heads/main' });
+    const post = (sig?: string) =>
+      fetch(`${agent.url}/api/v1/reconcile`, { method: 'POST', body, headers: sig ? { 'x-hub-signature-256': sig } : {} });
+    expect((await post()).status).toBe(401);
+    expect((await post(signBody('wrong', body))).status).toBe(401);
+    await settle();
+    expect(agent.passes).toBe(before);
+
+    reg.setCurrent('face', '2025-03-01');
+    reg.commit('promote face 2025-03-01');
+    const answers = await Promise.all(Array.from({ length: 10 }, () => post(signBody('hook-secret', body)).then((r) => r.json())));
+    expect(answers[0]).toMatchObject({ accepted: true });
+    expect(answers.filter((a) => (a as { pass: string }).pass === 'started')).toHaveLength(1);
+    await waitFor(() => current(store, 'face') === '2025-03-01', 'the webhook pass');
+    await agent.whenIdle();
+    // One pass started by the first webhook, at most one more for the other nine.
+    expect(agent.passes - before).toBeLessThanOrEqual(2);
+    // The commit also moved the registry's refs, so the watch may have joined the queued pass.
+    expect(agent.status().lastPass?.triggers).toContain('webhook');
+    expect(await (await fetch(`${agent.url}/metrics`)).text()).toMatch(/modelsync_triggers_coalesced_total\{site="alpha"\} [89]/);
+    await agent.stop();
+  });
+
+  it('the schedule runs passes on a controlled clock', async () => {
+    const reg = registry();
+    const store = join(tempDir('agent-cron-'), 'store');
+    const clock = new ManualClock(new Date(2025, 2, 10, 9, 7, 0));
+    const agent = await startAgent({ site: 'alpha', registry: `${reg.dir}/.git`, store, schedule: '*/10 * * * *', jitter_s: 60 }, { clock, random: () => 0.5 });
+    await agent.whenIdle();
+    expect(agent.passes).toBe(1);
+    expect(agent.status().nextScheduledAt).toBe(new Date(2025, 2, 10, 9, 10, 30).toISOString());
+    await clock.advanceTo(new Date(2025, 2, 10, 9, 10, 29));
+    await agent.whenIdle();
+    expect(agent.passes).toBe(1);
+    await clock.advanceTo(new Date(2025, 2, 10, 9, 10, 30));
+    await waitFor(() => agent.passes === 2, 'the scheduled pass');
+    await agent.whenIdle();
+    expect(agent.status().lastPass?.triggers).toEqual(['schedule']);
+    expect(agent.status().nextScheduledAt).toBe(new Date(2025, 2, 10, 9, 20, 30).toISOString());
+    for (const minute of [20, 30, 40, 50]) {
+      await clock.advanceTo(new Date(2025, 2, 10, 9, minute, 30));
+      await waitFor(() => agent.passes === 2 + minute / 10 - 1, `the ${minute} slot`);
+      await agent.whenIdle();
+    }
+    expect(agent.passes).toBe(6);
+    // The site file's schedule would apply if agent.yaml did not set one.
+    expect(agent.status().schedule).toBe('*/10 * * * *');
+    await agent.stop();
+  });
+});
+
+describe('self-heal', () => {
+  it('a deleted model file is restored from its verified object', async () => {
+    const reg = registry();
+    const store = join(tempDir('agent-heal-'), 'store');
+    const agent = await startAgent({ site: 'alpha', registry: reg.dir, store }, { selfHealDebounceMs: 50 });
+    await agent.whenIdle();
+    const file = join(store, 'models/face/current/model.bin');
+    rmSync(file);
+    await waitFor(() => existsSync(file), 'the file to come back');
+    await waitFor(() => agent.status().selfHeal.restored === 1, 'the heal to be recorded');
+    expect(readFileSync(file).equals(bytes(50_000, 1))).toBe(true);
+    const s = agent.status();
+    expect(s.selfHeal.recent).toEqual([expect.objectContaining({ model: 'face', version: '2025-01-01', file: 'model.bin', kind: 'deleted', by: 'watch', healed: true })]);
+    expect(s.lastPass?.triggers).toEqual(['selfheal']);
+    expect(await agent.status().models.find((m) => m.model === 'face')?.active).toBe('2025-01-01');
+    await agent.stop();
+  });
+
+  it('a file written in place (corrupting its object) is noticed and fetched again', async () => {
+    const reg = registry();
+    const store = join(tempDir('agent-heal2-'), 'store');
+    const agent = await startAgent({ site: 'alpha', registry: reg.dir, store }, { selfHealDebounceMs: 50 });
+    await agent.whenIdle();
+    const file = join(store, 'models/ssd/current/w.bin');
+    // Same size, different bytes, same inode: the store's stat checks cannot see this.
+    chmodSync(file, 0o644);
+    const data = readFileSync(file);
+    data[100] = data[100]! ^ 0xff;
+    writeFileSync(file, data);
+    await waitFor(() => agent.status().selfHeal.restored === 1, 'the heal');
+    expect(readFileSync(file).equals(bytes(20_000, 4))).toBe(true);
+    expect(agent.status().selfHeal.recent[0]).toMatchObject({ model: 'ssd', file: 'w.bin', kind: 'modified', healed: true });
+    expect(agent.status().selfHeal.recent[0]!.quarantined).toHaveLength(1);
+    await agent.stop();
+  });
+});

@@ -1,0 +1,107 @@
+/**
+ * Templates from the site file, rendered by the agent into config_dir: before
+ * services restart, atomically, only when their inputs change, never outside
+ * config_dir; a template that cannot render counts against its services.
+ */
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { renderTemplates } from '../../src/agent/templates.ts';
+import { templateContext } from '../../src/templates/index.ts';
+import { isolatedGitEnv, tempDir } from '../helpers/env.ts';
+import { TestRegistry } from '../reconcile/helpers/registry.ts';
+import { bytes, current, startAgent } from './helpers/agent.ts';
+
+const env = isolatedGitEnv();
+const node = process.execPath;
+
+const TEMPLATE = `# rendered for {{ site.name }} ({{ site.labels.region }})
+face_model: {{ models.face.version }}
+weights: {{ models.face.files[0].path }}
+`;
+
+describe('templates rendered by the agent', () => {
+  it('renders before the restart, re-renders when the model changes, and a broken template changes nothing', async () => {
+    const reg = TestRegistry.init(tempDir('agent-tpl-reg-'), env);
+    reg.addVersion('face', '1', { 'model.bin': bytes(10_000, 1) });
+    reg.addVersion('face', '2', { 'model.bin': bytes(10_000, 2) });
+    reg.addVersion('face', '3', { 'model.bin': bytes(10_000, 3) });
+    reg.addVersion('ssd', '1', { 'w.bin': bytes(10_000, 4) });
+    reg.setCurrent('face', '1');
+    reg.setCurrent('ssd', '1');
+    reg.write('templates/face.yaml.j2', TEMPLATE);
+    reg.site('alpha', { labels: { region: 'north' }, templates: [{ src: 'templates/face.yaml.j2', dest: 'sentinel/face.yaml', models: ['face'] }] });
+    reg.commit('registry with a template');
+
+    const dir = tempDir('agent-tpl-');
+    const store = join(dir, 'store');
+    const configDir = join(dir, 'rendered');
+    const out = join(configDir, 'sentinel/face.yaml');
+    const seen = join(dir, 'seen.log');
+    // The restart records what the config said at that moment: it must already name the new version.
+    const services = [{ name: 'sentinel', models: ['face'], restart: [node, '-e', 'const fs=require("fs");fs.appendFileSync(process.argv[1], fs.readFileSync(process.argv[2],"utf8").split("\\n")[1]+"\\n")', seen, out] }];
+    const agent = await startAgent({ site: 'alpha', registry: reg.dir, store, config_dir: configDir, services });
+    await agent.whenIdle();
+    expect(readFileSync(out, 'utf8')).toBe(`# rendered for alpha (north)\nface_model: 1\nweights: ${store}/models/face/1/model.bin\n`);
+    expect(readFileSync(seen, 'utf8')).toBe('face_model: 1\n');
+    expect(agent.status().templates).toEqual([{ src: 'templates/face.yaml.j2', dest: 'sentinel/face.yaml', status: 'written' }]);
+
+    // A pass that changes nothing leaves the file alone (same inode, same mtime).
+    const before = statSync(out);
+    await agent.request('manual');
+    expect(statSync(out).mtimeMs).toBe(before.mtimeMs);
+    expect(statSync(out).ino).toBe(before.ino);
+
+    // A new face version: the config names it before the service restarts.
+    reg.setCurrent('face', '2');
+    reg.commit('face 2');
+    await agent.request('manual');
+    expect(readFileSync(out, 'utf8')).toContain('face_model: 2\n');
+    expect(readFileSync(seen, 'utf8')).toBe('face_model: 1\nface_model: 2\n');
+
+    // A template that cannot render is caught when the registry is validated: nothing switches,
+    // the last good config stays, and the error names the template line.
+    reg.write('templates/face.yaml.j2', `${TEMPLATE}extra: {{ models.face.nonexistent.field }}\n`);
+    reg.setCurrent('face', '3');
+    reg.commit('face 3 with a broken template');
+    const r = await agent.request('manual');
+    expect(r.result.status).toBe('failed');
+    expect(r.result.errors[0]!.message).toMatch(/templates\/face\.yaml\.j2:\d+:\d+/);
+    expect(current(store, 'face')).toBe('2');
+    expect(agent.status().health).toBe('Failed');
+    expect(readFileSync(out, 'utf8')).toContain('face_model: 2\n');
+    await agent.stop();
+  });
+
+  it('never writes outside config_dir; renders only when inputs changed or the output is missing', async () => {
+    const dir = tempDir('agent-tpl-unit-');
+    const configDir = join(dir, 'rendered');
+    const context = templateContext({ site: { name: 'x' }, models: [{ name: 'm', version: '1', dir: '/s/models/m/1', files: [] }] });
+    const outcomes = await renderTemplates({
+      specs: [
+        { src: 'a.j2', dest: '../escape.txt', models: ['m'] },
+        { src: 'a.j2', dest: 'ok/a.txt', models: ['m'] },
+        { src: 'missing.j2', dest: 'b.txt', models: ['m'] },
+      ],
+      readSource: async (src) => (src === 'a.j2' ? 'version {{ models.m.version }}\n' : null),
+      context,
+      configDir,
+    });
+    expect(outcomes.map((o) => o.status)).toEqual(['error', 'written', 'error']);
+    expect(outcomes[0]!.message).toMatch(/must not contain "\.\."/);
+    expect(existsSync(join(dir, 'escape.txt'))).toBe(false);
+    expect(readFileSync(join(configDir, 'ok/a.txt'), 'utf8')).toBe('version 1\n');
+    expect(outcomes[2]!.message).toMatch(/missing\.j2 does not exist/);
+    // Unchanged inputs: not rendered again (a hand edit stays until the inputs change) ...
+    writeFileSync(join(configDir, 'ok/a.txt'), 'hand edit\n');
+    const spec = [{ src: 'a.j2', dest: 'ok/a.txt', models: ['m'] }];
+    const readSource = async (): Promise<string> => 'version {{ models.m.version }}\n';
+    expect((await renderTemplates({ specs: spec, readSource, context, configDir }))[0]!.status).toBe('skipped');
+    // ... but an output deleted by hand comes back, and so does one whose model switched.
+    rmSync(join(configDir, 'ok/a.txt'));
+    expect((await renderTemplates({ specs: spec, readSource, context, configDir }))[0]!.status).toBe('written');
+    writeFileSync(join(configDir, 'ok/a.txt'), 'hand edit\n');
+    expect((await renderTemplates({ specs: spec, readSource, context, configDir, changedModels: new Set(['m']) }))[0]!.status).toBe('written');
+    expect(readFileSync(join(configDir, 'ok/a.txt'), 'utf8')).toBe('version 1\n');
+  });
+});
