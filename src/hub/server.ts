@@ -180,7 +180,10 @@ export class HubServer {
   private fail(ctx: RequestContext, err: unknown): void {
     const { res, route } = ctx;
     const e = err instanceof HttpError ? err : null;
-    if (!e) this.opts.logger.error({ route: route.name, path: ctx.url.pathname, err: (err as Error)?.stack ?? String(err) }, 'request failed');
+    // A client that hangs up mid-transfer is routine (it will resume with Range), not a hub error.
+    const clientGone = res.destroyed || (err as NodeJS.ErrnoException | null)?.code === 'ERR_STREAM_PREMATURE_CLOSE';
+    if (!e && clientGone) this.opts.logger.debug({ route: route.name, path: ctx.url.pathname }, 'client went away mid-response');
+    else if (!e) this.opts.logger.error({ route: route.name, path: ctx.url.pathname, err: (err as Error)?.stack ?? String(err) }, 'request failed');
     if (res.headersSent) {
       res.destroy();
       return;

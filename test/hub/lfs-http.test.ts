@@ -6,7 +6,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
 import { request } from 'node:http';
 import { join, relative } from 'node:path';
-import { beforeAll, describe, expect, test } from 'vitest';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startTestHub, type TestHub } from '../helpers/hub.ts';
 
 const LFS = 'application/vnd.git-lfs+json';
@@ -79,8 +80,17 @@ describe('LFS over HTTP', () => {
     return sha(bytes);
   };
 
+  const logLines: string[] = [];
   beforeAll(async () => {
-    th = await startTestHub({ tokens: true, limits: { objectBytes: 8 << 20 } });
+    const logger = pino({ level: 'info' }, { write: (l: string) => void logLines.push(l) });
+    th = await startTestHub({ tokens: true, limits: { objectBytes: 8 << 20 }, logger });
+  });
+
+  afterAll(() => {
+    // Interrupted transfers and hostile requests are the client's business: no hub errors, no 500s.
+    const errors = logLines.filter((l) => (JSON.parse(l) as { level: number }).level >= 50);
+    expect(errors).toEqual([]);
+    expect(th.hub.metrics.render()).not.toMatch(/code="5\d\d"/);
   });
 
   test('upload, verify and download through the hrefs the batch API hands out', async () => {
