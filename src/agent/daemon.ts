@@ -730,6 +730,7 @@ function failedResult(cfg: AgentConfig, err: unknown, startedAt: number): Reconc
     bytesFetched: 0,
     bytesPlanned: 0,
     durationMs: 0,
+    stepMs: {},
     errors: [e],
     warnings: [],
     startedAt: new Date(startedAt).toISOString(),
