@@ -13,7 +13,7 @@ export interface StatusCommandOptions {
 
 export async function statusCommand(opts: StatusCommandOptions, ctx: CommandContext): Promise<number> {
   if (opts.hub && opts.store) throw new UsageError('give --hub or --store, not both');
-  if (opts.hub) throw new UsageError('status --hub is not available yet; use --store <dir> on a site, or the hub dashboard / GET /api/v1/sites');
+  if (opts.hub) return (await import('../agent/fleet.ts')).hubStatusCommand(opts, ctx);
   if (!opts.store) throw new UsageError('give --store <dir> (a site store) or --hub <url>');
   const status = await storeStatus(resolve(ctx.cwd, opts.store));
   if (opts.json) printJson(ctx, status);

@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startHub } from '../../src/hub/index.ts';
-import { gitAsync, isolatedGitEnv, tempDir } from '../helpers/env.ts';
+import { cliAsync, gitAsync, isolatedGitEnv, tempDir } from '../helpers/env.ts';
 import { startTestHub } from '../helpers/hub.ts';
 import { TestRegistry } from '../reconcile/helpers/registry.ts';
 import { bytes, current, startAgent, waitFor } from './helpers/agent.ts';
@@ -70,6 +70,14 @@ describe('agent and hub', () => {
       const { sites } = (await res.json()) as { sites: Array<{ site: string; commit?: string; health?: string }> };
       return sites.some((s) => s.site === 'alpha' && s.commit === reg.head() && s.health === 'Ready');
     }, 'the status report');
+
+    // So does `modelsync status --hub`.
+    const fleet = await cliAsync(['status', '--hub', th.url], { cwd: store, env: { ...env, MODELSYNC_TOKEN: th.secrets.admin } });
+    expect(fleet.status).toBe(0);
+    expect(fleet.stdout).toMatch(new RegExp(`^alpha +Ready +${reg.head().slice(0, 12)} .* 1/1 in sync`, 'm'));
+    const denied = await cliAsync(['status', '--hub', th.url, '--json'], { cwd: store, env });
+    expect(denied.status).toBe(1);
+    expect(JSON.parse(denied.stdout).error.code).toBe('AuthError');
 
     // The agent's own endpoints say the same.
     const local = (await (await fetch(`${agent.url}/status`)).json()) as { models: Array<{ model: string; active: string }> };

@@ -1,0 +1,75 @@
+/**
+ * `modelsync status --hub <url>`: the fleet as the hub last heard it, one
+ * line per site from the reports agents send after every pass.
+ */
+import { AuthError, NetworkError, errorMessage } from '../errors.ts';
+import type { CommandContext } from '../commands/context.ts';
+import { EXIT, printJson } from '../commands/context.ts';
+import { readToken } from '../commands/reconcile.ts';
+import { formatDuration } from '../reconcile/format.ts';
+import { redactUrl } from '../util/redact.ts';
+
+/** What the hub returns per site: the agent's report (AgentStatus) plus the hub's receivedAt. */
+export interface FleetSite {
+  site: string;
+  receivedAt: string;
+  health?: string;
+  commit?: string | null;
+  stalenessSeconds?: number | null;
+  lastError?: string | null;
+  models?: Array<{ model: string; declared?: string; desired?: string; active?: string | null; outcome?: string }>;
+  lastPass?: { status?: string; conflicts?: Array<{ model: string }>; degraded?: Array<{ model: string; version: string }> } | null;
+  [key: string]: unknown;
+}
+
+export async function fetchFleet(hub: string, token: string | undefined, fetchImpl: typeof fetch = fetch): Promise<FleetSite[]> {
+  const url = `${hub.replace(/\/+$/, '')}/api/v1/sites`;
+  const headers: Record<string, string> = { accept: 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
+  let res: Response;
+  try {
+    res = await fetchImpl(url, { headers, signal: AbortSignal.timeout(15_000) });
+  } catch (err) {
+    throw new NetworkError(`cannot reach the hub at ${redactUrl(url)}: ${errorMessage(err)}`, { url: redactUrl(url) }, err);
+  }
+  if (res.status === 401 || res.status === 403) {
+    throw new AuthError(`the hub refused the token (HTTP ${res.status}); give --token-file or MODELSYNC_TOKEN`, { url: redactUrl(url), status: res.status });
+  }
+  if (!res.ok) throw new NetworkError(`GET ${redactUrl(url)} answered ${res.status}`, { url: redactUrl(url), status: res.status });
+  const body = (await res.json()) as { sites?: unknown };
+  if (!Array.isArray(body.sites)) throw new NetworkError(`GET ${redactUrl(url)}: not a fleet document`, { url: redactUrl(url) });
+  return body.sites as FleetSite[];
+}
+
+export function renderFleet(sites: readonly FleetSite[], now = Date.now()): string {
+  if (sites.length === 0) return 'no site has reported to this hub yet';
+  const header = ['site', 'health', 'commit', 'reported', 'stale', 'models', 'notes'];
+  const rows = sites.map((s) => {
+    const models = s.models ?? [];
+    const inSync = models.filter((m) => m.active === m.desired).length;
+    const notes: string[] = [];
+    for (const c of s.lastPass?.conflicts ?? []) notes.push(`conflict ${c.model}`);
+    for (const d of s.lastPass?.degraded ?? []) notes.push(`degraded ${d.model} ${d.version}`);
+    if (s.lastError && s.health !== 'Ready') notes.push(s.lastError.slice(0, 100));
+    const age = Date.parse(s.receivedAt);
+    return [
+      s.site,
+      String(s.health ?? 'unknown'),
+      typeof s.commit === 'string' ? s.commit.slice(0, 12) : '-',
+      Number.isFinite(age) ? `${formatDuration(Math.max(0, now - age))} ago` : '-',
+      typeof s.stalenessSeconds === 'number' ? formatDuration(s.stalenessSeconds * 1000) : '-',
+      models.length ? `${inSync}/${models.length} in sync` : '-',
+      notes.join('; '),
+    ];
+  });
+  const all = [header, ...rows];
+  const widths = header.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
+  return all.map((r) => r.map((c, i) => (i < r.length - 1 ? c.padEnd(widths[i]!) : c)).join('  ').trimEnd()).join('\n');
+}
+
+export async function hubStatusCommand(opts: { hub?: string; tokenFile?: string; json?: boolean }, ctx: CommandContext): Promise<number> {
+  const sites = await fetchFleet(opts.hub!, readToken(opts.tokenFile, ctx));
+  if (opts.json) printJson(ctx, { hub: redactUrl(opts.hub!), sites });
+  else ctx.out(renderFleet(sites));
+  return EXIT.ok;
+}
