@@ -99,11 +99,13 @@ export function renderResult(r: ReconcileResult): string {
 function progressBar(): { update(p: PassProgress): void; done(): void } {
   let last = 0;
   let shown = false;
+  let finished = false;
   const started = Date.now();
   return {
     update(p) {
       const now = Date.now();
-      if (now - last < 100 && p.bytes < p.total) return;
+      const complete = p.objectsDone === p.objects;
+      if (finished || (now - last < 100 && !complete)) return;
       last = now;
       shown = true;
       const frac = p.total > 0 ? Math.min(1, p.bytes / p.total) : 1;
@@ -111,9 +113,14 @@ function progressBar(): { update(p: PassProgress): void; done(): void } {
       const fill = Math.round(frac * width);
       const rate = p.bytes / Math.max(0.001, (now - started) / 1000);
       process.stderr.write(`\r[${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${(frac * 100).toFixed(0).padStart(3)}% ${formatBytes(p.bytes)}/${formatBytes(p.total)} ${formatBytes(rate)}/s  ${p.objectsDone}/${p.objects} objects `);
+      if (complete) {
+        // End the line now: the pass's summary log line follows on stderr.
+        finished = true;
+        process.stderr.write('\n');
+      }
     },
     done() {
-      if (shown) process.stderr.write('\n');
+      if (shown && !finished) process.stderr.write('\n');
     },
   };
 }

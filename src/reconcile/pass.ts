@@ -246,6 +246,12 @@ const fetchObjects: Step = async (ctx) => {
     const total = [...lfsNeeded.values()].reduce((n, o) => n + o.size, 0);
     const progress = new Map<string, number>();
     let done = 0;
+    const report = (): void => {
+      if (!ctx.opts.onProgress) return;
+      let bytes = 0;
+      for (const b of progress.values()) bytes += b;
+      ctx.opts.onProgress({ phase: 'fetch', bytes, total, objectsDone: done, objects: lfsNeeded.size });
+    };
     ctx.logger.debug({ objects: lfsNeeded.size, bytes: total, from: fetcher.description }, 'fetching objects');
     try {
       const res = await fetcher.fetch([...lfsNeeded.values()], {
@@ -254,13 +260,13 @@ const fetchObjects: Step = async (ctx) => {
         onVerified: async (obj, path) => {
           await objects.adopt(path, obj);
           done++;
+          progress.set(obj.oid, obj.size);
+          report();
           await ctx.barrier(`fetch:verified:${obj.oid}`);
         },
         onProgress: (p) => {
           progress.set(p.oid, p.bytes);
-          let bytes = 0;
-          for (const b of progress.values()) bytes += b;
-          ctx.opts.onProgress?.({ phase: 'fetch', bytes, total, objectsDone: done, objects: lfsNeeded.size });
+          report();
         },
       });
       ctx.bytesFetched += res.bytesTransferred;
