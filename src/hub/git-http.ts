@@ -6,7 +6,6 @@
  */
 import { spawn } from 'node:child_process';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Transform, pipeline } from 'node:stream';
 import type { Logger } from '../log.ts';
 import { HttpError } from './http-util.ts';
 
@@ -79,21 +78,39 @@ export function runHttpBackend(req: IncomingMessage, res: ServerResponse, r: Bac
       if (stderr.length < 8192) stderr += d.toString('utf8');
     });
 
-    // Request body -> stdin, counted so an endless body cannot fill the disk.
+    // Whatever goes wrong, git is stopped by closing its stdin, never by a
+    // signal first: on EOF receive-pack fails cleanly and removes its
+    // quarantine of incoming objects, where a killed one would leave it
+    // behind. The kill is only a backstop for a git that does not exit.
+    const stopInput = (): void => {
+      if (!child.stdin.writableEnded) child.stdin.end();
+    };
+    let backstop: NodeJS.Timeout | undefined;
+    const armBackstop = (): void => {
+      backstop ??= setTimeout(() => child.kill('SIGKILL'), 30_000).unref();
+    };
+    child.stdin.on('error', () => {}); // EPIPE: git answered without reading the body (404, 403)
+
+    // Request body -> stdin with backpressure, counted so an endless body cannot fill the disk.
     let received = 0;
-    const limiter = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        received += chunk.length;
-        if (received > r.maxBodyBytes) {
-          tooLarge = true;
-          cb(new Error('body too large'));
-        } else cb(null, chunk);
-      },
+    req.on('data', (chunk: Buffer) => {
+      if (tooLarge) return;
+      received += chunk.length;
+      if (received > r.maxBodyBytes) {
+        tooLarge = true;
+        req.pause();
+        stopInput();
+        return;
+      }
+      if (!child.stdin.write(chunk)) {
+        req.pause();
+        child.stdin.once('drain', () => {
+          if (!tooLarge) req.resume();
+        });
+      }
     });
-    pipeline(req, limiter, child.stdin, (err) => {
-      // EPIPE: git answered without reading the body (404, 403); not our error.
-      if (err && tooLarge) child.kill('SIGTERM');
-    });
+    req.on('end', stopInput);
+    req.on('close', stopInput);
 
     // CGI headers, then the body, streamed.
     let head = Buffer.alloc(0);
@@ -103,7 +120,10 @@ export function runHttpBackend(req: IncomingMessage, res: ServerResponse, r: Bac
       const end = headerEnd(head);
       if (end === null) {
         if (head.length > MAX_CGI_HEADER_BYTES) {
-          child.kill('SIGTERM');
+          child.stdout.off('data', onData);
+          child.stdout.resume();
+          stopInput();
+          armBackstop();
           finish(new Error('git http-backend sent oversized CGI headers'), null);
         }
         return;
@@ -120,18 +140,23 @@ export function runHttpBackend(req: IncomingMessage, res: ServerResponse, r: Bac
     child.stdout.on('data', onData);
 
     res.on('close', () => {
-      // The client went away mid-response: stop git rather than let it run on.
-      if (!res.writableFinished && child.exitCode === null) child.kill('SIGTERM');
+      if (res.writableFinished || child.exitCode !== null) return;
+      // The client went away mid-response: let git run out on EOF, its output discarded.
+      child.stdout.unpipe(res);
+      child.stdout.resume();
+      stopInput();
+      armBackstop();
     });
 
     child.on('close', (code) => {
+      clearTimeout(backstop);
       if (tooLarge) {
-        if (!res.headersSent) finish(new HttpError(413, 'PayloadTooLarge', `git request body is larger than ${r.maxBodyBytes} bytes`, { Connection: 'close' }), code);
-        else {
-          res.destroy();
-          finish(null, code);
-        }
-        return;
+        const error = new HttpError(413, 'PayloadTooLarge', `git request body is larger than ${r.maxBodyBytes} bytes`, { Connection: 'close' });
+        if (!res.headersSent) return finish(error, code);
+        // git has already answered (its error report); end that, then drop
+        // the connection rather than read the rest of the oversized body.
+        res.end(() => req.socket.destroy());
+        return finish(null, code);
       }
       if (code !== 0) r.logger.warn({ path: r.pathInfo, exitCode: code, stderr: stderr.trim().slice(0, 2000) }, 'git http-backend failed');
       if (!headersDone) {
@@ -146,11 +171,12 @@ export function runHttpBackend(req: IncomingMessage, res: ServerResponse, r: Bac
         res.once('close', () => finish(null, code));
         res.end();
       };
-      if (r.beforeEnd) r.beforeEnd().then(end, (err: Error) => {
-        r.logger.error({ path: r.pathInfo, err: err.message }, 'after-push step failed');
-        end();
-      });
-      else end();
+      if (r.beforeEnd) {
+        r.beforeEnd().then(end, (err: Error) => {
+          r.logger.error({ path: r.pathInfo, err: err.message }, 'after-push step failed');
+          end();
+        });
+      } else end();
     });
   });
 }

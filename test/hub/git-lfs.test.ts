@@ -161,6 +161,19 @@ describe('stock git + git lfs against the hub', () => {
     expect(existsSync(objectPath(th.data, 'registry', sha(rogue)))).toBe(false);
   });
 
+  test('a pack larger than http.postBuffer (sent chunked) pushes and clones intact', async () => {
+    const dir = join(tempDir(), 'bigpack');
+    await g(['init', '-q', dir], '/');
+    const blob = randomBytes(3 << 20); // not LFS-tracked: goes into the Git pack itself
+    writeTree(dir, { 'plain.dat': blob });
+    await g(['add', '.'], dir);
+    await g(['commit', '-qm', 'big'], dir);
+    await g(['push', '-q', th.repoUrl('bigpack', th.secrets.publisher), 'main'], dir);
+    const clone = join(tempDir(), 'bigpack-clone');
+    await g(['clone', '-q', th.repoUrl('bigpack', th.secrets.site), clone], '/');
+    expect(sha(readFileSync(join(clone, 'plain.dat')))).toBe(sha(blob));
+  });
+
   test('HEAD follows the pushed branch when a repo is created by a push of another name', async () => {
     const dir = join(tempDir(), 'other');
     await g(['init', '-q', '-b', 'release', dir], '/');
@@ -172,5 +185,26 @@ describe('stock git + git lfs against the hub', () => {
     const r = await g(['clone', th.repoUrl('models2', th.secrets.site), clone], '/');
     expect(r.stderr).not.toContain('remote HEAD refers to nonexistent ref');
     expect(readFileSync(join(clone, 'x.txt'), 'utf8')).toBe('x\n');
+  });
+});
+
+describe('git request body limit', () => {
+  test('a push whose pack exceeds the limit is refused and moves no ref', async () => {
+    const th = await startTestHub({ tokens: true, limits: { gitBodyBytes: 1 << 20 } });
+    const env = isolatedGitEnv();
+    const dir = join(tempDir(), 'w');
+    await gitAsync(['init', '-q', dir], { cwd: '/', env });
+    writeTree(dir, { 'plain.dat': randomBytes(3 << 20) });
+    await gitAsync(['add', '.'], { cwd: dir, env });
+    await gitAsync(['commit', '-qm', 'big'], { cwd: dir, env });
+    const r = await gitAsync(['push', th.repoUrl('reg', th.secrets.publisher), 'main'], { cwd: dir, env, allowFail: true });
+    expect(r.status).not.toBe(0);
+    // git's quarantine of the refused objects is gone, nothing was stored.
+    const objects = join(th.data, 'repos', 'reg.git', 'objects');
+    expect(readdirSync(objects).sort()).toEqual(['info', 'pack']);
+    expect(readdirSync(join(objects, 'pack'))).toEqual([]);
+    const refs = await gitAsync(['ls-remote', th.repoUrl('reg', th.secrets.admin)], { cwd: dir, env });
+    expect(refs.stdout.trim()).toBe('');
+    expect(th.hub.metrics.value('modelsync_hub_ref_events_total')).toBe(0);
   });
 });
