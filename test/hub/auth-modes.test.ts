@@ -80,6 +80,23 @@ describe('with a tokens file', () => {
     expect(await sites.json()).toMatchObject({ error: { code: 'Unauthorized' } });
   });
 
+  test('LFS hrefs follow --public-url (behind a proxy), else the Host the client used', async () => {
+    const data = join(tempDir(), 'data');
+    const hub = await startHub({ data, listen: '127.0.0.1:0', publicUrl: 'https://hub.example/' });
+    try {
+      const res = await fetch(`${hub.url}/reg.git/info/lfs/objects/batch`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/vnd.git-lfs+json' },
+        body: JSON.stringify({ operation: 'upload', objects: [{ oid: 'a'.repeat(64), size: 1 }] }),
+      });
+      const body = (await res.json()) as { objects: Array<{ actions: { upload: { href: string } } }> };
+      expect(body.objects[0]!.actions.upload.href).toBe(`https://hub.example/reg.git/info/lfs/objects/${'a'.repeat(64)}`);
+    } finally {
+      await hub.close();
+    }
+    await expect(startHub({ data, listen: '127.0.0.1:0', publicUrl: 'ftp://nope' })).rejects.toThrow(/--public-url/);
+  });
+
   test('no secret appears in any log line or error body', async () => {
     const cap = captureLogger();
     const th = await startTestHub({ tokens: true, logger: cap.logger });
