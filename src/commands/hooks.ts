@@ -1,4 +1,35 @@
-// PLACEHOLDER: replaced by the real command; must not survive to a landing.
-import { ModelsyncError } from '../errors.ts';
-import type { CommandContext } from './context.ts';
-export async function hooksInstallCommand(_opts: Record<string, unknown>, _ctx: CommandContext): Promise<number> { throw new ModelsyncError('NotImplemented', 'hooks is not implemented yet'); }
+import * as fs from 'node:fs';
+import { join, resolve } from 'node:path';
+import git from 'isomorphic-git';
+import { NotFoundError } from '../errors.ts';
+import { HOOKS_DIR } from '../registry/layout.ts';
+import { findGitDir } from '../registry/source.ts';
+import { EXIT, printJson, type CommandContext } from './context.ts';
+
+export interface HooksInstallOptions {
+  repo?: string;
+  json?: boolean;
+}
+
+/** `hooks install`: point core.hooksPath at the repository's own hooks/ (kept in Git, reviewed like code). */
+export async function hooksInstallCommand(opts: HooksInstallOptions, ctx: CommandContext): Promise<number> {
+  const loc = await findGitDir(resolve(ctx.cwd, opts.repo ?? '.'));
+  const dir = loc.dir ?? loc.gitdir;
+  const hooksDir = join(dir, HOOKS_DIR);
+  if (!fs.existsSync(join(hooksDir, 'pre-commit'))) {
+    throw new NotFoundError(`${hooksDir}/pre-commit does not exist; this repository has no modelsync hooks (modelsync init creates them)`, { dir });
+  }
+  await git.setConfig({ fs, gitdir: loc.gitdir, path: 'core.hooksPath', value: HOOKS_DIR });
+  const missingExec = ['pre-commit', 'post-commit', 'pre-push', 'post-checkout', 'post-merge'].filter((h) => {
+    try {
+      return (fs.statSync(join(hooksDir, h)).mode & 0o111) === 0;
+    } catch {
+      return false;
+    }
+  });
+  // A hook without its executable bit is silently ignored by git; fix what a checkout may have lost.
+  for (const h of missingExec) fs.chmodSync(join(hooksDir, h), 0o755);
+  if (opts.json) printJson(ctx, { ok: true, hooksPath: HOOKS_DIR, madeExecutable: missingExec });
+  else ctx.out(`core.hooksPath = ${HOOKS_DIR} in ${dir}${missingExec.length ? ` (made executable: ${missingExec.join(', ')})` : ''}`);
+  return EXIT.ok;
+}

@@ -1,4 +1,24 @@
-// PLACEHOLDER: replaced by the real command; must not survive to a landing.
-import { ModelsyncError } from '../errors.ts';
-import type { CommandContext } from './context.ts';
-export async function initCommand(_opts: Record<string, unknown>, _ctx: CommandContext): Promise<number> { throw new ModelsyncError('NotImplemented', 'init is not implemented yet'); }
+import { resolve } from 'node:path';
+import { initRegistry } from '../registry/init.ts';
+import { EXIT, printJson, type CommandContext } from './context.ts';
+
+export interface InitOptions {
+  dir?: string;
+  branch?: string;
+  bareExample?: boolean;
+  json?: boolean;
+}
+
+export async function initCommand(opts: InitOptions, ctx: CommandContext): Promise<number> {
+  const r = await initRegistry({ dir: resolve(ctx.cwd, opts.dir ?? '.'), branch: opts.branch ?? 'main', example: !opts.bareExample, env: ctx.env });
+  if (opts.json) {
+    printJson(ctx, { ok: true, ...r });
+    return EXIT.ok;
+  }
+  ctx.out(`Initialised a modelsync registry in ${r.dir} (branch ${r.branch}, ${r.commits.length} commit${r.commits.length === 1 ? '' : 's'})`);
+  if (r.published.length) ctx.out(`Published the example: ${r.published.map((p) => `${p.model} ${p.version}`).join(', ')}`);
+  ctx.out('Hooks: core.hooksPath=hooks (validate before commit and push; push after a commit on the default branch)');
+  if (!r.lfsFilterConfigured) ctx.out('Note: git-lfs was not found on PATH; install it (and run `git lfs install`) before using stock git in this repository.');
+  ctx.out(`Next: cd ${r.dir} && modelsync list`);
+  return EXIT.ok;
+}

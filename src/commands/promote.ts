@@ -1,4 +1,26 @@
-// PLACEHOLDER: replaced by the real command; must not survive to a landing.
-import { ModelsyncError } from '../errors.ts';
-import type { CommandContext } from './context.ts';
-export async function promoteCommand(_opts: Record<string, unknown>, _ctx: CommandContext): Promise<number> { throw new ModelsyncError('NotImplemented', 'promote is not implemented yet'); }
+import { resolve } from 'node:path';
+import { promoteVersion } from '../registry/promote.ts';
+import { pushBranch } from '../registry/push.ts';
+import { EXIT, printJson, type CommandContext } from './context.ts';
+
+export interface PromoteOptions {
+  model: string;
+  version: string;
+  repo?: string;
+  push?: boolean;
+  remote?: string;
+  json?: boolean;
+}
+
+export async function promoteCommand(opts: PromoteOptions, ctx: CommandContext): Promise<number> {
+  const repoDir = resolve(ctx.cwd, opts.repo ?? '.');
+  const r = await promoteVersion(repoDir, opts.model, opts.version, ctx.env);
+  const pushed = opts.push ? await pushBranch({ repoDir, remote: opts.remote ?? 'origin', env: ctx.env, logger: ctx.logger }) : undefined;
+  if (opts.json) {
+    printJson(ctx, { ok: true, ...r, pushed });
+    return EXIT.ok;
+  }
+  ctx.out(`Promoted ${r.model}: ${r.from ?? '(none)'} -> ${r.version} in commit ${r.commit.slice(0, 12)} on ${r.branch}`);
+  if (pushed) ctx.out(`Pushed ${pushed.branch} to ${pushed.remote}`);
+  return EXIT.ok;
+}

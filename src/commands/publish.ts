@@ -1,4 +1,40 @@
-// PLACEHOLDER: replaced by the real command; must not survive to a landing.
-import { ModelsyncError } from '../errors.ts';
-import type { CommandContext } from './context.ts';
-export async function publishCommand(_opts: Record<string, unknown>, _ctx: CommandContext): Promise<number> { throw new ModelsyncError('NotImplemented', 'publish is not implemented yet'); }
+import { resolve } from 'node:path';
+import { publishVersion } from '../registry/publish.ts';
+import { pushBranch } from '../registry/push.ts';
+import { EXIT, printJson, type CommandContext } from './context.ts';
+
+export interface PublishOptions {
+  model: string;
+  version: string;
+  files: string[];
+  repo?: string;
+  promote?: boolean;
+  push?: boolean;
+  remote?: string;
+  framework?: string;
+  source?: string;
+  description?: string;
+  message?: string;
+  json?: boolean;
+}
+
+export async function publishCommand(opts: PublishOptions, ctx: CommandContext): Promise<number> {
+  const repoDir = resolve(ctx.cwd, opts.repo ?? '.');
+  const r = await publishVersion({
+    repoDir, model: opts.model, version: opts.version, files: opts.files.map((f) => resolve(ctx.cwd, f)),
+    promote: opts.promote !== false, framework: opts.framework, source: opts.source, description: opts.description,
+    message: opts.message, env: ctx.env,
+  });
+  const pushed = opts.push ? await pushBranch({ repoDir, remote: opts.remote ?? 'origin', env: ctx.env, logger: ctx.logger }) : undefined;
+  if (opts.json) {
+    printJson(ctx, { ok: true, ...r, objects: r.objects.map(({ oid, size }) => ({ oid, size })), pushed });
+    return EXIT.ok;
+  }
+  ctx.out(`Published ${r.model} ${r.version} (${r.files.length} file${r.files.length === 1 ? '' : 's'}) in commit ${r.commit.slice(0, 12)} on ${r.branch}`);
+  for (const f of r.files) ctx.out(`  ${f.name}  ${f.size} bytes  sha256:${f.sha256}${f.storage === 'blob' ? '  (plain blob)' : ''}`);
+  if (r.promoted) ctx.out(r.previous ? `Promoted: ${r.model} ${r.previous} -> ${r.version}` : `Promoted: ${r.model} is now at ${r.version}`);
+  else ctx.out(`Not promoted; make it current with: modelsync promote ${r.model} ${r.version}`);
+  if (pushed) ctx.out(`Pushed ${pushed.branch} to ${pushed.remote} (${pushed.uploaded} LFS object${pushed.uploaded === 1 ? '' : 's'} uploaded, ${pushed.skipped} already there)`);
+  else ctx.out('Not pushed; sites see it once you push (git push, or modelsync publish --push next time).');
+  return EXIT.ok;
+}

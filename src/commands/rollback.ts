@@ -1,4 +1,27 @@
-// PLACEHOLDER: replaced by the real command; must not survive to a landing.
-import { ModelsyncError } from '../errors.ts';
-import type { CommandContext } from './context.ts';
-export async function rollbackCommand(_opts: Record<string, unknown>, _ctx: CommandContext): Promise<number> { throw new ModelsyncError('NotImplemented', 'rollback is not implemented yet'); }
+import { resolve } from 'node:path';
+import { rollbackModel } from '../registry/promote.ts';
+import { pushBranch } from '../registry/push.ts';
+import { EXIT, printJson, type CommandContext } from './context.ts';
+
+export interface RollbackOptions {
+  model: string;
+  to?: string;
+  repo?: string;
+  push?: boolean;
+  remote?: string;
+  json?: boolean;
+}
+
+export async function rollbackCommand(opts: RollbackOptions, ctx: CommandContext): Promise<number> {
+  const repoDir = resolve(ctx.cwd, opts.repo ?? '.');
+  const r = await rollbackModel(repoDir, opts.model, ctx.env, { to: opts.to });
+  const pushed = opts.push ? await pushBranch({ repoDir, remote: opts.remote ?? 'origin', env: ctx.env, logger: ctx.logger }) : undefined;
+  if (opts.json) {
+    printJson(ctx, { ok: true, ...r, pushed });
+    return EXIT.ok;
+  }
+  ctx.out(`Rolled back ${r.model}: ${r.from} -> ${r.version}${r.previous ? ` (previous_version ${r.previous})` : ''}`);
+  ctx.out(`Commit ${r.commit.slice(0, 12)} on ${r.branch}: ${r.message.split('\n')[0]}`);
+  if (pushed) ctx.out(`Pushed ${pushed.branch} to ${pushed.remote}`);
+  return EXIT.ok;
+}

@@ -13,7 +13,9 @@ export interface ValidateOptions {
 
 export async function validateCommand(opts: ValidateOptions, ctx: CommandContext): Promise<number> {
   const repo = resolve(ctx.cwd, opts.repo ?? '.');
-  const source = await openSource(repo, { rev: opts.rev, staged: opts.staged });
+  // In a pre-commit hook git names the index being committed (a temporary one for `git commit -a`).
+  const indexFile = opts.staged && ctx.env.GIT_INDEX_FILE ? resolve(ctx.cwd, ctx.env.GIT_INDEX_FILE) : undefined;
+  const source = await openSource(repo, { rev: opts.rev, staged: opts.staged, indexFile });
   const { registry, problems } = await loadRegistry(source);
   const ok = problems.length === 0;
   if (opts.json) {

@@ -5,6 +5,8 @@ import { CommitSource, IndexSource, WorkTreeSource, findGitDir, type RegistrySou
 export interface SourceChoice {
   rev?: string;
   staged?: boolean;
+  /** With `staged`: read this index file instead of .git/index (GIT_INDEX_FILE in a hook). */
+  indexFile?: string;
 }
 
 /** The source a registry command reads: working tree by default, or `--rev`, or `--staged`. */
@@ -15,7 +17,7 @@ export async function openSource(repoDir: string, choice: SourceChoice = {}): Pr
   if (choice.staged) {
     const loc = await findGitDir(dir);
     if (!loc.dir) throw new UsageError(`--staged needs a checkout with a working tree; ${dir} is a bare repository`);
-    return new IndexSource({ dir: loc.dir, gitdir: loc.gitdir });
+    return new IndexSource({ dir: loc.dir, gitdir: loc.gitdir }, choice.indexFile);
   }
   return new WorkTreeSource(dir);
 }

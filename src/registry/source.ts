@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import git from 'isomorphic-git';
 import { GitError, NotFoundError } from '../errors.ts';
 import { hashFile, hashBytes, type Digest } from '../util/hash.ts';
@@ -123,36 +123,14 @@ abstract class GitObjectSource implements RegistrySource {
   }
 }
 
-export class CommitSource extends GitObjectSource {
+/** A tree object: what a commit records, or what one is about to (publish validates it before committing). */
+export class TreeSource extends GitObjectSource {
   readonly description: string;
-  override readonly commit: string;
   private readonly trees = new Map<string, Promise<Array<{ path: string; oid: string; type: string }> | null>>();
 
-  private constructor(loc: GitLocation, commit: string, private readonly rootTree: string) {
+  constructor(loc: GitLocation, protected readonly rootTree: string, description = `tree ${rootTree.slice(0, 12)}`) {
     super(loc);
-    this.commit = commit;
-    this.description = `commit ${commit.slice(0, 12)}`;
-  }
-
-  /** Open `rev` (a branch, tag, ref or commit oid) in the repository at gitdir. */
-  static async open(loc: GitLocation, rev: string): Promise<CommitSource> {
-    let oid: string;
-    try {
-      // resolveRef returns a full oid unchanged and follows branches, tags and symbolic refs.
-      oid = await git.resolveRef({ fs, gitdir: loc.gitdir, ref: rev });
-    } catch {
-      try {
-        oid = await git.expandOid({ fs, gitdir: loc.gitdir, oid: rev });
-      } catch {
-        throw new NotFoundError(`cannot resolve ${JSON.stringify(rev)} in ${loc.dir ?? loc.gitdir}`, { rev });
-      }
-    }
-    try {
-      const { commit } = await git.readCommit({ fs, gitdir: loc.gitdir, oid });
-      return new CommitSource(loc, oid, commit.tree);
-    } catch (err) {
-      throw new GitError(`cannot read commit ${oid}: ${(err as Error).message}`, { rev, oid }, err);
-    }
+    this.description = description;
   }
 
   private tree(dir: string): Promise<Array<{ path: string; oid: string; type: string }> | null> {
@@ -189,12 +167,47 @@ export class CommitSource extends GitObjectSource {
   }
 }
 
+export class CommitSource extends TreeSource {
+  override readonly commit: string;
+
+  private constructor(loc: GitLocation, commit: string, rootTree: string) {
+    super(loc, rootTree, `commit ${commit.slice(0, 12)}`);
+    this.commit = commit;
+  }
+
+  /** Open `rev` (a branch, tag, ref or commit oid) in the repository at gitdir. */
+  static async open(loc: GitLocation, rev: string): Promise<CommitSource> {
+    let oid: string;
+    try {
+      // resolveRef returns a full oid unchanged and follows branches, tags and symbolic refs.
+      oid = await git.resolveRef({ fs, gitdir: loc.gitdir, ref: rev });
+    } catch {
+      try {
+        oid = await git.expandOid({ fs, gitdir: loc.gitdir, oid: rev });
+      } catch {
+        throw new NotFoundError(`cannot resolve ${JSON.stringify(rev)} in ${loc.dir ?? loc.gitdir}`, { rev });
+      }
+    }
+    try {
+      // An annotated tag points at a tag object; follow it to the commit.
+      const read = await git.readCommit({ fs, gitdir: loc.gitdir, oid });
+      return new CommitSource(loc, read.oid, read.commit.tree);
+    } catch (err) {
+      throw new GitError(`cannot read commit ${oid}: ${(err as Error).message}`, { rev, oid }, err);
+    }
+  }
+}
+
 /** What is staged: the content a `git commit` would record (pointers, after LFS's clean filter). */
 export class IndexSource extends GitObjectSource {
   readonly description = 'index';
   private entries?: Promise<Map<string, string>>;
 
-  constructor(loc: { dir: string; gitdir: string }) {
+  /**
+   * @param indexFile an index other than `<gitdir>/index`: git hands hooks a
+   *   temporary one in GIT_INDEX_FILE for `git commit -a` and `git commit <paths>`.
+   */
+  constructor(loc: { dir: string; gitdir: string }, private readonly indexFile?: string) {
     super(loc);
   }
 
@@ -202,7 +215,7 @@ export class IndexSource extends GitObjectSource {
     this.entries ??= (async () => {
       const map = new Map<string, string>();
       const files = await git.walk({
-        fs,
+        fs: this.indexFile ? fsWithIndexFile(this.loc.gitdir, this.indexFile) : fs,
         dir: this.loc.dir!,
         gitdir: this.loc.gitdir,
         trees: [git.STAGE()],
@@ -241,6 +254,19 @@ export class IndexSource extends GitObjectSource {
     if (seen.size === 0) return null;
     return [...seen].map(([name, type]) => ({ name, type })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
+}
+
+/** The node fs, except that `<gitdir>/index` is read from `indexFile` (isomorphic-git has no option for it). */
+function fsWithIndexFile(gitdir: string, indexFile: string): typeof fs {
+  const target = resolve(gitdir, 'index');
+  const map = (p: unknown): unknown => (typeof p === 'string' && resolve(p) === target ? indexFile : p);
+  const base = fs.promises as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const promises: Record<string, unknown> = {};
+  for (const key of Object.keys(base)) {
+    const fn = base[key];
+    if (typeof fn === 'function') promises[key] = (p: unknown, ...rest: unknown[]) => fn.call(fs.promises, map(p), ...rest);
+  }
+  return { promises } as unknown as typeof fs;
 }
 
 /** Find the git directory for a checkout or a bare repository. */

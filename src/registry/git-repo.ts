@@ -1,0 +1,283 @@
+/**
+ * The Git side of publishing, promoting and rolling back, through
+ * isomorphic-git: find the repo and its branch, decide the author, build a
+ * tree from HEAD plus a few changed files, validate it, and only then move
+ * the working tree, the branch and the index. A change that fails anywhere
+ * leaves the working tree as it was and commits nothing.
+ */
+import * as fs from 'node:fs';
+import { promises as fsp } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import git from 'isomorphic-git';
+import { GitError, UsageError, ValidationError } from '../errors.ts';
+import { GitConfig } from '../lfs/gitconfig.ts';
+import { writeFileAtomic } from '../util/fsutil.ts';
+import { loadRegistry } from './load.ts';
+import { findGitDir, TreeSource } from './source.ts';
+
+export interface WorkRepo {
+  /** The working tree. */
+  dir: string;
+  gitdir: string;
+}
+
+export interface Person {
+  name: string;
+  email: string;
+}
+
+/** A registry checkout with a working tree (publish and friends edit files in it). */
+export async function openWorkRepo(dir: string): Promise<WorkRepo> {
+  const loc = await findGitDir(resolve(dir));
+  if (!loc.dir) throw new UsageError(`${dir} is a bare repository; publish, promote and rollback need a checkout with a working tree`);
+  return { dir: loc.dir, gitdir: loc.gitdir };
+}
+
+/** The checked-out branch; a detached HEAD is refused (a commit there would be lost). */
+export async function currentBranch(repo: WorkRepo): Promise<string> {
+  const branch = await git.currentBranch({ fs, gitdir: repo.gitdir, fullname: false, test: false });
+  if (!branch) throw new UsageError(`${repo.dir}: HEAD is detached; check out the branch to commit to (e.g. git switch main)`);
+  return branch;
+}
+
+/** The commit the branch points at, or null on a branch with no commits yet. */
+export async function branchHead(repo: WorkRepo, branch: string): Promise<string | null> {
+  try {
+    return await git.resolveRef({ fs, gitdir: repo.gitdir, ref: `refs/heads/${branch}` });
+  } catch {
+    return null;
+  }
+}
+
+export async function commitTreeOid(repo: WorkRepo, commit: string): Promise<string> {
+  return (await git.readCommit({ fs, gitdir: repo.gitdir, oid: commit })).commit.tree;
+}
+
+/** The blob oid at `path` in a tree, or null. */
+export async function blobAt(repo: WorkRepo, tree: string | null, path: string): Promise<string | null> {
+  if (!tree) return null;
+  let cur = tree;
+  const parts = path.split('/');
+  for (let i = 0; i < parts.length; i++) {
+    const { tree: entries } = await git.readTree({ fs, gitdir: repo.gitdir, oid: cur });
+    const ent = entries.find((e) => e.path === parts[i]);
+    if (!ent) return null;
+    if (i === parts.length - 1) return ent.type === 'blob' ? ent.oid : null;
+    if (ent.type !== 'tree') return null;
+    cur = ent.oid;
+  }
+  return null;
+}
+
+export async function readBlobText(repo: WorkRepo, oid: string): Promise<string> {
+  const { blob } = await git.readBlob({ fs, gitdir: repo.gitdir, oid });
+  return Buffer.from(blob).toString('utf8');
+}
+
+/**
+ * Who commits: like git, GIT_AUTHOR_NAME/EMAIL win, then user.name/email from
+ * the repository's config, then the global config; failing all of that a
+ * recognisable placeholder rather than an error (a CI job may have none).
+ */
+export async function resolveAuthor(repo: WorkRepo, env: NodeJS.ProcessEnv): Promise<{ author: Person; committer: Person }> {
+  const local = await readConfigFile(join(repo.gitdir, 'config'));
+  const globalFiles = env.GIT_CONFIG_GLOBAL
+    ? [env.GIT_CONFIG_GLOBAL]
+    : [join(env.XDG_CONFIG_HOME ?? join(env.HOME ?? homedir(), '.config'), 'git', 'config'), join(env.HOME ?? homedir(), '.gitconfig')];
+  let global = new GitConfig();
+  for (const f of globalFiles) global = global.overlay(await readConfigFile(f));
+  const cfg = global.overlay(local);
+  const name = env.GIT_AUTHOR_NAME || cfg.get('user.name') || 'modelsync';
+  const email = env.GIT_AUTHOR_EMAIL || cfg.get('user.email') || 'modelsync@localhost';
+  const author = { name, email };
+  const committer = { name: env.GIT_COMMITTER_NAME || name, email: env.GIT_COMMITTER_EMAIL || email };
+  return { author, committer };
+}
+
+async function readConfigFile(path: string): Promise<GitConfig> {
+  try {
+    return GitConfig.parse(await fsp.readFile(path, 'utf8'));
+  } catch {
+    return new GitConfig();
+  }
+}
+
+export interface FileChange {
+  /** Repo-relative posix path. */
+  path: string;
+  /** New content, or null to delete the file. */
+  content: Uint8Array | string | null;
+  /** Mode 100755 in Git and 0755 in the working tree (hooks). */
+  executable?: boolean;
+}
+
+export interface TreeChange {
+  oid: string;
+  executable?: boolean;
+}
+
+/**
+ * A tree equal to `base` except for `changes` (blob oids, or null to
+ * delete). Directories left empty disappear, as in Git.
+ */
+export async function buildTree(repo: WorkRepo, base: string | null, changes: Map<string, TreeChange | null>): Promise<string | null> {
+  const entries = new Map<string, { mode: string; path: string; oid: string; type: 'blob' | 'tree' | 'commit' }>();
+  if (base) for (const e of (await git.readTree({ fs, gitdir: repo.gitdir, oid: base })).tree) entries.set(e.path, e);
+  const sub = new Map<string, Map<string, TreeChange | null>>();
+  for (const [path, change] of changes) {
+    const slash = path.indexOf('/');
+    if (slash < 0) {
+      if (change) entries.set(path, { mode: change.executable ? '100755' : '100644', path, oid: change.oid, type: 'blob' });
+      else entries.delete(path);
+      continue;
+    }
+    const head = path.slice(0, slash);
+    let m = sub.get(head);
+    if (!m) sub.set(head, (m = new Map()));
+    m.set(path.slice(slash + 1), change);
+  }
+  for (const [head, inner] of sub) {
+    const existing = entries.get(head);
+    const oid = await buildTree(repo, existing?.type === 'tree' ? existing.oid : null, inner);
+    if (oid) entries.set(head, { mode: '040000', path: head, oid, type: 'tree' });
+    else entries.delete(head);
+  }
+  if (entries.size === 0) return null;
+  return git.writeTree({ fs, gitdir: repo.gitdir, tree: [...entries.values()] });
+}
+
+export interface CommitRequest {
+  message: string;
+  changes: FileChange[];
+  env: NodeJS.ProcessEnv;
+  /** Validate the registry the commit would record, and refuse if it is invalid (default true). */
+  validate?: boolean;
+  /** Context for the ValidationError ("refusing to publish …"). */
+  what?: string;
+}
+
+export interface CommitResult {
+  commit: string;
+  branch: string;
+  parent: string | null;
+  tree: string;
+}
+
+/**
+ * Commit `changes` on top of the current branch, touching nothing else.
+ *
+ * The files must be unmodified in the working tree and index (or absent, for
+ * new ones): we never fold someone's uncommitted edits into our commit, nor
+ * overwrite them. The new tree is built from HEAD and validated before the
+ * working tree is touched; the working tree is restored if the commit fails.
+ * Other staged changes stay staged, as with `git commit -- <paths>`.
+ */
+export async function commitChanges(repo: WorkRepo, req: CommitRequest): Promise<CommitResult> {
+  const branch = await currentBranch(repo);
+  const parent = await branchHead(repo, branch);
+  const baseTree = parent ? await commitTreeOid(repo, parent) : null;
+  await assertUntouched(repo, baseTree, req.changes.map((c) => c.path));
+
+  const blobs = new Map<string, TreeChange | null>();
+  for (const c of req.changes) {
+    blobs.set(c.path, c.content === null ? null : { oid: await git.writeBlob({ fs, gitdir: repo.gitdir, blob: toBytes(c.content) }), executable: c.executable });
+  }
+  const tree = (await buildTree(repo, baseTree, blobs)) ?? (await git.writeTree({ fs, gitdir: repo.gitdir, tree: [] }));
+
+  if (req.validate !== false) {
+    const { problems } = await loadRegistry(new TreeSource({ dir: repo.dir, gitdir: repo.gitdir }, tree, 'the commit being made'));
+    if (problems.length) throw new ValidationError(problems, `${req.what ?? 'refusing to commit'}: the registry would be invalid`);
+  }
+
+  const undo = await writeWorkTree(repo, req.changes);
+  let commit: string;
+  try {
+    const who = await resolveAuthor(repo, req.env);
+    commit = await git.commit({
+      fs, dir: repo.dir, gitdir: repo.gitdir, message: req.message.endsWith('\n') ? req.message : `${req.message}\n`,
+      author: who.author, committer: who.committer, tree, parent: parent ? [parent] : [], ref: `refs/heads/${branch}`, noUpdateBranch: true,
+    });
+    // Compare-and-set: if someone committed meanwhile, do not throw their commit away.
+    const now = await branchHead(repo, branch);
+    if (now !== parent) throw new GitError(`branch ${branch} moved while committing (now ${now?.slice(0, 12)}); nothing was committed, try again`, { branch });
+    await git.writeRef({ fs, gitdir: repo.gitdir, ref: `refs/heads/${branch}`, value: commit, force: true });
+  } catch (err) {
+    await undo().catch(() => {});
+    throw err;
+  }
+  // The index follows the commit for our paths only.
+  for (const c of req.changes) {
+    if (c.content === null) await git.remove({ fs, dir: repo.dir, gitdir: repo.gitdir, filepath: c.path }).catch(() => {});
+    else await git.add({ fs, dir: repo.dir, gitdir: repo.gitdir, filepath: c.path, force: true });
+  }
+  return { commit, branch, parent, tree };
+}
+
+function toBytes(content: Uint8Array | string): Uint8Array {
+  return typeof content === 'string' ? Buffer.from(content, 'utf8') : content;
+}
+
+/** Refuse when a path we are about to write has edits that are not committed (working tree or index). */
+async function assertUntouched(repo: WorkRepo, baseTree: string | null, paths: string[]): Promise<void> {
+  const dirty: string[] = [];
+  if (!baseTree) {
+    // First commit on the branch: nothing to compare with; only refuse to clobber.
+    const staged = new Set(await git.listFiles({ fs, dir: repo.dir, gitdir: repo.gitdir }));
+    for (const p of paths) if (staged.has(p) || fs.existsSync(join(repo.dir, p))) dirty.push(p);
+    if (dirty.length) throw new UsageError(`${dirty.join(', ')} already exist(s) in the working tree or index; refusing to overwrite`, { paths: dirty });
+    return;
+  }
+  const rows = await git.statusMatrix({ fs, dir: repo.dir, gitdir: repo.gitdir, ref: 'HEAD', filepaths: paths });
+  const wanted = new Set(paths);
+  for (const [file, head, work, stage] of rows) {
+    if (!wanted.has(file)) continue;
+    // [file, HEAD, WORKDIR, STAGE]: 1,1,1 is "unmodified"; a new file must not exist anywhere yet.
+    if (head !== 1 || work !== 1 || stage !== 1) dirty.push(file);
+  }
+  if (dirty.length) {
+    throw new UsageError(`uncommitted changes in ${dirty.join(', ')}; commit or discard them first (modelsync commits only its own change)`, { paths: dirty });
+  }
+}
+
+/** Write the new content into the working tree; returns a function that puts back what was there. */
+async function writeWorkTree(repo: WorkRepo, changes: FileChange[]): Promise<() => Promise<void>> {
+  const saved: Array<{ path: string; bytes: Buffer | null }> = [];
+  const createdDirs: string[] = [];
+  const undo = async (): Promise<void> => {
+    for (const s of saved.reverse()) {
+      const full = join(repo.dir, s.path);
+      if (s.bytes) await writeFileAtomic(full, s.bytes);
+      else await fsp.rm(full, { force: true });
+    }
+    for (const d of createdDirs.reverse()) await fsp.rmdir(d).catch(() => {});
+  };
+  try {
+    for (const c of changes) {
+      const full = join(repo.dir, c.path);
+      let before: Buffer | null = null;
+      try {
+        before = await fsp.readFile(full);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+      saved.push({ path: c.path, bytes: before });
+      if (c.content === null) {
+        await fsp.rm(full, { force: true });
+        continue;
+      }
+      const fresh: string[] = [];
+      for (let d = dirname(full); d.startsWith(repo.dir) && d !== repo.dir; d = dirname(d)) {
+        if (fs.existsSync(d)) break;
+        fresh.push(d);
+      }
+      // Outermost first, so undoing in reverse removes the innermost first.
+      createdDirs.push(...fresh.reverse());
+      await writeFileAtomic(full, toBytes(c.content), c.executable ? 0o755 : 0o644);
+    }
+  } catch (err) {
+    await undo().catch(() => {});
+    throw err;
+  }
+  return undo;
+}

@@ -1,0 +1,217 @@
+/**
+ * `modelsync init`: a new registry repository with the standard layout,
+ * .gitattributes routing model files through LFS, the hooks, and (unless
+ * asked not to) the example models published through the same code path as
+ * `modelsync publish`, so the new repository holds LFS pointers and its
+ * git-lfs cache holds the objects, exactly as after a real publish.
+ */
+import * as fs from 'node:fs';
+import { promises as fsp } from 'node:fs';
+import { delimiter, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import git from 'isomorphic-git';
+import { UsageError } from '../errors.ts';
+import { pathExists } from '../util/fsutil.ts';
+import { EMPTY_MODEL_REGISTRY } from './edit-registry.ts';
+import { commitChanges, currentBranch, branchHead, type FileChange, type WorkRepo } from './git-repo.ts';
+import { GROUPS_DIR, HOOKS_DIR, MANIFEST_NAME, MODEL_REGISTRY_FILE, REGISTRY_DIR, SITES_DIR, TEMPLATES_DIR } from './layout.ts';
+import { publishVersion, type PublishResult } from './publish.ts';
+import { ManifestFile, ModelRegistryFile } from './schema.ts';
+import { inferScheme, sortVersions } from './versions.ts';
+import { parseYamlFile } from './yaml-file.ts';
+
+/** This project's root: the example registry, hooks and schemas ship with it. */
+export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+/**
+ * What a registry's .gitattributes says: everything under registry/ is an
+ * LFS object except the YAML (manifests, model_registry.yaml) and notes,
+ * which reviewers must be able to diff.
+ */
+export const REGISTRY_GITATTRIBUTES = `# modelsync registry: model files are Git LFS objects; YAML and notes stay
+# plain text so pull requests show what changes.
+registry/** filter=lfs diff=lfs merge=lfs -text
+registry/**/*.yaml !filter !diff !merge text eol=lf
+registry/**/*.md !filter !diff !merge text
+*.yaml text eol=lf
+*.j2 text eol=lf
+`;
+
+const README = `# Model registry
+
+Managed with [modelsync](https://github.com/modelsync/modelsync): Git says which model versions run on
+which site; Git LFS holds the files.
+
+- \`registry/model_registry.yaml\`: the current (and previous) version of every model.
+- \`registry/<model>/<version>/\`: one immutable version: \`manifest.yaml\` and the files (LFS pointers).
+- \`sites/<site>.yaml\`, \`sites/groups/<group>.yaml\`: what each site runs.
+- \`templates/\`: config files rendered on sites (Jinja-compatible).
+- \`hooks/\`: git hooks (installed with \`modelsync hooks install\`): validate before commit and push,
+  push at once after a commit on the default branch.
+- \`schemas/\`: JSON Schemas for editors (yaml-language-server).
+
+Publish: \`modelsync publish <model> <version> <files...>\`. Roll back: \`modelsync rollback <model>\`.
+`;
+
+const SITES_README = `# Sites
+
+One file per site (\`<site>.yaml\`) and shared defaults in \`groups/<group>.yaml\`.
+See the schema in ../schemas/site.schema.json.
+`;
+
+export interface InitRequest {
+  dir: string;
+  branch: string;
+  /** Publish the example models, sites and templates. */
+  example: boolean;
+  env: NodeJS.ProcessEnv;
+  /** Where the example and hooks come from (default: this project). */
+  sourceRoot?: string;
+}
+
+export interface InitResult {
+  dir: string;
+  branch: string;
+  created: boolean;
+  commits: string[];
+  published: Array<Pick<PublishResult, 'model' | 'version' | 'commit'>>;
+  lfsFilterConfigured: boolean;
+}
+
+export async function initRegistry(req: InitRequest): Promise<InitResult> {
+  const dir = resolve(req.dir);
+  const src = req.sourceRoot ?? PROJECT_ROOT;
+  await fsp.mkdir(dir, { recursive: true });
+  for (const p of [REGISTRY_DIR, SITES_DIR, HOOKS_DIR]) {
+    if (await pathExists(join(dir, p))) {
+      throw new UsageError(`${join(dir, p)} already exists: ${dir} already holds a registry (or something in its place); refusing to overwrite it`, { dir });
+    }
+  }
+
+  const created = !(await pathExists(join(dir, '.git')));
+  const repo: WorkRepo = { dir, gitdir: join(dir, '.git') };
+  if (created) {
+    await git.init({ fs, dir, defaultBranch: req.branch });
+    // isomorphic-git's init assumes a case-insensitive file system without symlinks; say what is true here.
+    await setConfig(repo, 'core.ignorecase', process.platform === 'darwin' || process.platform === 'win32' ? 'true' : 'false');
+    await setConfig(repo, 'core.symlinks', process.platform === 'win32' ? 'false' : 'true');
+    await setConfig(repo, 'core.logallrefupdates', 'true');
+  }
+  const branch = await currentBranch(repo);
+  if (!created && (await branchHead(repo, branch)) === null && branch !== req.branch) {
+    // An empty existing repo: follow --branch rather than whatever HEAD happened to name.
+    await git.writeRef({ fs, gitdir: repo.gitdir, ref: 'HEAD', value: `refs/heads/${req.branch}`, symbolic: true, force: true });
+  }
+  const target = await currentBranch(repo);
+
+  const commits: string[] = [];
+  const skeleton: FileChange[] = [
+    { path: '.gitattributes', content: await mergedGitattributes(dir) },
+    { path: 'README.md', content: README },
+    { path: MODEL_REGISTRY_FILE, content: EMPTY_MODEL_REGISTRY },
+    { path: `${SITES_DIR}/README.md`, content: SITES_README },
+    ...(await copyDir(src, HOOKS_DIR)),
+    ...(await copyDir(src, 'schemas')),
+  ];
+  commits.push((await commitChanges(repo, { message: 'Initialise modelsync registry', changes: skeleton, env: req.env, what: 'init' })).commit);
+
+  await setConfig(repo, 'core.hooksPath', HOOKS_DIR);
+  await setConfig(repo, 'modelsync.branch', target);
+  const bin = join(src, 'bin', 'modelsync.js');
+  if (await pathExists(bin)) await setConfig(repo, 'modelsync.bin', bin);
+  const lfsFilterConfigured = await configureLfsFilter(repo, req.env);
+
+  const published: InitResult['published'] = [];
+  if (req.example) {
+    for (const r of await publishExample(repo, src, req.env)) {
+      published.push({ model: r.model, version: r.version, commit: r.commit });
+      commits.push(r.commit);
+    }
+    const rest: FileChange[] = [
+      { path: MODEL_REGISTRY_FILE, content: await fsp.readFile(join(src, MODEL_REGISTRY_FILE)) },
+      ...(await copyDir(src, SITES_DIR, (name) => name.endsWith('.yaml'))),
+      ...(await copyDir(src, GROUPS_DIR, (name) => name.endsWith('.yaml'))),
+      ...(await copyDir(src, TEMPLATES_DIR)),
+    ];
+    commits.push((await commitChanges(repo, { message: 'Add example sites and templates', changes: rest, env: req.env, what: 'init' })).commit);
+  }
+  return { dir, branch: target, created, commits, published, lfsFilterConfigured };
+}
+
+/** Keep an existing .gitattributes and add our rules after it. */
+async function mergedGitattributes(dir: string): Promise<string> {
+  let existing = '';
+  try {
+    existing = await fsp.readFile(join(dir, '.gitattributes'), 'utf8');
+  } catch {
+    return REGISTRY_GITATTRIBUTES;
+  }
+  if (existing.includes('registry/** filter=lfs')) return existing;
+  return `${existing.replace(/\n*$/, '\n')}\n${REGISTRY_GITATTRIBUTES}`;
+}
+
+/** The files of `src/<rel>` (one level) as changes at `<rel>/<name>`, keeping the executable bit. */
+async function copyDir(src: string, rel: string, keep: (name: string) => boolean = () => true): Promise<FileChange[]> {
+  const out: FileChange[] = [];
+  let names: fs.Dirent[];
+  try {
+    names = await fsp.readdir(join(src, rel), { withFileTypes: true });
+  } catch {
+    return out;
+  }
+  for (const e of names.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    if (!e.isFile()) continue;
+    if (!keep(e.name)) continue;
+    const full = join(src, rel, e.name);
+    const st = await fsp.stat(full);
+    out.push({ path: `${rel}/${e.name}`, content: await fsp.readFile(full), executable: (st.mode & 0o111) !== 0 });
+  }
+  return out;
+}
+
+async function setConfig(repo: WorkRepo, path: string, value: string): Promise<void> {
+  await git.setConfig({ fs, gitdir: repo.gitdir, path, value });
+}
+
+/**
+ * git-lfs's clean/smudge filter, set in the repository itself (as
+ * `git lfs install --local` would), so stock git works in it even where
+ * nobody ran `git lfs install`. Only when git-lfs is on PATH: a required
+ * filter that is missing would make every checkout fail.
+ */
+async function configureLfsFilter(repo: WorkRepo, env: NodeJS.ProcessEnv): Promise<boolean> {
+  const found = (env.PATH ?? '').split(delimiter).some((d) => d && fs.existsSync(join(d, 'git-lfs')));
+  if (!found) return false;
+  await setConfig(repo, 'filter.lfs.clean', 'git-lfs clean -- %f');
+  await setConfig(repo, 'filter.lfs.smudge', 'git-lfs smudge -- %f');
+  await setConfig(repo, 'filter.lfs.process', 'git-lfs filter-process');
+  await setConfig(repo, 'filter.lfs.required', 'true');
+  return true;
+}
+
+/** Publish every example version, oldest first per model, each promoted as a release would be. */
+async function publishExample(repo: WorkRepo, src: string, env: NodeJS.ProcessEnv): Promise<PublishResult[]> {
+  const root = join(src, REGISTRY_DIR);
+  const declared = ModelRegistryFile.parse(parseYamlFile(MODEL_REGISTRY_FILE, await fsp.readFile(join(root, 'model_registry.yaml'), 'utf8')).value);
+  const out: PublishResult[] = [];
+  const models = (await fsp.readdir(root, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+  for (const model of models) {
+    const versions = (await fsp.readdir(join(root, model), { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name);
+    const scheme = declared.models[model]?.version_scheme ?? inferScheme(versions) ?? 'date';
+    for (const version of sortVersions(versions, scheme)) {
+      const vdir = join(root, model, version);
+      const text = await fsp.readFile(join(vdir, MANIFEST_NAME), 'utf8');
+      const manifest = ManifestFile.parse(parseYamlFile(`${vdir}/${MANIFEST_NAME}`, text).value);
+      out.push(
+        await publishVersion({
+          repoDir: repo.dir, model, version, promote: true, env,
+          files: manifest.files.map((f) => join(vdir, f.name)),
+          expectSha256: Object.fromEntries(manifest.files.map((f) => [f.name, f.sha256])),
+          framework: manifest.framework, source: manifest.source, description: manifest.description,
+          trainingMetrics: manifest.training_metrics, dateDeployed: manifest.date_deployed,
+        }),
+      );
+    }
+  }
+  return out;
+}
