@@ -9,16 +9,20 @@ import { ChecksumError, ModelsyncError, StoreError } from '../errors.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { SHA256_RE } from '../util/hash.ts';
 import { ActionCache } from './actions.ts';
-import { type AttemptContext, downloadAttempt, EMPTY_SHA256, inspectPart, isHrefRefused } from './download.ts';
+import { parseChunkIndex } from './cdc.ts';
+import { executeDelta, indexLocalFiles, planDelta, plannedBytes } from './delta.ts';
+import { type AttemptContext, downloadAttempt, EMPTY_SHA256, inspectPart, isHrefRefused, removePart } from './download.ts';
 import type { LfsEndpoint } from './endpoint.ts';
 import { HttpTransport } from './http.ts';
 import { runPool } from './pool.ts';
-import { DEFAULT_RETRY, isAbort, isRetryable, retryDelay, type RetryPolicy, sleep } from './retry.ts';
+import { DEFAULT_RETRY, isAbort, isRetryable, retryDelay, type RetryPolicy, sleep, withRetries } from './retry.ts';
 import { scrubError, toModelsyncError } from './scrub.ts';
 import { bucketForKbps, type TokenBucket } from './throttle.ts';
 import type { FetchOptions, FetchResult, LfsObject, ObjectFetcher } from './types.ts';
 
 export const DEFAULT_CONCURRENCY = 8;
+/** A chunk index lists ~50 bytes per 64 KiB chunk: this covers objects of tens of GiB. */
+const MAX_CHUNK_INDEX_BYTES = 64 * 1024 * 1024;
 /** However often a transfer makes progress and drops, give up after this many attempts. */
 const MAX_ATTEMPTS_WITH_PROGRESS = 50;
 
@@ -31,6 +35,8 @@ export interface HttpFetcherOptions {
   retry?: Partial<RetryPolicy>;
   /** Idle timeout per request (ms). */
   timeoutMs?: number;
+  /** Objects smaller than this are always fetched whole, even with delta hints (default 4 MiB). */
+  deltaMinBytes?: number;
 }
 
 export class HttpFetcher implements ObjectFetcher {
@@ -41,6 +47,7 @@ export class HttpFetcher implements ObjectFetcher {
   private readonly bucket: TokenBucket | undefined;
   private readonly retry: RetryPolicy;
   private readonly logger: Logger;
+  private readonly deltaMinBytes: number;
   /** Batch requests made by the last fetch (for tests and logs). */
   lastBatchRequests = 0;
 
@@ -51,6 +58,7 @@ export class HttpFetcher implements ObjectFetcher {
     this.bucket = bucketForKbps(opts.limitKbps);
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
     this.logger = opts.logger ?? silentLogger;
+    this.deltaMinBytes = opts.deltaMinBytes ?? 4 * 1024 * 1024;
     this.transport = new HttpTransport({ userAgent: opts.userAgent, timeoutMs: opts.timeoutMs, maxSockets: this.concurrency + 2 });
   }
 
@@ -96,7 +104,7 @@ export class HttpFetcher implements ObjectFetcher {
         async (obj) => {
           const part = join(options.tmpDir, `${obj.oid}.part`);
           try {
-            await this.fetchOne(obj, part, actions, attemptCtx);
+            await this.fetchOne(obj, part, actions, attemptCtx, options);
           } catch (err) {
             actions.finish(obj);
             if (options.signal?.aborted || isAbort(err)) throw err;
@@ -128,7 +136,7 @@ export class HttpFetcher implements ObjectFetcher {
   }
 
   /** Download one object to `part` with retries; resolves once it is verified there. */
-  private async fetchOne(obj: LfsObject, part: string, actions: ActionCache, ctx: AttemptContext): Promise<void> {
+  private async fetchOne(obj: LfsObject, part: string, actions: ActionCache, ctx: AttemptContext, options: FetchOptions): Promise<void> {
     if (obj.size === 0) {
       // Nothing to transfer; the empty object still gets its file.
       await fsp.writeFile(part, '');
@@ -136,6 +144,7 @@ export class HttpFetcher implements ObjectFetcher {
     }
     // A complete, valid .part from an earlier pass needs no batch request at all.
     if ((await inspectPart(obj, part)).kind === 'complete') return;
+    if (options.delta && obj.size >= this.deltaMinBytes && (await this.tryDelta(obj, part, actions, ctx, options))) return;
 
     let failures = 0;
     let attempts = 0;
@@ -174,6 +183,54 @@ export class HttpFetcher implements ObjectFetcher {
         this.logger.warn({ oid: obj.oid, attempt: attempts, delayMs: wait, err: (err as Error).message }, 'LFS download failed; retrying');
         await sleep(wait, ctx.signal);
       }
+    }
+  }
+
+  /**
+   * A chunk-delta download (delta.ts); true when `part` now holds the verified
+   * object. Any failure is logged and answered false: the caller downloads the
+   * object normally, resuming from whatever valid prefix the attempt left.
+   */
+  private async tryDelta(obj: LfsObject, part: string, actions: ActionCache, ctx: AttemptContext, options: FetchOptions): Promise<boolean> {
+    const hints = options.delta!;
+    const indexObj = hints.chunkIndex(obj);
+    if (!indexObj || !SHA256_RE.test(indexObj.oid) || indexObj.size > MAX_CHUNK_INDEX_BYTES) return false;
+    const log = this.logger.child({ oid: obj.oid });
+    try {
+      const candidates = [...(await hints.localCandidates(obj))];
+      if (candidates.length === 0) return false;
+
+      // The index is an LFS object like any other: fetched and verified the same way.
+      const indexPart = join(options.tmpDir, `${indexObj.oid}.part`);
+      let indexBytes: Buffer;
+      try {
+        await withRetries(async () => downloadAttempt(ctx, indexObj, (await actions.get(indexObj)).download!, indexPart), this.retry, { signal: ctx.signal });
+        indexBytes = await fsp.readFile(indexPart);
+      } finally {
+        actions.finish(indexObj);
+        await removePart(indexPart);
+      }
+      const index = parseChunkIndex(indexBytes, obj);
+      const local = await indexLocalFiles(candidates, index, ctx.signal);
+      const state = await inspectPart(obj, part);
+      if (state.kind === 'complete') return true;
+      const plan = planDelta(index, local, state.bytes);
+      const sizes = plannedBytes(plan);
+      // Not worth the extra requests when little can be reused.
+      if (sizes.local < Math.max(1024 * 1024, (obj.size - state.bytes) / 10)) {
+        log.debug({ reusable: sizes.local }, 'chunk delta: too little to reuse; downloading whole');
+        return false;
+      }
+      const action = (await actions.get(obj)).download!;
+      const { reused } = await executeDelta(ctx, obj, action, part, plan, state.bytes, state.hash);
+      log.info({ reused, fetched: obj.size - state.bytes - reused, requests: sizes.requests }, 'chunk delta: object assembled from local chunks and ranges');
+      return true;
+    } catch (err) {
+      if (ctx.signal?.aborted || isAbort(err)) throw err;
+      // A wrong result is discarded whole; anything else leaves a valid prefix to resume.
+      if (err instanceof ChecksumError) await removePart(part);
+      log.warn({ err: (err as Error).message }, 'chunk delta failed; downloading the object normally');
+      return false;
     }
   }
 

@@ -17,7 +17,8 @@ import { GitConfig } from './gitconfig.ts';
 import type { RetryPolicy } from './retry.ts';
 import type { ObjectFetcher } from './types.ts';
 
-export type { FetchOptions, FetchProgress, FetchResult, LfsObject, ObjectFetcher } from './types.ts';
+export type { DeltaHints, FetchOptions, FetchProgress, FetchResult, LfsObject, ObjectFetcher } from './types.ts';
+export { buildChunkIndex, chunkFile, parseChunkIndex, serializeChunkIndex, type ChunkIndex } from './cdc.ts';
 export { discoverEndpoint, endpointFromUrl, LfsEndpoint, type DiscoverOptions } from './endpoint.ts';
 export { HttpFetcher } from './http-fetcher.ts';
 export { LocalFetcher, resolveGitDir } from './local.ts';
@@ -45,6 +46,8 @@ export interface CreateFetcherOptions {
   retry?: Partial<RetryPolicy>;
   /** Idle timeout per request in ms (default 30 s). */
   timeoutMs?: number;
+  /** Objects below this size skip chunk deltas (default 4 MiB). */
+  deltaMinBytes?: number;
 }
 
 /** The fetcher for a registry: its local git-lfs cache when there is one, then its LFS server. */
@@ -57,6 +60,7 @@ export function createFetcher(opts: CreateFetcherOptions): ObjectFetcher {
     userAgent: opts.userAgent,
     retry: opts.retry,
     timeoutMs: opts.timeoutMs,
+    deltaMinBytes: opts.deltaMinBytes,
   };
 
   if (isUrlLike(remote)) {

@@ -27,6 +27,16 @@ export interface FetchOptions {
   onVerified(obj: LfsObject, path: string): Promise<void>;
   onProgress?(p: FetchProgress): void;
   signal?: AbortSignal;
+  /** Optional: what a chunk-delta download may reuse (DESIGN.md "Delta"); without it every object is fetched whole. */
+  delta?: DeltaHints;
+}
+
+/** Material for chunk-delta downloads, supplied by whoever knows the manifests and the store. */
+export interface DeltaHints {
+  /** The chunk index LFS object of `obj` (a manifest's `files[].chunks`), when the publisher made one. */
+  chunkIndex(obj: LfsObject): LfsObject | undefined;
+  /** Files already on this site that may share chunks with `obj`, typically earlier versions of the same file. */
+  localCandidates(obj: LfsObject): readonly string[] | Promise<readonly string[]>;
 }
 
 export interface FetchResult {

@@ -58,8 +58,10 @@ export class LfsTestServer {
   readonly batchFaults: Array<{ status: number; retryAfter?: string }> = [];
   /** Per-object batch errors (`{code, message}`) instead of actions. */
   readonly objectErrors = new Map<string, { code: number; message: string }>();
-  /** Objects whose bytes are served with one byte flipped. */
+  /** Objects whose bytes are served with one byte flipped (the middle one). */
   readonly corrupt = new Set<string>();
+  /** Objects served with the byte at this offset flipped. */
+  readonly corruptAt = new Map<string, number>();
   /** Header the storage server requires on every request. */
   readonly storageHeader = { name: 'x-storage-signature', value: randomBytes(8).toString('hex') };
 
@@ -133,7 +135,7 @@ export class LfsTestServer {
     const url = new URL(req.url ?? '/', 'http://x');
     const rec: RequestRecord = { server, method: req.method ?? '', path: url.pathname + url.search, headers: req.headers };
     this.requests.push(rec);
-    res.on('finish', () => (rec.status = res.statusCode));
+    res.on('close', () => (rec.status = res.statusCode));
     try {
       const base = `/${this.repo}.git/info/lfs`;
       if (server === 'lfs' && req.method === 'POST' && url.pathname === `${base}/objects/batch`) return await this.batch(req, res);
@@ -226,25 +228,28 @@ export class LfsTestServer {
       return json(res, fault.status, { message: fault.body ?? `injected ${fault.status}` });
     }
     let start = 0;
-    const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+    let last = obj.size - 1;
+    const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
     if (range && !(fault && 'ignoreRange' in fault)) {
       start = Number(range[1]);
-      if (start >= obj.size) {
+      if (range[2]) last = Math.min(last, Number(range[2]));
+      if (start >= obj.size || last < start) {
         res.writeHead(416, { 'content-range': `bytes */${obj.size}` });
         return void res.end();
       }
-      res.writeHead(206, { 'content-length': obj.size - start, 'content-range': `bytes ${start}-${obj.size - 1}/${obj.size}`, 'content-type': 'application/octet-stream' });
+      res.writeHead(206, { 'content-length': last - start + 1, 'content-range': `bytes ${start}-${last}/${obj.size}`, 'content-type': 'application/octet-stream' });
     } else {
       res.writeHead(200, { 'content-length': obj.size, 'content-type': 'application/octet-stream', 'accept-ranges': 'bytes' });
     }
-    const source = obj.data ? bufferStream(obj.data, start) : createReadStream(obj.file!, { start, highWaterMark: 1 << 20 });
+    const source = obj.data ? bufferStream(obj.data.subarray(0, last + 1), start) : createReadStream(obj.file!, { start, end: last, highWaterMark: 1 << 20 });
     const limit = fault && 'dropAfter' in fault ? fault.dropAfter : fault && 'stallAfter' in fault ? fault.stallAfter : Infinity;
     let sent = 0;
+    const flip = this.corruptAt.get(oid) ?? (this.corrupt.has(oid) ? obj.size >> 1 : -1);
     for await (const chunk of source) {
       let buf = chunk as Buffer;
-      if (this.corrupt.has(oid) && start + sent <= obj.size >> 1 && start + sent + buf.length > obj.size >> 1) {
+      if (flip >= 0 && start + sent <= flip && start + sent + buf.length > flip) {
         buf = Buffer.from(buf);
-        buf[(obj.size >> 1) - (start + sent)]! ^= 0xff;
+        buf[flip - (start + sent)]! ^= 0xff;
       }
       if (sent + buf.length >= limit) {
         const cut = limit - sent;

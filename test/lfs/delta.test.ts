@@ -1,0 +1,148 @@
+/**
+ * Chunk-delta downloads against the test LFS server and the hub: a new
+ * version that shares most chunks with a file the site already has costs
+ * only the missing ranges; any doubt falls back to the whole object.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildChunkIndex, createFetcher, discoverEndpoint, serializeChunkIndex, uploadObjects, type DeltaHints, type HttpFetcher, type LfsObject } from '../../src/lfs/index.ts';
+import { tempDir } from '../helpers/env.ts';
+import { startTestHub } from '../helpers/hub.ts';
+import { gitAsync, isolatedGitEnv } from '../helpers/env.ts';
+import { FAST_RETRY, oidOf, runFetch } from './helpers.ts';
+import { LfsTestServer } from './server.ts';
+
+let servers: LfsTestServer[] = [];
+let fetchers: HttpFetcher[] = [];
+afterEach(async () => {
+  for (const f of fetchers.splice(0)) f.close();
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+
+/** An old version on the site, and a new one with an insertion and an edit. */
+async function versions(): Promise<{ dir: string; oldPath: string; newPath: string; newData: Buffer; index: { oid: string; size: number; bytes: Buffer } }> {
+  const dir = tempDir('lfs-delta-');
+  const old = randomBytes(8 << 20);
+  const newData = Buffer.concat([old.subarray(0, 2_000_000), randomBytes(30_000), old.subarray(2_000_000, 6_000_000), randomBytes(10_000), old.subarray(6_010_000)]);
+  const oldPath = join(dir, 'old.bin');
+  const newPath = join(dir, 'new.bin');
+  writeFileSync(oldPath, old);
+  writeFileSync(newPath, newData);
+  const built = await buildChunkIndex(newPath);
+  return { dir, oldPath, newPath, newData, index: built };
+}
+
+function hints(indexOf: Map<string, LfsObject>, candidates: string[]): DeltaHints {
+  return { chunkIndex: (o) => indexOf.get(o.oid), localCandidates: () => candidates };
+}
+
+async function server(): Promise<LfsTestServer> {
+  const s = await LfsTestServer.start();
+  servers.push(s);
+  return s;
+}
+
+function fetcher(remote: string, token?: string): HttpFetcher {
+  const f = createFetcher({ remote, token, retry: FAST_RETRY }) as HttpFetcher;
+  fetchers.push(f);
+  return f;
+}
+
+describe('chunk-delta downloads', () => {
+  it('fetches only the missing ranges of a new version and verifies the whole file', async () => {
+    const v = await versions();
+    const s = await server();
+    const obj = s.add(v.newData);
+    const idx = s.add(v.index.bytes);
+    const run = await runFetch(fetcher(s.remoteUrl), [obj], { delta: hints(new Map([[obj.oid, idx]]), [v.oldPath]) });
+    expect(run.result.failed).toEqual([]);
+    expect(run.verified.get(obj.oid)).toBe(oidOf(v.newData));
+    const gets = s.downloadsOf(obj.oid);
+    // Two changed regions: a handful of merged ranges, every one a bounded a-b range.
+    expect(gets.length).toBeGreaterThan(0);
+    expect(gets.length).toBeLessThanOrEqual(4);
+    for (const g of gets) expect(g.headers.range).toMatch(/^bytes=\d+-\d+$/);
+    // Far less than the 8 MiB object crossed the network (index included).
+    expect(run.result.bytesTransferred).toBeLessThan(1_000_000);
+    expect(run.result.bytesTransferred).toBeGreaterThan(40_000);
+    expect(run.progress.at(-1)!.bytes).toBe(obj.size);
+  });
+
+  it('downloads the whole object when the server ignores ranges', async () => {
+    const v = await versions();
+    const s = await server();
+    const obj = s.add(v.newData);
+    const idx = s.add(v.index.bytes);
+    s.fault(obj.oid, { ignoreRange: true });
+    const run = await runFetch(fetcher(s.remoteUrl), [obj], { delta: hints(new Map([[obj.oid, idx]]), [v.oldPath]) });
+    expect(run.verified.get(obj.oid)).toBe(oidOf(v.newData));
+    // The first range got the whole object (200): the delta stops, and the normal download resumes after the prefix it wrote.
+    const gets = s.downloadsOf(obj.oid);
+    expect(gets[0]!.status).toBe(200);
+    expect(gets.at(-1)!.headers.range).toMatch(/^bytes=\d+-$/);
+  });
+
+  it('downloads the whole object when the index is not for it, or is missing on the server', async () => {
+    const v = await versions();
+    const s = await server();
+    const obj = s.add(v.newData);
+    const wrong = s.add(serializeChunkIndex({ params: { min: 16384, avg: 65536, max: 262144 }, oid: 'ab'.repeat(32), size: 10, chunks: [] }));
+    const absent = { oid: 'cd'.repeat(32), size: 100 };
+    for (const idx of [wrong, absent]) {
+      const run = await runFetch(fetcher(s.remoteUrl), [obj], { delta: hints(new Map([[obj.oid, idx]]), [v.oldPath]) });
+      expect(run.result.failed).toEqual([]);
+      expect(run.verified.get(obj.oid)).toBe(oidOf(v.newData));
+    }
+    expect(s.downloadsOf(obj.oid).map((g) => g.headers.range)).toEqual([undefined, undefined]);
+  });
+
+  it('never hands over a wrong file when the fetched ranges are corrupt', async () => {
+    // A byte flipped by the server inside a range the delta fetches: the final checksum fails, the
+    // assembled file is discarded, and the full download that follows fails its own checksum too.
+    const v = await versions();
+    const s = await server();
+    const obj = s.add(v.newData);
+    const idx = s.add(v.index.bytes);
+    s.corruptAt.set(obj.oid, 2_010_000); // inside the inserted bytes, which no old chunk has
+    const run = await runFetch(fetcher(s.remoteUrl), [obj], { delta: hints(new Map([[obj.oid, idx]]), [v.oldPath]) });
+    expect(run.result.fetched).toEqual([]);
+    expect(run.result.failed[0]!.error.code).toBe('ChecksumError');
+    expect(run.verified.size).toBe(0);
+    expect(s.downloadsOf(obj.oid).at(-1)!.headers.range).toBeUndefined(); // the fallback was a whole download
+  });
+
+  it('reuses local chunks even when the corruption on the server is in a part it does not need', async () => {
+    const v = await versions();
+    const s = await server();
+    const obj = s.add(v.newData);
+    const idx = s.add(v.index.bytes);
+    s.corruptAt.set(obj.oid, 4_000_000); // old bytes the site already has
+    const run = await runFetch(fetcher(s.remoteUrl), [obj], { delta: hints(new Map([[obj.oid, idx]]), [v.oldPath]) });
+    expect(run.verified.get(obj.oid)).toBe(oidOf(v.newData));
+  });
+
+  it('works against the hub (any LFS server whose downloads honour Range)', async () => {
+    const v = await versions();
+    const th = await startTestHub({ tokens: true });
+    const env = isolatedGitEnv();
+    const work = join(tempDir(), 'repo');
+    mkdirSync(work);
+    await gitAsync(['init', '-q', work], { cwd: '/', env });
+    writeFileSync(join(work, 'README'), 'x\n');
+    await gitAsync(['add', '.'], { cwd: work, env });
+    await gitAsync(['commit', '-qm', 'init'], { cwd: work, env });
+    await gitAsync(['push', '-q', th.repoUrl('delta', th.secrets.publisher), 'main'], { cwd: work, env });
+    const indexPath = join(v.dir, 'index.json');
+    writeFileSync(indexPath, v.index.bytes);
+    const obj = { oid: oidOf(v.newData), size: v.newData.length };
+    const idx = { oid: v.index.oid, size: v.index.size };
+    await uploadObjects({ endpoint: discoverEndpoint({ remote: th.repoUrl('delta'), token: th.secrets.publisher, operation: 'upload' }), objects: [{ ...obj, path: v.newPath }, { ...idx, path: indexPath }] });
+
+    const run = await runFetch(fetcher(th.repoUrl('delta'), th.secrets.site), [obj], { delta: hints(new Map([[obj.oid, idx]]), [v.oldPath]) });
+    expect(run.result.failed).toEqual([]);
+    expect(run.verified.get(obj.oid)).toBe(obj.oid);
+    expect(run.result.bytesTransferred).toBeLessThan(1_000_000);
+  });
+});
