@@ -638,9 +638,8 @@ export class Agent {
     });
   }
 
+  /** Wait for the report in flight (every pass starts one). */
   private async flushReport(): Promise<void> {
-    if (!this.config.hub) return;
-    if (!this.reporting) this.reportSoon();
     await this.reporting;
   }
 

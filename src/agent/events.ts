@@ -152,10 +152,12 @@ export class EventSubscriber {
     const wasConnected = this.connected;
     this.connected = false;
     if (this.stopped) return;
+    // Say it once per kind of failure (a refused token, the hub down), not once per retry.
+    const news = wasConnected || error !== this.lastError;
     this.lastError = error;
     if (wasConnected) opts.onClose?.(error);
     const delay = this.backoff.next();
-    opts.logger[wasConnected ? 'warn' : 'debug']({ hub: redactUrl(opts.url), retryInMs: delay, reason: error }, 'hub event stream lost; reconnecting');
+    opts.logger[news ? 'warn' : 'debug']({ hub: redactUrl(opts.url), retryInMs: delay, reason: error }, wasConnected ? 'hub event stream lost; reconnecting' : 'cannot subscribe to hub events; retrying');
     this.retryTimer = opts.clock.setTimeout(() => {
       if (!this.stopped) void this.connect();
     }, delay);
