@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import { resolve } from 'node:path';
 import { ConfigError, UsageError } from '../errors.ts';
 import { reconcile, type ReconcileResult, type PassProgress } from '../reconcile/index.ts';
@@ -57,6 +59,9 @@ export async function reconcileCommand(opts: ReconcileCommandOptions, ctx: Comma
     onProgress: bar?.update,
   });
   bar?.done();
+  // isomorphic-git fetched over the global keep-alive agents: close idle sockets so the process exits now.
+  http.globalAgent.destroy();
+  https.globalAgent.destroy();
   if (opts.json) printJson(ctx, result);
   else ctx.out(renderResult(result));
   return result.exitCode;

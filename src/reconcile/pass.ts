@@ -104,6 +104,8 @@ interface PassContext {
   /** Objects wanted but not fetched: their partial downloads are kept for the next pass. */
   unfetched: Set<string>;
   dryRunDir?: string;
+  /** Desired state taken from state.json's snapshot (same commit, pins and site as a validated pass). */
+  fromSnapshot?: boolean;
   /** Milliseconds spent in each step, for the debug log and the result. */
   stepMs: Record<string, number>;
 }
@@ -142,16 +144,48 @@ const fetchRegistry: Step = async (ctx) => {
   ctx.logger.debug({ commit: ctx.opened.commit, transferred: ctx.opened.transferred }, 'registry fetched');
 };
 
-const validate: Step = async (ctx) => {
+/**
+ * The desired state of the last fully validated commit, kept in state.json:
+ * a commit names immutable content, so a pass at the same commit with the
+ * same pins and site need not read and validate every manifest again.
+ */
+function reusableSnapshot(ctx: PassContext): StoreState['snapshot'] | undefined {
+  const snap = ctx.state.snapshot;
+  if (!snap || ctx.opts.hooks?.onRegistry) return undefined; // the agent wants the loaded registry each pass
+  if (snap.commit !== ctx.opened!.commit || snap.site !== ctx.opts.site) return undefined;
+  if (JSON.stringify(sortedPins(snap.pins)) !== JSON.stringify(sortedPins(ctx.pins))) return undefined;
+  return snap;
+}
+
+function sortedPins(p: Record<string, string>): Array<[string, string]> {
+  return Object.entries(p).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+async function loadValidated(ctx: PassContext): Promise<Registry> {
+  if (ctx.registry) return ctx.registry;
   // Content is checked below only for what this site fetches (and every byte is verified anyway).
   const { registry, problems } = await loadRegistry(ctx.opened!.source, { checkContent: false });
   if (problems.length > 0) {
     throw new ValidationError(problems, `registry at commit ${ctx.opened!.commit.slice(0, 12)} is invalid; nothing was changed`);
   }
   ctx.registry = registry;
+  return registry;
+}
+
+const validate: Step = async (ctx) => {
+  const snap = reusableSnapshot(ctx);
+  if (snap) {
+    ctx.site = snap.resolvedSite as unknown as ResolvedSite;
+    ctx.desired = snap.desired as unknown as DesiredInput[];
+    ctx.fromSnapshot = true;
+    ctx.logger.debug({ commit: snap.commit }, 'registry unchanged since the last validated pass: reusing its desired state');
+    return;
+  }
+  await loadValidated(ctx);
 };
 
 const resolveDesired: Step = async (ctx) => {
+  if (ctx.fromSnapshot) return;
   const registry = ctx.registry!;
   ctx.site = resolveSite(registry, ctx.opts.site);
   const desired = desiredModels(registry, ctx.site, ctx.pins);
@@ -221,7 +255,7 @@ const fetchObjects: Step = async (ctx) => {
         }
         const path = versionFilePath(m.model, m.desired, f.name);
         const content = await source.inspect(path);
-        const yaml = ctx.registry!.models.get(m.model)!.versions.get(m.desired)!.yaml;
+        const yaml = (await loadValidated(ctx)).models.get(m.model)!.versions.get(m.desired)!.yaml;
         if (!content) throw new ValidationError([yaml.problem(['files', i, 'name'], `file ${path} is missing at this commit`)], 'registry is inconsistent');
         if (content.kind === 'pointer') {
           if (content.pointer.oid !== f.oid || content.pointer.size !== f.size) {
@@ -274,6 +308,9 @@ const fetchObjects: Step = async (ctx) => {
     } catch (err) {
       const e = passError(err);
       for (const oid of lfsNeeded.keys()) if (!(await objects.has(lfsNeeded.get(oid)!))) failedOids.set(oid, e);
+    } finally {
+      // A fetcher built for this pass closes its keep-alive connections (they would hold a one-shot CLI open).
+      if (typeof ctx.opts.fetcher !== 'object') (fetcher as { close?: () => void }).close?.();
     }
     // Trust, but check: every object the plan needs must now be in the store.
     for (const o of lfsNeeded.values()) {
@@ -489,6 +526,7 @@ async function finish(ctx: PassContext): Promise<ReconcileResult> {
     warnings: ctx.warnings,
     startedAt: ctx.startedAt,
     stepMs: ctx.stepMs,
+    desiredFrom: ctx.fromSnapshot ? 'snapshot' : ctx.registry ? 'registry' : undefined,
   };
   const summary = {
     site: result.site,
@@ -591,6 +629,9 @@ async function recordState(ctx: PassContext, r: { status: ReconcileResult['statu
       ...s.degraded.filter((d) => d.commit === commit && !ctx.degraded.some((x) => x.model === d.model)),
       ...ctx.degraded.map((d) => ({ ...d, commit, since: at })),
     ];
+  }
+  if (commit && ctx.site && ctx.registry && !ctx.fromSnapshot) {
+    s.snapshot = { commit, site: ctx.opts.site, pins: { ...ctx.pins }, resolvedSite: ctx.site as unknown as Record<string, unknown>, desired: ctx.desired as unknown as Array<Record<string, unknown>> };
   }
   if (ctx.errors.length === 0 && commit) {
     s.appliedCommit = commit;

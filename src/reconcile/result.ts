@@ -61,6 +61,8 @@ export interface ReconcileResult {
   startedAt: string;
   /** Milliseconds per step (lock, fetch-registry, validate, …). */
   stepMs: Record<string, number>;
+  /** Whether the desired state was read from the registry or reused from the last validated pass at the same commit. */
+  desiredFrom?: 'registry' | 'snapshot';
 }
 
 export const EXIT_CODES = { ok: 0, error: 1, conflicts: 3, degraded: 4 } as const;

@@ -66,6 +66,21 @@ export const StoreStateSchema = z.object({
   /** The site's retention.keep at the last pass: what `gc` keeps by default. */
   retentionKeep: z.number().int().nonnegative().optional(),
   models: z.record(z.string(), ModelState),
+  /**
+   * The desired state computed at the last validated commit (opaque to the
+   * store): a pass at the same commit, site and pins reuses it instead of
+   * reading every manifest again.
+   */
+  snapshot: z
+    .object({
+      commit: z.string(),
+      site: z.string(),
+      pins: z.record(z.string(), z.string()),
+      resolvedSite: z.record(z.string(), z.unknown()),
+      desired: z.array(z.record(z.string(), z.unknown())),
+    })
+    .optional()
+    .catch(undefined),
   pins: z.record(z.string(), z.string()),
   degraded: z.array(DegradedEntry),
   history: z.array(PassRecord),

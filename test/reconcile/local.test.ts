@@ -85,6 +85,37 @@ describe('reconcile against a local registry', () => {
     expect(r.models.every((m) => m.outcome === 'unchanged')).toBe(true);
   });
 
+  it('reuses the desired state of a validated commit: same commit, site and pins; not after a pin or a new commit', async () => {
+    expect((await pass()).desiredFrom).toBe('registry');
+    expect((await pass()).desiredFrom).toBe('snapshot');
+    await setPin(new StoreLayout(store), 'ssd', '2');
+    const pinned = await pass();
+    expect(pinned.desiredFrom).toBe('registry');
+    expect(current('ssd')).toBe('2');
+    expect((await pass()).desiredFrom).toBe('snapshot');
+    reg.write('README.md', 'x\n');
+    reg.commit('new commit');
+    expect((await pass()).desiredFrom).toBe('registry');
+    // An agent that asks for the loaded registry gets it every pass.
+    const seen: string[] = [];
+    const r = await pass({ hooks: { onRegistry: (i) => void seen.push(i.commit), afterSwitch: async () => ({ unhealthy: [] }), afterRollback: async () => {} } });
+    expect(r.desiredFrom).toBe('registry');
+    expect(seen).toEqual([reg.head()]);
+  });
+
+  it('re-fetches a deleted object of the active version (desired state reused from the snapshot)', async () => {
+    await pass();
+    const oid = sha256(bytes(5000, 'a'));
+    const { rmSync } = await import('node:fs');
+    rmSync(join(store, 'models/face/2025-01-01/model.bin'));
+    rmSync(join(store, 'objects/sha256', oid.slice(0, 2), oid.slice(2, 4), oid));
+    const r = await pass();
+    expect(r.desiredFrom).toBe('snapshot');
+    expect(r.models.find((m) => m.model === 'face')).toMatchObject({ action: 'fetch', reason: 'repair', outcome: 'activated' });
+    expect(r.bytesFetched).toBe(5000);
+    expect(readFileSync(join(store, 'models/face/current/model.bin'))).toEqual(bytes(5000, 'a'));
+  });
+
   it('upgrades on a commit to current_version, fetching only new content; previous follows', async () => {
     await pass();
     reg.setCurrent('face', '2025-02-01');
