@@ -4,7 +4,7 @@
  * Versions are immutable: publishing over an existing one is refused.
  */
 import { promises as fsp } from 'node:fs';
-import { basename, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { NotFoundError, UsageError } from '../errors.ts';
 import { unsafeRelativePathReason } from '../util/safe-path.ts';
 import { promoteInText } from './edit-registry.ts';
@@ -131,7 +131,13 @@ export async function publishVersion(req: PublishRequest): Promise<PublishResult
     };
   } catch (err) {
     // Objects this publish added are referenced by nothing now; do not leave them behind.
-    for (const o of cached) if (o.added) await fsp.rm(o.path, { force: true }).catch(() => {});
+    for (const o of cached) {
+      if (!o.added) continue;
+      await fsp.rm(o.path, { force: true }).catch(() => {});
+      // The aa/bb fan-out directories too, when this object was their only one.
+      await fsp.rmdir(dirname(o.path)).catch(() => {});
+      await fsp.rmdir(dirname(dirname(o.path))).catch(() => {});
+    }
     throw err;
   }
 }

@@ -24,11 +24,13 @@ export function zodProblems(yf: YamlFile, error: z.ZodError): Problem[] {
 }
 
 function describe(issue: z.core.$ZodIssue, yf: YamlFile, path: Array<string | number>): string {
-  if (issue.code === 'invalid_type') {
-    const present = lookup(yf.value, path);
-    if (present === undefined) return `required ${issue.expected} is missing`;
-    return `expected ${issue.expected}, got ${typeName(present)}`;
+  const present = lookup(yf.value, path);
+  // Whatever the schema's own wording (a union says "must be a string or …"), a key that is not there is missing.
+  if (present === undefined && path.length > 0 && issue.code !== 'custom') {
+    const key = path[path.length - 1];
+    return typeof key === 'string' ? `required key "${key}" is missing` : 'required item is missing';
   }
+  if (issue.code === 'invalid_type') return `expected ${issue.expected}, got ${typeName(present)}`;
   return issue.message;
 }
 
