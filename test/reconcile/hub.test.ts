@@ -6,6 +6,7 @@
  */
 import { chmodSync, existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import pino from 'pino';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { reconcile, type ReconcileOptions } from '../../src/reconcile/index.ts';
 import { cliAsync, gitAsync, isolatedGitEnv, tempDir } from '../helpers/env.ts';
@@ -97,8 +98,13 @@ describe('reconcile from the hub', () => {
     reg.git('add', '-A');
     reg.git('commit', '-q', '--amend', '-m', 'rewritten history: ssd 2');
     await push('--force');
-    const r = await pass();
+    const lines: string[] = [];
+    const logger = pino({ level: 'debug' }, { write: (l: string) => void lines.push(l) });
+    const r = await pass({ logger });
     expect(r.errors).toEqual([]);
+    // Fetched incrementally into the kept clone, not by throwing the cache away.
+    expect(lines.join('')).not.toContain('cloning again');
+    expect(lines.join('')).toContain('registry fetched');
     expect(r.commit).toBe(reg.head());
     expect(current('ssd')).toBe('2');
   });
