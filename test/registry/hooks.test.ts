@@ -1,0 +1,95 @@
+/**
+ * The registry's hooks under the stock git client: a broken commit is
+ * refused, a push validates and uploads LFS objects through git-lfs (which
+ * core.hooksPath would otherwise bypass), and a commit on the default branch
+ * is pushed at once.
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { cli, git, isolatedGitEnv, tempDir } from '../helpers/env.ts';
+
+let env: NodeJS.ProcessEnv;
+beforeAll(() => {
+  env = isolatedGitEnv();
+});
+
+function setup(): { repo: string; bare: string } {
+  const root = tempDir();
+  const repo = join(root, 'registry');
+  const r = cli(['init', repo], { cwd: root, env });
+  if (r.status !== 0) throw new Error(r.stderr);
+  const bare = join(root, 'hub.git');
+  git(['init', '-q', '--bare', '-b', 'main', bare], { cwd: root, env });
+  git(['remote', 'add', 'origin', bare], { cwd: repo, env });
+  return { repo, bare };
+}
+
+const lfsObject = (gitdir: string, oid: string): string => join(gitdir, 'lfs/objects', oid.slice(0, 2), oid.slice(2, 4), oid);
+
+describe('hooks with stock git', () => {
+  it('pre-commit refuses a commit that breaks a manifest, positioned; a good commit passes', () => {
+    const { repo } = setup();
+    const before = git(['rev-parse', 'HEAD'], { cwd: repo, env }).stdout;
+    const m = join(repo, 'registry/face_recognition/2025-12-08/manifest.yaml');
+    writeFileSync(m, readFileSync(m, 'utf8').replace('size: 4480', 'size: 4481'));
+    // -a makes git hand the hook a temporary index (GIT_INDEX_FILE); the hook must validate that one.
+    const r = git(['commit', '-qam', 'break it'], { cwd: repo, env: { ...env, MODELSYNC_NO_AUTOPUSH: '1' }, allowFail: true });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr + r.stdout).toContain('registry/face_recognition/2025-12-08/manifest.yaml:21:11: files[3].size: is 4481 but the LFS pointer');
+    expect(r.stderr).toContain('commit refused');
+    expect(git(['rev-parse', 'HEAD'], { cwd: repo, env }).stdout).toBe(before);
+    git(['checkout', '--', 'registry'], { cwd: repo, env });
+    const s = join(repo, 'sites/gamma.yaml');
+    writeFileSync(s, readFileSync(s, 'utf8').replace('region: east', 'region: west'));
+    git(['commit', '-qam', 'gamma moves west'], { cwd: repo, env: { ...env, MODELSYNC_NO_AUTOPUSH: '1' } });
+    expect(git(['log', '-1', '--format=%s'], { cwd: repo, env }).stdout.trim()).toBe('gamma moves west');
+  });
+
+  it('pre-push validates, then git lfs pre-push uploads the objects; post-commit pushes at once', () => {
+    const { repo, bare } = setup();
+    const p = git(['push', '-u', 'origin', 'main'], { cwd: repo, env });
+    expect(p.stdout + p.stderr).toContain('ok: commit');
+    const oid = readFileSync(join(repo, 'registry/face_recognition/2025-12-08/facemodel.pickle'), 'utf8').match(/sha256:([0-9a-f]{64})/)![1]!;
+    expect(existsSync(lfsObject(bare, oid))).toBe(true);
+    expect(git(['lfs', 'ls-files'], { cwd: repo, env }).stdout).toContain('facemodel.pickle');
+
+    // A commit on main that changes sites/ reaches the remote without an explicit push.
+    const s = join(repo, 'sites/beta.yaml');
+    writeFileSync(s, readFileSync(s, 'utf8').replace('region: south', 'region: west'));
+    git(['commit', '-qam', 'beta moves west'], { cwd: repo, env });
+    expect(git(['rev-parse', 'main'], { cwd: bare, env }).stdout).toBe(git(['rev-parse', 'HEAD'], { cwd: repo, env }).stdout);
+
+    // A new model version published with modelsync is pushed by stock git, objects included.
+    const f = join(tempDir(), 'ssd.bin');
+    writeFileSync(f, 'new ssd weights');
+    const pub = cli(['publish', 'mobilenet_ssd', '2025-12-01', f], { cwd: repo, env });
+    expect(pub.status).toBe(0);
+    git(['push'], { cwd: repo, env });
+    const newOid = readFileSync(join(repo, 'registry/mobilenet_ssd/2025-12-01/ssd.bin'), 'utf8').match(/sha256:([0-9a-f]{64})/)![1]!;
+    expect(readFileSync(lfsObject(bare, newOid), 'utf8')).toBe('new ssd weights');
+  });
+
+  it('pre-push refuses an invalid commit even when it was committed with --no-verify', () => {
+    const { repo, bare } = setup();
+    git(['push', '-q', '-u', 'origin', 'main'], { cwd: repo, env });
+    const s = join(repo, 'sites/alpha.yaml');
+    writeFileSync(s, readFileSync(s, 'utf8').replace('schedule: "*/15 * * * *"', 'schedule: "whenever"'));
+    git(['commit', '-q', '--no-verify', '-am', 'bad cron'], { cwd: repo, env: { ...env, MODELSYNC_NO_AUTOPUSH: '1' } });
+    const r = git(['push'], { cwd: repo, env, allowFail: true });
+    expect(r.status).not.toBe(0);
+    expect(r.stdout + r.stderr).toContain('sites/alpha.yaml:5:11: schedule: "whenever" is not a valid cron expression');
+    expect(r.stderr).toContain('push refused');
+    expect(git(['rev-parse', 'main'], { cwd: bare, env }).stdout).not.toBe(git(['rev-parse', 'HEAD'], { cwd: repo, env }).stdout);
+  });
+
+  it('post-commit keeps the commit when the remote is unreachable', () => {
+    const { repo } = setup();
+    git(['remote', 'set-url', 'origin', join(tempDir(), 'gone.git')], { cwd: repo, env });
+    const s = join(repo, 'sites/beta.yaml');
+    writeFileSync(s, readFileSync(s, 'utf8').replace('region: south', 'region: west'));
+    const r = git(['commit', '-qam', 'offline edit'], { cwd: repo, env });
+    expect(r.stderr).toContain('push failed (offline?); the commit is kept');
+    expect(git(['log', '-1', '--format=%s'], { cwd: repo, env }).stdout.trim()).toBe('offline edit');
+  });
+});
