@@ -199,6 +199,19 @@ describe('HTTP fetcher', () => {
     expect(s.batches[0]!.headers.authorization).toMatch(/^Basic /);
   });
 
+  it('follows a redirect to presigned storage without forwarding our Authorization', async () => {
+    const s = await server({ token: 'tok-redirect' });
+    const obj = s.add(blob(5000));
+    s.fault(obj.oid, { redirectToStorage: true });
+    const run = await runFetch(fetcherFor(s, { token: 'tok-redirect' }), [obj]);
+    expect(run.result.failed).toEqual([]);
+    const [first, second] = s.downloadsOf(obj.oid);
+    expect(first!.server).toBe('lfs');
+    expect(first!.headers.authorization).toMatch(/^Basic /);
+    expect(second!.server).toBe('storage');
+    expect(second!.headers.authorization).toBeUndefined();
+  });
+
   it('sends our Authorization to same-origin hrefs', async () => {
     const s = await server({ token: 'tok-same' });
     const obj = s.add(blob(1000));

@@ -27,7 +27,9 @@ export type DownloadFault =
   /** Send this many bytes, then go silent (for idle timeouts). */
   | { stallAfter: number }
   /** Answer 200 with the whole object even when a Range was asked for. */
-  | { ignoreRange: true };
+  | { ignoreRange: true }
+  /** Redirect (302) to the storage server with a presigned-style `?sig=` URL. */
+  | { redirectToStorage: true };
 
 export interface RequestRecord {
   server: 'lfs' | 'storage';
@@ -171,7 +173,8 @@ export class LfsTestServer {
       return false;
     }
     if (server === 'storage') {
-      if (req.headers[this.storageHeader.name] !== this.storageHeader.value) {
+      // S3-style: the signature may come as a header or in the query string.
+      if (req.headers[this.storageHeader.name] !== this.storageHeader.value && url.searchParams.get('sig') !== this.storageHeader.value) {
         json(res, 403, { message: 'missing or wrong storage signature' });
         return false;
       }
@@ -223,6 +226,10 @@ export class LfsTestServer {
     if (!obj) return json(res, 404, { message: 'not found' });
     const queue = this.faults.get(oid);
     const fault = queue?.shift();
+    if (fault && 'redirectToStorage' in fault) {
+      res.writeHead(302, { location: `${this.storageOrigin}/objects/${oid}?sig=${this.storageHeader.value}` });
+      return void res.end();
+    }
     if (fault && 'status' in fault) {
       if (fault.retryAfter) res.setHeader('retry-after', fault.retryAfter);
       return json(res, fault.status, { message: fault.body ?? `injected ${fault.status}` });
