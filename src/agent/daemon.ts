@@ -55,6 +55,8 @@ export interface AgentDeps {
   /** Quiet period for file-watch triggers (default 250 ms). */
   watchDebounceMs?: number;
   selfHealDebounceMs?: number;
+  /** Told about every finished pass (the demo and benchmarks time convergence with it). */
+  onPass?(outcome: PassOutcome): void;
 }
 
 export interface PassOutcome {
@@ -343,6 +345,11 @@ export class Agent {
     const outcome: PassOutcome = { result, triggers, startedAt, finishedAt: this.clock.now() };
     this.afterPass(outcome, info);
     this.phase = this.stopping ? 'stopping' : 'idle';
+    try {
+      this.deps.onPass?.(outcome);
+    } catch (err) {
+      this.logger.warn({ err: errorMessage(err) }, 'onPass listener failed');
+    }
     return outcome;
   }
 
