@@ -53,7 +53,7 @@ describe('checkHealth', () => {
 
   it('fails after the timeout with the last reason', async () => {
     const r = await checkHealth(
-      { command: [node, '-e', 'console.error("model file unreadable"); process.exit(3)'], timeout_s: 0.6, interval_s: 0.2 },
+      { command: [node, '-e', 'console.error("model file unreadable"); process.exit(3)'], timeout_s: 2, interval_s: 0.2 },
       { fetch },
     );
     expect(r.ok).toBe(false);

@@ -38,12 +38,14 @@ export async function checkHealth(spec: HealthSpec, deps: HealthDeps): Promise<H
   const started = clock.now();
   const deadline = started + spec.timeout_s * 1000;
   let tries = 0;
-  let last = 'not checked';
+  let reason = '';
   for (;;) {
     tries++;
     const budget = Math.max(MIN_TRY_MS, deadline - clock.now());
-    last = await once(spec, budget, deps);
-    if (last === '') return { ok: true, tries, ms: clock.now() - started, message: 'healthy' };
+    const why = await once(spec, budget, deps);
+    if (why.message === '') return { ok: true, tries, ms: clock.now() - started, message: 'healthy' };
+    // A try cut short by the end of the window says less than a real answer before it.
+    if (!(why.timedOut && reason)) reason = why.message;
     if (deps.signal?.aborted) break;
     const left = deadline - clock.now();
     if (left <= 0) break;
@@ -53,26 +55,26 @@ export async function checkHealth(spec: HealthSpec, deps: HealthDeps): Promise<H
       break;
     }
   }
-  return { ok: false, tries, ms: clock.now() - started, message: `${last} (${tries} ${tries === 1 ? 'try' : 'tries'} in ${spec.timeout_s}s)` };
+  return { ok: false, tries, ms: clock.now() - started, message: `${reason || 'not checked'} (${tries} ${tries === 1 ? 'try' : 'tries'} in ${spec.timeout_s}s)` };
 }
 
-/** One try: '' when healthy, otherwise why not. */
-async function once(spec: HealthSpec, budgetMs: number, deps: HealthDeps): Promise<string> {
+/** One try: an empty message when healthy, otherwise why not. */
+async function once(spec: HealthSpec, budgetMs: number, deps: HealthDeps): Promise<{ message: string; timedOut: boolean }> {
   if (spec.command) {
     try {
       const r = await runArgv(spec.command, { timeoutMs: budgetMs, env: deps.env, signal: deps.signal });
-      return r.code === 0 && !r.timedOut ? '' : describeResult(spec.command, r);
+      return { message: r.code === 0 && !r.timedOut ? '' : describeResult(spec.command, r), timedOut: r.timedOut };
     } catch (err) {
-      return errorMessage(err);
+      return { message: errorMessage(err), timedOut: false };
     }
   }
   if (spec.http) {
     try {
       const r = await httpRequest(deps.fetch, spec.http, 'GET', budgetMs, deps.signal);
-      return r.status >= 200 && r.status < 300 ? '' : `GET ${redactUrl(spec.http)} answered ${r.status}`;
+      return { message: r.status >= 200 && r.status < 300 ? '' : `GET ${redactUrl(spec.http)} answered ${r.status}`, timedOut: false };
     } catch (err) {
-      return errorMessage(err);
+      return { message: errorMessage(err), timedOut: /timed out/.test(errorMessage(err)) };
     }
   }
-  return '';
+  return { message: '', timedOut: false };
 }

@@ -41,8 +41,9 @@ function sentinel(store: string, dir: string): { services: unknown[]; log: strin
         restart: [node, '-e', 'const fs=require("fs");fs.appendFileSync(process.argv[1], fs.readlinkSync(process.argv[2])+"\\n")', log, cur],
         health: {
           command: [node, '-e', 'const t=require("fs").readFileSync(process.argv[1],"utf8");if(t.includes("BROKEN")){console.error("smoke test failed: "+t.trim());process.exit(1)}', join(cur, 'info.txt')],
-          timeout_s: 0.6,
-          interval_s: 0.2,
+          // Generous: node starts slowly on a loaded machine, and only the broken version ever waits this long.
+          timeout_s: 3,
+          interval_s: 0.3,
         },
       },
     ],
