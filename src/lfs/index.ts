@@ -21,7 +21,7 @@ export type { DeltaHints, FetchOptions, FetchProgress, FetchResult, LfsObject, O
 export { buildChunkIndex, chunkFile, parseChunkIndex, serializeChunkIndex, type ChunkIndex } from './cdc.ts';
 export { discoverEndpoint, endpointFromUrl, LfsEndpoint, type DiscoverOptions } from './endpoint.ts';
 export { HttpFetcher } from './http-fetcher.ts';
-export { LocalFetcher, resolveGitDir } from './local.ts';
+export { closeFetcher, LocalFetcher, resolveGitDir } from './local.ts';
 export { uploadObjects, type UploadObject, type UploadOptions, type UploadResult } from './upload.ts';
 
 export interface CreateFetcherOptions {

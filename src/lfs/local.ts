@@ -123,6 +123,15 @@ export class LocalFetcher implements ObjectFetcher {
     }
     return result;
   }
+
+  close(): void {
+    if (this.fallback) closeFetcher(this.fallback);
+  }
+}
+
+/** Close the fallback's idle keep-alive connections, if it has any. */
+export function closeFetcher(fetcher: ObjectFetcher): void {
+  (fetcher as { close?: () => void }).close?.();
 }
 
 /** Copy `src` to `part` hashing on the way; ChecksumError (and no part) when it is not `obj`. */
