@@ -40,16 +40,17 @@ export async function listCommand(opts: ListOptions, ctx: CommandContext): Promi
 }
 
 export interface VersionsOptions extends ListOptions {
-  model: string;
+  model?: string;
 }
 
 /** `versions <model>`: published versions oldest first, in the model's scheme order, marking current and previous. */
 export async function versionsCommand(opts: VersionsOptions, ctx: CommandContext): Promise<number> {
   const source = await openSource(resolve(ctx.cwd, opts.repo ?? '.'), { rev: opts.rev });
   const { registry } = await loadRegistry(source, { checkContent: false });
-  const info = registry.models.get(opts.model);
+  const model = opts.model ?? '';
+  const info = registry.models.get(model);
   if (!info) {
-    throw new NotFoundError(`model ${JSON.stringify(opts.model)} is not in the registry (models: ${[...registry.models.keys()].join(', ') || 'none'})`, { model: opts.model });
+    throw new NotFoundError(`model ${JSON.stringify(model)} is not in the registry (models: ${[...registry.models.keys()].join(', ') || 'none'})`, { model });
   }
   const names = sortVersions([...info.versions.keys(), ...info.broken], info.scheme ?? 'date');
   const rows = names.map((v) => {

@@ -4,8 +4,8 @@ import { pushBranch } from '../registry/push.ts';
 import { EXIT, printJson, type CommandContext } from './context.ts';
 
 export interface PromoteOptions {
-  model: string;
-  version: string;
+  model?: string;
+  version?: string;
   repo?: string;
   push?: boolean;
   remote?: string;
@@ -14,7 +14,7 @@ export interface PromoteOptions {
 
 export async function promoteCommand(opts: PromoteOptions, ctx: CommandContext): Promise<number> {
   const repoDir = resolve(ctx.cwd, opts.repo ?? '.');
-  const r = await promoteVersion(repoDir, opts.model, opts.version, ctx.env);
+  const r = await promoteVersion(repoDir, opts.model ?? '', opts.version ?? '', ctx.env);
   const pushed = opts.push ? await pushBranch({ repoDir, remote: opts.remote ?? 'origin', env: ctx.env, logger: ctx.logger }) : undefined;
   if (opts.json) {
     printJson(ctx, { ok: true, ...r, pushed });

@@ -4,9 +4,9 @@ import { pushBranch } from '../registry/push.ts';
 import { EXIT, printJson, type CommandContext } from './context.ts';
 
 export interface PublishOptions {
-  model: string;
-  version: string;
-  files: string[];
+  model?: string;
+  version?: string;
+  files?: string[];
   repo?: string;
   promote?: boolean;
   push?: boolean;
@@ -21,7 +21,7 @@ export interface PublishOptions {
 export async function publishCommand(opts: PublishOptions, ctx: CommandContext): Promise<number> {
   const repoDir = resolve(ctx.cwd, opts.repo ?? '.');
   const r = await publishVersion({
-    repoDir, model: opts.model, version: opts.version, files: opts.files.map((f) => resolve(ctx.cwd, f)),
+    repoDir, model: opts.model ?? '', version: opts.version ?? '', files: (opts.files ?? []).map((f) => resolve(ctx.cwd, f)),
     promote: opts.promote !== false, framework: opts.framework, source: opts.source, description: opts.description,
     message: opts.message, env: ctx.env,
   });

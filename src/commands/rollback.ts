@@ -4,7 +4,7 @@ import { pushBranch } from '../registry/push.ts';
 import { EXIT, printJson, type CommandContext } from './context.ts';
 
 export interface RollbackOptions {
-  model: string;
+  model?: string;
   to?: string;
   repo?: string;
   push?: boolean;
@@ -14,7 +14,7 @@ export interface RollbackOptions {
 
 export async function rollbackCommand(opts: RollbackOptions, ctx: CommandContext): Promise<number> {
   const repoDir = resolve(ctx.cwd, opts.repo ?? '.');
-  const r = await rollbackModel(repoDir, opts.model, ctx.env, { to: opts.to });
+  const r = await rollbackModel(repoDir, opts.model ?? '', ctx.env, { to: opts.to });
   const pushed = opts.push ? await pushBranch({ repoDir, remote: opts.remote ?? 'origin', env: ctx.env, logger: ctx.logger }) : undefined;
   if (opts.json) {
     printJson(ctx, { ok: true, ...r, pushed });
