@@ -15,13 +15,13 @@ export interface GcCommandOptions {
 
 export async function gcCommand(opts: GcCommandOptions, ctx: CommandContext): Promise<number> {
   if (!opts.store) throw new UsageError('gc needs --store <dir>');
-  const layout = new StoreLayout(resolve(ctx.cwd, opts.store));
-  if (!existsSync(layout.modelsDir)) throw new NotFoundError(`${layout.root} is not a modelsync store (no models/)`, { store: layout.root });
   let keep: number | undefined;
   if (opts.keep !== undefined) {
     keep = Number(opts.keep);
     if (!Number.isInteger(keep) || keep < 0) throw new UsageError(`--keep must be a non-negative integer (got ${opts.keep})`);
   }
+  const layout = new StoreLayout(resolve(ctx.cwd, opts.store));
+  if (!existsSync(layout.modelsDir)) throw new NotFoundError(`${layout.root} is not a modelsync store (no models/)`, { store: layout.root });
   const { state } = await readState(layout);
   keep ??= state.retentionKeep ?? DEFAULT_RETENTION_KEEP;
   // Pinned versions stay whatever their age: a pin is a promise to keep it runnable.

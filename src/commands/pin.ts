@@ -22,9 +22,9 @@ function storeLayout(opts: PinCommandOptions, ctx: CommandContext): StoreLayout 
 
 /** A local break-glass pin: the next pass activates this version whatever the registry says, and reports drift. */
 export async function pinCommand(opts: PinCommandOptions, ctx: CommandContext): Promise<number> {
-  const layout = storeLayout(opts, ctx);
-  const version = opts.version!;
+  const version = opts.version ?? '';
   if (!VERSION_RE.test(version) || RESERVED_VERSION_NAMES.has(version)) throw new UsageError(`${JSON.stringify(version)} is not a valid version`);
+  const layout = storeLayout(opts, ctx);
   const file = await setPin(layout, opts.model!, version);
   if (opts.json) printJson(ctx, { ok: true, model: opts.model, version, pins: file.pins });
   else ctx.out(`pinned ${opts.model} to ${version} on this site; the next pass activates it and reports it as drift (undo: modelsync unpin ${opts.model} --store ${opts.store})`);
