@@ -20,6 +20,7 @@ import { silentLogger, type Logger } from '../log.ts';
 import { reconcile as defaultReconcile, type ReconcileOptions, type ReconcileResult } from '../reconcile/index.ts';
 import type { ActivatedModel, PassInfo } from '../reconcile/hooks.ts';
 import { passError } from '../reconcile/result.ts';
+import { splitCredentials } from '../reconcile/registry-access.ts';
 import { findGitDir } from '../registry/source.ts';
 import { StoreLayout, readLink, readState } from '../store/index.ts';
 import { templateContext } from '../templates/index.ts';
@@ -139,6 +140,7 @@ export class Agent {
   private readonly queue: PassQueue<PassOutcome>;
   private readonly retryBackoff: Backoff;
   private readonly passAbort = new AbortController();
+  private readonly deps: AgentDeps;
   private token: string | undefined;
   private webhookSecret: string | undefined;
 
@@ -185,12 +187,15 @@ export class Agent {
     this.queue = new PassQueue((triggers) => this.runPass(triggers));
   }
 
-  private readonly deps: AgentDeps;
-
   /** Build an agent: reads the token and webhook secret (errors name the file, never the content). */
   static async create(config: AgentConfig, deps: AgentDeps = {}): Promise<Agent> {
     const agent = new Agent(config, deps);
     agent.token = await readToken(config, agent.env);
+    // A registry URL with the token in it (https://x:<token>@hub/registry.git) serves the same hub's events and reports.
+    if (agent.token === undefined && config.hub && /^https?:\/\//i.test(config.registry)) {
+      const { url, token } = splitCredentials(config.registry);
+      if (token && new URL(url).origin === new URL(config.hub).origin) agent.token = token;
+    }
     if (config.webhook_secret_file) agent.webhookSecret = await readSecretFile(config.webhook_secret_file, 'webhook_secret_file');
     await agent.loadRemembered();
     return agent;

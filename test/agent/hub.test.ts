@@ -98,6 +98,20 @@ describe('agent and hub', () => {
     await agent.stop();
   });
 
+  it('a token in the registry URL also authenticates events and reports to the same hub', async () => {
+    const th = await startTestHub({ tokens: true, sites: ['alpha'] });
+    await registryOnHub(th.repoUrl('registry', th.secrets.publisher));
+    const store = join(tempDir('agent-store-'), 'store');
+    const agent = await startAgent({ site: 'alpha', registry: th.repoUrl('registry', th.secrets.bySite.alpha), store, hub: th.url }, { env: {} });
+    await agent.whenIdle();
+    expect(agent.status().health).toBe('Ready');
+    await waitFor(() => agent.status().hub?.connected === true, 'event stream');
+    await waitFor(() => agent.status().hub?.lastReportAt !== null, 'a report');
+    expect(agent.status().hub?.lastReportError).toBeNull();
+    expect(JSON.stringify(agent.status())).not.toContain(th.secrets.bySite.alpha!);
+    await agent.stop();
+  });
+
   it('hub down and back: the site keeps serving, reports staleness, then recovers', async () => {
     const data = join(tempDir('agent-hub-'), 'data');
     let hub = await startHub({ data, listen: '127.0.0.1:0' });
