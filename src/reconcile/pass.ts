@@ -329,7 +329,7 @@ const fetchObjects: Step = async (ctx) => {
       ctx.modelErrors.set(m.model, {
         ...first,
         model: m.model,
-        message: `${m.model} ${m.desired}: ${first.message}${failures.length > 1 ? ` (and ${failures.length - 1} more object${failures.length > 2 ? 's' : ''})` : ''}; ${m.active ?? 'nothing'} stays active`,
+        message: `${m.model} ${m.desired}: ${first.message}${failures.length > 1 ? ` (and ${failures.length - 1} more object${failures.length > 2 ? 's' : ''})` : ''}; ${m.active ? `${m.active} stays active` : 'nothing is active yet'}`,
       });
     } else {
       ctx.ready.add(m.model);
@@ -346,7 +346,7 @@ async function makeFetcher(ctx: PassContext): Promise<ObjectFetcher> {
     remote: lfs.remote,
     gitdir: lfs.gitdir,
     lfsconfig: lfs.lfsconfig,
-    token: ctx.opts.token,
+    token: lfs.token,
     concurrency: ctx.opts.concurrency,
     limitKbps: ctx.site?.bandwidth?.limit_kbps,
     logger: ctx.logger,

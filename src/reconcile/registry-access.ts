@@ -36,6 +36,8 @@ export interface LfsLocation {
   gitdir?: string;
   /** Text of `.lfsconfig` at the commit, when the registry has one. */
   lfsconfig?: string;
+  /** The token for the registry's origin (given, or taken out of the URL); never logged or stored. */
+  token?: string;
 }
 
 export interface OpenedRegistry {
@@ -89,7 +91,7 @@ async function openLocal(loc: RegistryLocation): Promise<OpenedRegistry> {
     commit: source.commit,
     description: path,
     remote: false,
-    lfs: { remote: path, gitdir: gitLoc.gitdir, lfsconfig: await lfsconfigAt(source) },
+    lfs: { remote: path, gitdir: gitLoc.gitdir, lfsconfig: await lfsconfigAt(source), token: loc.token },
     transferred: false,
   };
 }
@@ -173,7 +175,7 @@ async function openRemote(loc: RegistryLocation, opts: { cacheDir: string; logge
     commit,
     description: redactUrl(url),
     remote: true,
-    lfs: { remote: url, lfsconfig: await lfsconfigAt(source) },
+    lfs: { remote: url, lfsconfig: await lfsconfigAt(source), token },
     transferred,
   };
 }

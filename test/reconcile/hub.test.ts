@@ -179,6 +179,17 @@ describe('reconcile from the hub', () => {
     expect(JSON.parse(readFileSync(join(store, 'state.json'), 'utf8')).appliedCommit).toBe(JSON.parse(state).appliedCommit);
   });
 
+  it('accepts credentials in the registry URL and keeps them out of the result, state and clone config', async () => {
+    const secret = th.secrets.bySite.alpha!;
+    const r = await reconcile({ site: 'alpha', registry: th.repoUrl(repo, secret), store });
+    expect(r.errors).toEqual([]);
+    expect(r.registry).toBe(registryUrl());
+    for (const text of [JSON.stringify(r), readFileSync(join(store, 'state.json'), 'utf8'), readFileSync(join(store, 'registry.git/config'), 'utf8')]) {
+      expect(text).not.toContain(secret);
+      expect(text).not.toContain(encodeURIComponent(secret));
+    }
+  });
+
   it('refuses a wrong token with an AuthError that does not echo it', async () => {
     const r = await pass({ token: 'not-the-token' });
     expect(r.errors[0]!.code).toBe('AuthError');

@@ -350,6 +350,26 @@ describe('health-gated activation through the hooks', () => {
   });
 });
 
+describe('a bare repository as the registry', () => {
+  it('is read directly at the branch commit', async () => {
+    const bare = join(tempDir('bare-'), 'registry.git');
+    reg.git('clone', '-q', '--bare', reg.dir, bare);
+    // A bare repository serving LFS keeps objects in its own git-lfs cache (as the hub does).
+    const { cpSync } = await import('node:fs');
+    cpSync(join(reg.dir, '.git/lfs'), join(bare, 'lfs'), { recursive: true });
+    const r = await reconcile({ site: 'alpha', registry: bare, store, fetcher: localFetcherFactory() });
+    expect(r.errors).toEqual([]);
+    expect(r.commit).toBe(reg.head());
+    expect(current('face')).toBe('2025-01-01');
+    expect(existsSync(join(store, 'registry.git'))).toBe(false); // nothing copied for a local path
+  });
+
+  it('names a missing branch', async () => {
+    const r = await pass({ branch: 'release' });
+    expect(r.errors[0]!.message).toMatch(/branch "release" does not exist/);
+  });
+});
+
 describe('CLI-independent failure cases', () => {
   it('a missing registry path is a clear error and creates no models', async () => {
     const r = await reconcile({ site: 'alpha', registry: join(tempDir(), 'nope'), store, fetcher: localFetcherFactory() });
