@@ -209,8 +209,9 @@ export async function commitChanges(repo: WorkRepo, req: CommitRequest): Promise
   // The index follows the commit for our paths only.
   for (const c of req.changes) {
     if (c.content === null) await git.remove({ fs, dir: repo.dir, gitdir: repo.gitdir, filepath: c.path }).catch(() => {});
-    else await git.add({ fs, dir: repo.dir, gitdir: repo.gitdir, filepath: c.path, force: true });
   }
+  const added = req.changes.filter((c) => c.content !== null).map((c) => c.path);
+  if (added.length) await git.add({ fs, dir: repo.dir, gitdir: repo.gitdir, filepath: added, force: true });
   return { commit, branch, parent, tree };
 }
 
