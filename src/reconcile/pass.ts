@@ -280,11 +280,11 @@ const fetchObjects: Step = async (ctx) => {
     const total = [...lfsNeeded.values()].reduce((n, o) => n + o.size, 0);
     const progress = new Map<string, number>();
     let done = 0;
-    const report = (): void => {
-      if (!ctx.opts.onProgress) return;
-      let bytes = 0;
-      for (const b of progress.values()) bytes += b;
-      ctx.opts.onProgress({ phase: 'fetch', bytes, total, objectsDone: done, objects: lfsNeeded.size });
+    let bytesSoFar = 0;
+    const advance = (oid: string, bytes: number): void => {
+      bytesSoFar += bytes - (progress.get(oid) ?? 0);
+      progress.set(oid, bytes);
+      ctx.opts.onProgress?.({ phase: 'fetch', bytes: bytesSoFar, total, objectsDone: done, objects: lfsNeeded.size });
     };
     ctx.logger.debug({ objects: lfsNeeded.size, bytes: total, from: fetcher.description }, 'fetching objects');
     try {
@@ -294,14 +294,10 @@ const fetchObjects: Step = async (ctx) => {
         onVerified: async (obj, path) => {
           await objects.adopt(path, obj);
           done++;
-          progress.set(obj.oid, obj.size);
-          report();
+          advance(obj.oid, obj.size);
           await ctx.barrier(`fetch:verified:${obj.oid}`);
         },
-        onProgress: (p) => {
-          progress.set(p.oid, p.bytes);
-          report();
-        },
+        onProgress: (p) => advance(p.oid, p.bytes),
       });
       ctx.bytesFetched += res.bytesTransferred;
       for (const f of res.failed) failedOids.set(f.obj.oid, passError(f.error));

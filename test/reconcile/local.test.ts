@@ -52,7 +52,10 @@ beforeEach(() => {
 
 describe('reconcile against a local registry', () => {
   it('installs what the registry declares, verified, read-only, content stored once', async () => {
-    const r = await pass();
+    const progress: Array<{ bytes: number; total: number; objectsDone: number; objects: number }> = [];
+    const r = await pass({ onProgress: (p) => progress.push(p) });
+    expect(progress.at(-1)).toEqual({ phase: 'fetch', bytes: 8008, total: 8008, objectsDone: 3, objects: 3 });
+    expect(progress.every((p, i) => i === 0 || p.bytes >= progress[i - 1]!.bytes)).toBe(true);
     expect(r.status).toBe('changed');
     expect(r.exitCode).toBe(0);
     expect(r.commit).toBe(reg.head());
