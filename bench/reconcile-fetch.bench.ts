@@ -6,13 +6,15 @@
  * own process. Reports the time ratio (target ≤ 1.0) and each one's peak RSS
  * (target for modelsync < 150 MB whatever the size).
  *
- * Order alternates (git-lfs, modelsync, git-lfs, modelsync) so neither gets
- * a warmer page cache; the best of two runs of each is compared.
+ * Order alternates (git-lfs, modelsync, modelsync precompiled, twice) so
+ * none gets a warmer page cache; the best of two runs of each is compared.
+ * The precompiled variant is the same source bundled with esbuild: the
+ * shipped bin runs TypeScript through tsx, which costs memory and start-up.
  */
 import { rmSync, writeFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BenchContext, BenchReport, BenchRow } from './run.ts';
-import { CLI, MiB, benchGitEnv, makeFile, manifestYaml, measure, run, startHub } from './reconcile-common.ts';
+import { CLI, MiB, ROOT, benchGitEnv, makeFile, manifestYaml, measure, run, startHub } from './reconcile-common.ts';
 
 export default async function reconcileFetchBench(ctx: BenchContext): Promise<BenchReport> {
   const work = join(ctx.workDir, 'run');
@@ -43,7 +45,13 @@ export default async function reconcileFetchBench(ctx: BenchContext): Promise<Be
     const url = `${hub.url}/registry.git`;
     run('git', ['push', '-q', url, 'main'], { cwd: pub, env });
 
-    const results: Record<'gitlfs' | 'modelsync', Array<{ ms: number; peakKiB: number }>> = { gitlfs: [], modelsync: [] };
+    // The same CLI precompiled into one ESM file (packages left external): what a packaged build would run,
+    // without tsx's loader thread and on-the-fly transpiling.
+    const bundle = join(ctx.workDir, 'modelsync-bundle.mjs');
+    const esbuild = await import('esbuild');
+    await esbuild.build({ entryPoints: [join(ROOT, 'src/cli.ts')], bundle: true, platform: 'node', format: 'esm', packages: 'external', outfile: bundle, logLevel: 'warning' });
+
+    const results: Record<'gitlfs' | 'modelsync' | 'bundle', Array<{ ms: number; peakKiB: number }>> = { gitlfs: [], modelsync: [], bundle: [] };
     for (let round = 0; round < 2; round++) {
       // stock client: clone without smudging (not timed), then time `git lfs pull`
       const clone = join(work, `clone-${round}`);
@@ -64,6 +72,12 @@ export default async function reconcileFetchBench(ctx: BenchContext): Promise<Be
       results.modelsync.push(m);
       ctx.log(`modelsync reconcile: ${(m.ms / 1000).toFixed(2)} s (pass itself ${(res.durationMs / 1000).toFixed(2)} s), peak RSS ${(m.peakKiB / 1024).toFixed(0)} MiB`);
       rmSync(store, { recursive: true, force: true });
+
+      const b = await measure(process.execPath, [bundle, 'reconcile', '--site', 'edge', '--registry', url, '--store', store, '--json'], { cwd: work, env });
+      if (b.status !== 0 || JSON.parse(b.stdout).bytesFetched !== total) throw new Error(`bundled modelsync reconcile failed (${b.status}): ${b.stdout}${b.stderr}`);
+      results.bundle.push(b);
+      ctx.log(`modelsync reconcile (precompiled): ${(b.ms / 1000).toFixed(2)} s, peak RSS ${(b.peakKiB / 1024).toFixed(0)} MiB`);
+      rmSync(store, { recursive: true, force: true });
     }
     const best = (xs: Array<{ ms: number }>): number => Math.min(...xs.map((x) => x.ms));
     const peak = (xs: Array<{ peakKiB: number }>): number => Math.max(...xs.map((x) => x.peakKiB));
@@ -75,6 +89,8 @@ export default async function reconcileFetchBench(ctx: BenchContext): Promise<Be
       { metric: 'time ratio modelsync / git lfs', value: (m / g).toFixed(2), note: 'target ≤ 1.0' },
       { metric: 'modelsync peak RSS', value: (peak(results.modelsync) / 1024).toFixed(0), unit: 'MiB', note: 'target < 150 MB whatever the size' },
       { metric: 'git lfs pull peak RSS', value: (peak(results.gitlfs) / 1024).toFixed(0), unit: 'MiB', note: 'git + git-lfs processes' },
+      { metric: 'modelsync precompiled (esbuild bundle of src/cli.ts), time', value: (best(results.bundle) / 1000).toFixed(2), unit: 's', note: `ratio to git lfs ${(best(results.bundle) / g).toFixed(2)}` },
+      { metric: 'modelsync precompiled, peak RSS', value: (peak(results.bundle) / 1024).toFixed(0), unit: 'MiB', note: 'the same code without tsx at run time (its loader thread and transpiler cost ~35 MiB)' },
     );
   } finally {
     await hub.stop();
