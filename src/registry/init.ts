@@ -39,7 +39,7 @@ registry/**/*.md !filter !diff !merge text
 
 const README = `# Model registry
 
-Managed with [modelsync](https://github.com/modelsync/modelsync): Git says which model versions run on
+Managed with modelsync: Git says which model versions run on
 which site; Git LFS holds the files.
 
 - \`registry/model_registry.yaml\`: the current (and previous) version of every model.
