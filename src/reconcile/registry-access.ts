@@ -206,6 +206,11 @@ async function ensureCache(gitdir: string, url: string): Promise<void> {
     await git.init({ fs, gitdir, bare: true, defaultBranch: 'main' });
   }
   const current = await git.getConfig({ fs, gitdir, path: 'remote.origin.url' }).catch(() => undefined);
+  if (current !== undefined && current !== url) {
+    // The site now follows another registry: its shallow history means nothing there.
+    await fsp.rm(gitdir, { recursive: true, force: true });
+    await git.init({ fs, gitdir, bare: true, defaultBranch: 'main' });
+  }
   if (current !== url) await git.addRemote({ fs, gitdir, remote: 'origin', url, force: true });
 }
 

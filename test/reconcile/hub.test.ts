@@ -109,6 +109,19 @@ describe('reconcile from the hub', () => {
     expect(current('ssd')).toBe('2');
   });
 
+  it('starts the registry cache over when the site follows another registry URL', async () => {
+    await pass();
+    const moved = `${repo}-moved`;
+    reg.setCurrent('ssd', '2');
+    reg.commit('ssd 2, on the new registry only');
+    await gitAsync(['push', '-q', th.repoUrl(moved, th.secrets.publisher), 'main'], { cwd: reg.dir, env });
+    const r = await reconcile({ site: 'alpha', registry: `${th.url}/${moved}.git`, store, token: th.secrets.bySite.alpha });
+    expect(r.errors).toEqual([]);
+    expect(r.commit).toBe(reg.head());
+    expect(current('ssd')).toBe('2');
+    expect(readFileSync(join(store, 'registry.git/config'), 'utf8')).toContain(`${moved}.git`);
+  });
+
   it('applies selection and overrides per site', async () => {
     const beta = await reconcile({ site: 'beta', registry: registryUrl(), store, token: th.secrets.bySite.beta });
     expect(beta.errors).toEqual([]);
