@@ -552,7 +552,7 @@ function outcomesOf(ctx: PassContext): ModelOutcome[] {
     const error = ctx.modelErrors.get(m.model);
     let outcome: ModelOutcome['outcome'];
     let active = m.active;
-    if (ctx.opts.dryRun) outcome = m.action === 'none' ? 'unchanged' : m.action === 'conflict' ? 'conflict' : 'planned';
+    if (ctx.opts.dryRun) outcome = m.action === 'none' ? 'unchanged' : m.action === 'conflict' ? 'conflict' : m.action === 'error' ? 'failed' : 'planned';
     else if (error) outcome = 'failed';
     else if (deg) {
       outcome = 'degraded';

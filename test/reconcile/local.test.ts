@@ -188,6 +188,20 @@ describe('reconcile against a local registry', () => {
     expect(current('ssd')).toBe('1');
   });
 
+  it('fails only the model whose pin names a version the registry does not publish', async () => {
+    await pass();
+    await setPin(new StoreLayout(store), 'ssd', '9');
+    const dry = await pass({ dryRun: true });
+    expect(dry.models.find((m) => m.model === 'ssd')).toMatchObject({ action: 'error', outcome: 'failed', reason: 'unpublished' });
+    reg.setCurrent('face', '2025-02-01');
+    reg.commit('promote face');
+    const r = await pass();
+    expect(r.status).toBe('failed');
+    expect(r.errors).toEqual([expect.objectContaining({ model: 'ssd', message: expect.stringMatching(/9 is not published/) })]);
+    expect(current('ssd')).toBe('1');
+    expect(current('face')).toBe('2025-02-01'); // the other model went ahead
+  });
+
   it('honours the site selection and overrides, merged through extends', async () => {
     reg.write('sites/groups/outposts.yaml', 'models: [face]\noverrides: {face: "2025-02-01"}\n');
     reg.site('alpha', { extends: ['groups/outposts'] });
