@@ -16,6 +16,8 @@ export interface FetcherRequest {
   token?: string;
   concurrency?: number;
   limitKbps?: number;
+  /** Idle timeout per request in ms. */
+  timeoutMs?: number;
   logger?: Logger;
 }
 

@@ -65,6 +65,8 @@ export interface ReconcileOptions {
   signal?: AbortSignal;
   /** Apply the site's retention after a pass that changed something (default true). */
   retention?: boolean;
+  /** How long a server (registry or LFS) may stay silent mid-request before the pass gives up on it (default 60 s). */
+  networkTimeoutMs?: number;
 }
 
 interface Activation {
@@ -137,7 +139,7 @@ const lock: Step = async (ctx) => {
 const fetchRegistry: Step = async (ctx) => {
   const cacheDir = ctx.opts.dryRun ? (ctx.dryRunDir = await mkdtemp(join(tmpdir(), 'modelsync-dry-run-'))) : ctx.store.layout.registryGitDir;
   ctx.opened = await openRegistry(
-    { registry: ctx.opts.registry, branch: ctx.opts.branch ?? 'main', token: ctx.opts.token },
+    { registry: ctx.opts.registry, branch: ctx.opts.branch ?? 'main', token: ctx.opts.token, timeoutMs: ctx.opts.networkTimeoutMs },
     { cacheDir: ctx.opts.dryRun ? join(cacheDir, 'registry.git') : cacheDir, logger: ctx.logger },
   );
   ctx.state.lastFetchAt = ctx.now().toISOString();
@@ -345,6 +347,7 @@ async function makeFetcher(ctx: PassContext): Promise<ObjectFetcher> {
     token: lfs.token,
     concurrency: ctx.opts.concurrency,
     limitKbps: ctx.site?.bandwidth?.limit_kbps,
+    timeoutMs: ctx.opts.networkTimeoutMs,
     logger: ctx.logger,
   });
 }

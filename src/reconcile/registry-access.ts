@@ -15,18 +15,23 @@ import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import git from 'isomorphic-git';
-import http from 'isomorphic-git/http/node';
+import git, { type HttpClient } from 'isomorphic-git';
 import { AuthError, GitError, ModelsyncError, NetworkError, NotFoundError, UsageError, errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { CommitSource, findGitDir } from '../registry/source.ts';
 import { redactUrl } from '../util/redact.ts';
+import { boundedHttpClient } from './git-http.ts';
+
+/** Default for how long the registry server may stay silent mid-request. */
+export const DEFAULT_NETWORK_TIMEOUT_MS = 60_000;
 
 export interface RegistryLocation {
   /** `https://hub/registry.git`, a path, or a file:// URL. */
   registry: string;
   branch: string;
   token?: string;
+  /** How long the server may stay silent mid-request (default 60 s). */
+  timeoutMs?: number;
 }
 
 export interface LfsLocation {
@@ -111,6 +116,9 @@ export function gitNetworkError(err: unknown, url: string, what: string): Models
   }
   if (e.code === 'UserCanceledError') return new AuthError(`${what} ${shown}: the server asks for credentials and none were accepted`, { url: shown });
   const sys = (err as NodeJS.ErrnoException).code;
+  if (sys === 'ETIMEDOUT' && err instanceof Error) {
+    return new NetworkError(`${what} ${shown}: ${err.message}`, { url: shown, errno: sys }, err);
+  }
   if (sys && /^E[A-Z]+$/.test(sys)) {
     return new NetworkError(`${what} ${shown}: cannot reach the server (${sys})`, { url: shown, errno: sys }, err);
   }
@@ -127,6 +135,7 @@ async function openRemote(loc: RegistryLocation, opts: { cacheDir: string; logge
   const token = loc.token ?? urlToken;
   const gitdir = opts.cacheDir;
   const ref = `refs/remotes/origin/${loc.branch}`;
+  const http = boundedHttpClient(loc.timeoutMs ?? DEFAULT_NETWORK_TIMEOUT_MS);
   // Answer only the first challenge: a refused token must not loop.
   let asked = 0;
   const auth = {
@@ -147,7 +156,7 @@ async function openRemote(loc: RegistryLocation, opts: { cacheDir: string; logge
   if (!(await hasCommit(gitdir, tip)) || (await localRef(gitdir, ref)) !== tip) {
     asked = 0;
     try {
-      await fetchShallow(gitdir, loc.branch, auth);
+      await fetchShallow(gitdir, loc.branch, auth, http);
     } catch (err) {
       const mapped = gitNetworkError(err, url, 'cannot fetch the registry from');
       if (mapped instanceof GitError) {
@@ -157,7 +166,7 @@ async function openRemote(loc: RegistryLocation, opts: { cacheDir: string; logge
         await ensureCache(gitdir, url);
         asked = 0;
         try {
-          await fetchShallow(gitdir, loc.branch, auth);
+          await fetchShallow(gitdir, loc.branch, auth, http);
         } catch (err2) {
           throw gitNetworkError(err2, url, 'cannot fetch the registry from');
         }
@@ -180,7 +189,7 @@ async function openRemote(loc: RegistryLocation, opts: { cacheDir: string; logge
   };
 }
 
-async function fetchShallow(gitdir: string, branch: string, auth: { onAuth: () => unknown }): Promise<void> {
+async function fetchShallow(gitdir: string, branch: string, auth: { onAuth: () => unknown }, http: HttpClient): Promise<void> {
   await git.fetch({
     fs,
     http,

@@ -212,6 +212,27 @@ describe('reconcile from the hub', () => {
 });
 
 describe('hub unreachable', () => {
+  it('a server that accepts connections and never answers fails the pass after the timeout, lock released', async () => {
+    await pass();
+    const { createServer } = await import('node:net');
+    const sockets: import('node:net').Socket[] = [];
+    const silent = createServer((s) => void sockets.push(s));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
+    const port = (silent.address() as { port: number }).port;
+    try {
+      const t = Date.now();
+      const r = await reconcile({ site: 'alpha', registry: `http://127.0.0.1:${port}/registry.git`, store, networkTimeoutMs: 500 });
+      expect(Date.now() - t).toBeLessThan(10_000);
+      expect(r.errors[0]).toMatchObject({ code: 'NetworkError' });
+      expect(r.errors[0]!.message).toMatch(/no data from http:\/\/127\.0\.0\.1:\d+ for 0\.5 s/);
+      expect(existsSync(join(store, 'lock'))).toBe(false);
+      expect(current('face')).toBe('2025-01-01');
+    } finally {
+      for (const s of sockets) s.destroy();
+      silent.close();
+    }
+  });
+
   it('is a clear network error and leaves the store as it was', async () => {
     await pass();
     const hubUrl = registryUrl();

@@ -1,0 +1,61 @@
+/**
+ * The HTTP client isomorphic-git uses to talk to the registry. Like the one
+ * isomorphic-git ships, but every network read is bounded: a server that
+ * accepts the connection and then goes quiet fails the pass after
+ * `idleTimeoutMs` instead of holding the store lock forever. No keep-alive
+ * agent, so a one-shot CLI exits as soon as the pass is done.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git';
+
+const MAX_REDIRECTS = 5;
+
+export class GitTimeoutError extends Error {
+  readonly code = 'ETIMEDOUT';
+  constructor(url: string, ms: number) {
+    super(`no data from ${new URL(url).origin} for ${ms / 1000} s`);
+  }
+}
+
+async function collect(body: AsyncIterableIterator<Uint8Array> | undefined): Promise<Buffer | undefined> {
+  if (!body) return undefined;
+  const parts: Uint8Array[] = [];
+  // upload-pack requests are wants and haves: small.
+  for await (const p of body) parts.push(p);
+  return Buffer.concat(parts);
+}
+
+export function boundedHttpClient(idleTimeoutMs: number): HttpClient {
+  const once = (url: string, method: string, headers: Record<string, string>, body: Buffer | undefined): Promise<http.IncomingMessage> =>
+    new Promise((resolve, reject) => {
+      const u = new URL(url);
+      const mod = u.protocol === 'https:' ? https : http;
+      const req = mod.request(u, { method, headers: body ? { ...headers, 'content-length': String(body.length) } : headers, agent: false }, resolve);
+      // Socket inactivity, for the request and (after the headers) the response body alike.
+      req.setTimeout(idleTimeoutMs, () => req.destroy(new GitTimeoutError(url, idleTimeoutMs)));
+      req.on('error', reject);
+      req.end(body);
+    });
+
+  return {
+    async request(r: GitHttpRequest): Promise<GitHttpResponse> {
+      const method = r.method ?? 'GET';
+      const body = await collect(r.body);
+      let url = r.url;
+      for (let hop = 0; ; hop++) {
+        const res = await once(url, method, r.headers ?? {}, body);
+        const status = res.statusCode ?? 0;
+        const location = res.headers.location;
+        if ([301, 302, 303, 307, 308].includes(status) && location && hop < MAX_REDIRECTS && (method === 'GET' || status === 307 || status === 308)) {
+          res.resume();
+          url = new URL(location, url).toString();
+          continue;
+        }
+        const headers: Record<string, string> = {};
+        for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
+        return { url, method, statusCode: status, statusMessage: res.statusMessage ?? '', headers, body: res[Symbol.asyncIterator]() as AsyncIterableIterator<Uint8Array> };
+      }
+    },
+  };
+}
