@@ -9,11 +9,11 @@
  * not hold the others back). `finish` is the one place that turns the outcome
  * into state.json, the summary log line and the ReconcileResult.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ValidationError } from '../errors.ts';
-import type { ObjectFetcher, LfsObject } from '../lfs/types.ts';
+import type { DeltaHints, ObjectFetcher, LfsObject } from '../lfs/types.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { desiredModels, resolveSite, type ResolvedSite } from '../registry/desired.ts';
 import { versionFilePath } from '../registry/layout.ts';
@@ -197,7 +197,7 @@ const resolveDesired: Step = async (ctx) => {
     return {
       ...d,
       scheme: info.scheme,
-      files: manifest?.files.map((f) => ({ name: f.name, oid: f.sha256, size: f.size })),
+      files: manifest?.files.map((f) => ({ name: f.name, oid: f.sha256, size: f.size, ...(f.chunks ? { chunks: { oid: f.chunks.oid, size: f.chunks.size } } : {}) })),
     };
   });
 };
@@ -241,7 +241,9 @@ const fetchObjects: Step = async (ctx) => {
   const objects = ctx.store.objects;
   const wanted = plan.models.filter((m) => m.action === 'fetch' || m.action === 'activate');
   const lfsNeeded = new Map<string, LfsObject>();
-  const usedBy = new Map<string, string[]>();
+  // For chunk-delta downloads: each object's chunk index, and which file of which model it will be.
+  const chunkIndexes = new Map<string, LfsObject>();
+  const deltaBases = new Map<string, Array<{ model: string; name: string; version: string }>>();
 
   for (const m of wanted) {
     if (m.action === 'activate') {
@@ -251,10 +253,7 @@ const fetchObjects: Step = async (ctx) => {
     try {
       for (const [i, f] of m.files.entries()) {
         if (!m.fetch.some((o) => o.oid === f.oid)) continue;
-        if (lfsNeeded.has(f.oid) || (await objects.has(f))) {
-          usedBy.set(f.oid, [...(usedBy.get(f.oid) ?? []), m.model]);
-          continue;
-        }
+        if (lfsNeeded.has(f.oid) || (await objects.has(f))) continue;
         const path = versionFilePath(m.model, m.desired, f.name);
         const content = await source.inspect(path);
         const yaml = (await loadValidated(ctx)).models.get(m.model)!.versions.get(m.desired)!.yaml;
@@ -264,7 +263,8 @@ const fetchObjects: Step = async (ctx) => {
             throw new ValidationError([yaml.problem(['files', i, 'sha256'], `does not match the LFS pointer in ${path} (oid ${content.pointer.oid}, size ${content.pointer.size})`)], 'registry is inconsistent');
           }
           lfsNeeded.set(f.oid, { oid: f.oid, size: f.size });
-          usedBy.set(f.oid, [...(usedBy.get(f.oid) ?? []), m.model]);
+          if (f.chunks) chunkIndexes.set(f.oid, f.chunks);
+          deltaBases.set(f.oid, [...(deltaBases.get(f.oid) ?? []), { model: m.model, name: f.name, version: m.desired }]);
         } else {
           // A small file kept as a plain blob: its bytes come from git, verified here.
           await objects.writeVerified(await content.bytes(), f, path);
@@ -293,6 +293,7 @@ const fetchObjects: Step = async (ctx) => {
       const res = await fetcher.fetch([...lfsNeeded.values()], {
         tmpDir: ctx.store.layout.downloadsDir,
         signal: ctx.opts.signal,
+        delta: chunkIndexes.size === 0 ? undefined : deltaHints(ctx, chunkIndexes, deltaBases),
         onVerified: async (obj, path) => {
           await objects.adopt(path, obj);
           done++;
@@ -334,6 +335,34 @@ const fetchObjects: Step = async (ctx) => {
     }
   }
 };
+
+/**
+ * What a chunk-delta download may reuse: the same file (by name) in the
+ * versions this site already holds of the same model, `current` first, then
+ * `previous`. Two at most: each candidate is read whole to find its chunks.
+ */
+function deltaHints(
+  ctx: PassContext,
+  chunkIndexes: ReadonlyMap<string, LfsObject>,
+  bases: ReadonlyMap<string, ReadonlyArray<{ model: string; name: string; version: string }>>,
+): DeltaHints {
+  const layout = ctx.store.layout;
+  return {
+    chunkIndex: (obj) => chunkIndexes.get(obj.oid),
+    async localCandidates(obj) {
+      const out: string[] = [];
+      for (const b of bases.get(obj.oid) ?? []) {
+        const obs = await observeModel(layout, b.model);
+        for (const v of [obs.current, obs.previous]) {
+          if (v === undefined || v === b.version) continue;
+          const path = layout.versionFile(b.model, v, b.name);
+          if (!out.includes(path) && (await stat(path).then((st) => st.isFile(), () => false))) out.push(path);
+        }
+      }
+      return out.slice(0, 2);
+    },
+  };
+}
 
 async function makeFetcher(ctx: PassContext): Promise<ObjectFetcher> {
   const given = ctx.opts.fetcher;

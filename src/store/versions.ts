@@ -20,6 +20,8 @@ import { noBarrier, type Barrier } from './barrier.ts';
 export interface VersionFile extends ObjectRef {
   /** Path inside the version (from the manifest, already validated as a safe relative path). */
   name: string;
+  /** The file's chunk index LFS object (manifest `files[].chunks`), for chunk-delta downloads. */
+  chunks?: ObjectRef;
 }
 
 export interface ObservedModel {

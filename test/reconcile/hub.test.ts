@@ -4,8 +4,10 @@
  * `git revert`, force pushes), and sites reconciling from it over HTTP with
  * the real LFS client.
  */
-import { chmodSync, existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { buildChunkIndex } from '../../src/lfs/cdc.ts';
 import pino from 'pino';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { reconcile, type ReconcileOptions } from '../../src/reconcile/index.ts';
@@ -90,6 +92,36 @@ describe('reconcile from the hub', () => {
     const idle = await pass();
     expect(idle.status).toBe('in-sync');
     expect(idle.bytesFetched).toBe(0);
+  });
+
+  it('downloads only the changed ranges of a file that has a chunk index (delta against the version in the store)', async () => {
+    // 6 MiB of non-repeating bytes; v2 inserts 10 KiB in the middle.
+    const v1 = Buffer.concat(Array.from({ length: 6 * 32 }, (_, i) => createHash('sha256').update(`block ${i}`).digest()).flatMap((h) => Array.from({ length: 1024 }, (_, j) => createHash('sha256').update(h).update(String(j)).digest())));
+    const v2 = Buffer.concat([v1.subarray(0, 3 << 20), Buffer.alloc(10 * 1024, 7), v1.subarray(3 << 20)]);
+    const tmp = join(tempDir(), 'v2.bin');
+    writeFileSync(tmp, v2);
+    const index = await buildChunkIndex(tmp);
+    reg.addVersion('big', '1', { 'w.bin': v1 });
+    reg.addVersion('big', '2', { 'w.bin': v2 }, {}, { 'w.bin': { chunks: { oid: index.oid, size: index.size } } });
+    reg.setCurrent('big', '1');
+    reg.commit('big 1 and 2');
+    await push();
+    // The chunk index is an LFS object no commit points to: put it in git-lfs's cache and push it by id.
+    mkdirSync(dirname(reg.lfsObject(index.oid)), { recursive: true });
+    writeFileSync(reg.lfsObject(index.oid), index.bytes);
+    await gitAsync(['lfs', 'push', '--object-id', 'origin', index.oid], { cwd: reg.dir, env });
+    await pass();
+    expect(current('big')).toBe('1');
+
+    reg.setCurrent('big', '2');
+    reg.commit('promote big 2');
+    await push();
+    const lines: string[] = [];
+    const r = await pass({ logger: pino({ level: 'debug' }, { write: (l: string) => void lines.push(l) }) });
+    expect(r.errors).toEqual([]);
+    expect(readFileSync(join(store, 'models/big/current/w.bin')).equals(v2)).toBe(true);
+    expect(lines.join('')).toContain('chunk delta: object assembled');
+    expect(r.bytesFetched).toBeLessThan(1 << 20); // not the 6 MiB file
   });
 
   it('follows a force-pushed branch', async () => {

@@ -28,10 +28,13 @@ export class TestRegistry {
   }
 
   /** Add a version: files written to the work tree (git-lfs cleans them), manifest listing their sha256. */
-  addVersion(model: string, version: string, files: Record<string, string | Uint8Array>, extra: Record<string, unknown> = {}): void {
+  addVersion(
+    model: string, version: string, files: Record<string, string | Uint8Array>, extra: Record<string, unknown> = {},
+    fileFields: Record<string, Record<string, unknown>> = {},
+  ): void {
     const entries = Object.entries(files).map(([name, content]) => {
       const buf = typeof content === 'string' ? Buffer.from(content) : Buffer.from(content);
-      return { name, sha256: createHash('sha256').update(buf).digest('hex'), size: buf.length };
+      return { name, sha256: createHash('sha256').update(buf).digest('hex'), size: buf.length, ...fileFields[name] };
     });
     const base = `registry/${model}/${version}`;
     writeTree(this.dir, Object.fromEntries(Object.entries(files).map(([n, c]) => [`${base}/${n}`, c])));
