@@ -5,13 +5,13 @@
  * the real LFS client.
  */
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { buildChunkIndex } from '../../src/lfs/cdc.ts';
 import pino from 'pino';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { reconcile, type ReconcileOptions } from '../../src/reconcile/index.ts';
-import { cliAsync, gitAsync, isolatedGitEnv, tempDir } from '../helpers/env.ts';
+import { CLI, cliAsync, gitAsync, isolatedGitEnv, tempDir } from '../helpers/env.ts';
 import { startTestHub, type TestHub } from '../helpers/hub.ts';
 import { TestRegistry, sha256 } from './helpers/registry.ts';
 
@@ -122,6 +122,44 @@ describe('reconcile from the hub', () => {
     expect(readFileSync(join(store, 'models/big/current/w.bin')).equals(v2)).toBe(true);
     expect(lines.join('')).toContain('chunk delta: object assembled');
     expect(r.bytesFetched).toBeLessThan(1 << 20); // not the 6 MiB file
+  });
+
+  it('resumes a download cut by kill -9 from its partial file; nothing partial under models/', async () => {
+    const big = Buffer.alloc(24 << 20);
+    for (let off = 0, i = 0; off < big.length; off += 32, i++) createHash('sha256').update(`r${i}`).digest().copy(big, off);
+    expect(big.length).toBe(24 << 20);
+    reg.addVersion('huge', '1', { 'w.bin': big });
+    reg.setCurrent('huge', '1');
+    reg.site('alpha', { models: ['huge'], bandwidth: { limit_kbps: 32_000 } }); // ~4 MB/s: about 6 s for 24 MiB
+    reg.commit('huge 1, bandwidth capped');
+    await push();
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, [CLI, 'reconcile', '--site', 'alpha', '--registry', registryUrl(), '--store', store], {
+      env: { ...env, MODELSYNC_TOKEN: th.secrets.bySite.alpha },
+      stdio: 'ignore',
+    });
+    const part = (): string | undefined => readdirSync(join(store, 'tmp/downloads')).find((n) => n.endsWith('.part'));
+    const deadline = Date.now() + 30_000;
+    // Wait until a few MiB are on disk, then kill without warning.
+    for (;;) {
+      const p = existsSync(join(store, 'tmp/downloads')) ? part() : undefined;
+      if (p && statSync(join(store, 'tmp/downloads', p)).size > 4 << 20) break;
+      if (Date.now() > deadline) throw new Error('download never started');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    const have = statSync(join(store, 'tmp/downloads', part()!)).size;
+    expect(existsSync(join(store, 'models/huge'))).toBe(false);
+
+    reg.site('alpha', { models: ['huge'] });
+    reg.commit('lift the cap');
+    await push();
+    const r = await pass();
+    expect(r.errors).toEqual([]);
+    expect(readFileSync(join(store, 'models/huge/current/w.bin')).equals(big)).toBe(true);
+    expect(r.bytesFetched).toBeLessThanOrEqual(big.length - have + (1 << 20)); // resumed, not restarted
+    expect(readdirSync(join(store, 'tmp/downloads'))).toEqual([]);
   });
 
   it('follows a force-pushed branch', async () => {
