@@ -4,6 +4,7 @@ import https from 'node:https';
 import { resolve } from 'node:path';
 import { ConfigError, UsageError } from '../errors.ts';
 import { reconcile, type ReconcileResult, type PassProgress } from '../reconcile/index.ts';
+import { checkRegistryLocation } from '../reconcile/registry-access.ts';
 import { printJson, type CommandContext } from './context.ts';
 import { formatBytes, formatDuration } from '../reconcile/format.ts';
 
@@ -44,6 +45,7 @@ export async function reconcileCommand(opts: ReconcileCommandOptions, ctx: Comma
     throw new UsageError(`--concurrency must be an integer from 1 to 64 (got ${opts.concurrency})`);
   }
   if (opts.configDir) ctx.logger.debug('--config-dir: templates are rendered by `modelsync agent`; a one-shot reconcile only manages the store');
+  checkRegistryLocation(opts.registry);
   const registry = /^[a-z][a-z0-9+.-]*:\/\//i.test(opts.registry) ? opts.registry : resolve(ctx.cwd, opts.registry);
   const bar = !opts.json && process.stderr.isTTY ? progressBar() : undefined;
   const result = await reconcile({

@@ -69,11 +69,18 @@ export function splitCredentials(url: string): { url: string; token?: string } {
   return { url: u.toString().replace(/\/$/, ''), token };
 }
 
-export async function openRegistry(loc: RegistryLocation, opts: { cacheDir: string; logger: Logger }): Promise<OpenedRegistry> {
-  if (isRemoteRegistry(loc.registry)) return openRemote(loc, opts);
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(loc.registry) && !loc.registry.startsWith('file://')) {
-    throw new UsageError(`registry ${redactUrl(loc.registry)}: only http(s) URLs and local paths are supported`);
+/** Refuse registry locations agents cannot use (ssh, other schemes) before anything runs. */
+export function checkRegistryLocation(registry: string): void {
+  if (isRemoteRegistry(registry)) return;
+  const scpLike = /^[\w.-]+@[\w.-]+:/.test(registry);
+  if (scpLike || (/^[a-z][a-z0-9+.-]*:\/\//i.test(registry) && !registry.startsWith('file://'))) {
+    throw new UsageError(`registry ${scpLike ? registry.replace(/:.*/, ':…') : redactUrl(registry)}: only http(s) URLs and local paths are supported (agents speak Git smart HTTP and the LFS HTTP API)`);
   }
+}
+
+export async function openRegistry(loc: RegistryLocation, opts: { cacheDir: string; logger: Logger }): Promise<OpenedRegistry> {
+  checkRegistryLocation(loc.registry);
+  if (isRemoteRegistry(loc.registry)) return openRemote(loc, opts);
   return openLocal(loc);
 }
 

@@ -87,6 +87,7 @@ describe('modelsync reconcile / status / pin / gc', () => {
   it('rejects bad usage with exit 2', () => {
     expect(run('reconcile', '--site', 'alpha', '--registry', '.', '--store', store, '--concurrency', '0').status).toBe(2);
     expect(run('gc', '--store', store, '--keep', '-1').status).toBe(2);
+    expect(run('reconcile', '--site', 'alpha', '--registry', 'git@example.test:fleet/registry.git', '--store', store).status).toBe(2);
     expect(run('pin', 'ssd', 'current', '--store', store).status).toBe(2);
     const neither = run('status');
     expect(neither.status).toBe(2);

@@ -396,6 +396,14 @@ describe('CLI-independent failure cases', () => {
     mkdirSync(store, { recursive: true });
   });
 
+  it('refuses ssh registries with a usage error', async () => {
+    for (const registry of ['git@example.test:fleet/registry.git', 'ssh://git@example.test/registry.git']) {
+      const r = await reconcile({ site: 'alpha', registry, store, fetcher: localFetcherFactory() });
+      expect(r.errors[0]).toMatchObject({ code: 'UsageError' });
+      expect(r.errors[0]!.message).toMatch(/only http\(s\) URLs and local paths/);
+    }
+  });
+
   it('an unknown site is a clear error', async () => {
     const r = await reconcile({ site: 'zeta', registry: reg.dir, store, fetcher: localFetcherFactory() });
     expect(r.errors[0]!.message).toMatch(/site "zeta" is not declared/);
