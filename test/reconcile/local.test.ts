@@ -8,6 +8,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { reconcile, type ReconcileOptions } from '../../src/reconcile/index.ts';
 import type { ActivationHooks } from '../../src/reconcile/hooks.ts';
 import { setPin, removePin, StoreLayout, readState } from '../../src/store/index.ts';
+import { storeStatus } from '../../src/reconcile/status.ts';
 import { isolatedGitEnv, tempDir } from '../helpers/env.ts';
 import { localFetcherFactory, type LocalCacheFetcher } from './helpers/local-fetcher.ts';
 import { TestRegistry, sha256 } from './helpers/registry.ts';
@@ -351,6 +352,9 @@ describe('health-gated activation through the hooks', () => {
     expect(current('face')).toBe('2025-01-01');
     expect(current('ssd')).toBe('2');
     expect(r.changed).toEqual([{ model: 'ssd', from: '1', to: '2' }]);
+    const st = await storeStatus(store);
+    expect(st.models.find((m) => m.model === 'face')).toMatchObject({ active: '2025-01-01', degraded: { version: '2025-02-01' } });
+    expect(st.lastPass?.status).toBe('degraded');
 
     calls.length = 0;
     const again = await pass({ hooks: hooks([], calls) });
