@@ -114,7 +114,6 @@ export class CronTrigger {
   }
 
   private arm(after: number): void {
-    const { clock } = this.opts;
     const slot = nextCronRun(this.expression, after);
     this.slot = slot;
     if (slot === null) {

@@ -4,7 +4,7 @@
  */
 import { realpathSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { CLI_PATH } from '../paths.ts';
 import { Agent } from '../agent/daemon.ts';
 import { loadAgentConfig, type AgentConfig } from '../agent/config.ts';
 import { SERVICE_NAME, serviceUnit, timerUnits, type UnitInput } from '../agent/systemd.ts';
@@ -58,12 +58,11 @@ export async function agentCommand(opts: AgentCommandOptions, ctx: CommandContex
 async function systemd(cfg: AgentConfig, opts: AgentCommandOptions, ctx: CommandContext): Promise<number> {
   const configFile = opts.config ?? ctx.env.MODELSYNC_CONFIG;
   if (!configFile) throw new UsageError('the systemd units run `modelsync agent --config <file>`: give --config');
-  const here = fileURLToPath(new URL('.', import.meta.url));
   const input: UnitInput = {
     site: cfg.site,
     configPath: resolve(ctx.cwd, configFile),
     node: process.execPath,
-    cli: realpathSync(join(here, '../../bin/modelsync.js')),
+    cli: realpathSync(CLI_PATH),
     writable: [cfg.store, ...(cfg.config_dir ? [cfg.config_dir] : [])],
     user: opts.systemdUser,
   };

@@ -7,10 +7,10 @@
  */
 import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
-import { delimiter, dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { delimiter, join, resolve } from 'node:path';
 import git from 'isomorphic-git';
 import { UsageError } from '../errors.ts';
+import { PROJECT_ROOT } from '../paths.ts';
 import { pathExists } from '../util/fsutil.ts';
 import { EMPTY_MODEL_REGISTRY } from './edit-registry.ts';
 import { commitChanges, currentBranch, branchHead, type FileChange, type WorkRepo } from './git-repo.ts';
@@ -21,7 +21,7 @@ import { inferScheme, sortVersions } from './versions.ts';
 import { parseYamlFile } from './yaml-file.ts';
 
 /** This project's root: the example registry, hooks and schemas ship with it. */
-export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export { PROJECT_ROOT };
 
 /**
  * What a registry's .gitattributes says: everything under registry/ is an

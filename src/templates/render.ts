@@ -54,7 +54,7 @@ export function render(t: CompiledTemplate, context: unknown, limits: Limits): s
     if (err instanceof EvalError) throw new TemplateError(t.name, 1, 1, `bad context: ${err.message}`);
     throw err;
   }
-  const r = new Renderer(t, budget, limits);
+  const r = new Renderer(budget, limits);
   try {
     r.exec(t.body, new Scope(null, root));
   } catch (err) {
@@ -92,7 +92,7 @@ class Renderer {
   private readonly parts: string[] = [];
   private length = 0;
 
-  constructor(private readonly t: CompiledTemplate, private readonly budget: Budget, private readonly limits: Limits) {}
+  constructor(private readonly budget: Budget, private readonly limits: Limits) {}
 
   output(): string {
     return this.parts.join('');
