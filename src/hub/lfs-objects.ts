@@ -5,7 +5,7 @@
  * partial or wrong object.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { dirname, join } from 'node:path';
@@ -18,6 +18,62 @@ import { parseRange } from './range.ts';
 import type { RepoStore } from './repos.ts';
 
 const STREAM_CHUNK = 1 << 20;
+/**
+ * Downloads read the file in 2 MiB pieces into two buffers used in turn: one
+ * is being sent while the next piece is read into the other, and a buffer is
+ * refilled only once the socket has taken all of it (the write callback).
+ * Reusing buffers matters: allocating a fresh 2 MiB buffer per piece made V8
+ * run full collections of the hub's heap for the external memory, ~12% of
+ * its CPU at 1 GiB/s.
+ */
+const SEND_CHUNK = 2 << 20;
+
+async function sendRange(path: string, start: number, end: number, res: ServerResponse): Promise<void> {
+  const fh = await open(path, 'r');
+  // Each buffer's write callback releases it; a response that closes early releases them all.
+  const pending = new Set<() => void>();
+  const onClose = (): void => {
+    for (const release of pending) release();
+  };
+  res.on('close', onClose);
+  try {
+    const stop = end + 1;
+    const size = Math.min(SEND_CHUNK, stop - start);
+    const buffers = [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)];
+    const released: Array<Promise<void>> = [Promise.resolve(), Promise.resolve()];
+    let pos = start;
+    // At most two pieces are in flight: that is the backpressure, so 'drain' is not needed.
+    for (let turn = 0; pos < stop; turn ^= 1) {
+      await released[turn];
+      if (res.destroyed) throw prematureClose();
+      const buf = buffers[turn]!;
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, stop - pos), pos);
+      if (bytesRead === 0) throw new Error(`object ${path} ended at ${pos} bytes, before ${stop}`);
+      pos += bytesRead;
+      released[turn] = new Promise<void>((resolve) => {
+        const release = (): void => {
+          pending.delete(release);
+          resolve();
+        };
+        pending.add(release);
+        res.write(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead), release);
+      });
+    }
+    await Promise.all(released);
+    if (res.destroyed) throw prematureClose();
+    await new Promise<void>((resolve) => res.end(resolve));
+  } finally {
+    res.off('close', onClose);
+    await fh.close();
+  }
+}
+
+/** The same error a stream pipeline gives when the client hangs up, so the server logs it as such. */
+function prematureClose(): NodeJS.ErrnoException {
+  const err: NodeJS.ErrnoException = new Error('client closed the connection during the download');
+  err.code = 'ERR_STREAM_PREMATURE_CLOSE';
+  return err;
+}
 
 export class LfsObjects {
   constructor(private readonly repos: RepoStore) {}
@@ -59,7 +115,7 @@ export class LfsObjects {
       res.end();
       return 0;
     }
-    await pipeline(createReadStream(path, { start, end, highWaterMark: STREAM_CHUNK }), res);
+    await sendRange(path, start, end, res);
     return length;
   }
 
