@@ -117,7 +117,6 @@ program
   .requiredOption('--store <dir>', 'the site store')
   .option('--branch <name>', 'registry branch', 'main')
   .option('--token-file <file>', 'file holding the hub token (or MODELSYNC_TOKEN)')
-  .option('--config-dir <dir>', 'where templates are rendered')
   .option('--concurrency <n>', 'parallel downloads', '8')
   .option('--dry-run', 'print the plan, change nothing')
   .option('--force', 'apply the declared version over conflicts')

@@ -14,7 +14,6 @@ export interface ReconcileCommandOptions {
   store?: string;
   branch?: string;
   tokenFile?: string;
-  configDir?: string;
   concurrency?: string;
   dryRun?: boolean;
   force?: boolean;
@@ -44,7 +43,6 @@ export async function reconcileCommand(opts: ReconcileCommandOptions, ctx: Comma
   if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64)) {
     throw new UsageError(`--concurrency must be an integer from 1 to 64 (got ${opts.concurrency})`);
   }
-  if (opts.configDir) ctx.logger.debug('--config-dir: templates are rendered by `modelsync agent`; a one-shot reconcile only manages the store');
   checkRegistryLocation(opts.registry);
   const registry = /^[a-z][a-z0-9+.-]*:\/\//i.test(opts.registry) ? opts.registry : resolve(ctx.cwd, opts.registry);
   const bar = !opts.json && process.stderr.isTTY ? progressBar() : undefined;
