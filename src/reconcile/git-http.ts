@@ -4,6 +4,10 @@
  * accepts the connection and then goes quiet fails the pass after
  * `idleTimeoutMs` instead of holding the store lock forever. No keep-alive
  * agent, so a one-shot CLI exits as soon as the pass is done.
+ *
+ * Redirects are followed (a hub behind a proxy, a renamed repository), but the
+ * Authorization header isomorphic-git adds stays with the registry's origin:
+ * a redirect to another host gets no credentials, as with git's own client.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -43,19 +47,26 @@ export function boundedHttpClient(idleTimeoutMs: number): HttpClient {
       const method = r.method ?? 'GET';
       const body = await collect(r.body);
       let url = r.url;
+      let headers = { ...(r.headers ?? {}) };
+      const origin = new URL(url).origin;
       for (let hop = 0; ; hop++) {
-        const res = await once(url, method, r.headers ?? {}, body);
+        const res = await once(url, method, headers, body);
         const status = res.statusCode ?? 0;
         const location = res.headers.location;
         if ([301, 302, 303, 307, 308].includes(status) && location && hop < MAX_REDIRECTS && (method === 'GET' || status === 307 || status === 308)) {
           res.resume();
           url = new URL(location, url).toString();
+          if (new URL(url).origin !== origin) headers = withoutCredentials(headers);
           continue;
         }
-        const headers: Record<string, string> = {};
-        for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
-        return { url, method, statusCode: status, statusMessage: res.statusMessage ?? '', headers, body: res[Symbol.asyncIterator]() as AsyncIterableIterator<Uint8Array> };
+        const resHeaders: Record<string, string> = {};
+        for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) resHeaders[k] = Array.isArray(v) ? v.join(', ') : v;
+        return { url, method, statusCode: status, statusMessage: res.statusMessage ?? '', headers: resHeaders, body: res[Symbol.asyncIterator]() as AsyncIterableIterator<Uint8Array> };
       }
     },
   };
+}
+
+function withoutCredentials(headers: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers).filter(([k]) => !/^(authorization|cookie|proxy-authorization)$/i.test(k)));
 }
