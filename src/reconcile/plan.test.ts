@@ -99,6 +99,13 @@ describe('planModel', () => {
     expect(p).toMatchObject({ action: 'none', reason: 'degraded' });
   });
 
+  it('keeps a degraded first install (nothing to go back to) reported degraded at the same commit', () => {
+    const p = decide(want(), seen({ active: '2025-02-01', desiredIntact: true }), mem({ degraded: [{ version: '2025-02-01', commit: C }] }));
+    expect(p).toMatchObject({ action: 'none', reason: 'degraded' });
+    const later = decide(want(), seen({ active: '2025-02-01', desiredIntact: true }), mem({ degraded: [{ version: '2025-02-01', commit: 'old' }] }));
+    expect(later).toMatchObject({ action: 'none', reason: 'in-sync' });
+  });
+
   it('retries a degraded version once the registry commit changes', () => {
     const p = decide(want(), seen({ active: '2025-01-01' }), mem({ lastApplied: '2025-01-01', degraded: [{ version: '2025-02-01', commit: 'old' }] }));
     expect(p).toMatchObject({ action: 'activate', reason: 'upgrade' });

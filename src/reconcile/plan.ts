@@ -125,12 +125,14 @@ export function planModel(d: DesiredInput, obs: ObservedInput, mem: RememberedIn
 
   if (!d.files) return decide('error', 'unpublished', `${d.version} is not published in the registry at ${commit.slice(0, 12)}`);
 
+  const failed = mem.degraded.find((x) => x.version === d.version && x.commit === commit);
   if (obs.active === d.version) {
-    if (obs.desiredIntact) return decide('none', 'in-sync', `${d.version} is active`);
-    return applyAs('repair', `${d.version} is active but its directory is damaged; restoring it from verified objects`);
+    if (!obs.desiredIntact) return applyAs('repair', `${d.version} is active but its directory is damaged; restoring it from verified objects`);
+    // A first install that failed its health check had nothing to go back to: still degraded, not "in sync".
+    if (failed) return decide('none', 'degraded', `${d.version} failed its health check at this commit and there was no earlier version to go back to; it stays active until the registry changes`);
+    return decide('none', 'in-sync', `${d.version} is active`);
   }
 
-  const failed = mem.degraded.find((x) => x.version === d.version && x.commit === commit);
   if (failed) {
     return decide('none', 'degraded', `${d.version} failed its health check at this commit; staying on ${obs.active ?? 'nothing'} until the registry changes`);
   }

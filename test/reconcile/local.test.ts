@@ -369,6 +369,21 @@ describe('health-gated activation through the hooks', () => {
     expect(retry.status).toBe('changed');
     expect(current('face')).toBe('2025-02-01');
   });
+
+  it('a first install that fails its health check stays active and stays Degraded at that commit (not "in sync")', async () => {
+    const calls: string[] = [];
+    const first = await pass({ hooks: hooks(['face'], calls) });
+    expect(first.status).toBe('degraded');
+    expect(first.warnings.join('\n')).toMatch(/no earlier version to go back to/);
+    expect(current('face')).toBe('2025-01-01');
+    calls.length = 0;
+    const again = await pass({ hooks: hooks([], calls) });
+    expect(calls).toEqual([]);
+    expect(again.status).toBe('degraded');
+    expect(again.exitCode).toBe(4);
+    expect(again.models.find((m) => m.model === 'face')).toMatchObject({ reason: 'degraded', outcome: 'degraded', active: '2025-01-01' });
+    expect((await storeStatus(store)).models.find((m) => m.model === 'face')?.degraded?.version).toBe('2025-01-01');
+  });
 });
 
 describe('a bare repository as the registry', () => {
