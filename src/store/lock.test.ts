@@ -38,6 +38,20 @@ describe('store lock', () => {
     await l.release();
   });
 
+  it('treats a lock taken before a reboot as stale, even when pid and start time match again', async () => {
+    const path = join(tempDir(), 'lock');
+    const held = await acquireLock(path, 'pass');
+    const owner = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+    expect(owner.boot).toMatch(/^[0-9a-f-]{36}$/);
+    await expect(acquireLock(path, 'same boot')).rejects.toMatchObject({ code: 'LockedError' });
+    // Same pid, same start ticks, same host: only the boot differs (a power cut, then systemd starts us as before).
+    writeFileSync(path, JSON.stringify({ ...owner, boot: '00000000-0000-0000-0000-000000000000' }));
+    expect((await lockOwner(path))?.alive).toBe(false);
+    const l = await acquireLock(path, 'after reboot');
+    await l.release();
+    await held.release().catch(() => {});
+  });
+
   it('treats an unreadable lock file (crash between create and write) as stale', async () => {
     const path = join(tempDir(), 'lock');
     writeFileSync(path, '');

@@ -3,7 +3,8 @@
  * webhook). The lock is a file created with O_EXCL holding the owner's pid
  * and that process's start time; a lock whose owner is gone (crash, kill -9,
  * reboot) is stale and taken over. The start time guards against a recycled
- * pid making a dead owner look alive.
+ * pid making a dead owner look alive, and the kernel's boot id against a
+ * reboot: a service started at boot tends to get the same pid every time.
  */
 import { promises as fsp, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -17,6 +18,8 @@ export interface LockOwner {
   pid: number;
   /** Kernel start time of the process (clock ticks since boot), when known. */
   start?: string;
+  /** The kernel's boot id when the lock was taken (Linux): another boot means the owner is gone. */
+  boot?: string;
   host: string;
   since: string;
   purpose: string;
@@ -41,10 +44,25 @@ export function processStartTime(pid: number): string | undefined {
   }
 }
 
+let cachedBootId: string | null | undefined;
+/** This boot's id (Linux), or undefined elsewhere. */
+export function bootId(): string | undefined {
+  if (cachedBootId === undefined) {
+    try {
+      cachedBootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || null;
+    } catch {
+      cachedBootId = null;
+    }
+  }
+  return cachedBootId ?? undefined;
+}
+
 export function isOwnerAlive(owner: LockOwner): boolean {
   if (owner.unreadable) return owner.unreadable === 'fresh';
   if (owner.pid <= 0) return false; // kill(-1 or 0) would signal a whole group: never ask
   if (owner.host !== hostname()) return true; // a store on shared storage: never break another host's lock
+  const boot = bootId();
+  if (owner.boot !== undefined && boot !== undefined && owner.boot !== boot) return false; // taken before a reboot
   try {
     process.kill(owner.pid, 0);
   } catch (err) {
@@ -76,7 +94,7 @@ async function readOwner(path: string): Promise<LockOwner | null> {
 
 /** Take the store lock or throw LockedError naming the owner. */
 export async function acquireLock(path: string, purpose: string): Promise<StoreLock> {
-  const me: LockOwner = { pid: process.pid, start: processStartTime(process.pid), host: hostname(), since: new Date().toISOString(), purpose };
+  const me: LockOwner = { pid: process.pid, start: processStartTime(process.pid), boot: bootId(), host: hostname(), since: new Date().toISOString(), purpose };
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fh = await fsp.open(path, 'wx', 0o644);
