@@ -9,10 +9,13 @@
  * not hold the others back). `finish` is the one place that turns the outcome
  * into state.json, the summary log line and the ReconcileResult.
  */
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import * as fs from 'node:fs';
+import { mkdtemp, rm, stat, statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import git from 'isomorphic-git';
 import { ValidationError } from '../errors.ts';
+import { MAX_POINTER_SIZE } from '../registry/lfs-pointer.ts';
 import type { DeltaHints, ObjectFetcher, LfsObject } from '../lfs/types.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { desiredModels, resolveSite, type ResolvedSite } from '../registry/desired.ts';
@@ -30,6 +33,14 @@ import {
   asModelsyncError, exitCodeOf, passError, statusOf, type ModelOutcome, type PassError, type ReconcileResult,
 } from './result.ts';
 import { redactUrl } from '../util/redact.ts';
+import { formatBytes } from './format.ts';
+import { gitObjectSize } from './git-object-size.ts';
+
+/**
+ * Files kept as plain git blobs (not LFS pointers) are read into memory by
+ * isomorphic-git; above this size they must be LFS objects.
+ */
+export const MAX_PLAIN_BLOB_BYTES = 64 << 20;
 
 export interface PassProgress {
   phase: 'fetch';
@@ -67,6 +78,10 @@ export interface ReconcileOptions {
   retention?: boolean;
   /** How long a server (registry or LFS) may stay silent mid-request before the pass gives up on it (default 60 s). */
   networkTimeoutMs?: number;
+  /** Largest file accepted as a plain git blob (default MAX_PLAIN_BLOB_BYTES). */
+  maxPlainBlobBytes?: number;
+  /** Free bytes on the store's filesystem, for tests (default: statfs). */
+  freeBytes?: () => Promise<number>;
 }
 
 interface Activation {
@@ -235,6 +250,62 @@ const planStep: Step = async (ctx) => {
   }
 };
 
+/**
+ * Before any byte is fetched: what each model still needs (objects minus
+ * partial downloads already on disk) must fit in the free space of the
+ * store's filesystem, models taken in plan order. A model that does not fit
+ * fails with a clear error instead of filling the disk halfway.
+ */
+async function reserveSpace(ctx: PassContext, models: readonly ModelPlan[]): Promise<void> {
+  const fetching = models.filter((m) => m.action === 'fetch' && !ctx.modelErrors.has(m.model));
+  if (fetching.length === 0) return;
+  const layout = ctx.store.layout;
+  let free: number;
+  try {
+    free = ctx.opts.freeBytes ? await ctx.opts.freeBytes() : await statfs(layout.root).then((st) => st.bavail * st.bsize);
+  } catch {
+    return; // unknown: the download itself reports a full disk
+  }
+  const counted = new Set<string>();
+  let planned = 0;
+  for (const m of fetching) {
+    let need = 0;
+    const mine: string[] = [];
+    for (const o of m.fetch) {
+      if (counted.has(o.oid) || mine.includes(o.oid)) continue;
+      const partial = await stat(join(layout.downloadsDir, `${o.oid}.part`)).then((st) => st.size, () => 0);
+      need += Math.max(0, o.size - partial);
+      mine.push(o.oid);
+    }
+    if (planned + need > free) {
+      const left = Math.max(0, free - planned);
+      ctx.modelErrors.set(m.model, {
+        code: 'StoreError',
+        message: `${m.model} ${m.desired} needs ${formatBytes(need)} on the store's filesystem (${layout.root}) but only ${formatBytes(left)} are free; nothing of it was downloaded and ${m.active ? `${m.active} stays active` : 'nothing is active yet'}. Free some space (modelsync gc, a lower retention.keep) and the next pass fetches it`,
+        retry: 'stalling',
+        model: m.model,
+        data: { needBytes: need, freeBytes: left, diskFull: true },
+      });
+      continue;
+    }
+    planned += need;
+    for (const oid of mine) counted.add(oid);
+  }
+}
+
+/** A blob's size at the pass's commit, read from its object header (undefined when unknown). */
+async function blobSizeAt(ctx: PassContext, path: string): Promise<number | undefined> {
+  const { gitdir, commit } = ctx.opened!;
+  const slash = path.lastIndexOf('/');
+  try {
+    const { tree } = await git.readTree({ fs, gitdir, oid: commit, filepath: path.slice(0, slash) });
+    const entry = tree.find((e) => e.path === path.slice(slash + 1));
+    return entry?.type === 'blob' ? await gitObjectSize(gitdir, entry.oid) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 const fetchObjects: Step = async (ctx) => {
   const plan = ctx.plan!;
   const source = ctx.opened!.source;
@@ -244,29 +315,43 @@ const fetchObjects: Step = async (ctx) => {
   // For chunk-delta downloads: each object's chunk index, and which file of which model it will be.
   const chunkIndexes = new Map<string, LfsObject>();
   const deltaBases = new Map<string, Array<{ model: string; name: string; version: string }>>();
+  const maxBlob = ctx.opts.maxPlainBlobBytes ?? MAX_PLAIN_BLOB_BYTES;
 
+  await reserveSpace(ctx, wanted);
   for (const m of wanted) {
     if (m.action === 'activate') {
       ctx.ready.add(m.model);
       continue;
     }
+    if (ctx.modelErrors.has(m.model)) continue;
     try {
       for (const [i, f] of m.files.entries()) {
         if (!m.fetch.some((o) => o.oid === f.oid)) continue;
         if (lfsNeeded.has(f.oid) || (await objects.has(f))) continue;
         const path = versionFilePath(m.model, m.desired, f.name);
+        // The manifest's YAML, for positioned errors (loaded only when there is one to report).
+        const problem = async (field: string, message: string): Promise<ValidationError> => {
+          const yaml = (await loadValidated(ctx)).models.get(m.model)!.versions.get(m.desired)!.yaml;
+          return new ValidationError([yaml.problem(['files', i, field], message)], 'registry is inconsistent');
+        };
+        const tooBig = (size: number): Promise<ValidationError> =>
+          problem('name', `${path} is a plain git blob of ${formatBytes(size)}; files over ${formatBytes(maxBlob)} must be stored with Git LFS (a .gitattributes rule), so a site never reads them into memory`);
+        // Refuse a huge plain blob from its object header, before anything reads it.
+        const blobSize = await blobSizeAt(ctx, path);
+        if (blobSize !== undefined && blobSize > Math.max(maxBlob, MAX_POINTER_SIZE)) throw await tooBig(blobSize);
         const content = await source.inspect(path);
-        const yaml = (await loadValidated(ctx)).models.get(m.model)!.versions.get(m.desired)!.yaml;
-        if (!content) throw new ValidationError([yaml.problem(['files', i, 'name'], `file ${path} is missing at this commit`)], 'registry is inconsistent');
+        if (!content) throw await problem('name', `file ${path} is missing at this commit`);
         if (content.kind === 'pointer') {
           if (content.pointer.oid !== f.oid || content.pointer.size !== f.size) {
-            throw new ValidationError([yaml.problem(['files', i, 'sha256'], `does not match the LFS pointer in ${path} (oid ${content.pointer.oid}, size ${content.pointer.size})`)], 'registry is inconsistent');
+            throw await problem('sha256', `does not match the LFS pointer in ${path} (oid ${content.pointer.oid}, size ${content.pointer.size})`);
           }
           lfsNeeded.set(f.oid, { oid: f.oid, size: f.size });
           if (f.chunks) chunkIndexes.set(f.oid, f.chunks);
           deltaBases.set(f.oid, [...(deltaBases.get(f.oid) ?? []), { model: m.model, name: f.name, version: m.desired }]);
         } else {
           // A small file kept as a plain blob: its bytes come from git, verified here.
+          if (content.size > maxBlob) throw await tooBig(content.size);
+          if (content.size !== f.size) throw await problem('size', `is ${f.size} but ${path} has ${content.size} bytes`);
           await objects.writeVerified(await content.bytes(), f, path);
           ctx.bytesFetched += f.size;
         }

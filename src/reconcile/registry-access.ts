@@ -48,6 +48,8 @@ export interface LfsLocation {
 export interface OpenedRegistry {
   source: CommitSource;
   commit: string;
+  /** The git directory the commit is read from (the kept clone, or the local repository's). */
+  gitdir: string;
   /** For messages and state.json: the URL without credentials, or the path. */
   description: string;
   remote: boolean;
@@ -101,6 +103,7 @@ async function openLocal(loc: RegistryLocation): Promise<OpenedRegistry> {
   return {
     source,
     commit: source.commit,
+    gitdir: gitLoc.gitdir,
     description: path,
     remote: false,
     lfs: { remote: path, gitdir: gitLoc.gitdir, lfsconfig: await lfsconfigAt(source), token: loc.token },
@@ -189,6 +192,7 @@ async function openRemote(loc: RegistryLocation, opts: { cacheDir: string; logge
   return {
     source,
     commit,
+    gitdir,
     description: redactUrl(url),
     remote: true,
     lfs: { remote: url, lfsconfig: await lfsconfigAt(source), token },

@@ -261,6 +261,54 @@ describe('reconcile against a local registry', () => {
     expect(read('cfg', 'config.json')).toBe('{"threshold": 0.5}\n');
   });
 
+  it('refuses a plain git blob over the size cap before reading it, naming the file and the fix', async () => {
+    reg.write('.gitattributes', `${readFileSync(join(reg.dir, '.gitattributes'), 'utf8')}registry/**/*.json !filter !diff !merge text\n`);
+    reg.addVersion('cfg', '1', { 'big.json': `[${'1,'.repeat(4000)}1]\n` });
+    reg.setCurrent('cfg', '1');
+    reg.commit('a big file forgotten outside LFS');
+    for (const packed of [false, true]) {
+      if (packed) reg.git('gc', '-q');
+      const r = await pass({ maxPlainBlobBytes: 4096 });
+      expect(r.models.find((m) => m.model === 'cfg')?.outcome).toBe('failed');
+      expect(r.errors).toEqual([expect.objectContaining({ code: 'ValidationError', model: 'cfg' })]);
+      expect(r.errors[0]!.message).toMatch(/registry\/cfg\/1\/manifest\.yaml:\d+:\d+: .*registry\/cfg\/1\/big\.json is a plain git blob of 7\.8 KiB; files over 4\.0 KiB must be stored with Git LFS/);
+      expect(current('cfg')).toBeUndefined();
+      expect(current('face')).toBe('2025-01-01'); // the other models go ahead
+    }
+  });
+
+  it('checks free space before fetching: a model that does not fit fails clearly, nothing of it is downloaded', async () => {
+    // A version whose manifest (and LFS pointer) claim 1 TiB: a pointer committed as is, git-lfs keeps it.
+    const oid = 'ab'.repeat(32);
+    const tib = 2 ** 40;
+    reg.write('registry/huge/1/w.bin', `version https://git-lfs.github.com/spec/v1\noid sha256:${oid}\nsize ${tib}\n`);
+    reg.write('registry/huge/1/manifest.yaml', `name: huge\nversion: "1"\nfiles:\n  - {name: w.bin, sha256: ${oid}, size: ${tib}}\n`);
+    reg.setCurrent('huge', '1');
+    reg.commit('a 1 TiB model');
+    const r = await pass();
+    const err = r.errors.find((e) => e.model === 'huge')!;
+    expect(err).toMatchObject({ code: 'StoreError', retry: 'stalling', data: { needBytes: tib, diskFull: true } });
+    expect(err.message).toMatch(/^huge 1 needs 1\.0 TiB on the store's filesystem \(.*\) but only .* are free; nothing of it was downloaded and nothing is active yet/);
+    expect(fetchers.flatMap((f) => f.delivered)).not.toContain(oid);
+    expect(existsSync(join(store, 'tmp/downloads', `${oid}.part`))).toBe(false);
+    expect(current('face')).toBe('2025-01-01');
+    expect(current('ssd')).toBe('1');
+
+    // Models are taken in plan order; a partial download already on disk counts as fetched.
+    reg.setCurrent('huge', '1');
+    reg.setCurrent('face', '2025-02-01');
+    reg.setCurrent('ssd', '2');
+    reg.commit('promote face and ssd');
+    const ssd2 = sha256(bytes(3000, 'd'));
+    writeFileSync(join(store, 'tmp/downloads', `${ssd2}.part`), bytes(3000, 'd').subarray(0, 2000));
+    const tight = await pass({ freeBytes: async () => 6000 + 1000 });
+    expect(tight.errors.map((e) => e.model)).toEqual(['huge']);
+    expect(current('face')).toBe('2025-02-01'); // 6000 bytes
+    expect(current('ssd')).toBe('2'); // 1000 more
+    const tighter = await pass({ freeBytes: async () => 0 });
+    expect(tighter.errors.map((e) => e.model)).toEqual(['huge']);
+  });
+
   it('dry run prints the plan and touches nothing: no store, no lock, no state', async () => {
     const r = await pass({ dryRun: true });
     expect(r.dryRun).toBe(true);

@@ -3,10 +3,10 @@
  * our CI machines; skipped elsewhere) and a new version does not fit.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, readlinkSync, existsSync } from 'node:fs';
+import { mkdirSync, readFileSync, readlinkSync, readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { reconcile } from '../../src/reconcile/index.ts';
+import { reconcile, type ReconcileOptions } from '../../src/reconcile/index.ts';
 import { isolatedGitEnv, tempDir } from '../helpers/env.ts';
 import { localFetcherFactory } from '../reconcile/helpers/local-fetcher.ts';
 import { TestRegistry } from '../reconcile/helpers/registry.ts';
@@ -41,12 +41,21 @@ describe.skipIf(!canMount())('disk full', () => {
     mounted.push(mnt);
     const store = join(mnt, 'store');
     mkdirSync(store);
-    const pass = () => reconcile({ site: 'alpha', registry: reg.dir, store, fetcher: localFetcherFactory() });
+    const pass = (over: Partial<ReconcileOptions> = {}) =>
+      reconcile({ site: 'alpha', registry: reg.dir, store, fetcher: localFetcherFactory(), ...over });
 
     expect((await pass()).status).toBe('changed');
     reg.setCurrent('face', '2');
     reg.commit('v2 does not fit');
-    const r = await pass();
+    // The pre-flight check sees it will not fit: nothing is written at all.
+    const pre = await pass();
+    expect(pre.status).toBe('failed');
+    expect(pre.models[0]!.error).toMatchObject({ code: 'StoreError', data: { diskFull: true, needBytes: 2_000_000 } });
+    expect(pre.models[0]!.error!.message).toMatch(/needs 1\.9 MiB on the store's filesystem .* but only \d+ KiB are free; nothing of it was downloaded and 1 stays active/);
+    expect(readdirSync(join(store, 'tmp/downloads'))).toEqual([]);
+
+    // Space taken by someone else between the check and the download: the write itself fails, cleanly.
+    const r = await pass({ freeBytes: async () => Number.MAX_SAFE_INTEGER });
     expect(r.status).toBe('failed');
     expect(r.exitCode).toBe(1);
     const err = r.models[0]!.error!;
