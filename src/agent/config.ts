@@ -16,6 +16,8 @@ import { checkCron } from './schedule.ts';
 export type AgentConfig = AgentConfigFile & {
   /** Where the configuration came from, for messages ("agent.yaml", "flags and environment"). */
   origin: string;
+  /** The agent.yaml read, as an absolute path (templates must never overwrite it). */
+  configPath?: string;
 };
 
 /** Every key of agent.yaml, the flag and variable that set it, and how a string turns into its value. */
@@ -163,7 +165,7 @@ export async function loadAgentConfig(input: LoadConfigInput): Promise<AgentConf
     names.add(s.name);
   });
   if (extra.length) throw configProblems(extra);
-  return { ...cfg, origin: fileArg ? fileArg : 'flags and environment' };
+  return { ...cfg, origin: fileArg ? fileArg : 'flags and environment', ...(fileArg ? { configPath: resolve(input.cwd, fileArg) } : {}) };
 }
 
 /** The token: MODELSYNC_TOKEN itself, else the content of token_file. */

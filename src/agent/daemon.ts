@@ -382,7 +382,14 @@ export class Agent {
     }
     const context = templateContext({ site: { name: info.site.name, labels: info.site.labels }, models });
     const outcomes = await renderTemplates(
-      { specs: info.site.templates, readSource: (src) => info.source.readText(src), context, configDir: this.config.config_dir, changedModels: changed },
+      {
+        specs: info.site.templates,
+        readSource: (src) => info.source.readText(src),
+        context,
+        configDir: this.config.config_dir,
+        changedModels: changed,
+        protectedPaths: this.ownFiles(),
+      },
       this.engine,
     );
     for (const o of outcomes) {
@@ -394,6 +401,12 @@ export class Agent {
     for (const o of outcomes) if (o.status !== 'skipped' || !byDest.has(o.dest)) byDest.set(o.dest, o);
     this.templateOutcomes = [...byDest.values()];
     return outcomes.filter((o) => o.status === 'error').map((o) => ({ models: o.models, message: o.message ?? 'template failed' }));
+  }
+
+  /** Files that decide what this site executes or who it is: no template may write them. */
+  private ownFiles(): string[] {
+    const c = this.config;
+    return [c.configPath, c.token_file, c.webhook_secret_file, c.store].filter((p): p is string => typeof p === 'string');
   }
 
   // ------------------------------------------------------------------ after a pass

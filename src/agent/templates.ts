@@ -7,10 +7,13 @@
  * atomically and only when its bytes differ, so a service never reads half a
  * file and an unchanged config keeps its mtime. Destinations come from the
  * registry and are joined under config_dir with safeJoin: nothing outside it
- * can be written, whatever the site file says.
+ * can be written, whatever the site file says. Nor can a template overwrite
+ * the agent's own files when they live there (agent.yaml, the token, the
+ * webhook secret, the store): whoever merges to the registry decides
+ * versions, never what the site executes.
  */
 import { promises as fsp } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import { ModelsyncError, errorMessage } from '../errors.ts';
 import type { TemplateSpec } from '../registry/schema.ts';
 import { readFileOrNull, writeFileAtomic } from '../util/fsutil.ts';
@@ -37,6 +40,8 @@ export interface RenderJob {
   configDir: string;
   /** Render these even if their inputs look unchanged (the models switched in this pass). */
   changedModels?: ReadonlySet<string>;
+  /** Files (and directories, with everything below) a template must never write, whatever config_dir holds. */
+  protectedPaths?: readonly string[];
 }
 
 export interface RenderOutcome {
@@ -59,6 +64,7 @@ export async function renderTemplates(job: RenderJob, engine: TemplateEngine = d
   const previous = await readRecord(recordPath);
   const next: InputsRecord = {};
   const out: RenderOutcome[] = [];
+  const guarded = await Promise.all([...(job.protectedPaths ?? []), recordPath].map(realOrResolved));
   for (const spec of job.specs) {
     const models = spec.models ?? Object.keys(job.context.models).sort();
     const base = { src: spec.src, dest: spec.dest, models };
@@ -67,6 +73,13 @@ export async function renderTemplates(job: RenderJob, engine: TemplateEngine = d
       dest = safeJoin(job.configDir, spec.dest);
     } catch (err) {
       out.push({ ...base, status: 'error', message: `dest ${errorMessage(err)}` });
+      continue;
+    }
+    // Where the write would really land (directories inside config_dir may be symlinks).
+    const real = join(await realOrResolved(dirname(dest)), basename(dest));
+    const hit = guarded.find((p) => real === p || real.startsWith(`${p}${sep}`));
+    if (hit !== undefined) {
+      out.push({ ...base, status: 'error', message: `dest ${JSON.stringify(spec.dest)} would overwrite ${hit}, which belongs to the agent; templates never write the agent's own files` });
       continue;
     }
     let text: string | null;
@@ -112,6 +125,17 @@ export async function renderTemplates(job: RenderJob, engine: TemplateEngine = d
   }
   if (JSON.stringify(next) !== JSON.stringify(previous)) await writeFileAtomic(recordPath, `${JSON.stringify(next, null, 2)}\n`);
   return out;
+}
+
+/** The real path of p, or of its deepest existing ancestor with the rest appended. */
+async function realOrResolved(p: string): Promise<string> {
+  const abs = resolve(p);
+  try {
+    return await fsp.realpath(abs);
+  } catch {
+    const parent = dirname(abs);
+    return parent === abs ? abs : join(await realOrResolved(parent), basename(abs));
+  }
 }
 
 /** Everything a template's output depends on, hashed. */

