@@ -74,4 +74,15 @@ describe('ActionTokens', () => {
     now += 61_000;
     expect(t.check(tok, grant)).toBe(false);
   });
+
+  test('an upload grant carries its size, and the size cannot be edited without breaking the signature', () => {
+    const t = new ActionTokens(Buffer.alloc(32, 7));
+    const want = { repo: 'r', oid: 'a'.repeat(64), op: 'upload' as const };
+    const tok = t.mint({ ...want, size: 100 }, 60);
+    expect(t.grant(tok, want)).toEqual({ ...want, size: 100 });
+    const [payload, sig] = tok.slice('msa1.'.length).split('.');
+    const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString()) as Record<string, unknown>;
+    const forged = `msa1.${Buffer.from(JSON.stringify({ ...claims, s: 10 ** 12 })).toString('base64url')}.${sig}`;
+    expect(t.grant(forged, want)).toBeNull();
+  });
 });

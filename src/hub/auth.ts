@@ -133,6 +133,8 @@ export interface ActionGrant {
   repo: string;
   oid: string;
   op: ActionOp;
+  /** For uploads: the size the batch request declared, which the upload must match. */
+  size?: number;
 }
 
 const ACTION_PREFIX = 'msa1.';
@@ -153,31 +155,33 @@ export class ActionTokens {
   }
 
   mint(grant: ActionGrant, ttlSeconds: number): string {
-    const payload = Buffer.from(JSON.stringify({ r: grant.repo, o: grant.oid, op: grant.op, exp: Math.floor(this.now() / 1000) + ttlSeconds })).toString('base64url');
+    const claims = { r: grant.repo, o: grant.oid, op: grant.op, ...(grant.size === undefined ? {} : { s: grant.size }), exp: Math.floor(this.now() / 1000) + ttlSeconds };
+    const payload = Buffer.from(JSON.stringify(claims)).toString('base64url');
     return `${ACTION_PREFIX}${payload}.${this.sign(payload)}`;
   }
 
   /** Whether `token` is a valid, unexpired grant of exactly this operation. */
-  check(token: string, want: ActionGrant): boolean {
-    if (!token.startsWith(ACTION_PREFIX)) return false;
+  check(token: string, want: Omit<ActionGrant, 'size'>): boolean {
+    return this.grant(token, want) !== null;
+  }
+
+  /** The grant `token` carries if it is valid, unexpired and for exactly this operation; else null. */
+  grant(token: string, want: Omit<ActionGrant, 'size'>): ActionGrant | null {
+    if (!token.startsWith(ACTION_PREFIX)) return null;
     const [payload, sig, extra] = token.slice(ACTION_PREFIX.length).split('.');
-    if (!payload || !sig || extra !== undefined) return false;
+    if (!payload || !sig || extra !== undefined) return null;
     const expected = Buffer.from(this.sign(payload));
     const given = Buffer.from(sig);
-    if (expected.length !== given.length || !timingSafeEqual(expected, given)) return false;
-    let claims: { r?: unknown; o?: unknown; op?: unknown; exp?: unknown };
+    if (expected.length !== given.length || !timingSafeEqual(expected, given)) return null;
+    let claims: { r?: unknown; o?: unknown; op?: unknown; s?: unknown; exp?: unknown };
     try {
       claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as typeof claims;
     } catch {
-      return false;
+      return null;
     }
-    return (
-      claims.r === want.repo &&
-      claims.o === want.oid &&
-      claims.op === want.op &&
-      typeof claims.exp === 'number' &&
-      claims.exp * 1000 > this.now()
-    );
+    const ok = claims.r === want.repo && claims.o === want.oid && claims.op === want.op && typeof claims.exp === 'number' && claims.exp * 1000 > this.now();
+    if (!ok) return null;
+    return { ...want, ...(typeof claims.s === 'number' ? { size: claims.s } : {}) };
   }
 
   private sign(payload: string): string {

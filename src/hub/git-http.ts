@@ -61,7 +61,10 @@ export function runHttpBackend(req: IncomingMessage, res: ServerResponse, r: Bac
   }
 
   return new Promise<BackendResult>((resolve, reject) => {
-    const child = spawn('git', ['-c', 'http.receivepack=true', 'http-backend'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    // receive.maxInputSize bounds the pack after HTTP gzip is undone: a small
+    // compressed body cannot expand into an unbounded pack on disk.
+    const args = ['-c', 'http.receivepack=true', '-c', `receive.maxInputSize=${r.maxBodyBytes}`, 'http-backend'];
+    const child = spawn('git', args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
     let status = 0;
     let settled = false;
     let stderr = '';

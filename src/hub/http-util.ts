@@ -86,3 +86,35 @@ export function isLoopback(address: string | undefined): boolean {
   if (isIP(a) === 4) return a.startsWith('127.');
   return a === '::1';
 }
+
+/**
+ * Whether a Host header names this machine's loopback interface (or is
+ * absent). A hub without tokens trusts loopback peers; a browser on the same
+ * machine is one, and a page whose DNS name was rebound to 127.0.0.1 would
+ * reach the hub as "same origin" under its own name. Refusing foreign Host
+ * names closes that door.
+ */
+export function isLoopbackHost(host: string | undefined, also: readonly string[] = []): boolean {
+  if (host === undefined || host === '') return true;
+  const h = host.toLowerCase();
+  const name = h.startsWith('[') ? h.slice(1, h.indexOf(']') < 0 ? undefined : h.indexOf(']')) : h.replace(/:\d*$/, '');
+  if (name === 'localhost' || name.endsWith('.localhost')) return true;
+  if (isIP(name) !== 0) return isLoopback(name);
+  return also.includes(name);
+}
+
+/**
+ * Whether a parsed JSON value nests deeper than `max` (walked without
+ * recursion). Deeply nested documents parse fine but later blow the stack of
+ * whatever serialises or walks them (JSON.stringify of the fleet view).
+ */
+export function nestedDeeperThan(value: unknown, max: number): boolean {
+  const stack: Array<{ v: unknown; d: number }> = [{ v: value, d: 0 }];
+  while (stack.length > 0) {
+    const { v, d } = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (d >= max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push({ v: child, d: d + 1 });
+  }
+  return false;
+}

@@ -51,7 +51,7 @@ export function parseBatchRequest(body: unknown): BatchRequest {
 export interface BatchEnv {
   /** Stored size of an object in this repo, or null. */
   storedSize(oid: string): Promise<number | null>;
-  action(oid: string, op: 'download' | 'upload' | 'verify'): BatchAction;
+  action(oid: string, op: 'download' | 'upload' | 'verify', size: number): BatchAction;
   maxObjectBytes: number;
 }
 
@@ -72,7 +72,8 @@ export async function planBatch(req: BatchRequest, env: BatchEnv): Promise<Batch
 
 async function planOne(op: BatchRequest['operation'], raw: unknown, env: BatchEnv): Promise<BatchObjectResult> {
   const o = (raw && typeof raw === 'object' ? raw : {}) as { oid?: unknown; size?: unknown };
-  const oid = typeof o.oid === 'string' ? o.oid : String(o.oid ?? '');
+  // Never String() an arbitrary value: a deeply nested array would overflow the stack.
+  const oid = typeof o.oid === 'string' ? o.oid : '';
   const size = typeof o.size === 'number' ? o.size : -1;
   // Echo back something printable even for garbage, and never an unbounded string.
   const echoOid = oid.slice(0, 128);
@@ -82,11 +83,11 @@ async function planOne(op: BatchRequest['operation'], raw: unknown, env: BatchEn
   if (op === 'download') {
     if (stored === null) return { oid, size, error: { code: 404, message: 'object not found' } };
     if (stored !== size) return { oid, size, error: { code: 422, message: `size mismatch: the hub has ${stored} bytes for this oid` } };
-    return { oid, size, authenticated: true, actions: { download: env.action(oid, 'download') } };
+    return { oid, size, authenticated: true, actions: { download: env.action(oid, 'download', size) } };
   }
   if (size > env.maxObjectBytes) return { oid, size, error: { code: 422, message: `object is larger than the hub accepts (${env.maxObjectBytes} bytes)` } };
   // Already stored with the same size: no actions tells the client to skip it.
   if (stored === size) return { oid, size, authenticated: true };
   if (stored !== null) return { oid, size, error: { code: 422, message: `size mismatch: the hub has ${stored} bytes for this oid` } };
-  return { oid, size, authenticated: true, actions: { upload: env.action(oid, 'upload'), verify: env.action(oid, 'verify') } };
+  return { oid, size, authenticated: true, actions: { upload: env.action(oid, 'upload', size), verify: env.action(oid, 'verify', size) } };
 }

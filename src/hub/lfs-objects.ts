@@ -61,7 +61,12 @@ async function sendRange(path: string, start: number, end: number, res: ServerRe
     }
     await Promise.all(released);
     if (res.destroyed) throw prematureClose();
-    await new Promise<void>((resolve) => res.end(resolve));
+    // end()'s callback waits for 'finish', which never comes if the client
+    // hangs up first: 'close' settles it too, or the file would stay open.
+    await new Promise<void>((resolve) => {
+      res.once('close', resolve);
+      res.end(resolve);
+    });
   } finally {
     res.off('close', onClose);
     await fh.close();

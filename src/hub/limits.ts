@@ -22,6 +22,20 @@ export interface HubLimits {
   actionTtlSeconds: number;
   /** How long close() waits for in-flight requests before cutting them. */
   shutdownGraceMs: number;
+  /**
+   * A connection with no bytes moving either way for this long is closed
+   * (event streams excepted): a client that stalls mid-upload or stops
+   * reading a download cannot hold a socket, a file or a repo lock for ever.
+   */
+  idleTimeoutMs: number;
+  /** `git http-backend` processes running at once (each may take a core and memory). */
+  gitProcesses: number;
+  /** Git requests waiting for a process slot; past this they get 503 with Retry-After. */
+  gitQueue: number;
+  /** Open event streams per token, so one token cannot take every subscriber slot. */
+  eventSubscribersPerToken: number;
+  /** Nesting depth of a JSON body (status reports); deeper documents are refused before they are stored. */
+  jsonDepth: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<HubLimits> = Object.freeze({
@@ -34,4 +48,9 @@ export const DEFAULT_LIMITS: Readonly<HubLimits> = Object.freeze({
   eventSubscribers: 10_000,
   actionTtlSeconds: 3600,
   shutdownGraceMs: 30_000,
+  idleTimeoutMs: 120_000,
+  gitProcesses: 16,
+  gitQueue: 128,
+  eventSubscribersPerToken: 100,
+  jsonDepth: 64,
 });

@@ -14,13 +14,14 @@ import { SHA256_RE } from '../util/hash.ts';
 import { ActionTokens, LOOPBACK_IDENTITY, credentialsFrom, maySiteReport, roleAtLeast, type ActionOp, type Identity, type Role, type TokenTable } from './auth.ts';
 import { EventHub } from './events.ts';
 import { runHttpBackend } from './git-http.ts';
-import { HttpError, JSON_TYPE, LFS_TYPE, isLoopback, readJsonBody, requireMediaType, sendJson, sendText } from './http-util.ts';
+import { HttpError, JSON_TYPE, LFS_TYPE, isLoopback, isLoopbackHost, nestedDeeperThan, readJsonBody, requireMediaType, sendJson, sendText } from './http-util.ts';
 import { parseBatchRequest, planBatch, type BatchAction } from './lfs-batch.ts';
 import { LfsObjects } from './lfs-objects.ts';
 import type { HubLimits } from './limits.ts';
 import { Metrics } from './metrics.ts';
 import { RepoStore, diffRefs, repoNameProblem } from './repos.ts';
 import { SitesStatus, siteNameProblem } from './sites-status.ts';
+import { Slots } from './slots.ts';
 
 export interface HubServerOptions {
   data: string;
@@ -82,6 +83,9 @@ export class HubServer {
   readonly metrics = new Metrics();
   private readonly actions = new ActionTokens();
   private readonly inflight = new Set<ServerResponse>();
+  private readonly gitSlots: Slots;
+  /** Open event streams per token name. */
+  private readonly streamsByToken = new Map<string, number>();
   private baseUrl = '';
   private closing: Promise<void> | null = null;
   private lfsObjectCount = 0;
@@ -114,7 +118,13 @@ export class HubServer {
     m.gauge('modelsync_hub_sites', 'Sites with a stored status report.', () => this.sites.size);
     m.gauge('modelsync_hub_http_inflight_requests', 'Requests being answered right now.', () => this.inflight.size);
     m.gauge('modelsync_hub_start_time_seconds', 'When this hub process started (Unix time).')(Math.floor(Date.now() / 1000));
+    this.gitSlots = new Slots(opts.limits.gitProcesses, opts.limits.gitQueue);
+    m.gauge('modelsync_hub_git_processes', 'git http-backend processes running.', () => this.gitSlots.inUse);
+    m.gauge('modelsync_hub_git_queued_requests', 'Git requests waiting for a process slot.', () => this.gitSlots.queued);
+    // No overall request deadline (a model upload may take hours) but an idle
+    // one: a socket that moves no bytes either way for idleTimeoutMs is closed.
     this.server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => void this.dispatch(req, res));
+    this.server.setTimeout(opts.limits.idleTimeoutMs);
   }
 
   async listen(host: string, port: number): Promise<string> {
@@ -193,6 +203,10 @@ export class HubServer {
     const message = e?.message ?? 'internal error';
     const headers = { ...(e?.headers ?? {}) };
     if (status === 401 && route.family === 'lfs') headers['LFS-Authenticate'] = BASIC_CHALLENGE;
+    // A request refused before its body was read would otherwise have the
+    // body drained for keep-alive: whatever the client sends, for as long as
+    // it likes. Hang up after the answer instead.
+    if (!ctx.req.complete) headers.Connection = 'close';
     if (route.family === 'lfs') sendJson(res, status, { message, code }, LFS_TYPE, headers);
     else if (route.family === 'api') sendJson(res, status, { error: { code, message } }, JSON_TYPE, headers);
     else sendText(res, status, message, headers);
@@ -259,9 +273,15 @@ export class HubServer {
 
   private identify(ctx: RequestContext): Identity {
     if (!this.opts.tokens) {
-      if (isLoopback(ctx.req.socket.remoteAddress)) return LOOPBACK_IDENTITY;
-      this.countAuthFailures({ reason: 'not-loopback' });
-      throw new HttpError(403, 'Forbidden', 'this hub runs without a tokens file and serves loopback clients only');
+      if (!isLoopback(ctx.req.socket.remoteAddress)) {
+        this.countAuthFailures({ reason: 'not-loopback' });
+        throw new HttpError(403, 'Forbidden', 'this hub runs without a tokens file and serves loopback clients only');
+      }
+      if (!isLoopbackHost(ctx.req.headers.host, this.publicHosts)) {
+        this.countAuthFailures({ reason: 'foreign-host' });
+        throw new HttpError(403, 'Forbidden', 'this hub runs without a tokens file and answers only to loopback host names (localhost, 127.0.0.1, [::1]) or --public-url');
+      }
+      return LOOPBACK_IDENTITY;
     }
     const creds = credentialsFrom(ctx.req.headers.authorization);
     if (!creds) {
@@ -276,18 +296,23 @@ export class HubServer {
     return who;
   }
 
-  /** LFS object routes also accept the action token the batch response signed for exactly this object. */
-  private authorizeObject(ctx: RequestContext, repo: string, oid: string, op: ActionOp): void {
+  /**
+   * LFS object routes also accept the action token the batch response signed
+   * for exactly this object; returns the size that grant bound an upload to.
+   */
+  private authorizeObject(ctx: RequestContext, repo: string, oid: string, op: ActionOp): { size?: number } {
     const creds = credentialsFrom(ctx.req.headers.authorization);
     if (creds && ActionTokens.looksLikeOne(creds.secret)) {
-      if (this.actions.check(creds.secret, { repo, oid, op })) {
+      const grant = this.actions.grant(creds.secret, { repo, oid, op });
+      if (grant) {
         ctx.who = { name: `action:${op}`, role: op === 'upload' ? 'publisher' : 'site', sites: [] };
-        return;
+        return { size: grant.size };
       }
       this.countAuthFailures({ reason: 'invalid-action' });
       throw new HttpError(401, 'Unauthorized', 'expired or invalid action token; request the batch endpoint again', { 'WWW-Authenticate': BASIC_CHALLENGE });
     }
     this.authorize(ctx, op === 'upload' ? 'publisher' : 'site');
+    return {};
   }
 
   // ---- plain endpoints ----
@@ -329,14 +354,29 @@ Fleet status: <a href="/api/v1/sites">/api/v1/sites</a> · events: <code>/api/v1
     } else if (!(await this.repos.exists(repo))) {
       throw new HttpError(404, 'RepoNotFound', `repository ${repo} not found`);
     }
+    // git http-backend reads the *last* `service=` of a query, URLSearchParams
+    // the first: hand git exactly the service that was authorised, nothing else.
     const backend = {
       projectRoot: this.repos.reposDir,
       pathInfo: `/${repo}.git/${rest}`,
-      query: ctx.url.search,
+      query: rest === 'info/refs' ? `service=${service}` : '',
       remoteUser: who.name,
       maxBodyBytes: this.opts.limits.gitBodyBytes,
       logger: this.opts.logger,
     };
+    const release = await this.gitSlots.acquire(new Promise<void>((resolve) => ctx.res.once('close', () => resolve())));
+    if (!release) {
+      if (ctx.res.destroyed) return;
+      throw new HttpError(503, 'TooManyGitRequests', 'the hub is busy with other git requests; retry shortly', { 'Retry-After': '5' });
+    }
+    try {
+      await this.runGit(ctx, repo, rest, who, backend);
+    } finally {
+      release();
+    }
+  }
+
+  private async runGit(ctx: RequestContext, repo: string, rest: string, who: Identity, backend: Parameters<typeof runHttpBackend>[2]): Promise<void> {
     if (rest !== 'git-receive-pack') {
       await runHttpBackend(ctx.req, ctx.res, backend);
       return;
@@ -386,9 +426,11 @@ Fleet status: <a href="/api/v1/sites">/api/v1/sites</a> · events: <code>/api/v1
     }
     const base = `${this.publicBase(ctx.req)}/${repo}.git/info/lfs/objects`;
     const ttl = this.opts.limits.actionTtlSeconds;
-    const action = (oid: string, op: 'download' | 'upload' | 'verify'): BatchAction => {
+    const action = (oid: string, op: 'download' | 'upload' | 'verify', size: number): BatchAction => {
       const a: BatchAction = { href: op === 'verify' ? `${base}/${oid}/verify` : `${base}/${oid}`, expires_in: ttl };
-      if (this.opts.tokens) a.header = { Authorization: `Bearer ${this.actions.mint({ repo, oid, op: op === 'download' ? 'download' : 'upload' }, ttl)}` };
+      // An upload grant carries the declared size: the PUT must match it, not merely the hub's object limit.
+      const grant = op === 'download' ? { repo, oid, op } : { repo, oid, op: 'upload' as const, size };
+      if (this.opts.tokens) a.header = { Authorization: `Bearer ${this.actions.mint(grant, ttl)}` };
       return a;
     };
     const response = await planBatch(request, {
@@ -405,11 +447,11 @@ Fleet status: <a href="/api/v1/sites">/api/v1/sites</a> · events: <code>/api/v1
   }
 
   private async upload(ctx: RequestContext, repo: string, oid: string): Promise<void> {
-    this.authorizeObject(ctx, repo, oid, 'upload');
+    const grant = this.authorizeObject(ctx, repo, oid, 'upload');
     if (!(await this.repos.exists(repo))) throw new HttpError(404, 'RepoNotFound', `repository ${repo} not found; start with a batch request`);
     let stored;
     try {
-      stored = await this.objects.receive(ctx.req, repo, oid, { maxBytes: this.opts.limits.objectBytes });
+      stored = await this.objects.receive(ctx.req, repo, oid, { maxBytes: this.opts.limits.objectBytes, expectedSize: grant.size });
     } catch (err) {
       if (err instanceof HttpError) {
         this.countRejected({ reason: err.code });
@@ -464,9 +506,23 @@ Fleet status: <a href="/api/v1/sites">/api/v1/sites</a> · events: <code>/api/v1
     if (repo !== null && repoNameProblem(repo)) throw new HttpError(400, 'InvalidRepoName', `invalid repo filter: ${repoNameProblem(repo)}`);
     const header = ctx.req.headers['last-event-id'];
     const lastId = (typeof header === 'string' ? header : undefined) ?? ctx.url.searchParams.get('lastEventId') ?? undefined;
+    const who = ctx.who!;
+    const mine = this.streamsByToken.get(who.name) ?? 0;
+    // Loopback mode has one identity for every local client: only the global cap applies there.
+    if (this.opts.tokens && mine >= this.opts.limits.eventSubscribersPerToken) {
+      throw new HttpError(503, 'TooManySubscribers', `token "${who.name}" already holds ${mine} event streams; close one or retry later`, { 'Retry-After': '30' });
+    }
     if (!this.events.subscribe(ctx.req, ctx.res, { repo, lastId })) {
       throw new HttpError(503, 'TooManySubscribers', 'too many event subscribers; retry later', { 'Retry-After': '30' });
     }
+    // A stream is quiet between heartbeats by design: the idle timeout is not for it.
+    ctx.req.socket.setTimeout(0);
+    this.streamsByToken.set(who.name, mine + 1);
+    ctx.res.once('close', () => {
+      const n = (this.streamsByToken.get(who.name) ?? 1) - 1;
+      if (n > 0) this.streamsByToken.set(who.name, n);
+      else this.streamsByToken.delete(who.name);
+    });
   }
 
   private async reportSite(ctx: RequestContext, site: string): Promise<void> {
@@ -480,6 +536,7 @@ Fleet status: <a href="/api/v1/sites">/api/v1/sites</a> · events: <code>/api/v1
     requireMediaType(ctx.req, [JSON_TYPE]);
     const body = await readJsonBody(ctx.req, this.opts.limits.statusBodyBytes);
     if (!body || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(422, 'InvalidReport', 'a status report must be a JSON object');
+    if (nestedDeeperThan(body, this.opts.limits.jsonDepth)) throw new HttpError(422, 'InvalidReport', `a status report may nest at most ${this.opts.limits.jsonDepth} levels deep`);
     const rec = await this.sites.put(site, body as Record<string, unknown>);
     sendJson(ctx.res, 200, { ok: true, site, receivedAt: rec.receivedAt });
   }
@@ -492,6 +549,16 @@ Fleet status: <a href="/api/v1/sites">/api/v1/sites</a> · events: <code>/api/v1
   }
 
   // ---- helpers ----
+
+  /** Host names besides loopback ones a tokenless hub answers to: that of --public-url. */
+  private get publicHosts(): string[] {
+    if (!this.opts.publicUrl) return [];
+    try {
+      return [new URL(this.opts.publicUrl).hostname.toLowerCase().replace(/^\[|\]$/g, '')];
+    } catch {
+      return [];
+    }
+  }
 
   private publicBase(req: IncomingMessage): string {
     if (this.opts.publicUrl) return this.opts.publicUrl.replace(/\/+$/, '');
