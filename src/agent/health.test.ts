@@ -34,6 +34,12 @@ describe('runArgv', () => {
     expect(r.ms).toBeLessThan(5000);
   });
 
+  it('stops at once when its stop signal has already fired (a check started while the agent stops)', async () => {
+    const r = await runArgv([node, '-e', 'setTimeout(() => {}, 60000)'], { timeoutMs: 30_000, signal: AbortSignal.abort() });
+    expect(r.timedOut).toBe(true);
+    expect(r.ms).toBeLessThan(5000);
+  });
+
   it('reports a missing program as a ServiceError', async () => {
     await expect(runArgv(['/nonexistent/restart-me'], { timeoutMs: 1000 })).rejects.toMatchObject({ code: 'ServiceError' });
   });

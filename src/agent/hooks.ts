@@ -64,7 +64,8 @@ export function buildActivationHooks(deps: HookDeps): AgentHooks {
     const restarted: Array<{ spec: ServiceSpec; report: ServiceReport }> = [];
     for (const spec of services) {
       const models = spec.models.filter((m) => names.includes(m));
-      const result = await applyService(spec, { fetch: deps.fetch, env: deps.env, signal: deps.signal });
+      // No stop signal: a restart in progress finishes (bounded by its timeout) even when the agent is stopping.
+      const result = await applyService(spec, { fetch: deps.fetch, env: deps.env });
       const report: ServiceReport = {
         service: spec.name, models, phase, action: result.action, actionOk: result.ok, actionMessage: result.message, at: deps.clock.now(),
       };

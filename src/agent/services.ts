@@ -65,7 +65,9 @@ export function runArgv(argv: readonly string[], opts: RunOptions): Promise<Comm
     };
     const timer = setTimeout(stop, opts.timeoutMs);
     const onAbort = (): void => stop();
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    // An abort listener added to a signal that already fired never runs.
+    if (opts.signal?.aborted) stop();
+    else opts.signal?.addEventListener('abort', onAbort, { once: true });
     child.on('error', (err) => {
       clearTimeout(timer);
       clearTimeout(killTimer);

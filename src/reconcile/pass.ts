@@ -22,7 +22,7 @@ import { desiredModels, resolveSite, type ResolvedSite } from '../registry/desir
 import { versionFilePath } from '../registry/layout.ts';
 import { loadRegistry, type Registry } from '../registry/load.ts';
 import {
-  Store, acquireLock, activate, buildVersion, collectGarbage, observeModel, pinMap, readState, restore, versionIntact, writeState,
+  Store, acquireLock, activate, buildVersion, collectGarbage, emptyState, observeModel, pinMap, readState, restore, versionIntact, writeState,
   noBarrier, type Barrier, type StoreLock, type StoreState, type VersionFile, type ObjectRef, type ModelState,
 } from '../store/index.ts';
 import type { ActivatedModel, ActivationHooks } from './hooks.ts';
@@ -91,6 +91,8 @@ interface Activation {
   previousBefore?: string;
   /** A repair of the active version: same version, services need nothing. */
   repair: boolean;
+  /** Switched by an earlier pass that ended before its services were judged: judged now. */
+  resumed?: boolean;
 }
 
 interface PassContext {
@@ -123,6 +125,10 @@ interface PassContext {
   dryRunDir?: string;
   /** Desired state taken from state.json's snapshot (same commit, pins and site as a validated pass). */
   fromSnapshot?: boolean;
+  /** Services of these models were restarted but the pass was stopped before their health was judged. */
+  verdictOwed?: Set<string>;
+  /** The hooks judged every switch of this pass (owed verdicts included). */
+  judged?: boolean;
   /** Milliseconds spent in each step, for the debug log and the result. */
   stepMs: Record<string, number>;
 }
@@ -490,22 +496,59 @@ const switchCurrent: Step = async (ctx) => {
   }
 };
 
+/**
+ * Switches an earlier pass made but never saw judged (it was stopped or
+ * crashed while services restarted or were health-checked): still active and
+ * still what the site wants, so they are judged in this pass.
+ */
+function resumeOwedVerdicts(ctx: PassContext): void {
+  for (const v of ctx.state.verifying) {
+    const m = ctx.plan?.models.find((x) => x.model === v.model);
+    if (!m || m.action !== 'none' || m.reason !== 'in-sync' || m.active !== v.version) continue; // superseded
+    if (ctx.activations.some((a) => a.model === v.model)) continue;
+    ctx.activations.push({ model: v.model, version: v.version, from: v.from, previousBefore: v.previousBefore, repair: false, resumed: true });
+    ctx.logger.warn({ model: v.model, version: v.version, since: v.since }, 'an earlier pass stopped before this switch was health-checked; checking it now');
+  }
+}
+
 const runHooks: Step = async (ctx) => {
   const hooks = ctx.opts.hooks;
-  if (hooks?.onRegistry && ctx.opened && ctx.registry && ctx.site) {
+  if (!hooks) return;
+  if (hooks.onRegistry && ctx.opened && ctx.registry && ctx.site) {
     hooks.onRegistry({ commit: ctx.opened.commit, source: ctx.opened.source, registry: ctx.registry, site: ctx.site });
   }
+  resumeOwedVerdicts(ctx);
   const changed = ctx.activations.filter((a) => !a.repair);
-  if (!hooks || changed.length === 0) return;
+  if (changed.length === 0) {
+    ctx.judged = true;
+    return;
+  }
   const layout = ctx.store.layout;
+  // Durable before any service restarts: if this pass dies before the verdict, the next one owes it.
+  const since = ctx.now().toISOString();
+  ctx.state.verifying = changed.map((a) => ({
+    model: a.model, version: a.version, from: a.from, previousBefore: a.previousBefore, commit: ctx.opened!.commit, since,
+  }));
+  await writeState(layout, ctx.state);
+  await ctx.barrier('hooks:verifying');
   const activated: ActivatedModel[] = changed.map((a) => ({ model: a.model, version: a.version, from: a.from, currentDir: layout.link(a.model, 'current') }));
+  const stopped = (): boolean => ctx.opts.signal?.aborted === true;
+  const owe = (why: string): void => {
+    ctx.verdictOwed = new Set(changed.map((a) => a.model));
+    const what = changed.map((a) => `${a.model} ${a.version}`).join(', ');
+    ctx.warnings.push(`the pass was interrupted before the health of ${what} was judged (${why}); ${changed.length > 1 ? 'they stay' : 'it stays'} active and the next pass checks again`);
+  };
   let unhealthy;
   try {
     ({ unhealthy } = await hooks.afterSwitch(activated));
   } catch (err) {
+    if (stopped()) return owe(asModelsyncError(err).message);
     ctx.errors.push(passError(err));
     return;
   }
+  // A check cut short by the stop says nothing about the version: no rollback, no Degraded.
+  if (unhealthy.length > 0 && stopped()) return owe('stopping');
+  ctx.judged = true;
   const rolledBack: ActivatedModel[] = [];
   for (const svc of unhealthy) {
     for (const model of svc.models) {
@@ -560,7 +603,7 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileResult
     started: performance.now(),
     startedAt: now().toISOString(),
     store: new Store(resolve(opts.store)),
-    state: { format: 1, models: {}, pins: {}, degraded: [], history: [] },
+    state: emptyState(),
     pins: {},
     desired: [],
     modelErrors: new Map(),
@@ -721,9 +764,10 @@ async function recordState(ctx: PassContext, r: { status: ReconcileResult['statu
       const next: ModelState = { ...prev, declared: m.declared, desired: m.desired, reason: m.desiredReason };
       const nowActive = deg ? (act?.from ?? act?.version) : act ? act.version : m.active;
       next.active = nowActive;
-      // What the registry (not a pin, not a hand) put in place is the base of the conflict rule.
+      // What the registry (not a pin, not a hand) put in place, and its services accepted, is the base of the conflict rule.
       const fromRegistry = m.desiredReason !== 'pin';
-      if (fromRegistry && nowActive === m.desired && !deg && !ctx.modelErrors.has(m.model)) {
+      const owed = ctx.verdictOwed?.has(m.model) || (!ctx.judged && s.verifying.some((v) => v.model === m.model));
+      if (fromRegistry && nowActive === m.desired && !deg && !owed && !ctx.modelErrors.has(m.model)) {
         if (prev.lastApplied !== m.desired) {
           next.lastApplied = m.desired;
           next.lastAppliedAt = at;
@@ -736,6 +780,15 @@ async function recordState(ctx: PassContext, r: { status: ReconcileResult['statu
         delete next.conflict;
       }
       s.models[m.model] = next;
+    }
+    // Verdicts still owed: all judged, or those a stopped pass left, or (a pass without services) those still active.
+    if (ctx.judged) s.verifying = [];
+    else if (!ctx.verdictOwed) {
+      s.verifying = s.verifying.filter((v) => {
+        const m = ctx.plan!.models.find((x) => x.model === v.model);
+        const act = ctx.activations.find((a) => a.model === v.model && !a.repair);
+        return m ? !act && m.active === v.version : true;
+      });
     }
     // Degraded versions are remembered for this commit only: a new commit retries them.
     s.degraded = [

@@ -12,7 +12,7 @@ import { ObjectStore, readdirOrEmpty, storeFsError } from './objects.ts';
 export { StoreLayout, CURRENT, PREVIOUS } from './layout.ts';
 export { ObjectStore, type ObjectRef } from './objects.ts';
 export { acquireLock, lockOwner, type StoreLock } from './lock.ts';
-export { readState, writeState, emptyState, type StoreState, type ModelState, type DegradedEntry, type PassRecord } from './state.ts';
+export { readState, writeState, emptyState, type StoreState, type ModelState, type DegradedEntry, type VerifyingEntry, type PassRecord } from './state.ts';
 export { readPins, pinMap, setPin, removePin } from './pins.ts';
 export { collectGarbage, planRetention, type GcReport, type GcOptions } from './gc.ts';
 export {

@@ -37,6 +37,22 @@ const DegradedEntry = z.object({
 });
 export type DegradedEntry = z.infer<typeof DegradedEntry>;
 
+/**
+ * A switch whose health verdict is owed: written before services restart,
+ * cleared once they are judged. A pass that dies in between (SIGTERM, a
+ * crash) leaves it, and the next pass with services restarts and checks them
+ * again (rolling back to `from` on failure) instead of calling it in sync.
+ */
+const VerifyingEntry = z.object({
+  model: z.string(),
+  version: z.string(),
+  from: z.string().optional(),
+  previousBefore: z.string().optional(),
+  commit: z.string(),
+  since: z.string(),
+});
+export type VerifyingEntry = z.infer<typeof VerifyingEntry>;
+
 const PassRecord = z.object({
   at: z.string(),
   commit: z.string().optional(),
@@ -83,12 +99,13 @@ export const StoreStateSchema = z.object({
     .catch(undefined),
   pins: z.record(z.string(), z.string()),
   degraded: z.array(DegradedEntry),
+  verifying: z.array(VerifyingEntry).default([]),
   history: z.array(PassRecord),
 });
 export type StoreState = z.infer<typeof StoreStateSchema>;
 
 export function emptyState(): StoreState {
-  return { format: 1, models: {}, pins: {}, degraded: [], history: [] };
+  return { format: 1, models: {}, pins: {}, degraded: [], verifying: [], history: [] };
 }
 
 export interface LoadedState {

@@ -418,6 +418,47 @@ describe('health-gated activation through the hooks', () => {
     expect(current('face')).toBe('2025-02-01');
   });
 
+  it('a pass stopped before its services were judged owes the verdict: no rollback, no Degraded; the next pass with services judges it', async () => {
+    const calls: string[] = [];
+    await pass({ hooks: hooks([], calls) });
+    reg.setCurrent('face', '2025-02-01');
+    reg.commit('promote face');
+    // The agent is told to stop while the health check runs: the check comes back failed because it was cut short.
+    const stop = new AbortController();
+    const stopped = await pass({
+      signal: stop.signal,
+      hooks: { ...hooks(['face'], calls), async afterSwitch(changed) {
+        stop.abort(new Error('SIGTERM'));
+        return hooks(['face'], calls).afterSwitch(changed);
+      } },
+    });
+    expect(stopped.degraded).toEqual([]);
+    expect(stopped.status).toBe('changed');
+    expect(stopped.warnings.join('\n')).toMatch(/interrupted before the health of face 2025-02-01 was judged/);
+    expect(calls.at(-1)).toBe('switch:face@2025-02-01');
+    expect(current('face')).toBe('2025-02-01');
+    let state = (await readState(new StoreLayout(store))).state;
+    expect(state.verifying).toEqual([expect.objectContaining({ model: 'face', version: '2025-02-01', from: '2025-01-01' })]);
+    expect(state.models.face?.lastApplied).toBe('2025-01-01');
+
+    // A pass without services (the CLI) cannot judge it: the debt stays.
+    await pass();
+    state = (await readState(new StoreLayout(store))).state;
+    expect(state.verifying.map((v) => v.model)).toEqual(['face']);
+
+    // The agent's next pass restarts and checks face again, although nothing changed in the registry.
+    calls.length = 0;
+    const judged = await pass({ hooks: hooks([], calls) });
+    expect(calls).toEqual(['switch:face@2025-02-01']);
+    expect(judged.changed).toEqual([{ model: 'face', from: '2025-01-01', to: '2025-02-01' }]);
+    state = (await readState(new StoreLayout(store))).state;
+    expect(state.verifying).toEqual([]);
+    expect(state.models.face?.lastApplied).toBe('2025-02-01');
+    calls.length = 0;
+    await pass({ hooks: hooks([], calls) });
+    expect(calls).toEqual([]);
+  });
+
   it('a first install that fails its health check stays active and stays Degraded at that commit (not "in sync")', async () => {
     const calls: string[] = [];
     const first = await pass({ hooks: hooks(['face'], calls) });
