@@ -9,6 +9,7 @@ import { z } from 'zod';
 import type { Logger } from '../log.ts';
 import { AuthError, type ModelsyncError, NetworkError, NotFoundError } from '../errors.ts';
 import type { LfsEndpoint, LfsOperation } from './endpoint.ts';
+import { checkActionHeaders } from './href.ts';
 import { errorBodyMessage, type HttpTransport, protocolError, readBody, statusError, wrapNetworkError } from './http.ts';
 import { type RetryPolicy, withRetries } from './retry.ts';
 import type { LfsObject } from './types.ts';
@@ -87,7 +88,7 @@ export async function requestBatch(ctx: BatchContext, operation: LfsOperation, o
 
   const json = await withRetries(
     async () => {
-      const res = await ctx.transport.send(where, { method: 'POST', headers, body, signal: ctx.signal });
+      const res = await ctx.transport.send(where, { method: 'POST', headers, body, signal: ctx.signal, deadlineMs: smallAnswerDeadline(ctx.transport) });
       const status = res.statusCode ?? 0;
       if (status !== 200) {
         const msg = await errorBodyMessage(res);
@@ -137,9 +138,9 @@ export async function requestBatch(ctx: BatchContext, operation: LfsOperation, o
     for (const name of ['download', 'upload', 'verify'] as const) {
       const a = got.actions?.[name];
       if (!a) continue;
-      const problem = checkAction(a);
-      if (problem) return { obj, actions: {}, error: protocolError(`LFS server ${ctx.endpoint.description} gave an unusable ${name} action for ${label}: ${problem}`, { oid: obj.oid }) };
-      actions[name] = { href: a.href, header: a.header ?? {}, expiresAt: expiry(a, now) };
+      const checked = checkAction(a);
+      if ('problem' in checked) return { obj, actions: {}, error: protocolError(`LFS server ${ctx.endpoint.description} gave an unusable ${name} action for ${label}: ${checked.problem}`, { oid: obj.oid }) };
+      actions[name] = { href: a.href, header: checked.headers, expiresAt: expiry(a, now) };
     }
     if (operation === 'download' && !actions.download) {
       return { obj, actions, error: new NotFoundError(`LFS server ${ctx.endpoint.description} offers no download for ${label}`, { oid: obj.oid }) };
@@ -161,22 +162,20 @@ function objectError(code: number, serverMessage: string, obj: LfsObject, where:
   return new NetworkError(msg, data);
 }
 
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** A batch or verify answer is small: it must arrive whole within this (twice the idle timeout). */
+export function smallAnswerDeadline(transport: HttpTransport): number {
+  return 2 * transport.timeoutMs;
+}
 
-function checkAction(a: z.infer<typeof Action>): string | null {
+function checkAction(a: z.infer<typeof Action>): { headers: Record<string, string> } | { problem: string } {
   let u: URL;
   try {
     u = new URL(a.href);
   } catch {
-    return 'href is not a URL';
+    return { problem: 'href is not a URL' };
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') return `href scheme ${u.protocol} is not http(s)`;
-  for (const [k, v] of Object.entries(a.header ?? {})) {
-    if (!HEADER_NAME.test(k)) return `invalid header name ${JSON.stringify(k.slice(0, 40))}`;
-    // eslint-disable-next-line no-control-regex
-    if (/[\r\n\u0000]/.test(v)) return `invalid value for header ${k}`;
-  }
-  return null;
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return { problem: `href scheme ${u.protocol} is not http(s)` };
+  return checkActionHeaders(a.header ?? {});
 }
 
 /** `expires_in` (seconds from now) is preferred over `expires_at` (RFC 3339), as the spec says. */

@@ -16,6 +16,7 @@ import { ChecksumError, NetworkError } from '../errors.ts';
 import type { LfsAction } from './batch.ts';
 import { type Chunk, type ChunkIndex, chunkFile } from './cdc.ts';
 import { type AttemptContext, parseContentRange } from './download.ts';
+import { hrefHeaders } from './href.ts';
 import { errorBodyMessage, protocolError, statusError, wrapNetworkError } from './http.ts';
 import { describeUrl } from './scrub.ts';
 import type { LfsObject } from './types.ts';
@@ -147,9 +148,7 @@ async function readLocal(sources: Map<string, fsp.FileHandle>, seg: Extract<Segm
 async function fetchRange(ctx: AttemptContext, obj: LfsObject, action: LfsAction, out: fsp.FileHandle, start: number, size: number, hash: Hash): Promise<void> {
   const url = action.href;
   const where = describeUrl(url);
-  const headers: Record<string, string> = { ...action.header, range: `bytes=${start}-${start + size - 1}` };
-  const hasOwnAuth = Object.keys(action.header).some((k) => k.toLowerCase() === 'authorization');
-  if (!hasOwnAuth && ctx.authorization && new URL(url).origin === ctx.endpointOrigin) headers.authorization = ctx.authorization;
+  const headers = { ...hrefHeaders(action.header, url, ctx), range: `bytes=${start}-${start + size - 1}` };
   const res = await ctx.transport.send(url, { headers, signal: ctx.signal });
   const status = res.statusCode ?? 0;
   if (status !== 206) {

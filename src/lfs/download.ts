@@ -22,6 +22,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ChecksumError, isDiskFull, NetworkError, StoreError } from '../errors.ts';
 import type { LfsAction } from './batch.ts';
+import { type AuthScope, hrefHeaders } from './href.ts';
 import { errorBodyMessage, type HttpTransport, protocolError, statusError, wrapNetworkError } from './http.ts';
 import { describeUrl } from './scrub.ts';
 import type { TokenBucket } from './throttle.ts';
@@ -31,11 +32,8 @@ export const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca49
 const MAX_REDIRECTS = 5;
 const FILE_HWM = 1 << 20;
 
-export interface AttemptContext {
+export interface AttemptContext extends AuthScope {
   transport: HttpTransport;
-  /** Origin of the LFS endpoint: only requests to it may carry our Authorization. */
-  endpointOrigin: string;
-  authorization?: string;
   bucket?: TokenBucket;
   signal?: AbortSignal;
   onProgress?(p: FetchProgress): void;
@@ -199,17 +197,14 @@ class Meter extends Transform {
 /**
  * GET the href with its own headers, following redirects. Our Authorization
  * goes only to the endpoint's own origin and only when the action did not
- * bring its own; a redirect to another origin drops every header that could
- * carry a credential (S3-style presigned URLs need none).
+ * bring its own; a redirect to another origin drops the action's headers,
+ * which may carry a credential (S3-style presigned URLs need none).
  */
 async function openHref(ctx: AttemptContext, action: LfsAction, from: number): Promise<{ res: IncomingMessage; url: string }> {
   let url = action.href;
-  let headers: Record<string, string> = { ...action.header };
-  const hasOwnAuth = Object.keys(headers).some((k) => k.toLowerCase() === 'authorization');
+  let headers: Record<string, string> = action.header;
   for (let hop = 0; ; hop++) {
-    const sameOrigin = new URL(url).origin === ctx.endpointOrigin;
-    const send: Record<string, string> = { ...headers };
-    if (sameOrigin && !hasOwnAuth && ctx.authorization) send.authorization = ctx.authorization;
+    const send = hrefHeaders(headers, url, ctx);
     if (from > 0) send.range = `bytes=${from}-`;
     const res = await ctx.transport.send(url, { headers: send, signal: ctx.signal });
     const status = res.statusCode ?? 0;

@@ -6,35 +6,29 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { ChecksumError, ModelsyncError, StoreError } from '../errors.ts';
-import { silentLogger, type Logger } from '../log.ts';
+import type { Logger } from '../log.ts';
 import { SHA256_RE } from '../util/hash.ts';
 import { ActionCache } from './actions.ts';
 import { parseChunkIndex } from './cdc.ts';
 import { executeDelta, indexLocalFiles, planDelta, plannedBytes } from './delta.ts';
 import { type AttemptContext, downloadAttempt, EMPTY_SHA256, inspectPart, isHrefRefused, removePart } from './download.ts';
 import type { LfsEndpoint } from './endpoint.ts';
-import { HttpTransport } from './http.ts';
+import type { HttpTransport } from './http.ts';
 import { runPool } from './pool.ts';
-import { DEFAULT_RETRY, isAbort, isRetryable, retryDelay, type RetryPolicy, sleep, withRetries } from './retry.ts';
+import { isAbort, isRetryable, retryDelay, type RetryPolicy, sleep, withRetries } from './retry.ts';
 import { scrubError, toModelsyncError } from './scrub.ts';
-import { bucketForKbps, type TokenBucket } from './throttle.ts';
+import type { TokenBucket } from './throttle.ts';
+import { type TransferOptions, transferSetup } from './transfer.ts';
 import type { FetchOptions, FetchResult, LfsObject, ObjectFetcher } from './types.ts';
 
-export const DEFAULT_CONCURRENCY = 8;
+export { DEFAULT_CONCURRENCY } from './transfer.ts';
 /** A chunk index lists ~50 bytes per 64 KiB chunk: this covers objects of tens of GiB. */
 const MAX_CHUNK_INDEX_BYTES = 64 * 1024 * 1024;
 /** However often a transfer makes progress and drops, give up after this many attempts. */
 const MAX_ATTEMPTS_WITH_PROGRESS = 50;
 
-export interface HttpFetcherOptions {
+export interface HttpFetcherOptions extends TransferOptions {
   endpoint: LfsEndpoint;
-  concurrency?: number;
-  limitKbps?: number;
-  logger?: Logger;
-  userAgent?: string;
-  retry?: Partial<RetryPolicy>;
-  /** Idle timeout per request (ms). */
-  timeoutMs?: number;
   /** Objects smaller than this are always fetched whole, even with delta hints (default 4 MiB). */
   deltaMinBytes?: number;
 }
@@ -54,12 +48,8 @@ export class HttpFetcher implements ObjectFetcher {
   constructor(opts: HttpFetcherOptions) {
     this.endpoint = opts.endpoint;
     this.description = opts.endpoint.description;
-    this.concurrency = Math.max(1, Math.floor(opts.concurrency ?? DEFAULT_CONCURRENCY));
-    this.bucket = bucketForKbps(opts.limitKbps);
-    this.retry = { ...DEFAULT_RETRY, ...opts.retry };
-    this.logger = opts.logger ?? silentLogger;
+    ({ concurrency: this.concurrency, bucket: this.bucket, retry: this.retry, logger: this.logger, transport: this.transport } = transferSetup(opts));
     this.deltaMinBytes = opts.deltaMinBytes ?? 4 * 1024 * 1024;
-    this.transport = new HttpTransport({ userAgent: opts.userAgent, timeoutMs: opts.timeoutMs, maxSockets: this.concurrency + 2 });
   }
 
   async fetch(objects: readonly LfsObject[], options: FetchOptions): Promise<FetchResult> {

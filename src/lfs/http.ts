@@ -36,6 +36,12 @@ export interface SendOptions {
   /** A small body sent at once, or a factory for a streamed one (called once per send). */
   body?: Buffer | (() => Readable);
   signal?: AbortSignal;
+  /**
+   * For small exchanges (batch, verify): the whole answer, headers and body,
+   * must arrive within this. The idle timeout alone would let a server that
+   * trickles a byte at a time hold the pass for as long as it likes.
+   */
+  deadlineMs?: number;
 }
 
 export class HttpTransport {
@@ -73,13 +79,32 @@ export class HttpTransport {
       const agent = u.protocol === 'https:' ? this.agents.https : this.agents.http;
       const headers: Record<string, string> = { 'user-agent': this.userAgent, ...opts.headers };
       let response: IncomingMessage | undefined;
-      const req = mod.request(u, { method, headers, agent, signal: opts.signal });
+      let req: http.ClientRequest;
+      try {
+        req = mod.request(u, { method, headers, agent, signal: opts.signal });
+      } catch (e) {
+        // Node refuses bad header names or values synchronously: asking again cannot help.
+        reject(protocolError(`cannot send ${method} ${where}: ${(e as Error).message}`, { url: where }));
+        return;
+      }
       req.setTimeout(this.timeoutMs, () => {
         const err = new NetworkError(`${method} ${where}: no data for ${Math.round(this.timeoutMs / 1000)}s`, { url: where, timeout: true });
         // After the headers the body is what stalls: fail the response stream with our error.
         if (response && !response.destroyed) response.destroy(err);
         req.destroy(err);
       });
+      if (opts.deadlineMs !== undefined) {
+        const deadline = setTimeout(() => {
+          const err = new NetworkError(`${method} ${where}: no complete answer within ${Math.round(opts.deadlineMs! / 1000)}s`, { url: where, timeout: true });
+          if (response && !response.destroyed) response.destroy(err);
+          req.destroy(err);
+        }, opts.deadlineMs);
+        deadline.unref();
+        req.once('close', () => {
+          if (!response) clearTimeout(deadline);
+        });
+        req.once('response', (res) => res.once('close', () => clearTimeout(deadline)));
+      }
       req.on('error', (e) => reject(wrapNetworkError(e, method, where)));
       req.on('response', (res) => {
         response = res;
@@ -133,10 +158,11 @@ export async function readBody(res: IncomingMessage, limit: number, where: strin
   return Buffer.concat(chunks);
 }
 
-/** Read at most a few KiB of an error body for its message, then let the connection go. */
-export async function errorBodyMessage(res: IncomingMessage): Promise<string> {
+/** Read at most a few KiB of an error body, for a few seconds, for its message; then let the connection go. */
+export async function errorBodyMessage(res: IncomingMessage, deadlineMs = 5_000): Promise<string> {
   const chunks: Buffer[] = [];
   let total = 0;
+  const giveUp = setTimeout(() => res.destroy(), deadlineMs);
   try {
     for await (const chunk of res) {
       chunks.push(chunk as Buffer);
@@ -148,6 +174,8 @@ export async function errorBodyMessage(res: IncomingMessage): Promise<string> {
     }
   } catch {
     // The message is a nicety; the status code is what counts.
+  } finally {
+    clearTimeout(giveUp);
   }
   const text = Buffer.concat(chunks).toString('utf8');
   let message = text;

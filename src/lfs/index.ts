@@ -9,12 +9,11 @@
  */
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../errors.ts';
-import type { Logger } from '../log.ts';
 import { discoverEndpoint, isUrlLike } from './endpoint.ts';
 import { HttpFetcher } from './http-fetcher.ts';
 import { LocalFetcher, readGitConfig, resolveGitDir } from './local.ts';
 import { GitConfig } from './gitconfig.ts';
-import type { RetryPolicy } from './retry.ts';
+import type { TransferOptions } from './transfer.ts';
 import type { ObjectFetcher } from './types.ts';
 
 export type { DeltaHints, FetchOptions, FetchProgress, FetchResult, LfsObject, ObjectFetcher } from './types.ts';
@@ -24,7 +23,7 @@ export { HttpFetcher } from './http-fetcher.ts';
 export { closeFetcher, LocalFetcher, resolveGitDir } from './local.ts';
 export { uploadObjects, type UploadObject, type UploadOptions, type UploadResult } from './upload.ts';
 
-export interface CreateFetcherOptions {
+export interface CreateFetcherOptions extends TransferOptions {
   /** The registry: an http(s)/ssh URL, or a local path (checkout or bare repo, or file:// URL). */
   remote: string;
   /**
@@ -36,32 +35,15 @@ export interface CreateFetcherOptions {
   lfsconfig?: string;
   /** Token for the registry's origin (HTTP Basic password). */
   token?: string;
-  /** Concurrent transfers (default 8). */
-  concurrency?: number;
-  /** Bandwidth cap in kilobits per second, shared by all transfers. */
-  limitKbps?: number;
-  logger?: Logger;
-  userAgent?: string;
-  /** Retry tuning (tests use short delays). */
-  retry?: Partial<RetryPolicy>;
-  /** Idle timeout per request in ms (default 30 s). */
-  timeoutMs?: number;
   /** Objects below this size skip chunk deltas (default 4 MiB). */
   deltaMinBytes?: number;
 }
 
 /** The fetcher for a registry: its local git-lfs cache when there is one, then its LFS server. */
 export function createFetcher(opts: CreateFetcherOptions): ObjectFetcher {
-  const remote = /^file:\/\//i.test(opts.remote) ? fileURLToPath(opts.remote) : opts.remote;
-  const httpOpts = {
-    concurrency: opts.concurrency,
-    limitKbps: opts.limitKbps,
-    logger: opts.logger,
-    userAgent: opts.userAgent,
-    retry: opts.retry,
-    timeoutMs: opts.timeoutMs,
-    deltaMinBytes: opts.deltaMinBytes,
-  };
+  // Everything but where and who is transfer tuning, passed on as is.
+  const { remote: given, gitdir: _gitdir, lfsconfig: _lfsconfig, token: _token, ...httpOpts } = opts;
+  const remote = /^file:\/\//i.test(given) ? fileURLToPath(given) : given;
 
   if (isUrlLike(remote)) {
     const gitConfig = opts.gitdir ? readGitConfig(opts.gitdir) : undefined;

@@ -8,18 +8,19 @@
 import { createReadStream, promises as fsp } from 'node:fs';
 import { Transform, type TransformCallback } from 'node:stream';
 import { ChecksumError, ModelsyncError, NotFoundError, StoreError } from '../errors.ts';
-import { silentLogger, type Logger } from '../log.ts';
+import type { Logger } from '../log.ts';
 import { SHA256_RE } from '../util/hash.ts';
 import { ActionCache } from './actions.ts';
-import { LFS_MEDIA_TYPE, type LfsAction } from './batch.ts';
+import { LFS_MEDIA_TYPE, type LfsAction, smallAnswerDeadline } from './batch.ts';
 import { isHrefRefused } from './download.ts';
 import { endpointFromUrl, type LfsEndpoint } from './endpoint.ts';
-import { errorBodyMessage, HttpTransport, statusError } from './http.ts';
-import { DEFAULT_CONCURRENCY } from './http-fetcher.ts';
+import { hrefHeaders } from './href.ts';
+import { errorBodyMessage, type HttpTransport, statusError } from './http.ts';
 import { runPool } from './pool.ts';
-import { DEFAULT_RETRY, isAbort, type RetryPolicy, withRetries } from './retry.ts';
+import { isAbort, type RetryPolicy, withRetries } from './retry.ts';
 import { describeUrl, scrubError, toModelsyncError } from './scrub.ts';
-import { bucketForKbps, type TokenBucket } from './throttle.ts';
+import type { TokenBucket } from './throttle.ts';
+import { type TransferOptions, transferSetup } from './transfer.ts';
 import type { FetchProgress, LfsObject } from './types.ts';
 
 export interface UploadObject extends LfsObject {
@@ -27,18 +28,12 @@ export interface UploadObject extends LfsObject {
   path: string;
 }
 
-export interface UploadOptions {
+export interface UploadOptions extends TransferOptions {
   /** A discovered endpoint (discoverEndpoint with operation "upload"), or an LFS base URL (`…/info/lfs`). */
   endpoint: LfsEndpoint | string;
   /** Credentials for a string endpoint (an LfsEndpoint carries its own). */
   auth?: { token?: string; username?: string };
   objects: readonly UploadObject[];
-  concurrency?: number;
-  limitKbps?: number;
-  logger?: Logger;
-  userAgent?: string;
-  retry?: Partial<RetryPolicy>;
-  timeoutMs?: number;
   signal?: AbortSignal;
   onProgress?(p: FetchProgress): void;
 }
@@ -55,11 +50,7 @@ export interface UploadResult {
 export async function uploadObjects(opts: UploadOptions): Promise<UploadResult> {
   const endpoint = typeof opts.endpoint === 'string' ? endpointFromUrl(opts.endpoint, opts.auth) : opts.endpoint;
   const secrets = endpoint.secrets();
-  const logger = opts.logger ?? silentLogger;
-  const retry: RetryPolicy = { ...DEFAULT_RETRY, ...opts.retry };
-  const concurrency = Math.max(1, Math.floor(opts.concurrency ?? DEFAULT_CONCURRENCY));
-  const transport = new HttpTransport({ userAgent: opts.userAgent, timeoutMs: opts.timeoutMs, maxSockets: concurrency + 2 });
-  const bucket = bucketForKbps(opts.limitKbps);
+  const { concurrency, transport, retry, bucket, logger } = transferSetup(opts);
   const result: UploadResult = { uploaded: [], skipped: [], bytesTransferred: 0 };
   const failed: Array<{ obj: LfsObject; error: ModelsyncError }> = [];
 
@@ -137,12 +128,8 @@ async function uploadOne(obj: UploadObject, actions: ActionCache, ctx: PutContex
   }
 }
 
-function headersFor(action: LfsAction, ctx: PutContext, url: string): Record<string, string> {
-  const headers: Record<string, string> = { ...action.header };
-  const hasOwnAuth = Object.keys(headers).some((k) => k.toLowerCase() === 'authorization');
-  const auth = ctx.endpoint.authorization();
-  if (!hasOwnAuth && auth && new URL(url).origin === ctx.endpoint.origin) headers.authorization = auth;
-  return headers;
+function headersFor(action: LfsAction, ctx: PutContext): Record<string, string> {
+  return hrefHeaders(action.header, action.href, { endpointOrigin: ctx.endpoint.origin, authorization: ctx.endpoint.authorization() });
 }
 
 async function putOnce(obj: UploadObject, action: LfsAction, ctx: PutContext): Promise<void> {
@@ -160,7 +147,7 @@ async function putOnce(obj: UploadObject, action: LfsAction, ctx: PutContext): P
         },
       }),
     );
-  const headers = { ...headersFor(action, ctx, action.href), 'content-type': 'application/octet-stream', 'content-length': String(obj.size) };
+  const headers = { ...headersFor(action, ctx), 'content-type': 'application/octet-stream', 'content-length': String(obj.size) };
   const res = await ctx.transport.send(action.href, { method: 'PUT', headers, body, signal: ctx.signal });
   const status = res.statusCode ?? 0;
   if (status >= 200 && status < 300) {
@@ -177,12 +164,12 @@ async function verifyOnce(obj: LfsObject, action: LfsAction, ctx: PutContext): P
   const where = describeUrl(action.href);
   const body = Buffer.from(JSON.stringify({ oid: obj.oid, size: obj.size }));
   const headers = {
-    ...headersFor(action, ctx, action.href),
+    ...headersFor(action, ctx),
     accept: LFS_MEDIA_TYPE,
     'content-type': LFS_MEDIA_TYPE,
     'content-length': String(body.length),
   };
-  const res = await ctx.transport.send(action.href, { method: 'POST', headers, body, signal: ctx.signal });
+  const res = await ctx.transport.send(action.href, { method: 'POST', headers, body, signal: ctx.signal, deadlineMs: smallAnswerDeadline(ctx.transport) });
   const status = res.statusCode ?? 0;
   if (status >= 200 && status < 300) {
     res.resume();
