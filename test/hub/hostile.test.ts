@@ -14,29 +14,10 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { gitAsync, isolatedGitEnv, tempDir, writeTree } from '../helpers/env.ts';
 import { openEventStream, startTestHub, type TestHub } from '../helpers/hub.ts';
+import { raw } from './raw-http.ts';
 
 const LFS = 'application/vnd.git-lfs+json';
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
-
-interface RawResponse {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Buffer;
-}
-
-function raw(url: string, opts: { method?: string; path: string; headers?: Record<string, string | number>; body?: Buffer | string }): Promise<RawResponse> {
-  const u = new URL(url);
-  return new Promise((resolve, reject) => {
-    const req = request({ host: u.hostname, port: u.port, method: opts.method ?? 'GET', path: opts.path, headers: opts.headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(opts.body);
-  });
-}
 
 /** A raw TCP connection to the hub; resolves 'closed' once the hub hangs up. */
 function openSocket(url: string): Promise<{ sock: Socket; received: () => string; closed: Promise<void> }> {

@@ -9,30 +9,10 @@ import { join, relative } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startTestHub, type TestHub } from '../helpers/hub.ts';
+import { raw, type RawResponse } from './raw-http.ts';
 
 const LFS = 'application/vnd.git-lfs+json';
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
-
-interface RawResponse {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Buffer;
-}
-
-/** A request with the path sent byte for byte (fetch would normalise `..`). */
-function raw(url: string, opts: { method?: string; path: string; headers?: Record<string, string | number>; body?: Buffer | string }): Promise<RawResponse> {
-  const u = new URL(url);
-  return new Promise((resolve, reject) => {
-    const req = request({ host: u.hostname, port: u.port, method: opts.method ?? 'GET', path: opts.path, headers: opts.headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(opts.body);
-  });
-}
 
 /** Every file under the data dir with its size: "nothing changed" means this is equal. */
 function snapshot(dir: string): string[] {
