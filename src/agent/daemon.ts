@@ -325,6 +325,8 @@ export class Agent {
     hooks.onRegistry = (i) => {
       info = i;
     };
+    // Templates whose inputs changed without a switch (template text, site labels, a deleted output), under the lock.
+    hooks.settle = async () => ({ warnings: (await this.renderTemplates(info, new Set())).map((f) => f.message) });
     let result: ReconcileResult;
     try {
       result = await this.reconcileImpl({
@@ -340,11 +342,6 @@ export class Agent {
       });
     } catch (err) {
       result = failedResult(this.config, err, startedAt);
-    }
-    // Templates whose inputs changed without a switch (template text, site labels, a deleted output).
-    if (info) {
-      const failures = await this.renderTemplates(info, new Set());
-      for (const f of failures) result.warnings.push(f.message);
     }
     if (hooks.reports.length > 0) this.serviceReports = hooks.reports.slice(-20);
     const outcome: PassOutcome = { result, triggers, startedAt, finishedAt: this.clock.now() };
@@ -368,17 +365,15 @@ export class Agent {
     }
     const layout = new StoreLayout(this.config.store);
     const models: Array<{ name: string; version: string; dir: string; files: Array<{ name: string; sha256: string; size: number }> }> = [];
-    const selected = info.site.models ?? [...info.registry.models.values()].filter((m) => m.entry).map((m) => m.name);
-    for (const name of selected) {
-      const version = await readLink(layout, name, 'current').catch(() => undefined);
+    for (const d of info.desired) {
+      const version = await readLink(layout, d.model, 'current').catch(() => undefined);
       if (!version) continue;
-      const manifest = info.registry.models.get(name)?.versions.get(version)?.manifest;
-      models.push({
-        name,
-        version,
-        dir: layout.versionDir(name, version),
-        files: (manifest?.files ?? []).map((f) => ({ name: f.name, sha256: f.sha256, size: f.size })),
-      });
+      // The desired version's files are in the pass's desired state; another active version (a conflict,
+      // a rollback after a failed health check) needs its manifest, so only then is the registry read.
+      const files = version === d.version && d.files
+        ? d.files.map((f) => ({ name: f.name, sha256: f.oid, size: f.size }))
+        : ((await info.loadRegistry()).models.get(d.model)?.versions.get(version)?.manifest.files ?? []).map((f) => ({ name: f.name, sha256: f.sha256, size: f.size }));
+      models.push({ name: d.model, version, dir: layout.versionDir(d.model, version), files });
     }
     const context = templateContext({ site: { name: info.site.name, labels: info.site.labels }, models });
     const outcomes = await renderTemplates(

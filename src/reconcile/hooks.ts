@@ -6,13 +6,22 @@
 import type { Registry } from '../registry/load.ts';
 import type { ResolvedSite } from '../registry/desired.ts';
 import type { RegistrySource } from '../registry/source.ts';
+import type { DesiredInput } from './plan.ts';
 
-/** What the pass read: templates are rendered from the registry at this commit. */
+/**
+ * What the pass read: templates are rendered from the registry at this
+ * commit. The desired state may come from the snapshot of an earlier pass at
+ * the same commit (no manifest read); `loadRegistry` reads and validates the
+ * whole registry at the commit only when something needs more than that.
+ */
 export interface PassInfo {
   commit: string;
   source: RegistrySource;
-  registry: Registry;
   site: ResolvedSite;
+  /** Every model the site selects, with the version it should run and that version's files. */
+  desired: readonly DesiredInput[];
+  /** The whole registry at the commit (cached; valid only during the pass, under the store lock). */
+  loadRegistry(): Promise<Registry>;
 }
 export interface ActivatedModel {
   model: string;
@@ -36,6 +45,12 @@ export interface ActivationHooks {
    * not anything changed), before afterSwitch, with what the pass read.
    */
   onRegistry?(info: PassInfo): void;
+  /**
+   * Optional: called once at the end of every pass that got as far as
+   * switching, after any rollback, still under the store lock (templates
+   * whose inputs changed without a switch). Returns warnings for the result.
+   */
+  settle?(): Promise<{ warnings: string[] }>;
   /**
    * Called once per pass after `current` was switched for `changed` (never
    * empty). Restart or reload the services that use them, then health-check

@@ -174,7 +174,7 @@ const fetchRegistry: Step = async (ctx) => {
  */
 function reusableSnapshot(ctx: PassContext): StoreState['snapshot'] | undefined {
   const snap = ctx.state.snapshot;
-  if (!snap || ctx.opts.hooks?.onRegistry) return undefined; // the agent wants the loaded registry each pass
+  if (!snap) return undefined;
   if (snap.commit !== ctx.opened!.commit || snap.site !== ctx.opts.site) return undefined;
   if (JSON.stringify(sortedPins(snap.pins)) !== JSON.stringify(sortedPins(ctx.pins))) return undefined;
   return snap;
@@ -514,9 +514,23 @@ function resumeOwedVerdicts(ctx: PassContext): void {
 const runHooks: Step = async (ctx) => {
   const hooks = ctx.opts.hooks;
   if (!hooks) return;
-  if (hooks.onRegistry && ctx.opened && ctx.registry && ctx.site) {
-    hooks.onRegistry({ commit: ctx.opened.commit, source: ctx.opened.source, registry: ctx.registry, site: ctx.site });
+  if (hooks.onRegistry && ctx.opened && ctx.site) {
+    hooks.onRegistry({
+      commit: ctx.opened.commit, source: ctx.opened.source, site: ctx.site, desired: ctx.desired, loadRegistry: () => loadValidated(ctx),
+    });
   }
+  await judgeSwitches(ctx, hooks);
+  if (hooks.settle) {
+    try {
+      ctx.warnings.push(...(await hooks.settle()).warnings);
+    } catch (err) {
+      ctx.warnings.push(`after the pass: ${asModelsyncError(err).message}`);
+    }
+  }
+};
+
+/** Restart and health-check the services of switched models; switch back the models of unhealthy ones. */
+async function judgeSwitches(ctx: PassContext, hooks: ActivationHooks): Promise<void> {
   resumeOwedVerdicts(ctx);
   const changed = ctx.activations.filter((a) => !a.repair);
   if (changed.length === 0) {
@@ -575,7 +589,7 @@ const runHooks: Step = async (ctx) => {
       ctx.errors.push(passError(err));
     }
   }
-};
+}
 
 const STEPS: Array<[string, Step]> = [
   ['lock', lock],

@@ -46,11 +46,15 @@ describe('templates rendered by the agent', () => {
     expect(readFileSync(seen, 'utf8')).toBe('face_model: 1\n');
     expect(agent.status().templates).toEqual([{ src: 'templates/face.yaml.j2', dest: 'sentinel/face.yaml', status: 'written' }]);
 
-    // A pass that changes nothing leaves the file alone (same inode, same mtime).
+    // A pass that changes nothing leaves the file alone (same inode, same mtime), without reading the registry again.
     const before = statSync(out);
-    await agent.request('manual');
+    expect((await agent.request('manual')).result.desiredFrom).toBe('snapshot');
     expect(statSync(out).mtimeMs).toBe(before.mtimeMs);
     expect(statSync(out).ino).toBe(before.ino);
+    // An output deleted by hand comes back from the same snapshot.
+    rmSync(out);
+    expect((await agent.request('manual')).result.desiredFrom).toBe('snapshot');
+    expect(readFileSync(out, 'utf8')).toBe(`# rendered for alpha (north)\nface_model: 1\nweights: ${store}/models/face/1/model.bin\n`);
 
     // A new face version: the config names it before the service restarts.
     reg.setCurrent('face', '2');

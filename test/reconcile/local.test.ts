@@ -6,7 +6,7 @@ import { existsSync, lstatSync, readFileSync, readlinkSync, statSync, writeFileS
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { reconcile, type ReconcileOptions } from '../../src/reconcile/index.ts';
-import type { ActivationHooks } from '../../src/reconcile/hooks.ts';
+import type { ActivationHooks, PassInfo } from '../../src/reconcile/hooks.ts';
 import { setPin, removePin, StoreLayout, readState } from '../../src/store/index.ts';
 import { storeStatus } from '../../src/reconcile/status.ts';
 import { isolatedGitEnv, tempDir } from '../helpers/env.ts';
@@ -100,11 +100,26 @@ describe('reconcile against a local registry', () => {
     reg.write('README.md', 'x\n');
     reg.commit('new commit');
     expect((await pass()).desiredFrom).toBe('registry');
-    // An agent that asks for the loaded registry gets it every pass.
+    // The agent's passes reuse it too; the whole registry is read only if a hook asks for it.
     const seen: string[] = [];
-    const r = await pass({ hooks: { onRegistry: (i) => void seen.push(i.commit), afterSwitch: async () => ({ unhealthy: [] }), afterRollback: async () => {} } });
-    expect(r.desiredFrom).toBe('registry');
-    expect(seen).toEqual([reg.head()]);
+    let loaded: string[] = [];
+    let info: PassInfo | undefined;
+    const hooks: ActivationHooks = {
+      onRegistry: (i) => {
+        info = i;
+        seen.push(`${i.commit} ${i.desired.map((d) => `${d.model}@${d.version}:${d.files?.length}`).join(',')}`);
+      },
+      async settle() {
+        if (seen.length === 2) loaded = [...(await info!.loadRegistry()).models.keys()];
+        return { warnings: [] };
+      },
+      afterSwitch: async () => ({ unhealthy: [] }),
+      afterRollback: async () => {},
+    };
+    expect((await pass({ hooks })).desiredFrom).toBe('snapshot');
+    expect(seen).toEqual([`${reg.head()} face@2025-01-01:2,ssd@2:1`]);
+    await pass({ hooks });
+    expect(loaded).toEqual(['face', 'ssd']);
   });
 
   it('re-fetches a deleted object of the active version (desired state reused from the snapshot)', async () => {
