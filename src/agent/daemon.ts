@@ -119,6 +119,8 @@ export interface AgentStatus {
     detail: string;
     drift?: string;
   }>;
+  /** Models in the store the site no longer selects: kept as they are, not managed. */
+  unmanaged: ReconcileResult['unmanaged'];
   services: ServiceReport[];
   templates: Array<Pick<RenderOutcome, 'src' | 'dest' | 'status' | 'message'>>;
   selfHeal: { restored: number; recent: Damage[]; lastVerifyAt: string | null };
@@ -158,6 +160,7 @@ export class Agent {
   private readonly startedAt: number;
   private last: PassOutcome | undefined;
   private models: AgentStatus['models'] = [];
+  private unmanaged: AgentStatus['unmanaged'] = [];
   private commit: string | null = null;
   private appliedCommit: string | null = null;
   private lastSuccessAt: number | null = null;
@@ -417,7 +420,8 @@ export class Agent {
     }
     if (result.status !== 'failed') this.lastSuccessAt = now;
     if (result.errors.length === 0 && result.commit) this.appliedCommit = result.commit;
-    if (result.models.length > 0) {
+    if (result.models.length > 0 || result.unmanaged.length > 0) {
+      this.unmanaged = result.unmanaged;
       this.models = result.models.map((m) => ({
         model: m.model, declared: m.declared, desired: m.desired, active: m.active ?? null,
         outcome: m.outcome, reason: m.reason, detail: m.detail, ...(m.drift ? { drift: m.drift } : {}),
@@ -579,6 +583,7 @@ export class Agent {
       schedule: this.cron?.schedule ?? this.config.schedule ?? DEFAULT_SCHEDULE,
       nextScheduledAt: iso(this.cron?.nextRunAt),
       models: this.models,
+      unmanaged: this.unmanaged,
       services: this.serviceReports,
       templates: this.templateOutcomes.map((o) => ({ src: o.src, dest: o.dest, status: o.status, ...(o.message ? { message: o.message } : {}) })),
       selfHeal: { restored: this.healer?.healed ?? 0, recent: [...(this.healer?.damage ?? [])], lastVerifyAt: iso(this.healer?.lastVerifyAt) },
@@ -746,6 +751,7 @@ function failedResult(cfg: AgentConfig, err: unknown, startedAt: number): Reconc
     changed: [],
     conflicts: [],
     degraded: [],
+    unmanaged: [],
     bytesFetched: 0,
     bytesPlanned: 0,
     durationMs: 0,

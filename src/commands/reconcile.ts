@@ -96,6 +96,9 @@ export function renderResult(r: ReconcileResult): string {
   if (r.conflicts.length) parts.push(`${r.conflicts.length} conflict${r.conflicts.length > 1 ? 's' : ''}`);
   if (r.degraded.length) parts.push(`${r.degraded.length} degraded`);
   lines.push(`${r.dryRun ? 'plan' : 'status'}: ${r.dryRun ? (r.errors.length ? 'failed' : 'ok') : r.status} (${parts.join(', ')}, ${formatDuration(r.durationMs)})`);
+  for (const u of r.unmanaged) {
+    lines.push(`  ${u.model}: no longer selected by the site; left as is${u.active ? ` (${u.active} stays current)` : ''}, unmanaged (modelsync gc --unmanaged removes it)`);
+  }
   for (const e of r.errors) lines.push(`error [${e.code}]: ${e.message}`);
   for (const w of r.warnings) lines.push(`warning: ${w}`);
   return lines.join('\n');

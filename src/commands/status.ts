@@ -41,7 +41,8 @@ export function renderStatus(s: StoreStatus): string {
     if (m.conflict) notes.push(`CONFLICT: active ${m.conflict.active} newer than declared ${m.conflict.declared}`);
     if (m.degraded) notes.push(`DEGRADED: ${m.degraded.version} failed its health check`);
     if (m.drift) notes.push(`drift: ${m.drift}`);
-    if (m.active === undefined) notes.push('not active');
+    if (m.unmanaged) notes.push(`unmanaged: the site no longer selects it${m.unmanaged.since ? ` (since ${m.unmanaged.since})` : ''}; kept as is, \`gc --unmanaged\` removes it${m.pinned ? ' (a pin has no effect on it)' : ''}`);
+    else if (m.active === undefined) notes.push('not active');
     return [m.model, m.declared ?? '-', m.active ?? '-', m.previous ?? '-', notes.join('; ')];
   });
   const all = [header, ...rows];

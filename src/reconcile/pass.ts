@@ -22,7 +22,7 @@ import { desiredModels, resolveSite, type ResolvedSite } from '../registry/desir
 import { versionFilePath } from '../registry/layout.ts';
 import { loadRegistry, type Registry } from '../registry/load.ts';
 import {
-  Store, acquireLock, activate, buildVersion, collectGarbage, emptyState, observeModel, pinMap, readState, restore, versionIntact, writeState,
+  Store, acquireLock, activate, buildVersion, collectGarbage, emptyState, listModels, observeModel, pinMap, readState, restore, versionIntact, writeState,
   noBarrier, type Barrier, type StoreLock, type StoreState, type VersionFile, type ObjectRef, type ModelState,
 } from '../store/index.ts';
 import type { ActivatedModel, ActivationHooks } from './hooks.ts';
@@ -657,10 +657,12 @@ async function finish(ctx: PassContext): Promise<ReconcileResult> {
   const skippedDegraded = (ctx.plan?.models ?? []).filter((m) => m.reason === 'degraded');
   const degraded = [...ctx.degraded, ...skippedDegraded.map((m) => ({ model: m.model, version: m.desired, reason: m.detail }))];
   const status = statusOf({ errors: ctx.errors, degraded, conflicts, changed });
+  const unmanaged = await unmanagedModels(ctx).catch(() => []);
+  if (unmanaged.length > 0) ctx.logger.debug({ unmanaged: unmanaged.map((u) => u.model) }, 'models no longer selected by the site stay as they are');
 
   if (!opts.dryRun && ctx.lock) {
     try {
-      await recordState(ctx, { status, changed, conflicts });
+      await recordState(ctx, { status, changed, conflicts, unmanaged });
       await ctx.barrier('step:record');
     } catch (err) {
       ctx.errors.push(passError(err));
@@ -689,6 +691,7 @@ async function finish(ctx: PassContext): Promise<ReconcileResult> {
     changed,
     conflicts,
     degraded,
+    unmanaged,
     bytesFetched: ctx.bytesFetched,
     bytesPlanned: ctx.plan?.bytes ?? 0,
     durationMs: Math.round(performance.now() - ctx.started),
@@ -713,6 +716,19 @@ async function finish(ctx: PassContext): Promise<ReconcileResult> {
   else if (result.status === 'conflict' || result.status === 'degraded') ctx.logger.warn(summary, 'reconcile pass');
   else ctx.logger.info(summary, 'reconcile pass');
   return result;
+}
+
+/** Models in the store the site did not select this pass (known once the pass planned). */
+async function unmanagedModels(ctx: PassContext): Promise<ReconcileResult['unmanaged']> {
+  if (!ctx.plan) return [];
+  const selected = new Set(ctx.plan.models.map((m) => m.model));
+  const out: ReconcileResult['unmanaged'] = [];
+  for (const model of await listModels(ctx.store.layout)) {
+    if (selected.has(model)) continue;
+    const obs = await observeModel(ctx.store.layout, model).catch(() => undefined);
+    out.push(obs?.current ? { model, active: obs.current } : { model });
+  }
+  return out;
 }
 
 function describeRegistry(registry: string): string {
@@ -757,7 +773,10 @@ function outcomesOf(ctx: PassContext): ModelOutcome[] {
   });
 }
 
-async function recordState(ctx: PassContext, r: { status: ReconcileResult['status']; changed: ReconcileResult['changed']; conflicts: ReconcileResult['conflicts'] }): Promise<void> {
+async function recordState(
+  ctx: PassContext,
+  r: Pick<ReconcileResult, 'status' | 'changed' | 'conflicts' | 'unmanaged'>,
+): Promise<void> {
   const at = ctx.now().toISOString();
   const s = ctx.state;
   const commit = ctx.opened?.commit;
@@ -793,7 +812,17 @@ async function recordState(ctx: PassContext, r: { status: ReconcileResult['statu
       } else {
         delete next.conflict;
       }
+      delete next.unmanagedSince;
       s.models[m.model] = next;
+    }
+    // No longer selected: left as they are, remembered as unmanaged; forgotten once gone from the store.
+    s.selected = ctx.plan.models.map((m) => m.model);
+    for (const model of Object.keys(s.models)) {
+      if (!s.selected.includes(model) && !r.unmanaged.some((u) => u.model === model)) delete s.models[model];
+    }
+    for (const u of r.unmanaged) {
+      const { desired: _d, reason: _r, conflict: _c, ...prev } = s.models[u.model] ?? {};
+      s.models[u.model] = { ...prev, active: u.active, unmanagedSince: prev.unmanagedSince ?? at };
     }
     // Verdicts still owed: all judged, or those a stopped pass left, or (a pass without services) those still active.
     if (ctx.judged) s.verifying = [];

@@ -52,6 +52,11 @@ export interface ReconcileResult {
   changed: Array<{ model: string; from?: string; to: string }>;
   conflicts: Array<{ model: string; active?: string; declared: string; detail: string }>;
   degraded: Array<{ model: string; version: string; reason: string }>;
+  /**
+   * Models in the store that the site no longer selects: kept as they are
+   * (current untouched; a service may still read them), no longer managed.
+   */
+  unmanaged: Array<{ model: string; active?: string }>;
   bytesFetched: number;
   /** Dry run: bytes the pass would fetch. */
   bytesPlanned: number;

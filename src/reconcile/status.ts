@@ -21,6 +21,8 @@ export interface ModelStatus {
   degraded?: { version: string; since: string; reason: string };
   /** `current` differs from what the last pass left (changed by hand since). */
   drift?: string;
+  /** The site no longer selects this model: kept as it is, not managed (`gc --unmanaged` removes it). */
+  unmanaged?: { since?: string };
 }
 
 export interface StoreStatus {
@@ -62,6 +64,7 @@ export async function storeStatus(root: string, now = new Date()): Promise<Store
       lastApplied: s?.lastApplied,
     };
     if (s?.conflict) ms.conflict = s.conflict;
+    if (state.selected && !state.selected.includes(model) && obs.versions.length > 0) ms.unmanaged = s?.unmanagedSince ? { since: s.unmanagedSince } : {};
     if (deg) ms.degraded = { version: deg.version, since: deg.since, reason: deg.reason };
     if (s?.active !== undefined && obs.current !== s.active) ms.drift = `current is ${obs.current ?? 'missing'} but the last pass left ${s.active}`;
     models.push(ms);

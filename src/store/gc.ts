@@ -10,19 +10,23 @@ import { fsyncDir } from '../util/fsutil.ts';
 import { dirname } from 'node:path';
 import type { StoreLayout } from './layout.ts';
 import { ObjectStore, storeFsError } from './objects.ts';
-import { dirFiles, listModels, observeModel, removeVersion } from './versions.ts';
+import { dirFiles, listModels, observeModel, removeModel, removeVersion } from './versions.ts';
 
 export interface GcOptions {
   keep: number;
   dryRun?: boolean;
   /** Versions that must stay whatever their age, by model. */
   protect?: ReadonlyMap<string, ReadonlySet<string>>;
+  /** Models removed whole, current and previous included (models the site no longer selects, on request). */
+  removeModels?: readonly string[];
 }
 
 export interface GcReport {
   dryRun: boolean;
   keep: number;
   versionsRemoved: Array<{ model: string; version: string }>;
+  /** Models removed whole (removeModels). */
+  modelsRemoved: string[];
   objectsRemoved: number;
   bytesFreed: number;
 }
@@ -36,9 +40,12 @@ async function orderVersions(layout: StoreLayout, model: string, versions: strin
   return [...versions].sort((a, b) => times.get(a)! - times.get(b)! || (a < b ? -1 : 1));
 }
 
-export async function planRetention(layout: StoreLayout, keep: number, protect?: GcOptions['protect']): Promise<Array<{ model: string; version: string }>> {
+export async function planRetention(
+  layout: StoreLayout, keep: number, protect?: GcOptions['protect'], skip: readonly string[] = [],
+): Promise<Array<{ model: string; version: string }>> {
   const out: Array<{ model: string; version: string }> = [];
   for (const model of await listModels(layout)) {
+    if (skip.includes(model)) continue;
     const obs = await observeModel(layout, model);
     const kept = new Set<string>([...(protect?.get(model) ?? [])]);
     if (obs.current) kept.add(obs.current);
@@ -52,12 +59,16 @@ export async function planRetention(layout: StoreLayout, keep: number, protect?:
 
 export async function collectGarbage(layout: StoreLayout, opts: GcOptions): Promise<GcReport> {
   const dryRun = Boolean(opts.dryRun);
-  const removals = await planRetention(layout, opts.keep, opts.protect);
+  const present = await listModels(layout);
+  const wholeModels = (opts.removeModels ?? []).filter((m) => present.includes(m));
+  const removals = await planRetention(layout, opts.keep, opts.protect, wholeModels);
   // Links each removal takes away from each inode, to know which objects end up unused.
   const dropped = new Map<number, number>();
-  for (const r of removals) {
-    for (const f of await dirFiles(layout.versionDir(r.model, r.version))) dropped.set(f.ino, (dropped.get(f.ino) ?? 0) + 1);
-  }
+  const countLinks = async (dir: string): Promise<void> => {
+    for (const f of await dirFiles(dir)) dropped.set(f.ino, (dropped.get(f.ino) ?? 0) + 1);
+  };
+  for (const r of removals) await countLinks(layout.versionDir(r.model, r.version));
+  for (const m of wholeModels) await countLinks(layout.modelDir(m));
   const objects = new ObjectStore(layout);
   const unused: Array<{ path: string; size: number }> = [];
   for await (const o of objects.list()) {
@@ -68,12 +79,14 @@ export async function collectGarbage(layout: StoreLayout, opts: GcOptions): Prom
     dryRun,
     keep: opts.keep,
     versionsRemoved: removals,
+    modelsRemoved: wholeModels,
     objectsRemoved: unused.length,
     bytesFreed: unused.reduce((n, o) => n + o.size, 0),
   };
   if (dryRun) return report;
   try {
     for (const r of removals) await removeVersion(layout, r.model, r.version);
+    for (const m of wholeModels) await removeModel(layout, m);
     const dirs = new Set<string>();
     for (const o of unused) {
       // Re-check: only remove an object that really has no other link now.

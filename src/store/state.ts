@@ -24,6 +24,8 @@ const ModelState = z.object({
   lastAppliedAt: z.string().optional(),
   lastAppliedCommit: z.string().optional(),
   conflict: z.object({ active: z.string(), declared: z.string(), since: z.string() }).optional(),
+  /** Set while the site no longer selects the model: kept as it is, no longer managed (gc --unmanaged removes it). */
+  unmanagedSince: z.string().optional(),
 });
 export type ModelState = z.infer<typeof ModelState>;
 
@@ -82,6 +84,8 @@ export const StoreStateSchema = z.object({
   /** The site's retention.keep at the last pass: what `gc` keeps by default. */
   retentionKeep: z.number().int().nonnegative().optional(),
   models: z.record(z.string(), ModelState),
+  /** The models the site selected at the last pass that got as far as planning; any other model in the store is unmanaged. */
+  selected: z.array(z.string()).optional(),
   /**
    * The desired state computed at the last validated commit (opaque to the
    * store): a pass at the same commit, site and pins reuses it instead of

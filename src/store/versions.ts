@@ -197,6 +197,15 @@ export async function removeVersion(layout: StoreLayout, model: string, version:
   await fsp.rm(trash, { recursive: true, force: true });
 }
 
+/** Remove a whole model (its links and every version): moved under tmp/ in one rename, then deleted. */
+export async function removeModel(layout: StoreLayout, model: string): Promise<void> {
+  const trash = tmpName(layout, 'trash');
+  await fsp.mkdir(layout.tmpDir, { recursive: true });
+  await fsp.rename(layout.modelDir(model), trash);
+  await fsyncDir(layout.modelsDir);
+  await fsp.rm(trash, { recursive: true, force: true });
+}
+
 /** Total size of the regular files below a directory (for gc reports). */
 export async function dirFiles(dir: string): Promise<Array<{ path: string; ino: number; size: number }>> {
   const out: Array<{ path: string; ino: number; size: number }> = [];

@@ -3,7 +3,7 @@
  * JSON), status --store, pin / unpin, gc, against a local registry built with
  * stock git + git-lfs (objects come from its git-lfs cache).
  */
-import { existsSync, readlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { cli, isolatedGitEnv, tempDir } from '../helpers/env.ts';
@@ -82,6 +82,55 @@ describe('modelsync reconcile / status / pin / gc', () => {
     expect(real.status).toBe(0);
     expect(real.stdout).toMatch(/removed 1 version and 1 object; freed 1000 B/);
     expect(versions()).toEqual(['1', '4']);
+  });
+
+  it('a model the site stops selecting stays as it is, reported unmanaged; gc removes it only with --unmanaged', () => {
+    const store2 = join(tempDir('cli-unmanaged-'), 'store');
+    const r2 = TestRegistry.init(tempDir('cli-unmanaged-reg-'), env);
+    r2.addVersion('ssd', '1', { 'w.bin': 'ssd weights\n'.repeat(100) });
+    r2.addVersion('face', '1', { 'f.bin': 'face weights\n'.repeat(100) });
+    r2.setCurrent('ssd', '1');
+    r2.setCurrent('face', '1');
+    r2.site('alpha', {});
+    r2.commit('two models');
+    const rec = () => cli(['reconcile', '--site', 'alpha', '--registry', '.', '--store', store2], { cwd: r2.dir, env });
+    expect(rec().status).toBe(0);
+    r2.site('alpha', { models: ['face'] });
+    r2.commit('alpha no longer runs ssd');
+    const after = rec();
+    expect(after.status).toBe(0);
+    expect(after.stdout).toMatch(/ssd: no longer selected by the site; left as is \(1 stays current\), unmanaged \(modelsync gc --unmanaged removes it\)/);
+    expect(readlinkSync(join(store2, 'models/ssd/current'))).toBe('1');
+    const status = cli(['status', '--store', store2], { cwd: r2.dir, env });
+    expect(status.stdout).toMatch(/ssd\s+1\s+1\s+-\s+unmanaged: the site no longer selects it \(since /);
+    expect(JSON.parse(cli(['status', '--store', store2, '--json'], { cwd: r2.dir, env }).stdout).models.find((m: { model: string }) => m.model === 'ssd')).toMatchObject({ active: '1', unmanaged: { since: expect.any(String) } });
+
+    // Plain gc keeps it (current is never collected); --unmanaged removes the model and frees its objects.
+    expect(JSON.parse(cli(['gc', '--store', store2, '--json'], { cwd: r2.dir, env }).stdout)).toMatchObject({ modelsRemoved: [], objectsRemoved: 0 });
+    cli(['pin', 'ssd', '1', '--store', store2], { cwd: r2.dir, env });
+    const pinned = cli(['gc', '--store', store2, '--unmanaged'], { cwd: r2.dir, env });
+    expect(pinned.stdout).toMatch(/kept ssd: no longer selected, but pinned on this site/);
+    expect(existsSync(join(store2, 'models/ssd'))).toBe(true);
+    cli(['unpin', 'ssd', '--store', store2], { cwd: r2.dir, env });
+    const dry = JSON.parse(cli(['gc', '--store', store2, '--unmanaged', '--dry-run', '--json'], { cwd: r2.dir, env }).stdout);
+    expect(dry).toMatchObject({ dryRun: true, modelsRemoved: ['ssd'], objectsRemoved: 1, bytesFreed: 1200 });
+    const real = cli(['gc', '--store', store2, '--unmanaged'], { cwd: r2.dir, env });
+    expect(real.status).toBe(0);
+    expect(real.stdout).toMatch(/removed ssd \(no longer selected by the site\), current included/);
+    expect(real.stdout).toMatch(/removed 1 model, 0 versions and 1 object; freed 1\.2 KiB/);
+    expect(existsSync(join(store2, 'models/ssd'))).toBe(false);
+    expect(readlinkSync(join(store2, 'models/face/current'))).toBe('1');
+    expect(cli(['status', '--store', store2], { cwd: r2.dir, env }).stdout).not.toMatch(/ssd/);
+    expect(rec().stdout).not.toMatch(/no longer selected/);
+  });
+
+  it('gc --unmanaged refuses to guess before any pass recorded the selection', () => {
+    const empty = join(tempDir('cli-unmanaged-empty-'), 'store');
+    mkdirSync(join(empty, 'models/old/1'), { recursive: true });
+    const r = cli(['gc', '--store', empty, '--unmanaged'], { cwd: reg.dir, env });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/no pass has recorded what this site selects yet/);
+    expect(existsSync(join(empty, 'models/old/1'))).toBe(true);
   });
 
   it('rejects bad usage with exit 2', () => {

@@ -229,6 +229,28 @@ describe('reconcile against a local registry', () => {
     expect(r.models[0]).toMatchObject({ desiredReason: 'override', declared: '2025-01-01' });
   });
 
+  it('keeps a model the site stops selecting as it is (unmanaged), and manages it again once re-selected', async () => {
+    await pass();
+    reg.site('alpha', { models: ['face'] });
+    reg.commit('alpha drops ssd');
+    const r = await pass();
+    expect(r.status).toBe('in-sync');
+    expect(r.unmanaged).toEqual([{ model: 'ssd', active: '1' }]);
+    expect(current('ssd')).toBe('1');
+    let state = (await readState(new StoreLayout(store))).state;
+    expect(state.selected).toEqual(['face']);
+    expect(state.models.ssd).toMatchObject({ active: '1', lastApplied: '1', unmanagedSince: expect.any(String) });
+    expect(state.models.ssd?.desired).toBeUndefined();
+    reg.site('alpha', {});
+    reg.setCurrent('ssd', '2');
+    reg.commit('alpha runs ssd again, a newer one');
+    const back = await pass();
+    expect(back.unmanaged).toEqual([]);
+    expect(back.changed).toEqual([{ model: 'ssd', from: '1', to: '2' }]); // an upgrade, not a conflict
+    state = (await readState(new StoreLayout(store))).state;
+    expect(state.models.ssd?.unmanagedSince).toBeUndefined();
+  });
+
   it('changes nothing when the registry is invalid at the commit, naming file and line', async () => {
     await pass();
     const before = readFileSync(join(store, 'state.json'), 'utf8');
