@@ -4,7 +4,7 @@
  * only when it runs. The daemon calls the same command functions.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { ModelsyncError, UsageError, errorMessage } from './errors.ts';
+import { InterruptedError, ModelsyncError, UsageError, errorMessage } from './errors.ts';
 import { EXIT, processContext, type CommandContext } from './commands/context.ts';
 
 type Handler = (opts: Record<string, unknown>, ctx: CommandContext) => Promise<number>;
@@ -207,7 +207,8 @@ try {
     // Help and --version exit 0; anything else commander refused is a usage error.
     process.exitCode = err.exitCode === 0 ? EXIT.ok : EXIT.usage;
   } else {
-    const code = err instanceof UsageError ? EXIT.usage : EXIT.error;
+    // 130 is what a shell reports for a command stopped by Ctrl-C (128 + SIGINT).
+    const code = err instanceof UsageError ? EXIT.usage : err instanceof InterruptedError ? 130 : EXIT.error;
     if (jsonRequested) {
       const body = err instanceof ModelsyncError ? err.toJSON() : { code: 'InternalError', message: errorMessage(err) };
       process.stdout.write(`${JSON.stringify({ ok: false, error: body }, null, 2)}\n`);

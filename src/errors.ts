@@ -121,6 +121,16 @@ export class ServiceError extends ModelsyncError {
   }
 }
 
+/**
+ * The user stopped the command (Ctrl-C, SIGTERM) and it stopped cleanly:
+ * whatever it had half done was undone. The CLI exits 130, as a shell does.
+ */
+export class InterruptedError extends ModelsyncError {
+  constructor(message: string, data?: Record<string, unknown>) {
+    super('InterruptedError', message, { data, retry: 'stalling' });
+  }
+}
+
 /** One problem in one registry file, positioned for editors and CI annotations. */
 export interface Problem {
   file: string;
