@@ -96,8 +96,9 @@ export function desiredModels(registry: Registry, site: ResolvedSite, pins: Reco
     const info = registry.models.get(model);
     if (!info?.entry) throw new NotFoundError(`site ${site.name} selects model ${JSON.stringify(model)}, which the registry does not declare`, { model });
     const declared = info.entry.current_version;
-    const pin = pins[model];
-    const override = site.overrides[model];
+    // Own keys only: a model may be called "constructor" or "toString".
+    const pin = Object.hasOwn(pins, model) ? pins[model] : undefined;
+    const override = Object.hasOwn(site.overrides, model) ? site.overrides[model] : undefined;
     if (pin !== undefined) out.set(model, { model, version: pin, declared, reason: 'pin' });
     else if (override !== undefined) out.set(model, { model, version: override, declared, reason: 'override' });
     else out.set(model, { model, version: declared, declared, reason: 'current' });

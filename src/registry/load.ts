@@ -12,7 +12,7 @@ import {
 } from './layout.ts';
 import { z } from 'zod';
 import {
-  ManifestFile, ModelEntry, ModelRegistryFile, SiteFile, NAME_RE, VERSION_RE, RESERVED_VERSION_NAMES,
+  ManifestFile, ManifestFileEntry, ModelEntry, ModelRegistryFile, SiteFile, NAME_RE, VERSION_RE, RESERVED_VERSION_NAMES,
   type VersionScheme,
 } from './schema.ts';
 import type { RegistrySource } from './source.ts';
@@ -91,13 +91,14 @@ export async function loadRegistry(source: RegistrySource, options: LoadOptions 
 
   // ---- model_registry.yaml ----
   const regYaml = await readYaml(source, MODEL_REGISTRY_FILE, problems);
-  let declared: Record<string, ModelEntry> = {};
+  // A Map, not an object: a model folder called "constructor" must not find Object's.
+  const declared = new Map<string, ModelEntry>();
   if (!regYaml) {
     problems.push(at(MODEL_REGISTRY_FILE, 'file is missing (every registry declares its models here)'));
   } else if (regYaml.value !== undefined) {
     registry.modelRegistryYaml = regYaml;
     const parsed = ModelRegistryFile.safeParse(regYaml.value ?? {});
-    if (parsed.success) declared = parsed.data.models;
+    if (parsed.success) for (const [name, entry] of Object.entries(parsed.data.models)) declared.set(name, entry);
     else {
       problems.push(...zodProblems(regYaml, parsed.error));
       // Keep the entries that are fine, so cross-file rules still report on them.
@@ -106,7 +107,7 @@ export async function loadRegistry(source: RegistrySource, options: LoadOptions 
         for (const [name, entry] of Object.entries(raw)) {
           // Unknown keys were reported already; the entry still declares its model for cross-references.
           const one = z.object(ModelEntry.shape).safeParse(entry);
-          if (one.success && NAME_RE.test(name)) declared[name] = one.data;
+          if (one.success && NAME_RE.test(name)) declared.set(name, one.data);
         }
       }
     }
@@ -114,11 +115,11 @@ export async function loadRegistry(source: RegistrySource, options: LoadOptions 
 
   // ---- registry/<model>/<version>/manifest.yaml ----
   const top = (await source.list(REGISTRY_DIR)) ?? [];
-  const modelNames = new Set<string>(Object.keys(declared));
+  const modelNames = new Set<string>(declared.keys());
   for (const ent of top) if (ent.type === 'dir') modelNames.add(ent.name);
 
   for (const name of [...modelNames].sort()) {
-    const info: ModelInfo = { name, entry: declared[name], scheme: null, versions: new Map(), broken: new Set() };
+    const info: ModelInfo = { name, entry: declared.get(name), scheme: null, versions: new Map(), broken: new Set() };
     registry.models.set(name, info);
     if (!NAME_RE.test(name)) {
       problems.push(at(`${modelDir(name)}/`, `model folder name ${JSON.stringify(name)} is not a valid model name`));
@@ -164,28 +165,31 @@ async function loadVersion(
     return;
   }
   const parsed = ManifestFile.safeParse(yf.value ?? {});
-  if (!parsed.success) {
+  let view: ManifestView;
+  if (parsed.success) {
+    info.versions.set(version, { model, version, manifest: parsed.data, file, yaml: yf });
+    view = { name: parsed.data.name, version: parsed.data.version, files: parsed.data.files.map((f, i) => ({ i, f })), listed: parsed.data.files.map((f) => f.name) };
+  } else {
     problems.push(...zodProblems(yf, parsed.error));
     info.broken.add(version);
-    return;
+    // Keep checking what did parse: every problem at once, not one schema error hiding the rest.
+    view = salvageManifest(yf.value);
   }
-  const m = parsed.data;
-  if (m.name !== model) problems.push(yf.problem(['name'], `is ${JSON.stringify(m.name)} but the manifest is in the folder of model ${JSON.stringify(model)}`));
-  if (m.version !== version) problems.push(yf.problem(['version'], `is ${JSON.stringify(m.version)} but the manifest is in folder ${JSON.stringify(version)}`));
-  info.versions.set(version, { model, version, manifest: m, file, yaml: yf });
+  if (view.name !== undefined && view.name !== model) problems.push(yf.problem(['name'], `is ${JSON.stringify(view.name)} but the manifest is in the folder of model ${JSON.stringify(model)}`));
+  if (view.version !== undefined && view.version !== version) problems.push(yf.problem(['version'], `is ${JSON.stringify(view.version)} but the manifest is in folder ${JSON.stringify(version)}`));
 
   // File names: unique (also ignoring case, or a checkout on macOS/Windows loses one), not the manifest itself.
   const seen = new Map<string, number>();
-  m.files.forEach((f, i) => {
+  for (const { i, f } of view.files) {
     const folded = f.name.toLowerCase();
     const prev = seen.get(folded);
     if (prev !== undefined) problems.push(yf.problem(['files', i, 'name'], `duplicate file name ${JSON.stringify(f.name)} (also files[${prev}])`));
     else seen.set(folded, i);
     if (f.name === MANIFEST_NAME) problems.push(yf.problem(['files', i, 'name'], `"${MANIFEST_NAME}" is reserved for the manifest itself`));
-  });
+  }
   // A file that is also a directory prefix of another cannot exist on disk.
-  const names = new Set(m.files.map((f) => f.name));
-  m.files.forEach((f, i) => {
+  const names = new Set(view.files.map(({ f }) => f.name));
+  for (const { i, f } of view.files) {
     const parts = f.name.split('/');
     for (let k = 1; k < parts.length; k++) {
       if (names.has(parts.slice(0, k).join('/'))) {
@@ -193,16 +197,42 @@ async function loadVersion(
         break;
       }
     }
-  });
+  }
 
   const check = typeof options.checkContent === 'function' ? options.checkContent(model, version) : (options.checkContent ?? true);
-  if (check) await checkVersionContent(source, model, version, m, yf, problems);
+  if (check) await checkVersionContent(source, model, version, view, yf, problems);
+}
+
+/** A manifest as far as it could be read: its file entries keep their index in `files` for positions. */
+interface ManifestView {
+  name?: string;
+  version?: string;
+  files: Array<{ i: number; f: ManifestFileEntry }>;
+  /** Every name the manifest lists, also of entries that failed the schema (they are not "unlisted"). */
+  listed: string[];
+}
+
+function salvageManifest(raw: unknown): ManifestView {
+  const obj = raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {};
+  const name = ManifestFile.shape.name.safeParse(obj.name);
+  const version = ManifestFile.shape.version.safeParse(obj.version);
+  const files: ManifestView['files'] = [];
+  const listed: string[] = [];
+  if (Array.isArray(obj.files)) {
+    obj.files.forEach((entry: unknown, i) => {
+      const one = ManifestFileEntry.safeParse(entry);
+      if (one.success) files.push({ i, f: one.data });
+      const n = (entry as { name?: unknown } | null)?.name;
+      if (typeof n === 'string') listed.push(n);
+    });
+  }
+  return { name: name.success ? name.data : undefined, version: version.success ? version.data : undefined, files, listed };
 }
 
 async function checkVersionContent(
-  source: RegistrySource, model: string, version: string, m: ManifestFile, yf: YamlFile, problems: Problem[],
+  source: RegistrySource, model: string, version: string, m: ManifestView, yf: YamlFile, problems: Problem[],
 ): Promise<void> {
-  for (const [i, f] of m.files.entries()) {
+  for (const { i, f } of m.files) {
     const path = versionFilePath(model, version, f.name);
     let content;
     try {
@@ -228,7 +258,7 @@ async function checkVersionContent(
     }
   }
   // Files in the version folder that the manifest does not list were probably forgotten.
-  const listed = new Set(m.files.map((f) => f.name));
+  const listed = new Set(m.listed);
   const stack: string[] = [''];
   while (stack.length) {
     const rel = stack.pop()!;
@@ -297,12 +327,27 @@ async function loadSiteDocs(
     const yf = await readYaml(source, file, problems);
     if (!yf || yf.value === undefined) continue;
     const parsed = SiteFile.safeParse(yf.value ?? {});
-    if (!parsed.success) {
+    let data: SiteFile;
+    if (parsed.success) data = parsed.data;
+    else {
       problems.push(...zodProblems(yf, parsed.error));
-      continue;
+      // The keys that are fine still get their cross-file checks (every problem at once).
+      data = salvageSite(yf.value);
     }
-    into.set(key(name), { name: key(name), file, data: parsed.data, yaml: yf });
+    into.set(key(name), { name: key(name), file, data, yaml: yf });
   }
+}
+
+/** The top-level keys of a site file that pass the schema on their own. */
+function salvageSite(raw: unknown): SiteFile {
+  const obj = raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {};
+  const out: Record<string, unknown> = {};
+  for (const [k, schema] of Object.entries(SiteFile.shape)) {
+    if (!Object.hasOwn(obj, k)) continue;
+    const one = (schema as z.ZodType).safeParse(obj[k]);
+    if (one.success && one.data !== undefined) out[k] = one.data;
+  }
+  return out as SiteFile;
 }
 
 function checkSite(registry: Registry, doc: SiteDoc, problems: Problem[], isGroup: boolean): void {

@@ -92,11 +92,9 @@ interface Entry {
 function entryIn(text: string, model: string): Entry | null {
   const yf = parseYamlFile(MODEL_REGISTRY_FILE, text);
   const parsed = ModelRegistryFile.safeParse(yf.value ?? {});
-  const raw = parsed.success
-    ? parsed.data.models[model]
-    : ((yf.value as { models?: Record<string, { current_version?: unknown; previous_version?: unknown }> } | undefined)?.models?.[model] as
-        | { current_version?: unknown; previous_version?: unknown }
-        | undefined);
+  const models = parsed.success ? parsed.data.models : (yf.value as { models?: Record<string, unknown> } | undefined)?.models;
+  if (!models || typeof models !== 'object' || !Object.hasOwn(models, model)) return null;
+  const raw = (models as Record<string, unknown>)[model] as { current_version?: unknown; previous_version?: unknown } | null;
   if (!raw || typeof raw !== 'object') return null;
   const s = (v: unknown): string | undefined => (v === undefined || v === null ? undefined : String(v));
   return { current: s(raw.current_version), previous: s(raw.previous_version) };

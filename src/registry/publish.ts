@@ -183,8 +183,9 @@ async function readRegistryAtHead(repo: WorkRepo, tree: string | null): Promise<
 export function currentVersionOf(registryText: string, model: string): string | undefined {
   const yf = parseYamlFile(MODEL_REGISTRY_FILE, registryText);
   const parsed = ModelRegistryFile.safeParse(yf.value ?? {});
-  if (parsed.success) return parsed.data.models[model]?.current_version;
-  const raw = (yf.value as { models?: Record<string, { current_version?: unknown }> } | undefined)?.models?.[model]?.current_version;
+  const models = parsed.success ? parsed.data.models : (yf.value as { models?: Record<string, { current_version?: unknown }> } | undefined)?.models;
+  if (!models || typeof models !== 'object' || !Object.hasOwn(models, model)) return undefined;
+  const raw = (models[model] as { current_version?: unknown } | null)?.current_version;
   return raw === undefined || raw === null ? undefined : String(raw);
 }
 

@@ -1,4 +1,4 @@
-import { LineCounter, parseDocument, isMap, isSeq, isPair, isScalar, type Document, type Node } from 'yaml';
+import { LineCounter, parseDocument, visit, isMap, isSeq, isPair, isScalar, isCollection, type Document, type Node } from 'yaml';
 import type { Problem } from '../errors.ts';
 
 export type YamlPath = ReadonlyArray<string | number>;
@@ -26,21 +26,45 @@ export function dottedPath(path: YamlPath): string {
 
 // YAML files in the registry are small; anything bigger is a mistake or an attack.
 const MAX_YAML_BYTES = 1 << 20;
+/** Aliases expanded while building the value: enough for shared defaults, not for a "billion laughs". */
+const MAX_ALIAS_COUNT = 100;
+/** The tags of YAML's core schema; any other (`!!binary`, `!!js/function`, `!custom`) is refused, not guessed at. */
+const CORE_TAGS = new Set(['str', 'int', 'float', 'bool', 'null', 'seq', 'map'].map((t) => `tag:yaml.org,2002:${t}`));
 
 export function parseYamlFile(file: string, text: string): YamlFile {
   const lc = new LineCounter();
   const syntaxProblems: Problem[] = [];
+  const report = (offset: number | undefined, message: string): void => {
+    const { line, col } = offset === undefined ? { line: 1, col: 1 } : lc.linePos(offset);
+    syntaxProblems.push({ file, line, col, path: '', message });
+  };
   let doc: Document | undefined;
-  if (text.length > MAX_YAML_BYTES) {
+  if (Buffer.byteLength(text, 'utf8') > MAX_YAML_BYTES) {
     syntaxProblems.push({ file, line: 1, col: 1, path: '', message: `file is larger than ${MAX_YAML_BYTES} bytes` });
   } else {
     doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true, version: '1.2' });
-    for (const e of doc.errors) {
+    // Warnings too: an unresolved tag would otherwise turn silently into a plain string.
+    const seen = new Set<string>();
+    for (const e of [...doc.errors, ...doc.warnings]) {
+      const unresolved = e.code === 'TAG_RESOLVE_FAILED' ? /Unresolved tag: (\S+)/.exec(e.message)?.[1] : undefined;
+      const message = unresolved ? tagMessage(unresolved) : `YAML: ${firstLine(e.message)}`;
+      // Nesting too deep for the parser fails once per level; one report is enough.
+      if (seen.has(message)) continue;
+      seen.add(message);
       const pos = e.linePos?.[0] ?? lc.linePos(e.pos[0]);
-      syntaxProblems.push({ file, line: pos.line, col: pos.col, path: '', message: `YAML: ${firstLine(e.message)}` });
+      syntaxProblems.push({ file, line: pos.line, col: pos.col, path: '', message });
     }
   }
-  const value = doc && syntaxProblems.length === 0 ? doc.toJS({ maxAliasCount: 100 }) : undefined;
+  let value: unknown;
+  if (doc && syntaxProblems.length === 0) {
+    try {
+      checkNodes(doc, report);
+      if (syntaxProblems.length === 0) value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+    } catch (err) {
+      // The yaml library throws (ReferenceError) on alias expansion past the limit, RangeError on runaway depth.
+      report(undefined, `YAML: ${err instanceof ReferenceError ? `aliases expand too much (more than ${MAX_ALIAS_COUNT})` : firstLine((err as Error).message)}`);
+    }
+  }
 
   const locate = (path: YamlPath, key = false): { line: number; col: number } => {
     if (!doc) return { line: 1, col: 1 };
@@ -80,6 +104,29 @@ export function parseYamlFile(file: string, text: string): YamlFile {
       return { file, line, col, path: dottedPath(path), message };
     },
   };
+}
+
+/**
+ * What the YAML grammar allows but a registry file must not hold: tags
+ * outside the core schema, keys that are collections (JavaScript would
+ * stringify them into "[ 1, 2 ]") and `__proto__` keys (dropped or turned
+ * into a prototype by whoever reads the value next).
+ */
+function checkNodes(doc: Document, report: (offset: number | undefined, message: string) => void): void {
+  visit(doc, {
+    Node(_key, node) {
+      const tag = (node as { tag?: string }).tag;
+      if (tag && !CORE_TAGS.has(tag)) report(rangeStart(node), tagMessage(tag));
+    },
+    Pair(_key, pair) {
+      if (isCollection(pair.key)) report(rangeStart(pair.key), 'YAML: a key must be a plain value, not a list or mapping');
+      else if (isScalar(pair.key) && pair.key.value === '__proto__') report(rangeStart(pair.key), 'YAML: "__proto__" is not allowed as a key');
+    },
+  });
+}
+
+function tagMessage(tag: string): string {
+  return `YAML: tag ${tag.replace(/^tag:yaml\.org,2002:/, '!!')} is not allowed (plain YAML values only)`;
 }
 
 function rangeStart(node: unknown): number | undefined {

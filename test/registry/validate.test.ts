@@ -99,4 +99,55 @@ describe('validate: bad input gets a precise error', () => {
       'sites/alpha.yaml:1:1:schedul',
     ]);
   });
+
+  it('a schema error in a site or manifest does not hide the cross-file problems of the rest of it', async () => {
+    const f = base();
+    f['sites/alpha.yaml'] = 'labels: {tier: 1}\nmodels: [det, nope]\noverrides: {det: "2024-12-31"}\nschedule: "soon"\nextends: [groups/missing]\n';
+    f['registry/det/2025-01-01/manifest.yaml'] =
+      `name: other\nversion: "2025-01-01"\nfiles:\n  - name: w.bin\n    sha256: nothex\n    size: 3\n  - name: gone.bin\n    sha256: ${sha('x')}\n    size: 1\n`;
+    const got = await problems(f);
+    expect(got).toEqual(expect.arrayContaining([
+      'sites/alpha.yaml:1:16: labels.tier: expected string, got number 1',
+      'sites/alpha.yaml:2:15: models[1]: model "nope" is not declared in registry/model_registry.yaml',
+      'sites/alpha.yaml:3:18: overrides.det: version "2024-12-31" of det is not published',
+      'sites/alpha.yaml:4:11: schedule: "soon" is not a valid cron expression (five or six fields, e.g. "*/15 * * * *")',
+      'sites/alpha.yaml:5:11: extends[0]: "groups/missing" does not resolve (expected sites/groups/missing.yaml)',
+      'registry/det/2025-01-01/manifest.yaml:5:13: files[0].sha256: must be 64 lowercase hex characters (a sha256)',
+      'registry/det/2025-01-01/manifest.yaml:1:7: name: is "other" but the manifest is in the folder of model "det"',
+      'registry/det/2025-01-01/manifest.yaml:7:11: files[1].name: file registry/det/2025-01-01/gone.bin is missing',
+    ]));
+    // w.bin failed the schema but is listed: not reported as an unlisted file.
+    expect(got.filter((p) => p.includes('not listed'))).toEqual([]);
+  });
+
+  it('never mistakes a JavaScript built-in for a declared model', async () => {
+    const f = base();
+    f['registry/constructor/1/manifest.yaml'] = `name: constructor\nversion: "1"\nfiles:\n  - name: w.bin\n    sha256: ${sha('one')}\n    size: 3\n`;
+    f['registry/constructor/1/w.bin'] = 'one';
+    f['sites/alpha.yaml'] = 'models: [det, constructor, toString]\n';
+    expect(await problems(f)).toEqual([
+      'sites/alpha.yaml:1:15: models[1]: model "constructor" is not declared in registry/model_registry.yaml',
+      'sites/alpha.yaml:1:28: models[2]: model "toString" is not declared in registry/model_registry.yaml',
+    ]);
+    // Declared under that name, it is an ordinary model, overrides included.
+    f['registry/model_registry.yaml'] += '  constructor:\n    current_version: "1"\n';
+    f['sites/alpha.yaml'] = 'models: [det, constructor]\noverrides: {det: "2025-01-01"}\n';
+    expect(await problems(f)).toEqual([]);
+  });
+
+  it('turns hostile YAML into positioned problems and goes on with the other files', async () => {
+    const f = base();
+    const bomb = ['a: &a [x,x,x,x,x,x,x,x,x]', ...'bcdefg'.split('').map((n, i) => `${n}: &${n} [${Array(9).fill(`*${'abcdefg'[i]}`).join(',')}]`)].join('\n');
+    f['sites/groups/g.yaml'] = `${bomb}\n`;
+    f['sites/alpha.yaml'] = 'labels: !!js/function "function () {}"\n';
+    f['registry/det/2025-01-01/manifest.yaml'] = `\uFEFFname: det\r\nversion: "2025-01-01"\r\nfiles:\r\n  - name: w.bin\r\n    sha256: ${sha('one')}\r\n    size: 4\r\n`;
+    f['registry/det/2025-01-02/manifest.yaml'] = `name: det\nversion: "2025-01-02"\nfiles: ${'['.repeat(5000)}${']'.repeat(5000)}\n`;
+    const got = await problems(f);
+    expect(got).toEqual(expect.arrayContaining([
+      'sites/groups/g.yaml:1:1: YAML: aliases expand too much (more than 100)',
+      'sites/alpha.yaml:1:9: YAML: tag !!js/function is not allowed (plain YAML values only)',
+      'registry/det/2025-01-01/manifest.yaml:6:11: files[0].size: is 4 but registry/det/2025-01-01/w.bin has 3 bytes',
+    ]));
+    expect(got.filter((p) => p.startsWith('registry/det/2025-01-02/manifest.yaml:3:'))).toHaveLength(1);
+  });
 });
