@@ -6,8 +6,8 @@
 import { posix } from 'node:path';
 import { stringify as yamlStringify } from 'yaml';
 import {
-  Budget, EvalError, Undefined, compareValues, describeType, entriesOf, equals, getItem, isList, isPlainObject,
-  isUndefined, iterate, keysOf, toJson, toStr, truthy, type PlainObject, type Value,
+  Budget, EvalError, Undefined, codePoints, compareValues, describeType, entriesOf, equals, getItem, isList, isPlainObject,
+  isForbiddenKey, isUndefined, iterate, keysOf, toJson, toStr, truthy, type Value,
 } from './values.ts';
 
 export interface FilterCall {
@@ -19,7 +19,7 @@ export interface FilterCall {
 }
 
 type Filter = (value: Value, call: FilterCall) => Value;
-type Test = (value: Value, args: Value[]) => boolean;
+type Test = (value: Value, args: Value[], budget: Budget) => boolean;
 
 /** Positional-or-keyword argument `i` named `name`, with a default. */
 function arg(call: FilterCall, i: number, name: string, dflt: Value): Value {
@@ -38,10 +38,18 @@ function needString(v: Value, what: string): string {
   return v;
 }
 
-function needList(v: Value, what: string): Value[] {
+/**
+ * The items a list filter works through. Each is charged here, once, so a
+ * filter over a big list inside a loop runs out of budget instead of
+ * spinning (sort and unique charge their comparisons on top).
+ */
+function needList(v: Value, what: string, budget: Budget): Value[] {
   if (isUndefined(v)) throw new EvalError(`${v.message()}`);
-  if (isList(v)) return v;
-  if (typeof v === 'string' || isPlainObject(v)) return iterate(v, what);
+  if (isList(v)) {
+    budget.charge(v.length);
+    return v;
+  }
+  if (typeof v === 'string' || isPlainObject(v)) return iterate(v, what, budget);
   throw new EvalError(`${what} is ${describeType(v)}, not a list`);
 }
 
@@ -56,15 +64,32 @@ function defined(v: Value, what: string): Value {
   return v;
 }
 
-/** An attribute path like "name" or "files.0.size", as Jinja's attribute= arguments take. */
-function pluck(item: Value, attribute: string): Value {
+/** An attribute path like "name" or "files.0.size", as Jinja's attribute= arguments take; each step charged. */
+function pluck(item: Value, attribute: string, budget: Budget): Value {
   let cur = item;
-  for (const part of attribute.split('.')) cur = getItem(cur, /^\d+$/.test(part) ? Number(part) : part, 'item');
+  const parts = attribute.split('.');
+  budget.charge(parts.length);
+  for (const part of parts) cur = getItem(cur, /^\d+$/.test(part) ? Number(part) : part, 'item', budget);
   return cur;
 }
 
-function sortKey(v: Value, caseSensitive: boolean): Value {
-  return !caseSensitive && typeof v === 'string' ? v.toLowerCase() : v;
+/** A key under which equal values always meet (unequal ones may share it; `equals` decides). */
+function bucketKey(v: Value, budget: Budget): string {
+  // Hashing a key costs about a step per character, and a map insert far more than one step.
+  budget.charge(UNIQUE_ITEM_COST + (typeof v === 'string' ? v.length : 0));
+  if (v === null || typeof v !== 'object') return `${typeof v}:${String(v)}`;
+  if (isList(v)) return `list:${v.length}`;
+  if (isUndefined(v)) return 'undefined';
+  return `map:${keysOf(v).length}`;
+}
+
+/** What unique() pays per item beyond its key's characters, measured against the other steps. */
+const UNIQUE_ITEM_COST = 16;
+
+function sortKey(v: Value, caseSensitive: boolean, budget: Budget): Value {
+  if (caseSensitive || typeof v !== 'string') return v;
+  budget.charge(v.length);
+  return v.toLowerCase();
 }
 
 function toInt(v: Value, dflt: Value, base: number): Value {
@@ -111,10 +136,10 @@ const FILTERS: Record<string, Filter> = {
     return v;
   },
   join(v, c) {
-    const items = needList(v, c.hint);
+    const items = needList(v, c.hint, c.budget);
     const sep = str(arg(c, 0, 'd', ''), 'separator', c.budget);
     const attribute = arg(c, 1, 'attribute', null);
-    const parts = items.map((x) => str(typeof attribute === 'string' ? pluck(x, attribute) : x, 'item', c.budget));
+    const parts = items.map((x) => str(typeof attribute === 'string' ? pluck(x, attribute, c.budget) : x, 'item', c.budget));
     c.budget.string(parts.reduce((n, p) => n + p.length, 0) + sep.length * Math.max(0, parts.length - 1));
     return parts.join(sep);
   },
@@ -171,7 +196,8 @@ const FILTERS: Record<string, Filter> = {
   string: (v, c) => str(v, c.hint, c.budget),
   length(v, c) {
     const x = defined(v, c.hint);
-    if (typeof x === 'string' || isList(x)) return x.length;
+    if (typeof x === 'string') return codePoints(x, c.budget).length;
+    if (isList(x)) return x.length;
     if (isPlainObject(x)) return keysOf(x).length;
     throw new EvalError(`${c.hint} is ${describeType(x)}, which has no length`);
   },
@@ -188,33 +214,46 @@ const FILTERS: Record<string, Filter> = {
     return out;
   },
   first(v, c) {
-    const items = needList(v, c.hint);
+    const items = isList(v) ? v : needList(v, c.hint, c.budget);
     return items.length ? items[0]! : new Undefined(`${c.hint}|first (empty)`);
   },
   last(v, c) {
-    const items = needList(v, c.hint);
+    const items = isList(v) ? v : needList(v, c.hint, c.budget);
     return items.length ? items[items.length - 1]! : new Undefined(`${c.hint}|last (empty)`);
   },
   sort(v, c) {
-    const items = [...needList(v, c.hint)];
+    const items = [...needList(v, c.hint, c.budget)];
     const reverse = truthy(arg(c, 0, 'reverse', false));
     const caseSensitive = truthy(arg(c, 1, 'case_sensitive', false));
     const attribute = arg(c, 2, 'attribute', null);
-    const key = (x: Value): Value => sortKey(typeof attribute === 'string' ? pluck(x, attribute) : x, caseSensitive);
-    items.sort((a, b) => compareValues(key(a), key(b)));
+    const key = (x: Value): Value => sortKey(typeof attribute === 'string' ? pluck(x, attribute, c.budget) : x, caseSensitive, c.budget);
+    items.sort((a, b) => compareValues(key(a), key(b), c.budget));
     if (reverse) items.reverse();
     return items;
   },
   unique(v, c) {
+    // Jinja: case-insensitive unless asked, optionally by attribute; the first of each kind is kept.
+    const caseSensitive = truthy(arg(c, 0, 'case_sensitive', false));
+    const attribute = arg(c, 1, 'attribute', null);
     const out: Value[] = [];
-    for (const x of needList(v, c.hint)) if (!out.some((y) => equals(x, y))) out.push(x);
+    // Bucketed by a cheap key, so this is linear, not a comparison of every pair.
+    const buckets = new Map<string, Value[]>();
+    for (const x of needList(v, c.hint, c.budget)) {
+      const k = sortKey(typeof attribute === 'string' ? pluck(x, attribute, c.budget) : x, caseSensitive, c.budget);
+      const bk = bucketKey(k, c.budget);
+      const bucket = buckets.get(bk) ?? [];
+      if (bucket.some((y) => equals(k, y, c.budget))) continue;
+      if (bucket.length === 0) buckets.set(bk, bucket);
+      bucket.push(k);
+      out.push(x);
+    }
     return out;
   },
   reverse(v, c) {
     if (typeof v === 'string') return [...v].reverse().join('');
-    return [...needList(v, c.hint)].reverse();
+    return [...needList(v, c.hint, c.budget)].reverse();
   },
-  list: (v, c) => [...needList(v, c.hint)],
+  list: (v, c) => [...needList(v, c.hint, c.budget)],
   items(v, c) {
     const x = defined(v, c.hint);
     if (!isPlainObject(x)) throw new EvalError(`${c.hint} is ${describeType(x)}, not a mapping`);
@@ -227,7 +266,9 @@ const FILTERS: Record<string, Filter> = {
     const by = arg(c, 1, 'by', 'key');
     const reverse = truthy(arg(c, 2, 'reverse', false));
     const idx = by === 'value' ? 1 : 0;
-    const out = entriesOf(x, c.hint).sort((a, b) => compareValues(sortKey(a[idx]!, caseSensitive), sortKey(b[idx]!, caseSensitive)));
+    const entries = entriesOf(x, c.hint);
+    c.budget.charge(entries.length);
+    const out = entries.sort((a, b) => compareValues(sortKey(a[idx]!, caseSensitive, c.budget), sortKey(b[idx]!, caseSensitive, c.budget), c.budget));
     if (reverse) out.reverse();
     return out.map(([k, y]) => [k, y]);
   },
@@ -246,30 +287,30 @@ const FILTERS: Record<string, Filter> = {
     return roundHalfAwayFromZero(v, precision);
   },
   min(v, c) {
-    const items = needList(v, c.hint);
-    return items.length ? items.reduce((a, b) => (compareValues(a, b) <= 0 ? a : b)) : new Undefined(`${c.hint}|min (empty)`);
+    const items = needList(v, c.hint, c.budget);
+    return items.length ? items.reduce((a, b) => (compareValues(a, b, c.budget) <= 0 ? a : b)) : new Undefined(`${c.hint}|min (empty)`);
   },
   max(v, c) {
-    const items = needList(v, c.hint);
-    return items.length ? items.reduce((a, b) => (compareValues(a, b) >= 0 ? a : b)) : new Undefined(`${c.hint}|max (empty)`);
+    const items = needList(v, c.hint, c.budget);
+    return items.length ? items.reduce((a, b) => (compareValues(a, b, c.budget) >= 0 ? a : b)) : new Undefined(`${c.hint}|max (empty)`);
   },
   sum(v, c) {
     const attribute = arg(c, 0, 'attribute', null);
     let total = arg(c, 1, 'start', 0);
-    for (const x of needList(v, c.hint)) {
-      const y = typeof attribute === 'string' ? pluck(x, attribute) : x;
+    for (const x of needList(v, c.hint, c.budget)) {
+      const y = typeof attribute === 'string' ? pluck(x, attribute, c.budget) : x;
       if (typeof y !== 'number' || typeof total !== 'number') throw new EvalError(`sum needs numbers, got ${describeType(y)}`);
       total += y;
     }
     return total;
   },
   map(v, c) {
-    const items = needList(v, c.hint);
+    const items = needList(v, c.hint, c.budget);
     const attribute = c.kwargs.attribute;
     if (typeof attribute === 'string') {
       const dflt = c.kwargs.default;
       return items.map((x) => {
-        const y = pluck(x, attribute);
+        const y = pluck(x, attribute, c.budget);
         return isUndefined(y) && dflt !== undefined ? dflt : y;
       });
     }
@@ -287,7 +328,9 @@ const FILTERS: Record<string, Filter> = {
   indent(v, c) {
     const s = str(v, c.hint, c.budget);
     const w = arg(c, 0, 'width', 4);
-    const pad = typeof w === 'string' ? w : ' '.repeat(needInt(w, 'width'));
+    const width = typeof w === 'string' ? w.length : needInt(w, 'width');
+    c.budget.stringLength(width);
+    const pad = typeof w === 'string' ? w : ' '.repeat(width);
     const first = truthy(arg(c, 1, 'first', false));
     const blank = truthy(arg(c, 2, 'blank', false));
     const lines = s.split('\n');
@@ -311,22 +354,22 @@ FILTERS.d = FILTERS.default!;
 FILTERS.count = FILTERS.length!;
 
 function selectBy(v: Value, c: FilterCall, keep: boolean): Value {
-  const items = needList(v, c.hint);
+  const items = needList(v, c.hint, c.budget);
   const attribute = c.args[0];
   if (typeof attribute !== 'string') throw new EvalError(`${keep ? 'selectattr' : 'rejectattr'} needs an attribute name`);
   const testName = c.args[1];
   const test = testName === undefined ? null : lookupTest(needString(testName, 'test name'));
   return items.filter((x) => {
-    const y = pluck(x, attribute);
-    return (test ? test(y, c.args.slice(2)) : truthy(y)) === keep;
+    const y = pluck(x, attribute, c.budget);
+    return (test ? test(y, c.args.slice(2), c.budget) : truthy(y)) === keep;
   });
 }
 
 function selectItems(v: Value, c: FilterCall, keep: boolean): Value {
-  const items = needList(v, c.hint);
+  const items = needList(v, c.hint, c.budget);
   const testName = c.args[0];
   const test = testName === undefined ? null : lookupTest(needString(testName, 'test name'));
-  return items.filter((x) => (test ? test(x, c.args.slice(1)) : truthy(x)) === keep);
+  return items.filter((x) => (test ? test(x, c.args.slice(1), c.budget) : truthy(x)) === keep);
 }
 
 const TESTS: Record<string, Test> = {
@@ -351,13 +394,13 @@ const TESTS: Record<string, Test> = {
     if (typeof v !== 'number' || typeof n !== 'number' || n === 0) throw new EvalError('divisibleby needs two numbers, the second not zero');
     return v % n === 0;
   },
-  eq: (v, [x]) => equals(v, x ?? new Undefined('argument')),
-  ne: (v, [x]) => !equals(v, x ?? new Undefined('argument')),
-  lt: (v, [x]) => compareValues(v, x ?? null) < 0,
-  le: (v, [x]) => compareValues(v, x ?? null) <= 0,
-  gt: (v, [x]) => compareValues(v, x ?? null) > 0,
-  ge: (v, [x]) => compareValues(v, x ?? null) >= 0,
-  in: (v, [x]) => contains(x ?? null, v),
+  eq: (v, [x], b) => equals(v, x ?? new Undefined('argument'), b),
+  ne: (v, [x], b) => !equals(v, x ?? new Undefined('argument'), b),
+  lt: (v, [x], b) => compareValues(v, x ?? null, b) < 0,
+  le: (v, [x], b) => compareValues(v, x ?? null, b) <= 0,
+  gt: (v, [x], b) => compareValues(v, x ?? null, b) > 0,
+  ge: (v, [x], b) => compareValues(v, x ?? null, b) >= 0,
+  in: (v, [x], b) => contains(x ?? null, v, b),
   sameas: (v, [x]) => v === x,
 };
 TESTS.equalto = TESTS.eq!;
@@ -384,14 +427,15 @@ export function hasTest(name: string): boolean {
 }
 
 /** `needle in haystack`: substring, list member (deep equality) or mapping key. */
-export function contains(haystack: Value, needle: Value): boolean {
+export function contains(haystack: Value, needle: Value, budget: Budget): boolean {
   if (isUndefined(haystack)) throw new EvalError(`${haystack.message()}`);
   if (typeof haystack === 'string') {
     if (typeof needle !== 'string') throw new EvalError(`"in <string>" needs a string on the left, not ${describeType(needle)}`);
+    budget.charge(haystack.length);
     return haystack.includes(needle);
   }
-  if (isList(haystack)) return haystack.some((x) => equals(x, needle));
-  if (isPlainObject(haystack)) return typeof needle === 'string' && keysOf(haystack as PlainObject).includes(needle);
+  if (isList(haystack)) return haystack.some((x) => equals(x, needle, budget));
+  if (isPlainObject(haystack)) return typeof needle === 'string' && !isForbiddenKey(needle) && Object.hasOwn(haystack, needle);
   throw new EvalError(`"in" needs a string, list or mapping on the right, not ${describeType(haystack)}`);
 }
 

@@ -148,11 +148,16 @@ class Parser {
   }
 
   private nested<T>(fn: () => T): T {
-    if (++this.blockDepth > MAX_BLOCK_DEPTH) this.fail(this.peek().pos, `blocks are nested more than ${MAX_BLOCK_DEPTH} deep`);
+    return this.bounded('blockDepth', MAX_BLOCK_DEPTH, 'blocks are', fn);
+  }
+
+  /** Run `fn` one level deeper in `counter`, failing past `max` (the stack would not survive hostile nesting). */
+  private bounded<T>(counter: 'blockDepth' | 'exprDepth', max: number, what: string, fn: () => T): T {
+    if (++this[counter] > max) this.fail(this.peek().pos, `${what} nested more than ${max} deep`);
     try {
       return fn();
     } finally {
-      this.blockDepth--;
+      this[counter]--;
     }
   }
 
@@ -227,8 +232,7 @@ class Parser {
   // ---- expressions (Jinja precedence, loosest first) ----
 
   expression(): Expr {
-    if (++this.exprDepth > MAX_EXPR_DEPTH) this.fail(this.peek().pos, `expression is nested more than ${MAX_EXPR_DEPTH} deep`);
-    try {
+    return this.deeper(() => {
       let expr = this.orExpr();
       while (this.isName('if')) {
         const pos = this.next().pos;
@@ -241,9 +245,7 @@ class Parser {
         expr = { t: 'cond', cond, then: expr, otherwise, pos };
       }
       return expr;
-    } finally {
-      this.exprDepth--;
-    }
+    });
   }
 
   private orExpr(): Expr {
@@ -329,12 +331,7 @@ class Parser {
   }
 
   private deeper<T>(fn: () => T): T {
-    if (++this.exprDepth > MAX_EXPR_DEPTH) this.fail(this.peek().pos, `expression is nested more than ${MAX_EXPR_DEPTH} deep`);
-    try {
-      return fn();
-    } finally {
-      this.exprDepth--;
-    }
+    return this.bounded('exprDepth', MAX_EXPR_DEPTH, 'expression is', fn);
   }
 
   private unary(withFilter: boolean): Expr {

@@ -8,7 +8,7 @@ import type { CompareOp, Expr, Stmt } from './ast.ts';
 import { TemplateError } from './errors.ts';
 import { contains, lookupFilter, lookupTest } from './filters.ts';
 import {
-  Budget, EvalError, Undefined, compareValues, describeType, equals, getItem, isForbiddenKey, isList, isPlainObject,
+  Budget, EvalError, Undefined, codePoints, compareValues, describeType, equals, getItem, isForbiddenKey, isList, isPlainObject,
   isUndefined, iterate, keysOf, toStr, truthy, type Limits, type PlainObject, type Value,
 } from './values.ts';
 
@@ -131,7 +131,7 @@ class Renderer {
 
   private forLoop(s: Extract<Stmt, { t: 'for' }>, scope: Scope): void {
     const iterable = this.eval(s.iter, scope);
-    let items = this.guard(s.iter.pos, () => iterate(iterable, hintOf(s.iter)));
+    let items = this.guard(s.iter.pos, () => iterate(iterable, hintOf(s.iter), this.budget));
     const bind = (target: Scope, item: Value): void => {
       if (s.targets.length === 1) {
         target.set(s.targets[0]!, item);
@@ -192,13 +192,13 @@ class Renderer {
         return scope.lookup(e.name);
       case 'attr': {
         const obj = this.eval(e.obj, scope);
-        return getItem(obj, /^\d+$/.test(e.name) && isList(obj) ? Number(e.name) : e.name, hintOf(e.obj));
+        return getItem(obj, /^\d+$/.test(e.name) && isList(obj) ? Number(e.name) : e.name, hintOf(e.obj), this.budget);
       }
       case 'index': {
         const obj = this.eval(e.obj, scope);
         const key = this.eval(e.index, scope);
         if (isUndefined(key)) throw new EvalError(key.message());
-        return getItem(obj, key, hintOf(e.obj));
+        return getItem(obj, key, hintOf(e.obj), this.budget);
       }
       case 'slice':
         return this.slice(e, scope);
@@ -234,7 +234,7 @@ class Renderer {
         let left = this.eval(e.first, scope);
         for (const { op, expr, pos } of e.rest) {
           const right = this.eval(expr, scope);
-          if (!this.guard(pos, () => compare(op, left, right))) return false;
+          if (!this.guard(pos, () => compare(op, left, right, this.budget))) return false;
           left = right;
         }
         return true;
@@ -254,7 +254,7 @@ class Renderer {
         const test = lookupTest(e.name);
         const value = this.eval(e.expr, scope);
         const args = e.args.map((a) => this.eval(a, scope));
-        return test(value, args) !== e.negated;
+        return test(value, args, this.budget) !== e.negated;
       }
       case 'cond': {
         if (truthy(this.eval(e.cond, scope))) return this.eval(e.then, scope);
@@ -334,7 +334,9 @@ class Renderer {
       if (isUndefined(obj)) throw new EvalError(`${obj.message()}`);
       throw new EvalError(`cannot slice ${describeType(obj)}`);
     }
-    const len = obj.length;
+    // Python slices code points; a list is its own sequence.
+    const seq: readonly Value[] = typeof obj === 'string' ? codePoints(obj, this.budget) : obj;
+    const len = seq.length;
     const clamp = (v: number | null, dflt: number, lo: number, hi: number): number => {
       if (v === null) return dflt;
       const x = v < 0 ? v + len : v;
@@ -342,10 +344,13 @@ class Renderer {
     };
     const start = step > 0 ? clamp(num(e.start, 'start'), 0, 0, len) : clamp(num(e.start, 'start'), len - 1, -1, len - 1);
     const stop = step > 0 ? clamp(num(e.stop, 'stop'), len, 0, len) : clamp(num(e.stop, 'stop'), -1, -1, len - 1);
-    const idx: number[] = [];
-    for (let i = start; step > 0 ? i < stop : i > stop; i += step) idx.push(i);
-    if (typeof obj === 'string') return idx.map((i) => obj[i]!).join('');
-    return idx.map((i) => obj[i]!);
+    const count = step > 0 ? Math.max(0, Math.ceil((stop - start) / step)) : Math.max(0, Math.ceil((start - stop) / -step));
+    // A copy of `count` items or characters: charged before it is made, like any other string or list.
+    if (typeof obj === 'string') this.budget.string(count);
+    else this.budget.list(count);
+    const out: Value[] = [];
+    for (let i = start; step > 0 ? i < stop : i > stop; i += step) out.push(seq[i]!);
+    return typeof obj === 'string' ? out.join('') : out;
   }
 
   private range(args: Value[]): Value {
@@ -359,24 +364,24 @@ class Renderer {
   }
 }
 
-function compare(op: CompareOp, a: Value, b: Value): boolean {
+function compare(op: CompareOp, a: Value, b: Value, budget: Budget): boolean {
   switch (op) {
     case '==':
-      return equals(a, b);
+      return equals(a, b, budget);
     case '!=':
-      return !equals(a, b);
+      return !equals(a, b, budget);
     case 'in':
-      return contains(b, a);
+      return contains(b, a, budget);
     case 'not in':
-      return !contains(b, a);
+      return !contains(b, a, budget);
     case '<':
-      return compareValues(a, b) < 0;
+      return compareValues(a, b, budget) < 0;
     case '<=':
-      return compareValues(a, b) <= 0;
+      return compareValues(a, b, budget) <= 0;
     case '>':
-      return compareValues(a, b) > 0;
+      return compareValues(a, b, budget) > 0;
     case '>=':
-      return compareValues(a, b) >= 0;
+      return compareValues(a, b, budget) >= 0;
   }
 }
 

@@ -189,6 +189,95 @@ describe('hostile templates cannot escape or exhaust the host', () => {
   });
 });
 
+describe('hostile templates, through filters and statements', () => {
+  const people = { xs: [{ name: 'b', n: 2 }, { name: 'a', n: 1 }], m: { k: 'v' } };
+  it.each([
+    '{{ xs | sort(attribute="__proto__") }}',
+    '{{ xs | sort(attribute="name.constructor") }}',
+    '{{ xs | map(attribute="constructor") | list }}',
+    '{{ xs | map(attribute="__proto__.polluted", default=1) | list }}',
+    '{{ xs | selectattr("__proto__") | list }}',
+    '{{ xs | rejectattr("constructor", "defined") | list }}',
+    '{{ xs | unique(attribute="constructor") | list }}',
+    '{{ xs | sum(attribute="__proto__") }}',
+    '{{ xs | join(",", attribute="constructor") }}',
+    '{{ xs | groupby("x") }}',
+  ])('a filter cannot reach a prototype: %s', (tpl) => {
+    const err = failure(() => r(tpl, people));
+    expect(err.reason).toMatch(/not allowed|unknown filter/);
+  });
+  it('a filter or test named after a built-in is unknown, not Object\'s', () => {
+    expect(failure(() => r('{{ xs | map("constructor") | list }}', people)).reason).toContain('unknown filter "constructor"');
+    expect(failure(() => r('{{ xs | map("toString") | list }}', people)).reason).toContain('unknown filter "toString"');
+    expect(failure(() => r('{{ xs | select("constructor") | list }}', people)).reason).toContain('unknown test "constructor"');
+    expect(failure(() => r('{{ xs | selectattr("name", "hasOwnProperty") | list }}', people)).reason).toContain('unknown test "hasOwnProperty"');
+    expect(r('{{ "__proto__" in m }} {{ "constructor" in m }} {{ "k" in m }}', people)).toBe('False False True');
+  });
+  it('set shadows a name for the rest of its scope only, and cannot rebind range() or loop', () => {
+    expect(r('{% set models = {"x": 1} %}{{ models.x }}', { models: { y: 2 } })).toBe('1');
+    expect(r('{% for i in [1] %}{% set site = "inner" %}{% endfor %}{{ site }}', { site: 'outer' })).toBe('outer');
+    expect(r('{% set range = 3 %}{{ range(2) }}')).toBe('[0, 1]');
+    expect(failure(() => r('{% for i in [1] %}{% set loop = 5 %}{% endfor %}')).reason).toContain('"loop" cannot be assigned');
+  });
+  it('has no recursion: recursive loops and macros are compile errors; self-similar values stay bounded', () => {
+    expect(failure(() => compileTemplate('{% for x in xs recursive %}{{ loop(x) }}{% endfor %}', 'h.j2')).reason).toContain('recursive loops are not supported');
+    expect(failure(() => compileTemplate('{% macro f() %}{{ f() }}{% endmacro %}', 'h.j2')).reason).toContain('"macro" tag is not supported');
+    // Each doubling shares its halves: 2^40 leaves in a few kilobytes of template.
+    const doubled = (v: string): string => `{% set ${v} = [] %}${`{% set ${v} = [${v}, ${v}] %}`.repeat(40)}`;
+    expect(failure(() => r(`${doubled('x')}{{ x }}`)).reason).toMatch(/string of|too much work/);
+    expect(failure(() => r(`${doubled('x')}${doubled('y')}{{ x == y }}`)).reason).toContain('too much work');
+    expect(failure(() => r(`${doubled('x')}{{ x | tojson }}`)).reason).toMatch(/string of|too much work/);
+    expect(r(`${doubled('x')}{{ x == x }}`)).toBe('True');
+  });
+  it('multiplies strings and lists only by integers, within the limits', () => {
+    expect(r('[{{ "ab" * 3 }}] [{{ "ab" * 0 }}] [{{ "ab" * -2 }}] {{ [1] * 3 }}')).toBe('[ababab] [] [] [1, 1, 1]');
+    expect(failure(() => r('{{ "x" * 2.5 }}')).reason).toContain('cannot multiply a string by a float');
+    expect(failure(() => r('{{ [1, 2] * 100000 }}')).reason).toContain('list of 200000');
+    expect(failure(() => r('{{ "x" * 9007199254740991 }}')).reason).toContain('would build a string');
+  });
+  it('refuses huge ranges before building them, whatever the step', () => {
+    expect(failure(() => r('{{ range(9007199254740991) | length }}')).reason).toContain('list of 9007199254740991 items');
+    expect(failure(() => r('{{ range(0, 1000000000, 3) | length }}')).reason).toContain('list of 333333334 items');
+    expect(failure(() => r('{{ range(1000000000, 0, -1) | length }}')).reason).toContain('list of 1000000000 items');
+    expect(failure(() => r('{{ range(0, 10, 0) }}')).reason).toContain('step cannot be zero');
+    expect(r('{{ range(10, 0, -3) }}')).toBe('[10, 7, 4, 1]');
+  });
+  it('replace, split and "in" take their pattern literally (no regular expressions to blow up)', () => {
+    expect(r('{{ "a.b.c" | replace(".", "+") }} {{ "(a+)+$" | replace("(a+)+$", "ok") }} {{ "a*b" | split("*") }}')).toBe("a+b+c ok ['a', 'b']");
+    const s = 'a'.repeat(200_000);
+    expect(r('{{ s | replace(p, "x") | length }} {{ p in s }} {{ s | split(q) | length }}', { s, p: `${'a'.repeat(5000)}b`, q: `b${'a'.repeat(5000)}` })).toBe('200000 False 1');
+  });
+  it.each<[string, string, Record<string, unknown>]>([
+    ['unique over a big list', '{{ r | unique | length }}{% for i in range(200) %}{% set u = r | unique %}{% endfor %}', {}],
+    ['slicing in a loop', '{% for i in range(2000) %}{% set x = r[::1] %}{% endfor %}', {}],
+    ['slicing a long string in a loop', '{% for i in range(3000) %}{% set x = s[::-1] %}{% endfor %}', { s: 'ab'.repeat(500_000) }],
+    ['membership in a loop', '{% for i in range(3000) %}{% if -1 in r %}{% endif %}{% endfor %}', {}],
+    ['comparing big lists in a loop', '{% set q = range(100000) %}{% for i in range(3000) %}{% if r == q %}{% endif %}{% endfor %}', {}],
+    ['select in a loop', '{% for i in range(1000) %}{% set x = r | select("odd") | list %}{% endfor %}', {}],
+    ['max in a loop', '{% for i in range(1000) %}{% set x = r | max %}{% endfor %}', {}],
+    ['comparing long strings in a loop', '{% for i in range(50000) %}{% if a == b %}{% endif %}{% endfor %}', { a: 'x'.repeat(1_000_000), b: 'x'.repeat(1_000_000) }],
+    ['sorting long strings case-insensitively in a loop', '{% for i in range(5000) %}{% set x = [a, b, a] | sort %}{% endfor %}', { a: 'x'.repeat(1_000_000), b: 'y'.repeat(1_000_000) }],
+    ['sorting by a long attribute path', '{{ xs | map(attribute=a, default=0) | list | length }}', { xs: Array.from({ length: 20_000 }, () => ({})), a: 'v.'.repeat(2000) }],
+  ])('bounds the work of %s', (_what, body, ctx) => {
+    expect(failure(() => r(`{% set r = range(100000) %}${body}`, ctx)).reason).toContain('too much work');
+  });
+  it('unique is linear and Jinja-compatible: case-insensitive by default, first kept, by attribute', () => {
+    expect(r('{{ range(100000) | unique | length }}')).toBe('100000');
+    expect(r('{{ ["A", "a", "b", "B"] | unique }} {{ ["A", "a"] | unique(case_sensitive=true) }}')).toBe("['A', 'b'] ['A', 'a']");
+    expect(r('{{ xs | unique(attribute="n") | map(attribute="name") | join }}', { xs: [{ name: 'x', n: 1 }, { name: 'y', n: 1 }, { name: 'z', n: 2 }] })).toBe('xz');
+    expect(r('{{ [[1, 2], [1, 2], {"a": 1}, {"a": 1}, {"a": 2}] | unique }}')).toBe("[[1, 2], {'a': 1}, {'a': 2}]");
+  });
+  it('counts, indexes and slices code points as Python does, never half an emoji', () => {
+    expect(r('{{ s | length }} {{ s[0] }} {{ s[1:3] }} {{ s[-1] }} {{ s | reverse }}', { s: '😀é🚀x' })).toBe('4 😀 é🚀 x x🚀é😀');
+    expect(r('{{ "straße" | upper }} {{ "ǅ" | lower }}')).toBe('STRASSE ǆ');
+    expect(failure(() => r('{{ s | upper }}', { s: 'ﬃ'.repeat(400_000) })).reason).toContain('would build a string of 1200000');
+  });
+  it('refuses an indent wider than any string may be before building it', () => {
+    expect(failure(() => r('{{ "a\nb" | indent(300000000) }}')).reason).toContain('string of 300000000');
+    expect(r('{{ "a\nb" | indent(2, true) }}')).toBe('  a\n  b');
+  });
+});
+
 describe('templateContext', () => {
   it('gives each model its version, dir and files with absolute paths', () => {
     const ctx = templateContext({

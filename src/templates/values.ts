@@ -47,7 +47,10 @@ export interface Limits {
   maxList: number;
   /** Loop iterations over the whole render, nested loops included. */
   maxIterations: number;
-  /** Characters produced by all operations together: bounds CPU, not just the result. */
+  /**
+   * Steps of all operations together: a character built, an item copied,
+   * visited or compared. Bounds CPU, not just the size of the result.
+   */
   maxWork: number;
 }
 
@@ -56,7 +59,7 @@ export const DEFAULT_LIMITS: Limits = {
   maxString: 1 << 20,
   maxList: 100_000,
   maxIterations: 100_000,
-  maxWork: 64 << 20,
+  maxWork: 16 << 20,
 };
 
 export class Budget {
@@ -80,13 +83,12 @@ export class Budget {
 
   charge(n: number): void {
     this.work -= n;
-    if (this.work < 0) throw new EvalError(`template does too much work (more than ${this.limits.maxWork} characters produced)`);
+    if (this.work < 0) throw new EvalError(`template does too much work (more than ${this.limits.maxWork} steps)`);
   }
 
   list(n: number): void {
     if (n > this.limits.maxList) throw new EvalError(`would build a list of ${n} items (limit ${this.limits.maxList})`);
-    this.work -= n;
-    if (this.work < 0) throw new EvalError(`template does too much work (more than ${this.limits.maxWork} characters produced)`);
+    this.charge(n);
   }
 
   iteration(): void {
@@ -123,17 +125,27 @@ export function admit(v: unknown, hint: string): Value {
   throw new EvalError(`${hint} is not plain data (${describeType(v)}) and cannot be used in a template`);
 }
 
+/**
+ * A string as Python (and so Jinja) sees it: code points, not UTF-16 units,
+ * so an emoji is one character and indexing never splits it in two halves.
+ */
+export function codePoints(s: string, budget: Budget): string[] {
+  budget.charge(s.length);
+  return Array.from(s);
+}
+
 /** `obj.key` / `obj[key]` as a template sees it. */
-export function getItem(obj: Value, key: Value, hint: string): Value {
+export function getItem(obj: Value, key: Value, hint: string, budget: Budget): Value {
   const where = typeof key === 'number' ? `${hint}[${key}]` : `${hint}.${typeof key === 'string' ? key : describeType(key)}`;
   if (typeof key === 'string' && isForbiddenKey(key)) throw new EvalError(`access to "${key}" is not allowed`);
   if (isUndefined(obj)) return new Undefined(where, obj.root, obj.known);
   if (isList(obj) || typeof obj === 'string') {
     const idx = typeof key === 'number' ? key : typeof key === 'string' && /^-?\d+$/.test(key) ? Number(key) : NaN;
     if (!Number.isInteger(idx)) return new Undefined(where);
-    const n = idx < 0 ? obj.length + idx : idx;
-    if (n < 0 || n >= obj.length) return new Undefined(where);
-    return typeof obj === 'string' ? obj[n]! : admit(ownData(obj, String(n)), where);
+    const seq = typeof obj === 'string' ? codePoints(obj, budget) : obj;
+    const n = idx < 0 ? seq.length + idx : idx;
+    if (n < 0 || n >= seq.length) return new Undefined(where);
+    return typeof obj === 'string' ? seq[n]! : admit(ownData(obj, String(n)), where);
   }
   if (isPlainObject(obj)) {
     if (typeof key !== 'string' && typeof key !== 'number') return new Undefined(where);
@@ -272,28 +284,36 @@ export function toJson(v: Value, budget: Budget, indent = 0): string {
   return out.text();
 }
 
-export function equals(a: Value, b: Value, depth = 0): boolean {
+/** One step, plus the characters two strings may have to be compared over. */
+function textCost(a: Value, b: Value): number {
+  return 1 + (typeof a === 'string' && typeof b === 'string' ? Math.min(a.length, b.length) : 0);
+}
+
+/** Deep equality; every pair of values visited is charged, so comparing big lists in a loop runs out of budget. */
+export function equals(a: Value, b: Value, budget: Budget, depth = 0): boolean {
   if (depth > MAX_DEPTH) throw new EvalError('values are nested too deeply to compare');
+  budget.charge(textCost(a, b));
   if (isUndefined(a) || isUndefined(b)) return isUndefined(a) && isUndefined(b);
   if (a === b) return true;
-  if (isList(a) && isList(b)) return a.length === b.length && a.every((x, i) => equals(x, b[i]!, depth + 1));
+  if (isList(a) && isList(b)) return a.length === b.length && a.every((x, i) => equals(x, b[i]!, budget, depth + 1));
   if (isPlainObject(a) && isPlainObject(b)) {
     const ka = keysOf(a);
     const kb = keysOf(b);
-    return ka.length === kb.length && ka.every((k) => Object.hasOwn(b, k) && equals(a[k]!, b[k]!, depth + 1));
+    return ka.length === kb.length && ka.every((k) => Object.hasOwn(b, k) && equals(a[k]!, b[k]!, budget, depth + 1));
   }
   return false;
 }
 
 /** Ordering for <, >, sort: numbers with numbers, strings with strings, lists item by item. */
-export function compareValues(a: Value, b: Value, depth = 0): number {
+export function compareValues(a: Value, b: Value, budget: Budget, depth = 0): number {
   if (depth > MAX_DEPTH) throw new EvalError('values are nested too deeply to compare');
+  budget.charge(textCost(a, b));
   if (typeof a === 'number' && typeof b === 'number') return a < b ? -1 : a > b ? 1 : 0;
   if (typeof a === 'boolean' && typeof b === 'boolean') return Number(a) - Number(b);
   if (typeof a === 'string' && typeof b === 'string') return a < b ? -1 : a > b ? 1 : 0;
   if (isList(a) && isList(b)) {
     for (let i = 0; i < Math.min(a.length, b.length); i++) {
-      const c = compareValues(a[i]!, b[i]!, depth + 1);
+      const c = compareValues(a[i]!, b[i]!, budget, depth + 1);
       if (c !== 0) return c;
     }
     return a.length - b.length;
@@ -303,11 +323,21 @@ export function compareValues(a: Value, b: Value, depth = 0): number {
   throw new EvalError(`cannot compare ${describeType(a)} with ${describeType(b)}`);
 }
 
-/** What `for x in v` iterates: a list's items, a mapping's keys, a string's characters. */
-export function iterate(v: Value, hint: string): Value[] {
-  if (isList(v)) return v.map((x, i) => admit(x, `${hint}[${i}]`));
-  if (typeof v === 'string') return [...v];
-  if (isPlainObject(v)) return keysOf(v);
+/** What `for x in v` iterates: a list's items, a mapping's keys, a string's characters (each one charged). */
+export function iterate(v: Value, hint: string, budget: Budget): Value[] {
+  if (isList(v)) {
+    budget.charge(v.length);
+    return v.map((x, i) => admit(x, `${hint}[${i}]`));
+  }
+  if (typeof v === 'string') {
+    budget.charge(v.length);
+    return [...v];
+  }
+  if (isPlainObject(v)) {
+    const keys = keysOf(v);
+    budget.charge(keys.length);
+    return keys;
+  }
   if (isUndefined(v)) throw new EvalError(`${v.message()}; it cannot be iterated`);
   throw new EvalError(`${hint} is ${describeType(v)}, which cannot be iterated`);
 }
