@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../log.ts';
 import { systemClock } from './clock.ts';
 import { EventSubscriber, SseParser, type ServerSentEvent } from './events.ts';
+import { ManualClock, settle } from '../../test/agent/helpers/manual-clock.ts';
 
 describe('SseParser', () => {
   it('parses events split across chunks, with comments, ids and multi-line data', () => {
@@ -84,6 +85,49 @@ describe('EventSubscriber', () => {
     await waitFor(() => events.length > 0);
     sub.stop();
     expect(events[0]).toBe('ref');
+  });
+});
+
+describe('EventSubscriber against a flapping hub', () => {
+  it('backs off when the stream is dropped right after it opens, and starts over after a stable connection', async () => {
+    const clock = new ManualClock();
+    let holdOpen: ReadableStreamDefaultController<Uint8Array> | undefined;
+    let keepNext = false;
+    const fakeFetch = (async () => {
+      const body = new ReadableStream<Uint8Array>({
+        start(c) {
+          if (keepNext) holdOpen = c;
+          else c.close(); // accepted, then dropped at once
+        },
+      });
+      return new Response(body, { status: 200, headers: { 'content-type': 'text/event-stream' } });
+    }) as typeof fetch;
+    let opens = 0;
+    const sub = new EventSubscriber({
+      url: 'http://hub.test/api/v1/events', fetch: fakeFetch, clock, logger: silentLogger, random: () => 1,
+      backoffBaseMs: 500, backoffMaxMs: 60_000, stableMs: 30_000, onEvent: () => {}, onOpen: () => void opens++,
+    });
+    sub.start();
+    const delays: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      await settle();
+      const next = clock.pending().at(-1)! - clock.now();
+      delays.push(next);
+      await clock.advance(next);
+    }
+    expect(delays).toEqual([500, 1000, 2000, 4000, 8000, 16000]);
+    expect(opens).toBe(7);
+    // A connection that stays up past stableMs: when it drops, the next reconnect is quick again.
+    keepNext = true;
+    await clock.advance(clock.pending().at(-1)! - clock.now());
+    await settle();
+    expect(sub.connected).toBe(true);
+    await clock.advance(40_000);
+    keepNext = false;
+    holdOpen!.close();
+    await settle();
+    expect(clock.pending().at(-1)! - clock.now()).toBe(500);
+    sub.stop();
   });
 });
 

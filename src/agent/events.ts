@@ -69,6 +69,13 @@ export interface EventSubscriberOptions {
   onClose?(error: string | undefined): void;
   /** No byte for this long (not even a keep-alive comment) means a dead connection. */
   idleTimeoutMs?: number;
+  /**
+   * A connection must stay open this long (default 30 s) before the backoff
+   * starts over: a hub (or proxy) that accepts the stream and drops it at
+   * once must not get a reconnect, and a catch-up pass, every half second
+   * from every agent.
+   */
+  stableMs?: number;
   backoffBaseMs?: number;
   backoffMaxMs?: number;
 }
@@ -111,6 +118,7 @@ export class EventSubscriber {
       idle = opts.clock.setTimeout(() => controller.abort(new Error(`no data from the hub for ${idleMs} ms`)), idleMs);
     };
     let error: string | undefined;
+    let openedAt = 0;
     try {
       touch();
       const headers: Record<string, string> = { accept: 'text/event-stream', 'cache-control': 'no-cache' };
@@ -123,7 +131,7 @@ export class EventSubscriber {
       }
       this.connected = true;
       this.lastError = undefined;
-      this.backoff.reset();
+      openedAt = opts.clock.now();
       const reconnected = this.everConnected;
       this.everConnected = true;
       opts.onOpen?.(reconnected);
@@ -152,6 +160,7 @@ export class EventSubscriber {
     const wasConnected = this.connected;
     this.connected = false;
     if (this.stopped) return;
+    if (wasConnected && opts.clock.now() - openedAt >= (opts.stableMs ?? 30_000)) this.backoff.reset();
     // Say it once per kind of failure (a refused token, the hub down), not once per retry.
     const news = wasConnected || error !== this.lastError;
     this.lastError = error;
