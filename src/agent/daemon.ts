@@ -465,7 +465,7 @@ export class Agent {
     const conflicted = result.conflicts.length > 0;
     this.setCondition('Conflict', conflicted, conflicted ? 'LocalChangeNewer' : 'None', result.conflicts.map((c) => c.detail).join('; '));
     const staleness = this.stalenessSeconds();
-    const stale = !reached || (staleness !== null && staleness > this.staleAfterSeconds());
+    const stale = this.isStale(result, staleness);
     this.setCondition('Stale', stale, stale ? 'RegistryUnreachable' : 'Fresh',
       stale ? `registry last reached ${this.lastFetchAt ? `${Math.round(staleness ?? 0)} s ago` : 'never'}${firstError ? `: ${firstError.message.split('\n')[0]}` : ''}; serving what is active` : '');
 
@@ -529,6 +529,20 @@ export class Agent {
     return Math.max(300, 2 * period + this.config.jitter_s);
   }
 
+  /**
+   * The registry view is stale when the last pass could not reach the
+   * registry, or the last contact is too old. A pass stopped by the site
+   * itself before it tried (the store locked by a gc, a store error) says
+   * nothing about the registry: then only the age counts.
+   */
+  private isStale(result: ReconcileResult, staleness: number | null): boolean {
+    if (staleness === null) return true;
+    if (staleness > this.staleAfterSeconds()) return true;
+    if (result.commit !== undefined) return false;
+    const local = result.errors.length > 0 && result.errors.every((e) => e.code === 'LockedError' || e.code === 'StoreError');
+    return !local;
+  }
+
   health(): Health {
     const c = (t: Condition['type']): boolean => this.conditions.get(t)?.status ?? false;
     if (!this.last) return 'Progressing';
@@ -544,7 +558,7 @@ export class Agent {
     if (this.conditions.has('Stale') && this.last) {
       // Staleness grows between passes: re-evaluate on read.
       const was = this.conditions.get('Stale')!;
-      const stale = this.last.result.commit === undefined || (staleness !== null && staleness > this.staleAfterSeconds());
+      const stale = this.isStale(this.last.result, staleness);
       if (stale !== was.status) this.setCondition('Stale', stale, stale ? 'RegistryUnreachable' : 'Fresh', stale ? `registry last reached ${Math.round(staleness ?? 0)} s ago; serving what is active` : '');
     }
     if (this.config.hub) {

@@ -7,6 +7,7 @@ import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { signBody } from '../../src/agent/webhook.ts';
+import { acquireLock } from '../../src/store/index.ts';
 import { cliAsync, isolatedGitEnv, tempDir } from '../helpers/env.ts';
 import { TestRegistry } from '../reconcile/helpers/registry.ts';
 import { ManualClock, settle } from './helpers/manual-clock.ts';
@@ -114,6 +115,30 @@ describe('health-gated activation', () => {
     expect(doc.agent.health).toBe('Degraded');
     expect(current(store, 'face')).toBe('2025-01-01');
     expect(restarts(log)).toEqual(['2025-01-01', '2025-02-01', '2025-01-01']);
+  });
+});
+
+describe('status', () => {
+  it('a pass refused by the store lock (a gc running) is Failed, not Stale: the registry was not the problem', async () => {
+    const reg = registry();
+    const store = join(tempDir('agent-locked-'), 'store');
+    const agent = await startAgent({ site: 'alpha', registry: reg.dir, store });
+    await agent.whenIdle();
+    expect(agent.status().health).toBe('Ready');
+    const lock = await acquireLock(join(store, 'lock'), 'gc');
+    try {
+      const { result } = await agent.request('manual', 'test');
+      expect(result.errors[0]).toMatchObject({ code: 'LockedError' });
+      const s = agent.status();
+      expect(s.health).toBe('Failed');
+      expect(s.conditions.find((c) => c.type === 'Stale')).toMatchObject({ status: false });
+      expect(s.lastError).toMatch(/LockedError: the store is locked by pid \d+ .*\(gc/);
+    } finally {
+      await lock.release();
+    }
+    await agent.request('manual', 'test');
+    expect(agent.status().health).toBe('Ready');
+    await agent.stop();
   });
 });
 
