@@ -5,7 +5,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { fsyncDir } from '../util/fsutil.ts';
+import { mkdirDurable } from './durable-dirs.ts';
 import { StoreLayout } from './layout.ts';
 import { ObjectStore, readdirOrEmpty, storeFsError } from './objects.ts';
 
@@ -33,9 +33,8 @@ export class Store {
   async ensure(): Promise<void> {
     try {
       for (const d of [this.layout.root, this.layout.objectsDir, this.layout.modelsDir, this.layout.tmpDir, this.layout.downloadsDir]) {
-        await fsp.mkdir(d, { recursive: true });
+        await mkdirDurable(d);
       }
-      await fsyncDir(this.layout.root);
     } catch (err) {
       throw storeFsError(`cannot create the store at ${this.layout.root}`, err);
     }

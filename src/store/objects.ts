@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ChecksumError, StoreError, isDiskFull } from '../errors.ts';
 import { fsyncDir } from '../util/fsutil.ts';
+import { mkdirDurable } from './durable-dirs.ts';
 import { sha256Hex } from '../util/hash.ts';
 import type { StoreLayout } from './layout.ts';
 
@@ -61,7 +62,7 @@ export class ObjectStore {
       } finally {
         await fh.close();
       }
-      await fsp.mkdir(dirname(dest), { recursive: true });
+      await mkdirDurable(dirname(dest));
       // rename over an existing copy is harmless: both hold the same verified bytes.
       await fsp.rename(file, dest);
       await fsyncDir(dirname(dest));

@@ -12,6 +12,7 @@ import { promises as fsp } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fsyncDir } from '../util/fsutil.ts';
+import { mkdirDurable } from './durable-dirs.ts';
 import { safeJoin } from '../util/safe-path.ts';
 import { CURRENT, PREVIOUS, type StoreLayout } from './layout.ts';
 import { readdirOrEmpty, storeFsError, type ObjectRef } from './objects.ts';
@@ -132,7 +133,7 @@ async function repairVersion(layout: StoreLayout, model: string, version: string
       const target = layout.versionFile(model, version, f.name);
       const [a, b] = await Promise.all([fsp.lstat(target).catch(() => null), fsp.stat(layout.objectPath(f.oid))]);
       if (a && a.isFile() && a.ino === b.ino && a.dev === b.dev) continue;
-      await fsp.mkdir(dirname(target), { recursive: true });
+      await mkdirDurable(dirname(target));
       const tmp = tmpName(layout, 'relink');
       await fsp.link(layout.objectPath(f.oid), tmp);
       await fsp.rename(tmp, target);
