@@ -23,6 +23,8 @@ export interface ModelStatus {
   drift?: string;
   /** The site no longer selects this model: kept as it is, not managed (`gc --unmanaged` removes it). */
   unmanaged?: { since?: string };
+  /** Switched by a pass that stopped before its services were health-checked: the agent's next pass checks it. */
+  verifying?: { version: string; since: string };
 }
 
 export interface StoreStatus {
@@ -66,6 +68,8 @@ export async function storeStatus(root: string, now = new Date()): Promise<Store
     if (s?.conflict) ms.conflict = s.conflict;
     if (state.selected && !state.selected.includes(model) && obs.versions.length > 0) ms.unmanaged = s?.unmanagedSince ? { since: s.unmanagedSince } : {};
     if (deg) ms.degraded = { version: deg.version, since: deg.since, reason: deg.reason };
+    const owed = state.verifying.find((v) => v.model === model);
+    if (owed) ms.verifying = { version: owed.version, since: owed.since };
     if (s?.active !== undefined && obs.current !== s.active) ms.drift = `current is ${obs.current ?? 'missing'} but the last pass left ${s.active}`;
     models.push(ms);
   }

@@ -478,6 +478,7 @@ describe('health-gated activation through the hooks', () => {
     expect(state.verifying).toEqual([expect.objectContaining({ model: 'face', version: '2025-02-01', from: '2025-01-01' })]);
     expect(state.models.face?.lastApplied).toBe('2025-01-01');
 
+    expect((await storeStatus(store)).models.find((m) => m.model === 'face')?.verifying).toEqual({ version: '2025-02-01', since: expect.any(String) });
     // A pass without services (the CLI) cannot judge it: the debt stays.
     await pass();
     state = (await readState(new StoreLayout(store))).state;
