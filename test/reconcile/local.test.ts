@@ -185,6 +185,26 @@ describe('reconcile against a local registry', () => {
     expect((await pass()).status).toBe('in-sync');
   });
 
+  it('a fresh store over files laid out by hand: the declared version is adopted and re-verified; a newer one is a conflict', async () => {
+    // What an older deployment tool left: plain files and a current link, no state.json.
+    mkdirSync(join(store, 'models/face/2025-01-01'), { recursive: true });
+    writeFileSync(join(store, 'models/face/2025-01-01/model.bin'), bytes(5000, 'a'));
+    writeFileSync(join(store, 'models/face/2025-01-01/labels.txt'), 'cat\ndog\n');
+    symlinkSync('2025-01-01', join(store, 'models/face/current'));
+    mkdirSync(join(store, 'models/ssd/9'), { recursive: true });
+    writeFileSync(join(store, 'models/ssd/9/w.bin'), 'hand-made');
+    symlinkSync('9', join(store, 'models/ssd/current'));
+    const r = await pass();
+    expect(r.models.find((m) => m.model === 'face')).toMatchObject({ reason: 'repair', outcome: 'activated', active: '2025-01-01' });
+    expect(lstatSync(join(store, 'models/face/2025-01-01/model.bin')).nlink).toBe(2); // now a link to its verified object
+    expect(r.models.find((m) => m.model === 'ssd')).toMatchObject({ action: 'conflict', detail: expect.stringMatching(/active 9 was not applied by this agent and is newer than 1/) });
+    expect(r.exitCode).toBe(3);
+    expect(current('ssd')).toBe('9');
+    const state = (await readState(new StoreLayout(store))).state;
+    expect(state.models.face?.lastApplied).toBe('2025-01-01');
+    expect(state.models.ssd?.lastApplied).toBeUndefined();
+  });
+
   it('follows a local pin (reported as drift), and converges when it is lifted', async () => {
     await pass();
     await setPin(new StoreLayout(store), 'ssd', '2');
