@@ -40,6 +40,15 @@ describe('pins', () => {
     await expect(setPin(layout, 'face', 'current')).rejects.toThrow(/not a valid version/);
   });
 
+  it('keeps every pin when several are set at once (two operators, two shells)', async () => {
+    const layout = new StoreLayout(tempDir());
+    const models = ['a', 'b', 'c', 'd', 'e', 'f'];
+    await Promise.all(models.map((m, i) => setPin(layout, m, String(i))));
+    expect(Object.keys((await readPins(layout)).pins).sort()).toEqual(models);
+    await Promise.all(models.slice(0, 3).map((m) => removePin(layout, m)));
+    expect(Object.keys((await readPins(layout)).pins).sort()).toEqual(['d', 'e', 'f']);
+  });
+
   it('refuses to guess when the pins file is broken', async () => {
     const layout = new StoreLayout(tempDir());
     writeFileSync(join(layout.root, 'pins.json'), 'nope');
