@@ -34,7 +34,7 @@ function copyStore(from: string): string {
   return to;
 }
 
-function runChild(store: string, extra: { crashAt?: string; record?: string }): { signal: NodeJS.Signals | null; stdout: string; stderr: string } {
+function runChild(store: string, extra: { crashAt?: string; record?: string; hooks?: boolean }): { signal: NodeJS.Signals | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify({ registry: reg.dir, store, site: 'alpha', ...extra })], {
     encoding: 'utf8',
     env: { ...env, MODELSYNC_LOG_LEVEL: 'silent' },
@@ -119,4 +119,23 @@ describe('a pass killed at any point', () => {
       expect(() => JSON.parse(readFileSync(join(store, 'state.json'), 'utf8'))).not.toThrow();
     }
   }, 300_000);
+
+  it('killed after the switch, before its services were judged: the next pass with services judges it', async () => {
+    const store = copyStore(golden);
+    const crashed = runChild(store, { crashAt: 'hooks:verifying', hooks: true });
+    expect(crashed.signal).toBe('SIGKILL');
+    expect(checkInvariants(store)).toEqual({ face: '2025-02-01', ssd: '2' });
+    const owed = JSON.parse(readFileSync(join(store, 'state.json'), 'utf8')) as { verifying: Array<{ model: string; version: string; from?: string }> };
+    expect(owed.verifying.map((v) => `${v.model} ${v.from} → ${v.version}`)).toEqual(['face 2025-01-01 → 2025-02-01', 'ssd 1 → 2']);
+    const judged: string[] = [];
+    const next = await reconcile({
+      site: 'alpha', registry: reg.dir, store, fetcher: localFetcherFactory(),
+      hooks: { afterSwitch: async (changed) => (judged.push(...changed.map((c) => `${c.model}@${c.version}`)), { unhealthy: [] }), afterRollback: async () => {} },
+    });
+    expect(next.errors).toEqual([]);
+    expect(judged).toEqual(['face@2025-02-01', 'ssd@2']);
+    const state = JSON.parse(readFileSync(join(store, 'state.json'), 'utf8')) as { verifying: unknown[]; models: Record<string, { lastApplied?: string }> };
+    expect(state.verifying).toEqual([]);
+    expect(state.models.face?.lastApplied).toBe('2025-02-01');
+  }, 60_000);
 });
