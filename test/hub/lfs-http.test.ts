@@ -143,6 +143,33 @@ describe('LFS over HTTP', () => {
     await beyond.arrayBuffer();
   });
 
+  test('HEAD, the empty object and If-Range answer as HTTP says', async () => {
+    const bytes = randomBytes(3000);
+    const oid = await upload(bytes);
+    const site = { Authorization: `Bearer ${th.secrets.site}` };
+    const head = await raw(th.url, { method: 'HEAD', path: `/registry.git/info/lfs/objects/${oid}`, headers: site });
+    expect(head.status).toBe(200);
+    expect(head.headers['content-length']).toBe('3000');
+    expect(head.headers.etag).toBe(`"${oid}"`);
+    expect(head.body.length).toBe(0);
+    const headRange = await raw(th.url, { method: 'HEAD', path: `/registry.git/info/lfs/objects/${oid}`, headers: { ...site, Range: 'bytes=10-19' } });
+    expect([headRange.status, headRange.headers['content-length'], headRange.headers['content-range'], headRange.body.length]).toEqual([206, '10', 'bytes 10-19/3000', 0]);
+
+    // If-Range with another validator: the whole object, not a slice of something else.
+    const stale = await raw(th.url, { path: `/registry.git/info/lfs/objects/${oid}`, headers: { ...site, Range: 'bytes=10-', 'If-Range': '"other"' } });
+    expect(stale.status).toBe(200);
+    expect(stale.body.equals(bytes)).toBe(true);
+    const fresh = await raw(th.url, { path: `/registry.git/info/lfs/objects/${oid}`, headers: { ...site, Range: 'bytes=10-', 'If-Range': `"${oid}"` } });
+    expect(fresh.status).toBe(206);
+    expect(fresh.body.equals(bytes.subarray(10))).toBe(true);
+
+    const empty = await upload(Buffer.alloc(0));
+    const get = await raw(th.url, { path: `/registry.git/info/lfs/objects/${empty}`, headers: site });
+    expect([get.status, get.headers['content-length'], get.body.length]).toEqual([200, '0', 0]);
+    const ranged = await raw(th.url, { path: `/registry.git/info/lfs/objects/${empty}`, headers: { ...site, Range: 'bytes=0-' } });
+    expect([ranged.status, ranged.headers['content-range']]).toEqual([416, 'bytes */0']);
+  });
+
   test('an upload whose bytes do not match its oid is rejected and never offered for download', async () => {
     const claimed = randomBytes(200_000);
     const oid = sha(claimed);
