@@ -12,6 +12,7 @@ import type { LfsEndpoint, LfsOperation } from './endpoint.ts';
 import { checkActionHeaders } from './href.ts';
 import { errorBodyMessage, type HttpTransport, protocolError, readBody, statusError, wrapNetworkError } from './http.ts';
 import { type RetryPolicy, withRetries } from './retry.ts';
+import { logMessage } from './scrub.ts';
 import type { LfsObject } from './types.ts';
 
 export const LFS_MEDIA_TYPE = 'application/vnd.git-lfs+json';
@@ -107,7 +108,7 @@ export async function requestBatch(ctx: BatchContext, operation: LfsOperation, o
     {
       signal: ctx.signal,
       onRetry: (err, attempt, ms) =>
-        ctx.logger.warn({ endpoint: ctx.endpoint.description, attempt: attempt + 1, delayMs: ms, err: (err as Error).message }, 'LFS batch request failed; retrying'),
+        ctx.logger.warn({ endpoint: ctx.endpoint.description, attempt: attempt + 1, delayMs: ms, err: logMessage(err, ctx.endpoint.secrets()) }, 'LFS batch request failed; retrying'),
     },
   ).catch((e: unknown) => {
     throw wrapNetworkError(e, 'POST', ctx.endpoint.description);

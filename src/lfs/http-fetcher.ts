@@ -16,7 +16,7 @@ import type { LfsEndpoint } from './endpoint.ts';
 import type { HttpTransport } from './http.ts';
 import { runPool } from './pool.ts';
 import { isAbort, isRetryable, retryDelay, type RetryPolicy, sleep, withRetries } from './retry.ts';
-import { scrubError, toModelsyncError } from './scrub.ts';
+import { logMessage, scrubError, toModelsyncError } from './scrub.ts';
 import type { TokenBucket } from './throttle.ts';
 import { type TransferOptions, transferSetup } from './transfer.ts';
 import type { FetchOptions, FetchResult, LfsObject, ObjectFetcher } from './types.ts';
@@ -170,7 +170,7 @@ export class HttpFetcher implements ObjectFetcher {
         if (failures >= this.retry.retries || attempts >= MAX_ATTEMPTS_WITH_PROGRESS) throw err;
         const wait = retryDelay(err, failures, this.retry);
         failures++;
-        this.logger.warn({ oid: obj.oid, attempt: attempts, delayMs: wait, err: (err as Error).message }, 'LFS download failed; retrying');
+        this.logger.warn({ oid: obj.oid, attempt: attempts, delayMs: wait, err: logMessage(err, this.endpoint.secrets()) }, 'LFS download failed; retrying');
         await sleep(wait, ctx.signal);
       }
     }
@@ -219,7 +219,7 @@ export class HttpFetcher implements ObjectFetcher {
       if (ctx.signal?.aborted || isAbort(err)) throw err;
       // A wrong result is discarded whole; anything else leaves a valid prefix to resume.
       if (err instanceof ChecksumError) await removePart(part);
-      log.warn({ err: (err as Error).message }, 'chunk delta failed; downloading the object normally');
+      log.warn({ err: logMessage(err, this.endpoint.secrets()) }, 'chunk delta failed; downloading the object normally');
       return false;
     }
   }

@@ -38,6 +38,11 @@ export function scrubError<E extends ModelsyncError>(err: E, secrets: readonly s
   return err;
 }
 
+/** An error's message fit for a log line: servers echo things back, a token among them. */
+export function logMessage(err: unknown, secrets: readonly string[]): string {
+  return scrubText(err instanceof Error ? err.message : String(err), secrets);
+}
+
 /** Turn anything thrown into a ModelsyncError fit for a caller, without secrets. */
 export function toModelsyncError(err: unknown, secrets: readonly string[], url?: string): ModelsyncError {
   if (err instanceof ModelsyncError) return scrubError(err, secrets);

@@ -18,7 +18,7 @@ import { hrefHeaders } from './href.ts';
 import { errorBodyMessage, type HttpTransport, statusError } from './http.ts';
 import { runPool } from './pool.ts';
 import { isAbort, type RetryPolicy, withRetries } from './retry.ts';
-import { describeUrl, scrubError, toModelsyncError } from './scrub.ts';
+import { describeUrl, logMessage, scrubError, toModelsyncError } from './scrub.ts';
 import type { TokenBucket } from './throttle.ts';
 import { type TransferOptions, transferSetup } from './transfer.ts';
 import type { FetchProgress, LfsObject } from './types.ts';
@@ -110,7 +110,7 @@ async function uploadOne(obj: UploadObject, actions: ActionCache, ctx: PutContex
     try {
       await withRetries(() => putOnce(obj, a.upload!, ctx), retry, {
         signal: ctx.signal,
-        onRetry: (err, attempt, ms) => logger.warn({ oid: obj.oid, attempt: attempt + 1, delayMs: ms, err: (err as Error).message }, 'LFS upload failed; retrying'),
+        onRetry: (err, attempt, ms) => logger.warn({ oid: obj.oid, attempt: attempt + 1, delayMs: ms, err: logMessage(err, ctx.endpoint.secrets()) }, 'LFS upload failed; retrying'),
       });
     } catch (err) {
       if (isHrefRefused(err) && !rebatched) {

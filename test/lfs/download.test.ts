@@ -5,6 +5,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AuthError, ChecksumError, ModelsyncError, NetworkError, NotFoundError } from '../../src/errors.ts';
 import { createFetcher, HttpFetcher } from '../../src/lfs/index.ts';
@@ -333,6 +334,23 @@ describe('HTTP fetcher', () => {
       expect(everything).not.toContain(token);
       expect(everything).not.toContain(Buffer.from(`ci:${token}`).toString('base64'));
     }
+  });
+});
+
+describe('HTTP fetcher logs', () => {
+  it('never puts the token in a log line, even when a server echoes it back in an error body', async () => {
+    const token = 'sekrit-token-77aa1c';
+    const s = await server({ token });
+    const obj = s.add(blob(1000));
+    s.fault(obj.oid, ...Array.from({ length: 3 }, () => ({ status: 503, body: `upstream said: bad credentials ${token} / ${Buffer.from(`modelsync:${token}`).toString('base64')}` })));
+    const lines: string[] = [];
+    const logger = pino({ level: 'debug' }, { write: (l: string) => void lines.push(l) });
+    const run = await runFetch(fetcherFor(s, { token, logger }), [obj]);
+    expect(run.result.failed).toEqual([]);
+    const text = lines.join('');
+    expect(text).toContain('retrying');
+    expect(text).not.toContain(token);
+    expect(text).not.toContain(Buffer.from(`modelsync:${token}`).toString('base64'));
   });
 });
 
