@@ -161,6 +161,9 @@ export class LfsObjects {
         if (isDiskFull(err)) throw new HttpError(507, 'InsufficientStorage', 'the hub is out of disk space');
         throw new HttpError(400, 'UploadAborted', `upload did not complete: ${(err as Error).message}`);
       }
+      // Every byte is in: from here on the hub is the slow party (fsync of a
+      // big object on a slow disk), so the client's idle timeout must not cut it.
+      req.socket.setTimeout(0);
       const actual = hash.digest('hex');
       if (actual !== oid) throw new HttpError(422, 'ChecksumMismatch', `uploaded bytes hash to ${actual}, not ${oid}`);
       if (opts.expectedSize !== undefined && size !== opts.expectedSize) {

@@ -458,6 +458,10 @@ Fleet status: <a href="/api/v1/sites">/api/v1/sites</a> · events: <code>/api/v1
         this.opts.logger.warn({ repo, oid, who: ctx.who?.name, reason: err.code, message: err.message }, 'LFS upload rejected');
       }
       throw err;
+    } finally {
+      // receive() lifts the idle timeout once the body is in (its fsync is the hub's time, not the client's);
+      // the next request on this connection gets it back.
+      if (!ctx.req.socket.destroyed) ctx.req.socket.setTimeout(this.opts.limits.idleTimeoutMs);
     }
     if (stored.created) {
       this.lfsObjectCount += 1;
