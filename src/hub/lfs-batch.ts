@@ -45,6 +45,10 @@ export function parseBatchRequest(body: unknown): BatchRequest {
   if (parsed.data.hash_algo !== undefined && parsed.data.hash_algo !== 'sha256') {
     throw new HttpError(409, 'UnsupportedHashAlgo', `hash_algo ${JSON.stringify(parsed.data.hash_algo)} is not supported; use sha256`);
   }
+  // The spec: the transfer chosen MUST be one the client listed (basic when it lists none).
+  if (parsed.data.transfers !== undefined && parsed.data.transfers.length > 0 && !parsed.data.transfers.includes('basic')) {
+    throw new HttpError(422, 'UnsupportedTransfer', `none of the transfers ${JSON.stringify(parsed.data.transfers.slice(0, 10))} is supported; this hub speaks "basic"`);
+  }
   return parsed.data;
 }
 

@@ -341,6 +341,9 @@ describe('LFS over HTTP', () => {
       expect(JSON.parse(bad.body.toString()).message).toContain('not valid JSON');
       check(await raw(th.url, { method: 'POST', path: '/newrepo.git/info/lfs/objects/batch', headers: { ...pub, 'Content-Type': LFS }, body: '{"operation": "delete", "objects": []}' }), [422]);
       check(await raw(th.url, { method: 'POST', path: '/newrepo.git/info/lfs/objects/batch', headers: { ...pub, 'Content-Type': LFS }, body: '{"operation": "upload", "objects": [], "hash_algo": "md5"}' }), [409]);
+      const noBasic = await raw(th.url, { method: 'POST', path: '/newrepo.git/info/lfs/objects/batch', headers: { ...pub, 'Content-Type': LFS }, body: '{"operation": "upload", "objects": [], "transfers": ["tus"]}' });
+      check(noBasic, [422]);
+      expect(JSON.parse(noBasic.body.toString()).code).toBe('UnsupportedTransfer');
       check(await raw(th.url, { method: 'POST', path: '/newrepo.git/info/lfs/objects/batch', headers: { ...pub, 'Content-Type': 'text/plain' }, body: '{"operation": "upload", "objects": []}' }), [415]);
       check(await raw(th.url, { method: 'POST', path: '/newrepo.git/info/lfs/objects/batch', headers: pub, body: '{"operation": "upload", "objects": []}' }), [415]);
       check(await raw(th.url, { method: 'POST', path: `/registry.git/info/lfs/objects/${oid}/verify`, headers: { ...pub, 'Content-Type': 'text/plain' }, body: '{}' }), [415]);
