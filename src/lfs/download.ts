@@ -23,7 +23,7 @@ import { pipeline } from 'node:stream/promises';
 import { ChecksumError, isDiskFull, NetworkError, StoreError } from '../errors.ts';
 import type { LfsAction } from './batch.ts';
 import { type AuthScope, hrefHeaders } from './href.ts';
-import { errorBodyMessage, type HttpTransport, protocolError, statusError, wrapNetworkError } from './http.ts';
+import { discardBody, errorBodyMessage, type HttpTransport, protocolError, statusError, wrapNetworkError } from './http.ts';
 import { describeUrl } from './scrub.ts';
 import type { TokenBucket } from './throttle.ts';
 import type { FetchProgress, LfsObject } from './types.ts';
@@ -108,7 +108,7 @@ export async function downloadAttempt(ctx: AttemptContext, obj: LfsObject, actio
       throw new NetworkError(`${where} answered Range bytes=${have}- with Content-Range ${String(res.headers['content-range'])}; restarting from zero`, { url: where });
     }
   } else if (status === 416 && have > 0) {
-    res.resume();
+    discardBody(res);
     await removePart(part);
     throw new NetworkError(`${where} cannot resume at byte ${have} (416); restarting from zero`, { url: where });
   } else if (status !== 200) {
@@ -209,7 +209,7 @@ async function openHref(ctx: AttemptContext, action: LfsAction, from: number): P
     const res = await ctx.transport.send(url, { headers: send, signal: ctx.signal });
     const status = res.statusCode ?? 0;
     if (![301, 302, 303, 307, 308].includes(status)) return { res, url };
-    res.resume();
+    discardBody(res);
     const location = res.headers.location;
     if (!location) throw protocolError(`${describeUrl(url)} redirected (${status}) without a Location`);
     if (hop >= MAX_REDIRECTS) throw protocolError(`too many redirects from ${describeUrl(action.href)}`);

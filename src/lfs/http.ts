@@ -158,6 +158,22 @@ export async function readBody(res: IncomingMessage, limit: number, where: strin
   return Buffer.concat(chunks);
 }
 
+/**
+ * Let go of a body we do not need (a redirect's, a 2xx to a PUT): read it
+ * so the keep-alive connection can be reused, but drop the connection once
+ * it passes `limit` bytes. A bare resume() would read an endless body for
+ * as long as the server sends it: for ever, in an agent.
+ */
+export function discardBody(res: IncomingMessage, limit = 64 * 1024): void {
+  let seen = 0;
+  res.on('data', (chunk: Buffer) => {
+    seen += chunk.length;
+    if (seen > limit) res.destroy();
+  });
+  res.on('error', () => {});
+  res.resume();
+}
+
 /** Read at most a few KiB of an error body, for a few seconds, for its message; then let the connection go. */
 export async function errorBodyMessage(res: IncomingMessage, deadlineMs = 5_000): Promise<string> {
   const chunks: Buffer[] = [];

@@ -15,7 +15,7 @@ import { LFS_MEDIA_TYPE, type LfsAction, smallAnswerDeadline } from './batch.ts'
 import { isHrefRefused } from './download.ts';
 import { endpointFromUrl, type LfsEndpoint } from './endpoint.ts';
 import { hrefHeaders } from './href.ts';
-import { errorBodyMessage, type HttpTransport, statusError } from './http.ts';
+import { discardBody, errorBodyMessage, type HttpTransport, statusError } from './http.ts';
 import { runPool } from './pool.ts';
 import { isAbort, type RetryPolicy, withRetries } from './retry.ts';
 import { describeUrl, logMessage, scrubError, toModelsyncError } from './scrub.ts';
@@ -151,7 +151,7 @@ async function putOnce(obj: UploadObject, action: LfsAction, ctx: PutContext): P
   const res = await ctx.transport.send(action.href, { method: 'PUT', headers, body, signal: ctx.signal });
   const status = res.statusCode ?? 0;
   if (status >= 200 && status < 300) {
-    res.resume();
+    discardBody(res);
     return;
   }
   const msg = await errorBodyMessage(res);
@@ -172,7 +172,7 @@ async function verifyOnce(obj: LfsObject, action: LfsAction, ctx: PutContext): P
   const res = await ctx.transport.send(action.href, { method: 'POST', headers, body, signal: ctx.signal, deadlineMs: smallAnswerDeadline(ctx.transport) });
   const status = res.statusCode ?? 0;
   if (status >= 200 && status < 300) {
-    res.resume();
+    discardBody(res);
     return;
   }
   const msg = await errorBodyMessage(res);

@@ -154,6 +154,26 @@ describe('LFS client against a hostile server', () => {
     expect(s.requests.filter((r) => r.path.startsWith('/loop/'))).toHaveLength(6);
   });
 
+  it('does not keep reading an endless body it has no use for (a redirect’s)', async () => {
+    const data = blob(1000);
+    const obj = { oid: oidOf(data), size: data.length };
+    let redirectClosed = false;
+    const s = await hostile((_req, res, url) => {
+      if (isBatch(url)) return batchAnswer(res, [{ ...obj, actions: { download: { href: `${s.origin}/start` } } }]);
+      if (url.pathname === '/final') return void res.end(data);
+      res.writeHead(302, { location: '/final' });
+      const t = setInterval(() => res.write(Buffer.alloc(64 << 10)), 2);
+      res.on('close', () => {
+        clearInterval(t);
+        redirectClosed = true;
+      });
+    });
+    const run = await runFetch(fetcher(s.url), [obj]);
+    expect(run.result.failed).toEqual([]);
+    for (let i = 0; i < 100 && !redirectClosed; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(redirectClosed).toBe(true);
+  });
+
   it('refuses hrefs that are not http(s)', async () => {
     const data = blob(10);
     const obj = { oid: oidOf(data), size: data.length };
