@@ -18,6 +18,12 @@ async function run(load: () => Promise<Handler>, opts: Record<string, unknown>):
   process.exitCode = await handler(opts, ctx);
 }
 
+// `modelsync list | head -1`: a reader that goes away early is not worth a stack trace.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+  throw err;
+});
+
 const program = new Command()
   .name('modelsync')
   .description('Git is the source of truth for which ML model versions run on which edge site.')

@@ -1,9 +1,9 @@
 import * as fs from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import git from 'isomorphic-git';
-import { NotFoundError } from '../errors.ts';
+import { UsageError } from '../errors.ts';
 import { HOOKS_DIR } from '../registry/layout.ts';
-import { findGitDir } from '../registry/source.ts';
+import { requireGitRepo, resolveRepoDir } from '../registry/open.ts';
 import { EXIT, printJson, type CommandContext } from './context.ts';
 
 export interface HooksInstallOptions {
@@ -13,11 +13,12 @@ export interface HooksInstallOptions {
 
 /** `hooks install`: point core.hooksPath at the repository's own hooks/ (kept in Git, reviewed like code). */
 export async function hooksInstallCommand(opts: HooksInstallOptions, ctx: CommandContext): Promise<number> {
-  const loc = await findGitDir(resolve(ctx.cwd, opts.repo ?? '.'));
-  const dir = loc.dir ?? loc.gitdir;
+  const loc = await requireGitRepo(await resolveRepoDir(ctx.cwd, opts.repo), 'hooks install');
+  if (!loc.dir) throw new UsageError(`${loc.gitdir} is a bare repository; hooks run in a checkout (install them there)`, { gitdir: loc.gitdir });
+  const dir = loc.dir;
   const hooksDir = join(dir, HOOKS_DIR);
   if (!fs.existsSync(join(hooksDir, 'pre-commit'))) {
-    throw new NotFoundError(`${hooksDir}/pre-commit does not exist; this repository has no modelsync hooks (modelsync init creates them)`, { dir });
+    throw new UsageError(`${hooksDir}/pre-commit does not exist: ${dir} has no modelsync hooks (is it a registry? modelsync init creates them)`, { dir });
   }
   await git.setConfig({ fs, gitdir: loc.gitdir, path: 'core.hooksPath', value: HOOKS_DIR });
   const missingExec = ['pre-commit', 'post-commit', 'pre-push', 'post-checkout', 'post-merge'].filter((h) => {

@@ -1,7 +1,6 @@
-import { resolve } from 'node:path';
 import { NotFoundError } from '../errors.ts';
 import { loadRegistry } from '../registry/load.ts';
-import { openSource } from '../registry/open.ts';
+import { openSource, resolveRepoDir } from '../registry/open.ts';
 import { sortVersions } from '../registry/versions.ts';
 import { EXIT, printJson, type CommandContext } from './context.ts';
 
@@ -13,7 +12,7 @@ export interface ListOptions {
 
 /** `list`: every model with its current and previous version and how many versions exist. */
 export async function listCommand(opts: ListOptions, ctx: CommandContext): Promise<number> {
-  const source = await openSource(resolve(ctx.cwd, opts.repo ?? '.'), { rev: opts.rev });
+  const source = await openSource(await resolveRepoDir(ctx.cwd, opts.repo), { rev: opts.rev });
   // Listing does not need every file hashed; validate does that.
   const { registry, problems } = await loadRegistry(source, { checkContent: false });
   const models = [...registry.models.values()].map((m) => ({
@@ -29,11 +28,12 @@ export async function listCommand(opts: ListOptions, ctx: CommandContext): Promi
     printJson(ctx, { source: source.description, commit: source.commit, models, sites: [...registry.sites.keys()], problems: problems.length });
     return EXIT.ok;
   }
-  const width = Math.max(5, ...models.map((m) => m.name.length));
-  ctx.out(`${'MODEL'.padEnd(width)}  ${'CURRENT'.padEnd(12)}  ${'PREVIOUS'.padEnd(12)}  VERSIONS`);
-  for (const m of models) {
-    ctx.out(`${m.name.padEnd(width)}  ${(m.current ?? '(not released)').padEnd(12)}  ${(m.previous ?? '-').padEnd(12)}  ${m.versions}`);
-  }
+  const rows = models.map((m) => [m.name, m.current ?? '(not released)', m.previous ?? '-', String(m.versions)]);
+  // Columns as wide as their widest cell: versions can be long (semver with a pre-release).
+  const widths = [0, 1, 2].map((i) => Math.max(...[['MODEL', 'CURRENT', 'PREVIOUS'][i]!, ...rows.map((r) => r[i]!)].map((c) => c.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c)).join('  ');
+  ctx.out(line(['MODEL', 'CURRENT', 'PREVIOUS', 'VERSIONS']));
+  for (const r of rows) ctx.out(line(r));
   if (registry.sites.size) ctx.out(`\nsites: ${[...registry.sites.keys()].join(', ')}`);
   if (problems.length) ctx.out(`\n${problems.length} problem${problems.length === 1 ? '' : 's'}: run modelsync validate`);
   return EXIT.ok;
@@ -45,7 +45,7 @@ export interface VersionsOptions extends ListOptions {
 
 /** `versions <model>`: published versions oldest first, in the model's scheme order, marking current and previous. */
 export async function versionsCommand(opts: VersionsOptions, ctx: CommandContext): Promise<number> {
-  const source = await openSource(resolve(ctx.cwd, opts.repo ?? '.'), { rev: opts.rev });
+  const source = await openSource(await resolveRepoDir(ctx.cwd, opts.repo), { rev: opts.rev });
   const { registry } = await loadRegistry(source, { checkContent: false });
   const model = opts.model ?? '';
   const info = registry.models.get(model);

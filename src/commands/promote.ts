@@ -1,6 +1,7 @@
-import { resolve } from 'node:path';
+import { withInterrupts } from '../registry/interrupt.ts';
 import { promoteVersion } from '../registry/promote.ts';
 import { pushBranch } from '../registry/push.ts';
+import { resolveRepoDir } from '../registry/open.ts';
 import { EXIT, printJson, type CommandContext } from './context.ts';
 
 export interface PromoteOptions {
@@ -13,8 +14,8 @@ export interface PromoteOptions {
 }
 
 export async function promoteCommand(opts: PromoteOptions, ctx: CommandContext): Promise<number> {
-  const repoDir = resolve(ctx.cwd, opts.repo ?? '.');
-  const r = await promoteVersion(repoDir, opts.model ?? '', opts.version ?? '', ctx.env);
+  const repoDir = await resolveRepoDir(ctx.cwd, opts.repo);
+  const r = await withInterrupts(`promote ${opts.model} ${opts.version}`, (signal) => promoteVersion(repoDir, opts.model ?? '', opts.version ?? '', ctx.env, { signal }));
   const pushed = opts.push ? await pushBranch({ repoDir, remote: opts.remote ?? 'origin', env: ctx.env, logger: ctx.logger }) : undefined;
   if (opts.json) {
     printJson(ctx, { ok: true, ...r, pushed });

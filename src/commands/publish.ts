@@ -1,6 +1,8 @@
 import { resolve } from 'node:path';
+import { withInterrupts } from '../registry/interrupt.ts';
 import { publishVersion } from '../registry/publish.ts';
 import { pushBranch } from '../registry/push.ts';
+import { resolveRepoDir } from '../registry/open.ts';
 import { EXIT, printJson, type CommandContext } from './context.ts';
 
 export interface PublishOptions {
@@ -19,12 +21,14 @@ export interface PublishOptions {
 }
 
 export async function publishCommand(opts: PublishOptions, ctx: CommandContext): Promise<number> {
-  const repoDir = resolve(ctx.cwd, opts.repo ?? '.');
-  const r = await publishVersion({
-    repoDir, model: opts.model ?? '', version: opts.version ?? '', files: (opts.files ?? []).map((f) => resolve(ctx.cwd, f)),
-    promote: opts.promote !== false, framework: opts.framework, source: opts.source, description: opts.description,
-    message: opts.message, env: ctx.env,
-  });
+  const repoDir = await resolveRepoDir(ctx.cwd, opts.repo);
+  const r = await withInterrupts(`publish ${opts.model} ${opts.version}`, (signal) =>
+    publishVersion({
+      repoDir, model: opts.model ?? '', version: opts.version ?? '', files: (opts.files ?? []).map((f) => resolve(ctx.cwd, f)),
+      promote: opts.promote !== false, framework: opts.framework, source: opts.source, description: opts.description,
+      message: opts.message, env: ctx.env, signal,
+    }),
+  );
   const pushed = opts.push ? await pushBranch({ repoDir, remote: opts.remote ?? 'origin', env: ctx.env, logger: ctx.logger }) : undefined;
   if (opts.json) {
     printJson(ctx, { ok: true, ...r, objects: r.objects.map(({ oid, size }) => ({ oid, size })), pushed });

@@ -1,6 +1,7 @@
-import { resolve } from 'node:path';
+import { withInterrupts } from '../registry/interrupt.ts';
 import { rollbackModel } from '../registry/promote.ts';
 import { pushBranch } from '../registry/push.ts';
+import { resolveRepoDir } from '../registry/open.ts';
 import { EXIT, printJson, type CommandContext } from './context.ts';
 
 export interface RollbackOptions {
@@ -13,8 +14,8 @@ export interface RollbackOptions {
 }
 
 export async function rollbackCommand(opts: RollbackOptions, ctx: CommandContext): Promise<number> {
-  const repoDir = resolve(ctx.cwd, opts.repo ?? '.');
-  const r = await rollbackModel(repoDir, opts.model ?? '', ctx.env, { to: opts.to });
+  const repoDir = await resolveRepoDir(ctx.cwd, opts.repo);
+  const r = await withInterrupts(`rollback ${opts.model}`, (signal) => rollbackModel(repoDir, opts.model ?? '', ctx.env, { to: opts.to, signal }));
   const pushed = opts.push ? await pushBranch({ repoDir, remote: opts.remote ?? 'origin', env: ctx.env, logger: ctx.logger }) : undefined;
   if (opts.json) {
     printJson(ctx, { ok: true, ...r, pushed });

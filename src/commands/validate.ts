@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { formatProblem } from '../errors.ts';
 import { loadRegistry } from '../registry/load.ts';
-import { openSource } from '../registry/open.ts';
+import { openSource, resolveRepoDir } from '../registry/open.ts';
 import { EXIT, printJson, type CommandContext } from './context.ts';
 
 export interface ValidateOptions {
@@ -12,7 +12,7 @@ export interface ValidateOptions {
 }
 
 export async function validateCommand(opts: ValidateOptions, ctx: CommandContext): Promise<number> {
-  const repo = resolve(ctx.cwd, opts.repo ?? '.');
+  const repo = await resolveRepoDir(ctx.cwd, opts.repo);
   // In a pre-commit hook git names the index being committed (a temporary one for `git commit -a`).
   const indexFile = opts.staged && ctx.env.GIT_INDEX_FILE ? resolve(ctx.cwd, ctx.env.GIT_INDEX_FILE) : undefined;
   const source = await openSource(repo, { rev: opts.rev, staged: opts.staged, indexFile });

@@ -10,11 +10,13 @@ import { promises as fsp } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import git from 'isomorphic-git';
-import { GitError, UsageError, ValidationError } from '../errors.ts';
+import { GitError, LockedError, UsageError, ValidationError } from '../errors.ts';
 import { GitConfig } from '../lfs/gitconfig.ts';
 import { writeFileAtomic } from '../util/fsutil.ts';
+import { critical, checkInterrupted } from './interrupt.ts';
 import { loadRegistry } from './load.ts';
-import { findGitDir, TreeSource } from './source.ts';
+import { requireGitRepo } from './open.ts';
+import { TreeSource } from './source.ts';
 
 export interface WorkRepo {
   /** The working tree. */
@@ -29,7 +31,7 @@ export interface Person {
 
 /** A registry checkout with a working tree (publish and friends edit files in it). */
 export async function openWorkRepo(dir: string): Promise<WorkRepo> {
-  const loc = await findGitDir(resolve(dir));
+  const loc = await requireGitRepo(resolve(dir), 'publish, promote and rollback');
   if (!loc.dir) throw new UsageError(`${dir} is a bare repository; publish, promote and rollback need a checkout with a working tree`);
   return { dir: loc.dir, gitdir: loc.gitdir };
 }
@@ -147,72 +149,190 @@ export async function buildTree(repo: WorkRepo, base: string | null, changes: Ma
   return git.writeTree({ fs, gitdir: repo.gitdir, tree: [...entries.values()] });
 }
 
-export interface CommitRequest {
+/** The branch a commit is made on, as it is when the repository lock is taken. */
+export interface Base {
+  branch: string;
+  /** The branch's commit; null on a branch with no commits yet. */
+  commit: string | null;
+  tree: string | null;
+}
+
+export interface Prepared<T> {
   message: string;
   changes: FileChange[];
+  /** Whatever the caller wants back from the preparation (the version promoted from, …). */
+  extra: T;
+}
+
+export interface CommitRequest<T = undefined> {
+  /**
+   * What to commit, computed from the branch as it is under the lock: edits
+   * of model_registry.yaml must start from the commit they are made on, or
+   * a concurrent promotion would be silently undone.
+   */
+  prepare: (base: Base) => Promise<Prepared<T>>;
   env: NodeJS.ProcessEnv;
   /** Validate the registry the commit would record, and refuse if it is invalid (default true). */
   validate?: boolean;
   /** Context for the ValidationError ("refusing to publish …"). */
   what?: string;
+  /** Aborted by Ctrl-C: honoured until the working tree is touched, never after. */
+  signal?: AbortSignal;
 }
 
-export interface CommitResult {
+export interface CommitResult<T = undefined> {
   commit: string;
   branch: string;
   parent: string | null;
   tree: string;
+  extra: T;
+}
+
+/** How long a command waits for another git or modelsync process to finish with the repository. */
+const LOCK_WAIT_MS = 30_000;
+
+/**
+ * Hold the repository's index lock (`<gitdir>/index.lock`, the file git
+ * itself takes for commits, merges and checkouts) while `fn` runs, so no
+ * git command and no other modelsync changes the index, the working tree's
+ * tracked files or the branch meanwhile. Waits a while for a lock someone
+ * else holds.
+ */
+export async function withRepoLock<T>(repo: WorkRepo, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  const release = await acquireRepoLock(repo, LOCK_WAIT_MS, signal);
+  try {
+    return await fn();
+  } finally {
+    await release();
+  }
+}
+
+/** Take the index lock, waiting up to `waitMs`; returns its release. */
+export async function acquireRepoLock(repo: WorkRepo, waitMs: number, signal?: AbortSignal): Promise<() => Promise<void>> {
+  const lock = join(repo.gitdir, 'index.lock');
+  const deadline = Date.now() + waitMs;
+  for (let delay = 20; ; delay = Math.min(delay * 2, 500)) {
+    checkInterrupted(signal);
+    try {
+      await (await fsp.open(lock, 'wx')).close();
+      return () => fsp.rm(lock, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    if (Date.now() >= deadline) {
+      throw new LockedError(
+        `another git or modelsync process is changing ${repo.dir} (${lock} exists); wait for it to finish, or remove that file if no such process is running`,
+        { lock },
+      );
+    }
+    await new Promise((r) => setTimeout(r, delay));
+  }
+}
+
+/** Fixed changes, for callers with nothing to recompute under the lock (init). */
+export async function commitChanges(
+  repo: WorkRepo,
+  req: Omit<CommitRequest, 'prepare'> & { message: string; changes: FileChange[] },
+): Promise<CommitResult> {
+  return commitOnBranch(repo, { ...req, prepare: async () => ({ message: req.message, changes: req.changes, extra: undefined }) });
 }
 
 /**
- * Commit `changes` on top of the current branch, touching nothing else.
+ * Commit on the current branch, touching nothing else.
  *
- * The files must be unmodified in the working tree and index (or absent, for
- * new ones): we never fold someone's uncommitted edits into our commit, nor
- * overwrite them. The new tree is built from HEAD and validated before the
- * working tree is touched; the working tree is restored if the commit fails.
- * Other staged changes stay staged, as with `git commit -- <paths>`.
+ * Under the repository lock: read the branch, let the caller prepare the
+ * change from it, refuse if a file to be written has edits that are not
+ * committed (we never fold someone's work into our commit, nor overwrite
+ * it), build the new tree from the branch's and validate it; only then
+ * write the working tree, the commit, the branch (compare-and-set, as git
+ * does, with a reflog entry) and the index, as one critical section that a
+ * Ctrl-C does not cut short. The working tree is restored if the commit
+ * fails. Other staged changes stay staged, as with `git commit -- <paths>`.
  */
-export async function commitChanges(repo: WorkRepo, req: CommitRequest): Promise<CommitResult> {
-  const branch = await currentBranch(repo);
-  const parent = await branchHead(repo, branch);
-  const baseTree = parent ? await commitTreeOid(repo, parent) : null;
-  await assertUntouched(repo, baseTree, req.changes.map((c) => c.path));
+export async function commitOnBranch<T>(repo: WorkRepo, req: CommitRequest<T>): Promise<CommitResult<T>> {
+  return withRepoLock(repo, async () => {
+    // Read under the lock: a checkout cannot switch branches between this and the commit.
+    const branch = await currentBranch(repo);
+    const parent = await branchHead(repo, branch);
+    const baseTree = parent ? await commitTreeOid(repo, parent) : null;
+    const { message, changes, extra } = await req.prepare({ branch, commit: parent, tree: baseTree });
+    await assertUntouched(repo, baseTree, changes.map((c) => c.path));
 
-  const blobs = new Map<string, TreeChange | null>();
-  for (const c of req.changes) {
-    blobs.set(c.path, c.content === null ? null : { oid: await git.writeBlob({ fs, gitdir: repo.gitdir, blob: toBytes(c.content) }), executable: c.executable });
-  }
-  const tree = (await buildTree(repo, baseTree, blobs)) ?? (await git.writeTree({ fs, gitdir: repo.gitdir, tree: [] }));
+    const blobs = new Map<string, TreeChange | null>();
+    for (const c of changes) {
+      blobs.set(c.path, c.content === null ? null : { oid: await git.writeBlob({ fs, gitdir: repo.gitdir, blob: toBytes(c.content) }), executable: c.executable });
+    }
+    const tree = (await buildTree(repo, baseTree, blobs)) ?? (await git.writeTree({ fs, gitdir: repo.gitdir, tree: [] }));
 
-  if (req.validate !== false) {
-    const { problems } = await loadRegistry(new TreeSource({ dir: repo.dir, gitdir: repo.gitdir }, tree, 'the commit being made'));
-    if (problems.length) throw new ValidationError(problems, `${req.what ?? 'refusing to commit'}: the registry would be invalid`);
-  }
-
-  const undo = await writeWorkTree(repo, req.changes);
-  let commit: string;
-  try {
+    if (req.validate !== false) {
+      const { problems } = await loadRegistry(new TreeSource({ dir: repo.dir, gitdir: repo.gitdir }, tree, 'the commit being made'));
+      if (problems.length) throw new ValidationError(problems, `${req.what ?? 'refusing to commit'}: the registry would be invalid`);
+    }
     const who = await resolveAuthor(repo, req.env);
-    commit = await git.commit({
-      fs, dir: repo.dir, gitdir: repo.gitdir, message: req.message.endsWith('\n') ? req.message : `${req.message}\n`,
-      author: who.author, committer: who.committer, tree, parent: parent ? [parent] : [], ref: `refs/heads/${branch}`, noUpdateBranch: true,
+    checkInterrupted(req.signal);
+
+    return critical(async () => {
+      const undo = await writeWorkTree(repo, changes);
+      let commit: string;
+      try {
+        commit = await git.commit({
+          fs, dir: repo.dir, gitdir: repo.gitdir, message: message.endsWith('\n') ? message : `${message}\n`,
+          author: who.author, committer: who.committer, tree, parent: parent ? [parent] : [], ref: `refs/heads/${branch}`, noUpdateBranch: true,
+        });
+        await updateBranch(repo, branch, parent, commit, who.committer, `commit: ${message.split('\n')[0]}`);
+      } catch (err) {
+        await undo().catch(() => {});
+        throw err;
+      }
+      // The index follows the commit for our paths only.
+      for (const c of changes) {
+        if (c.content === null) await git.remove({ fs, dir: repo.dir, gitdir: repo.gitdir, filepath: c.path }).catch(() => {});
+      }
+      const added = changes.filter((c) => c.content !== null).map((c) => c.path);
+      if (added.length) await git.add({ fs, dir: repo.dir, gitdir: repo.gitdir, filepath: added, force: true });
+      return { commit, branch, parent, tree, extra };
     });
-    // Compare-and-set: if someone committed meanwhile, do not throw their commit away.
-    const now = await branchHead(repo, branch);
-    if (now !== parent) throw new GitError(`branch ${branch} moved while committing (now ${now?.slice(0, 12)}); nothing was committed, try again`, { branch });
-    await git.writeRef({ fs, gitdir: repo.gitdir, ref: `refs/heads/${branch}`, value: commit, force: true });
+  }, req.signal);
+}
+
+/**
+ * Move `refs/heads/<branch>` from `from` to `to` the way git does: take
+ * `<ref>.lock` exclusively, check the branch still points at `from`, write
+ * the new value there and rename it over the ref; then log it in the
+ * reflogs, so `git reflog` shows modelsync's commits like any other.
+ */
+async function updateBranch(repo: WorkRepo, branch: string, from: string | null, to: string, who: Person, reason: string): Promise<void> {
+  const ref = join(repo.gitdir, 'refs', 'heads', ...branch.split('/'));
+  const lock = `${ref}.lock`;
+  await fsp.mkdir(dirname(ref), { recursive: true });
+  let fh;
+  try {
+    fh = await fsp.open(lock, 'wx');
   } catch (err) {
-    await undo().catch(() => {});
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new LockedError(`branch ${branch} is being updated by another process (${lock} exists); nothing was committed`, { lock });
     throw err;
   }
-  // The index follows the commit for our paths only.
-  for (const c of req.changes) {
-    if (c.content === null) await git.remove({ fs, dir: repo.dir, gitdir: repo.gitdir, filepath: c.path }).catch(() => {});
+  try {
+    const now = await branchHead(repo, branch);
+    if (now !== from) throw new GitError(`branch ${branch} moved while committing (now ${now?.slice(0, 12)}); nothing was committed, try again`, { branch });
+    await fh.writeFile(`${to}\n`);
+    await fh.sync();
+    await fh.close();
+    fh = undefined;
+    await fsp.rename(lock, ref);
+  } catch (err) {
+    await fh?.close().catch(() => {});
+    await fsp.rm(lock, { force: true }).catch(() => {});
+    throw err;
   }
-  const added = req.changes.filter((c) => c.content !== null).map((c) => c.path);
-  if (added.length) await git.add({ fs, dir: repo.dir, gitdir: repo.gitdir, filepath: added, force: true });
-  return { commit, branch, parent, tree };
+  const secs = Math.floor(Date.now() / 1000);
+  const off = -new Date().getTimezoneOffset();
+  const tz = `${off >= 0 ? '+' : '-'}${String(Math.floor(Math.abs(off) / 60)).padStart(2, '0')}${String(Math.abs(off) % 60).padStart(2, '0')}`;
+  const line = `${from ?? '0'.repeat(40)} ${to} ${who.name} <${who.email}> ${secs} ${tz}\t${reason.replace(/\n/g, ' ')}\n`;
+  // The reflog is a convenience: failing to write it must not fail a commit that is made.
+  for (const log of [join(repo.gitdir, 'logs', 'refs', 'heads', ...branch.split('/')), join(repo.gitdir, 'logs', 'HEAD')]) {
+    await fsp.mkdir(dirname(log), { recursive: true }).then(() => fsp.appendFile(log, line)).catch(() => {});
+  }
 }
 
 function toBytes(content: Uint8Array | string): Uint8Array {

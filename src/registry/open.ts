@@ -1,5 +1,15 @@
-import { resolve } from 'node:path';
-import { UsageError } from '../errors.ts';
+/**
+ * Where a registry command works, checked up front: a wrong `--repo`, an
+ * empty repository or a Git repository that holds no registry is a usage
+ * error naming the directory (exit 2), never an empty registry with one
+ * "file is missing" problem.
+ */
+import { promises as fsp } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import git from 'isomorphic-git';
+import * as fs from 'node:fs';
+import { ModelsyncError, UsageError } from '../errors.ts';
+import { MODEL_REGISTRY_FILE, REGISTRY_DIR } from './layout.ts';
 import { CommitSource, IndexSource, WorkTreeSource, findGitDir, type RegistrySource } from './source.ts';
 
 export interface SourceChoice {
@@ -9,15 +19,124 @@ export interface SourceChoice {
   indexFile?: string;
 }
 
-/** The source a registry command reads: working tree by default, or `--rev`, or `--staged`. */
+export interface GitLocation {
+  /** The working tree; absent for a bare repository. */
+  dir?: string;
+  gitdir: string;
+}
+
+/**
+ * The repository a command works on: `--repo` as given (it must be a
+ * directory), or else the current directory, or the top of the Git checkout
+ * it lies in, as git itself finds it (`modelsync validate` from `sites/`).
+ */
+export async function resolveRepoDir(cwd: string, repo: string | undefined): Promise<string> {
+  const dir = resolve(cwd, repo ?? '.');
+  let st;
+  try {
+    st = await fsp.stat(dir);
+  } catch {
+    throw new UsageError(`${repo === undefined ? '' : '--repo '}${dir} does not exist`, { dir });
+  }
+  if (!st.isDirectory()) throw new UsageError(`${repo === undefined ? '' : '--repo '}${dir} is not a directory`, { dir });
+  if (repo !== undefined || (await isRegistryDir(dir))) return dir;
+  for (let d = dir; ; d = dirname(d)) {
+    if (await exists(join(d, '.git'))) return d;
+    if (dirname(d) === d) return dir;
+  }
+}
+
+async function isRegistryDir(dir: string): Promise<boolean> {
+  return (await exists(join(dir, REGISTRY_DIR))) || (await exists(join(dir, '.git'))) || (await exists(join(dir, 'HEAD')));
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await fsp.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The Git repository at `dir`, for a command that needs one (`why` says
+ * which). Not a repository, or a linked worktree (whose objects and branches
+ * isomorphic-git cannot find), is a usage error.
+ */
+export async function requireGitRepo(dir: string, why: string): Promise<GitLocation> {
+  let loc: GitLocation;
+  try {
+    loc = await findGitDir(dir);
+  } catch (err) {
+    if (err instanceof ModelsyncError && err.code === 'NotFoundError') {
+      throw new UsageError(`${dir} is not a Git repository (${why} needs one); give --repo <registry checkout>`, { dir });
+    }
+    throw err;
+  }
+  if (await exists(join(loc.gitdir, 'commondir'))) {
+    throw new UsageError(
+      `${dir} is a linked worktree (git worktree), which modelsync's Git library cannot work in; run this in the main checkout instead`,
+      { dir, gitdir: loc.gitdir },
+    );
+  }
+  return loc;
+}
+
+/** Whether the repository has a commit at HEAD (a fresh `git init` has none). */
+export async function hasCommits(loc: GitLocation): Promise<boolean> {
+  try {
+    await git.resolveRef({ fs, gitdir: loc.gitdir, ref: 'HEAD' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The source a registry command reads: the working tree by default (HEAD for
+ * a bare repository, which has none), or `--rev`, or `--staged`. Refuses,
+ * as a usage error, anything that holds no registry at all.
+ */
 export async function openSource(repoDir: string, choice: SourceChoice = {}): Promise<RegistrySource> {
   const dir = resolve(repoDir);
   if (choice.rev && choice.staged) throw new UsageError('give --rev or --staged, not both');
-  if (choice.rev) return CommitSource.open(await findGitDir(dir), choice.rev);
-  if (choice.staged) {
-    const loc = await findGitDir(dir);
-    if (!loc.dir) throw new UsageError(`--staged needs a checkout with a working tree; ${dir} is a bare repository`);
-    return new IndexSource({ dir: loc.dir, gitdir: loc.gitdir }, choice.indexFile);
+  let source: RegistrySource;
+  if (choice.rev || choice.staged) {
+    const loc = await requireGitRepo(dir, choice.rev ? '--rev' : '--staged');
+    if (choice.staged) {
+      if (!loc.dir) throw new UsageError(`--staged needs a checkout with a working tree; ${dir} is a bare repository`);
+      source = new IndexSource({ dir: loc.dir, gitdir: loc.gitdir }, choice.indexFile);
+    } else {
+      try {
+        source = await CommitSource.open(loc, choice.rev!);
+      } catch (err) {
+        if (!(await hasCommits(loc))) throw new UsageError(`${dir} has no commits yet, so --rev ${choice.rev} names nothing`, { dir });
+        throw err;
+      }
+    }
+  } else if (!(await exists(join(dir, '.git'))) && (await exists(join(dir, 'HEAD'))) && (await exists(join(dir, 'objects')))) {
+    // A bare repository (a hub's copy): what it declares is its HEAD.
+    const loc = await requireGitRepo(dir, 'reading a bare repository');
+    if (!(await hasCommits(loc))) {
+      const branches = await git.listBranches({ fs, gitdir: loc.gitdir }).catch(() => [] as string[]);
+      throw new UsageError(
+        branches.length
+          ? `${dir} is a bare repository whose HEAD names a branch with no commits; give --rev <branch> (branches: ${branches.join(', ')})`
+          : `${dir} is a bare repository with no commits yet; there is no registry to read`,
+        { dir },
+      );
+    }
+    source = await CommitSource.open(loc, 'HEAD');
+  } else {
+    source = new WorkTreeSource(dir);
   }
-  return new WorkTreeSource(dir);
+  if ((await source.readText(MODEL_REGISTRY_FILE)) === null && (await source.list(REGISTRY_DIR)) === null) {
+    throw new UsageError(
+      `${dir} is not a modelsync registry (no ${MODEL_REGISTRY_FILE} in the ${source.description}); ` +
+        'give --repo <registry checkout>, or create one with `modelsync init`',
+      { dir },
+    );
+  }
+  return source;
 }

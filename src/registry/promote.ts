@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import git from 'isomorphic-git';
 import { NotFoundError, UsageError } from '../errors.ts';
 import { promoteInText, setVersionsInText } from './edit-registry.ts';
-import { blobAt, branchHead, commitChanges, commitTreeOid, currentBranch, openWorkRepo, readBlobText, type WorkRepo } from './git-repo.ts';
+import { blobAt, commitOnBranch, commitTreeOid, openWorkRepo, readBlobText, type Base, type WorkRepo } from './git-repo.ts';
 import { MODEL_REGISTRY_FILE, manifestPath, modelDir } from './layout.ts';
 import { ModelRegistryFile } from './schema.ts';
 import { parseYamlFile } from './yaml-file.ts';
@@ -37,15 +37,12 @@ interface Head {
   registryText: string;
 }
 
-async function openHead(repoDir: string): Promise<Head> {
-  const repo = await openWorkRepo(repoDir);
-  const branch = await currentBranch(repo);
-  const commit = await branchHead(repo, branch);
-  if (!commit) throw new UsageError(`${repo.dir}: branch ${branch} has no commits; create a registry with \`modelsync init\``);
-  const tree = await commitTreeOid(repo, commit);
-  const oid = await blobAt(repo, tree, MODEL_REGISTRY_FILE);
+/** The branch as the commit will see it (under the repository lock), as a registry. */
+async function headOf(repo: WorkRepo, base: Base): Promise<Head> {
+  if (!base.commit || !base.tree) throw new UsageError(`${repo.dir}: branch ${base.branch} has no commits; create a registry with \`modelsync init\``);
+  const oid = await blobAt(repo, base.tree, MODEL_REGISTRY_FILE);
   if (!oid) throw new UsageError(`${repo.dir} is not a modelsync registry (no ${MODEL_REGISTRY_FILE} at HEAD)`);
-  return { repo, branch, commit, tree, registryText: await readBlobText(repo, oid) };
+  return { repo, branch: base.branch, commit: base.commit, tree: base.tree, registryText: await readBlobText(repo, oid) };
 }
 
 async function requirePublished(h: Head, model: string, version: string): Promise<void> {
@@ -73,15 +70,24 @@ async function blobDirEntries(repo: WorkRepo, tree: string, path: string): Promi
   return (await git.readTree({ fs, gitdir: repo.gitdir, oid: cur })).tree;
 }
 
-export async function promoteVersion(repoDir: string, model: string, version: string, env: NodeJS.ProcessEnv, message?: string): Promise<PromoteResult> {
-  const h = await openHead(repoDir);
-  await requirePublished(h, model, version);
-  const edit = promoteInText(h.registryText, model, version, { create: true });
-  const subject = message ?? `Promote ${model} ${version}`;
-  const body = edit.from ? `\n\nPrevious version: ${edit.from}.` : '';
-  const full = `${subject}${message ? '' : body}`;
-  const r = await commitChanges(h.repo, { message: full, changes: [{ path: MODEL_REGISTRY_FILE, content: edit.text }], env, what: `refusing to promote ${model} ${version}` });
-  return { model, version, from: edit.from, commit: r.commit, branch: r.branch, message: full };
+export interface ChangeOptions {
+  /** Ctrl-C: honoured until the commit is being written. */
+  signal?: AbortSignal;
+}
+
+export async function promoteVersion(repoDir: string, model: string, version: string, env: NodeJS.ProcessEnv, opts: ChangeOptions = {}): Promise<PromoteResult> {
+  const repo = await openWorkRepo(repoDir);
+  const r = await commitOnBranch(repo, {
+    env, signal: opts.signal, what: `refusing to promote ${model} ${version}`,
+    prepare: async (base) => {
+      const h = await headOf(repo, base);
+      await requirePublished(h, model, version);
+      const edit = promoteInText(h.registryText, model, version, { create: true });
+      const message = `Promote ${model} ${version}${edit.from ? `\n\nPrevious version: ${edit.from}.` : ''}`;
+      return { message, changes: [{ path: MODEL_REGISTRY_FILE, content: edit.text }], extra: { from: edit.from, message } };
+    },
+  });
+  return { model, version, from: r.extra.from, commit: r.commit, branch: r.branch, message: r.extra.message };
 }
 
 interface Entry {
@@ -107,20 +113,42 @@ const MAX_HISTORY = 10_000;
  * Revert the last commit that changed `model`'s current_version: a new commit
  * `Revert "<subject>"` restoring the model's entry as it was before that
  * commit (previous_version included), leaving every other model alone.
+ * History is followed by first parents, so a promotion merged from a pull
+ * request is reverted as its merge commit, as `git revert -m 1` would.
+ * With `to`, promote that version instead (the old current becomes previous).
  */
-export async function rollbackModel(repoDir: string, model: string, env: NodeJS.ProcessEnv, opts: { to?: string } = {}): Promise<RollbackResult> {
-  if (opts.to !== undefined) {
-    const h = await openHead(repoDir);
-    const from = entryIn(h.registryText, model)?.current;
-    if (!from) throw new NotFoundError(`model ${JSON.stringify(model)} is not declared in ${MODEL_REGISTRY_FILE}`, { model });
-    const r = await promoteVersion(repoDir, model, opts.to, env, `Roll back ${model} to ${opts.to}\n\nPromote ${opts.to} again; ${from} becomes previous_version.`);
-    return { ...r, previous: from };
-  }
-  const h = await openHead(repoDir);
-  const now = entryIn(h.registryText, model);
-  if (!now?.current) throw new NotFoundError(`model ${JSON.stringify(model)} is not declared in ${MODEL_REGISTRY_FILE}`, { model });
+export async function rollbackModel(repoDir: string, model: string, env: NodeJS.ProcessEnv, opts: ChangeOptions & { to?: string } = {}): Promise<RollbackResult> {
+  const repo = await openWorkRepo(repoDir);
+  const r = await commitOnBranch(repo, {
+    env, signal: opts.signal, what: `refusing to roll back ${model}`,
+    prepare: async (base) => {
+      const h = await headOf(repo, base);
+      const now = entryIn(h.registryText, model);
+      if (!now?.current) throw new NotFoundError(`model ${JSON.stringify(model)} is not declared in ${MODEL_REGISTRY_FILE}`, { model });
+      if (opts.to !== undefined) {
+        await requirePublished(h, model, opts.to);
+        const edit = promoteInText(h.registryText, model, opts.to);
+        const message = `Roll back ${model} to ${opts.to}\n\nPromote ${opts.to} again; ${now.current} becomes previous_version.`;
+        return {
+          message, changes: [{ path: MODEL_REGISTRY_FILE, content: edit.text }],
+          extra: { version: opts.to, from: now.current, previous: now.current as string | undefined, message, reverted: undefined as RollbackResult['reverted'] },
+        };
+      }
+      const found = await lastPromotion(h, model);
+      const edited = setVersionsInText(h.registryText, model, { current: found.before.current, previous: found.before.previous });
+      const message = `Revert "${found.subject}"\n\nThis reverts commit ${found.commit}.\n`;
+      return {
+        message, changes: [{ path: MODEL_REGISTRY_FILE, content: edited }],
+        extra: { version: found.before.current, from: now.current, previous: found.before.previous, message, reverted: { commit: found.commit, subject: found.subject } },
+      };
+    },
+  });
+  const x = r.extra;
+  return { model, version: x.version, from: x.from, previous: x.previous, commit: r.commit, branch: r.branch, message: x.message, reverted: x.reverted };
+}
 
-  // Walk first parents from HEAD to the most recent commit that changed current_version.
+/** The most recent first-parent commit that changed the model's current_version, and the entry before it. */
+async function lastPromotion(h: Head, model: string): Promise<{ commit: string; subject: string; before: { current: string; previous?: string } }> {
   let commit = h.commit;
   let text: string | null = h.registryText;
   let blob = await blobAt(h.repo, h.tree, MODEL_REGISTRY_FILE);
@@ -129,9 +157,9 @@ export async function rollbackModel(repoDir: string, model: string, env: NodeJS.
     const parent = c.parent[0];
     const subject = c.message.split('\n')[0] ?? '';
     const parentBlob = parent ? await blobAt(h.repo, await commitTreeOid(h.repo, parent), MODEL_REGISTRY_FILE) : null;
+    const parentText: string | null = parentBlob === blob ? text : parentBlob ? await readBlobText(h.repo, parentBlob) : null;
     if (parentBlob !== blob) {
       const mine = text === null ? null : entryIn(text, model);
-      const parentText = parentBlob ? await readBlobText(h.repo, parentBlob) : null;
       const before = parentText === null ? null : entryIn(parentText, model);
       if ((mine?.current ?? null) !== (before?.current ?? null)) {
         if (!before?.current) {
@@ -141,21 +169,13 @@ export async function rollbackModel(repoDir: string, model: string, env: NodeJS.
             { model, commit },
           );
         }
-        const edited = setVersionsInText(h.registryText, model, { current: before.current, previous: before.previous });
-        const message = `Revert "${subject}"\n\nThis reverts commit ${commit}.\n`;
-        const r = await commitChanges(h.repo, {
-          message, changes: [{ path: MODEL_REGISTRY_FILE, content: edited }], env, what: `refusing to roll back ${model}`,
-        });
-        return {
-          model, version: before.current, from: now.current, previous: before.previous, commit: r.commit, branch: r.branch, message,
-          reverted: { commit, subject },
-        };
+        return { commit, subject, before: { current: before.current, previous: before.previous } };
       }
     }
     if (!parent) break;
     commit = parent;
     blob = parentBlob;
-    text = parentBlob ? await readBlobText(h.repo, parentBlob) : null;
+    text = parentText;
   }
   throw new UsageError(`nothing to roll back: no commit on ${h.branch} changed ${model}'s current_version`, { model });
 }

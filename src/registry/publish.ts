@@ -3,16 +3,22 @@
  * pointers and the manifest, promote it, validate the result and commit.
  * Versions are immutable: publishing over an existing one is refused.
  */
+import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
-import { NotFoundError, UsageError } from '../errors.ts';
+import git from 'isomorphic-git';
+import { UsageError } from '../errors.ts';
 import { unsafeRelativePathReason } from '../util/safe-path.ts';
 import { promoteInText } from './edit-registry.ts';
-import { blobAt, commitChanges, commitTreeOid, currentBranch, branchHead, openWorkRepo, readBlobText, type WorkRepo } from './git-repo.ts';
-import { MANIFEST_NAME, MODEL_REGISTRY_FILE, manifestPath, versionDir, versionFilePath } from './layout.ts';
+import {
+  acquireRepoLock, blobAt, branchHead, commitOnBranch, commitTreeOid, currentBranch, openWorkRepo, readBlobText, type FileChange, type WorkRepo,
+} from './git-repo.ts';
+import { checkInterrupted } from './interrupt.ts';
+import { MANIFEST_NAME, MODEL_REGISTRY_FILE, REGISTRY_DIR, manifestPath, versionDir, versionFilePath } from './layout.ts';
 import { addToLfsCache, type CachedObject } from './lfs-cache.ts';
 import { formatPointer } from './lfs-pointer.ts';
-import { ModelName, ModelRegistryFile, Version } from './schema.ts';
+import { ModelName, ModelRegistryFile, Version, VersionScheme } from './schema.ts';
+import { inferScheme, matchesScheme, schemeDescription, sortVersions } from './versions.ts';
 import { parseYamlFile } from './yaml-file.ts';
 import { pathExists } from '../util/fsutil.ts';
 import { hashBytes } from '../util/hash.ts';
@@ -34,6 +40,8 @@ export interface PublishRequest {
   env: NodeJS.ProcessEnv;
   /** Refuse unless each file hashes to this (by base name); init uses it to check the example. */
   expectSha256?: Record<string, string>;
+  /** Ctrl-C: stops hashing and undoes it; see interrupt.ts. */
+  signal?: AbortSignal;
 }
 
 export interface PublishedFile {
@@ -61,6 +69,8 @@ export interface PublishResult {
 
 /** Kept in Git as plain blobs: the .gitattributes init writes excludes these from LFS. */
 const PLAIN_BLOB_RE = /\.(ya?ml|md)$/i;
+/** A plain blob is read into memory to be committed; anything this big belongs in LFS under another name. */
+const MAX_PLAIN_BLOB = 16 << 20;
 
 export async function publishVersion(req: PublishRequest): Promise<PublishResult> {
   const model = parseOr(ModelName, req.model, 'model name');
@@ -68,78 +78,180 @@ export async function publishVersion(req: PublishRequest): Promise<PublishResult
   if (req.files.length === 0) throw new UsageError('publish needs at least one file');
   const inputs = await checkInputs(req.files);
 
+  // Refuse what can be refused before hashing what may be gigabytes; checked again under the lock.
   const repo = await openWorkRepo(req.repoDir);
   const branch = await currentBranch(repo);
   const head = await branchHead(repo, branch);
   const tree = head ? await commitTreeOid(repo, head) : null;
-  const registryText = await readRegistryAtHead(repo, tree);
-  if ((await blobAt(repo, tree, manifestPath(model, version))) || (await pathExists(resolve(repo.dir, versionDir(model, version))))) {
-    throw new UsageError(`${model} ${version} already exists (${versionDir(model, version)}); versions are immutable, publish a new version instead`, { model, version });
-  }
-  const current = currentVersionOf(registryText, model);
+  await checkNewVersion(repo, tree, await readRegistryAt(repo, tree), model, version);
 
   // Hash and cache first: nothing in the working tree changes until every file is safely stored.
-  const cached: CachedObject[] = [];
+  const cached: Array<CachedObject & { input: string }> = [];
   const files: PublishedFile[] = [];
-  const changes: Array<{ path: string; content: string | Uint8Array | null }> = [];
+  const contents: Array<{ path: string; content: string | Uint8Array }> = [];
   try {
     for (const input of inputs) {
+      checkInterrupted(req.signal);
       const path = versionFilePath(model, version, input.name);
       if (PLAIN_BLOB_RE.test(input.name)) {
-        const bytes = await fsp.readFile(input.path);
+        const bytes = await readStable(input.path);
         files.push({ name: input.name, sha256: hashBytes(bytes).sha256, size: bytes.length, storage: 'blob' });
-        changes.push({ path, content: bytes });
+        contents.push({ path, content: bytes });
       } else {
-        const obj = await addToLfsCache(repo.gitdir, input.path);
-        cached.push(obj);
+        const obj = await addToLfsCache(repo.gitdir, input.path, req.signal);
+        cached.push({ ...obj, input: input.path });
         files.push({ name: input.name, sha256: obj.oid, size: obj.size, storage: 'lfs' });
-        changes.push({ path, content: formatPointer(obj) });
+        contents.push({ path, content: formatPointer(obj) });
       }
       const want = req.expectSha256?.[input.name];
       const got = files[files.length - 1]!.sha256;
       if (want && want !== got) throw new UsageError(`${input.path} hashes to ${got}, expected ${want}`, { file: input.path });
     }
+    const schemaComment = await pathExists(resolve(repo.dir, 'schemas/manifest.schema.json'));
 
-    changes.push({
-      path: manifestPath(model, version),
-      content: manifestText({
-        model, version, files, previous: current,
-        framework: req.framework, source: req.source, description: req.description,
-        trainingMetrics: req.trainingMetrics, dateDeployed: req.dateDeployed ?? new Date().toISOString().slice(0, 10),
-        schemaComment: await pathExists(resolve(repo.dir, 'schemas/manifest.schema.json')),
-      }),
+    const result = await commitOnBranch(repo, {
+      env: req.env, signal: req.signal, what: `refusing to publish ${model} ${version}`,
+      // Under the lock, from the branch as it is now: another publish or promote may have landed while we hashed.
+      prepare: async (base) => {
+        const registryText = await readRegistryAt(repo, base.tree);
+        await checkNewVersion(repo, base.tree, registryText, model, version);
+        await ensureCached(repo, cached, req.signal);
+        const current = currentVersionOf(registryText, model);
+        const changes: FileChange[] = [...contents];
+        changes.push({
+          path: manifestPath(model, version),
+          content: manifestText({
+            model, version, files, previous: current,
+            framework: req.framework, source: req.source, description: req.description,
+            trainingMetrics: req.trainingMetrics, dateDeployed: req.dateDeployed ?? new Date().toISOString().slice(0, 10), schemaComment,
+          }),
+        });
+        let createdModel = false;
+        if (req.promote) {
+          const edit = promoteInText(registryText, model, version, { create: true });
+          changes.push({ path: MODEL_REGISTRY_FILE, content: edit.text });
+          createdModel = edit.created;
+        }
+        const subject = req.message ?? `Publish ${model} ${version}${req.promote ? '' : ' (not promoted)'}`;
+        const body = req.promote
+          ? `\n\n${current ? `Promote ${model} ${version} (previous: ${current}).` : `New model ${model}, current version ${version}.`}`
+          : '';
+        return { message: `${subject}${req.message ? '' : body}`, changes, extra: { current, createdModel } };
+      },
     });
-
-    let promoted = false;
-    let createdModel = false;
-    if (req.promote) {
-      const edit = promoteInText(registryText, model, version, { create: true });
-      changes.push({ path: MODEL_REGISTRY_FILE, content: edit.text });
-      promoted = true;
-      createdModel = edit.created;
-    }
-
-    const subject = req.message ?? `Publish ${model} ${version}${promoted ? '' : ' (not promoted)'}`;
-    const body = promoted
-      ? `\n\n${current ? `Promote ${model} ${version} (previous: ${current}).` : `New model ${model}, current version ${version}.`}`
-      : '';
-    const result = await commitChanges(repo, { message: `${subject}${req.message ? '' : body}`, changes, env: req.env, what: `refusing to publish ${model} ${version}` });
     return {
-      model, version, commit: result.commit, branch: result.branch, files, promoted, createdModel,
-      previous: promoted ? current : undefined,
+      model, version, commit: result.commit, branch: result.branch, files, promoted: req.promote, createdModel: result.extra.createdModel,
+      previous: req.promote ? result.extra.current : undefined,
       objects: cached.map((o) => ({ oid: o.oid, size: o.size, path: o.path })),
     };
   } catch (err) {
-    // Objects this publish added are referenced by nothing now; do not leave them behind.
-    for (const o of cached) {
-      if (!o.added) continue;
+    await forgetObjects(repo, cached);
+    throw err;
+  }
+}
+
+/**
+ * Objects this publish added to the cache are referenced by nothing once it
+ * fails. They are removed under the repository lock, so a concurrent
+ * publish of the same content (which found them there) is not robbed; if
+ * the lock is busy they stay, harmless, for `git lfs prune`.
+ */
+async function forgetObjects(repo: WorkRepo, cached: CachedObject[]): Promise<void> {
+  const added = cached.filter((o) => o.added);
+  if (added.length === 0) return;
+  let release: (() => Promise<void>) | undefined;
+  try {
+    release = await acquireRepoLock(repo, 0);
+  } catch {
+    return;
+  }
+  try {
+    for (const o of added) {
       await fsp.rm(o.path, { force: true }).catch(() => {});
       // The aa/bb fan-out directories too, when this object was their only one.
       await fsp.rmdir(dirname(o.path)).catch(() => {});
       await fsp.rmdir(dirname(dirname(o.path))).catch(() => {});
     }
-    throw err;
+  } finally {
+    await release();
   }
+}
+
+/** Under the lock: every object this publish relies on is still in the cache (a failed concurrent publish may have removed one). */
+async function ensureCached(repo: WorkRepo, cached: Array<CachedObject & { input: string }>, signal?: AbortSignal): Promise<void> {
+  for (const o of cached) {
+    if (await pathExists(o.path)) continue;
+    const again = await addToLfsCache(repo.gitdir, o.input, signal);
+    if (again.oid !== o.oid) throw new UsageError(`${o.input} changed while it was being published; publish it again`, { file: o.input });
+    o.added = again.added;
+  }
+}
+
+/** A small file read whole, refused if it changes meanwhile (see addToLfsCache). */
+async function readStable(path: string): Promise<Buffer> {
+  const before = await fsp.stat(path);
+  if (before.size > MAX_PLAIN_BLOB) {
+    throw new UsageError(
+      `${path} is ${before.size} bytes; .yaml and .md files are kept in Git as plain text (not LFS), up to ${MAX_PLAIN_BLOB} bytes: compress or rename it`,
+      { file: path },
+    );
+  }
+  const bytes = await fsp.readFile(path);
+  const after = await fsp.stat(path);
+  if (after.size !== bytes.length || after.mtimeMs !== before.mtimeMs || after.ino !== before.ino) {
+    throw new UsageError(`${path} changed while it was being read; publish it once it is complete`, { file: path });
+  }
+  return bytes;
+}
+
+/**
+ * The version must be new, and fit the model's scheme: the declared
+ * version_scheme, or the one every published version already follows.
+ * Refused here as a usage error, before any hashing, rather than by
+ * validation after it.
+ */
+async function checkNewVersion(repo: WorkRepo, tree: string | null, registryText: string, model: string, version: string): Promise<void> {
+  if ((await blobAt(repo, tree, manifestPath(model, version))) || (await pathExists(resolve(repo.dir, versionDir(model, version))))) {
+    throw new UsageError(`${model} ${version} already exists (${versionDir(model, version)}); versions are immutable, publish a new version instead`, { model, version });
+  }
+  const declared = declaredScheme(registryText, model);
+  if (declared) {
+    if (!matchesScheme(version, declared)) {
+      throw new UsageError(`version ${JSON.stringify(version)} does not follow ${model}'s version_scheme ${declared} (${schemeDescription(declared)})`, { model, version });
+    }
+    return;
+  }
+  const published = await versionFolders(repo, tree, model);
+  if (inferScheme([...published, version])) return;
+  const theirs = inferScheme(published);
+  if (published.length === 0) {
+    throw new UsageError(`version ${JSON.stringify(version)} follows no version scheme: use a date (YYYY-MM-DD, optionally .N), an integer or a semantic version (1.2.3)`, { model, version });
+  }
+  if (theirs) {
+    throw new UsageError(
+      `version ${JSON.stringify(version)} does not follow the ${theirs} scheme of ${model}'s published versions (${schemeDescription(theirs)}; published: ${sortVersions(published, theirs).join(', ')})`,
+      { model, version },
+    );
+  }
+  // The published versions are mixed already: validation reports that, positioned.
+}
+
+async function versionFolders(repo: WorkRepo, tree: string | null, model: string): Promise<string[]> {
+  if (!tree) return [];
+  let cur = tree;
+  for (const part of [REGISTRY_DIR, model]) {
+    const ent = (await git.readTree({ fs, gitdir: repo.gitdir, oid: cur })).tree.find((e) => e.path === part && e.type === 'tree');
+    if (!ent) return [];
+    cur = ent.oid;
+  }
+  return (await git.readTree({ fs, gitdir: repo.gitdir, oid: cur })).tree.filter((e) => e.type === 'tree').map((e) => e.path);
+}
+
+function declaredScheme(registryText: string, model: string): VersionScheme | undefined {
+  const models = (parseYamlFile(MODEL_REGISTRY_FILE, registryText).value as { models?: unknown } | undefined)?.models;
+  if (!models || typeof models !== 'object' || !Object.hasOwn(models, model)) return undefined;
+  const scheme = VersionScheme.safeParse(((models as Record<string, unknown>)[model] as { version_scheme?: unknown } | null)?.version_scheme);
+  return scheme.success ? scheme.data : undefined;
 }
 
 function parseOr<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: Array<{ message: string }> } } }, value: string, what: string): T {
@@ -157,9 +269,9 @@ async function checkInputs(paths: string[]): Promise<Array<{ path: string; name:
     try {
       st = await fsp.stat(full);
     } catch {
-      throw new NotFoundError(`${p} does not exist`, { file: p });
+      throw new UsageError(`${p} does not exist`, { file: p });
     }
-    if (!st.isFile()) throw new UsageError(`${p} is not a regular file`, { file: p });
+    if (!st.isFile()) throw new UsageError(`${p} is not a regular file${st.isDirectory() ? ' (a directory: give the files in it)' : ''}`, { file: p });
     const name = basename(full);
     const why = unsafeRelativePathReason(name);
     if (why) throw new UsageError(`file name ${JSON.stringify(name)} ${why}`, { file: p });
@@ -172,7 +284,7 @@ async function checkInputs(paths: string[]): Promise<Array<{ path: string; name:
   return out;
 }
 
-async function readRegistryAtHead(repo: WorkRepo, tree: string | null): Promise<string> {
+async function readRegistryAt(repo: WorkRepo, tree: string | null): Promise<string> {
   const oid = await blobAt(repo, tree, MODEL_REGISTRY_FILE);
   if (oid) return readBlobText(repo, oid);
   if (!tree) throw new UsageError(`${repo.dir} has no commits; create a registry with \`modelsync init\``);

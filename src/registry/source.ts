@@ -285,7 +285,8 @@ export async function findGitDir(repo: string): Promise<{ dir?: string; gitdir: 
     // A .git file points elsewhere (worktrees, submodules).
     const text = await fsp.readFile(dotgit, 'utf8');
     const m = /^gitdir:\s*(.+)$/m.exec(text);
-    if (m) return { dir: repo, gitdir: join(repo, m[1]!.trim()) };
+    // Relative to the checkout, or absolute (git worktree add writes absolute paths).
+    if (m) return { dir: repo, gitdir: resolve(repo, m[1]!.trim()) };
   } catch (err) {
     if (!isMissing(err)) throw err;
   }

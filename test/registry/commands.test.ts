@@ -118,17 +118,20 @@ describe('publish', () => {
     const f = join(tempDir(), 'w.bin');
     writeFileSync(f, 'weights');
     ok(['publish', 'det', '2025-01-01', f], repo);
-    const before = head(repo);
     const lfsObjects = (): string[] => (readdirSync(join(repo, '.git/lfs/objects'), { recursive: true }) as string[]).filter((p) => /[0-9a-f]{64}$/.test(p));
     const lfsBefore = lfsObjects();
     writeFileSync(f, 'a different model');
-    // "v2" does not follow the model's date scheme: validation of the new tree refuses it.
-    const r = ms(['publish', 'det', 'v2', f], repo);
+    // A site file committed past the hooks names a model nobody declared: the new tree would be invalid.
+    writeTree(repo, { 'sites/alpha.yaml': 'models: [nope]\n' });
+    git(['add', 'sites/alpha.yaml'], { cwd: repo, env });
+    git(['commit', '-q', '--no-verify', '-m', 'broken site'], { cwd: repo, env: { ...env, MODELSYNC_NO_AUTOPUSH: '1' } });
+    const broken = head(repo);
+    const r = ms(['publish', 'det', '2025-02-01', f], repo);
     expect(r.status).toBe(1);
-    expect(r.stderr).toContain('refusing to publish det v2: the registry would be invalid');
-    expect(r.stderr).toContain('follow no single scheme');
-    expect(head(repo)).toBe(before);
-    expect(existsSync(join(repo, 'registry/det/v2'))).toBe(false);
+    expect(r.stderr).toContain('refusing to publish det 2025-02-01: the registry would be invalid');
+    expect(r.stderr).toContain('sites/alpha.yaml:1:10: models[0]: model "nope" is not declared');
+    expect(head(repo)).toBe(broken);
+    expect(existsSync(join(repo, 'registry/det/2025-02-01'))).toBe(false);
     expect(git(['status', '--porcelain'], { cwd: repo, env }).stdout).toBe('');
     expect(lfsObjects()).toEqual(lfsBefore);
     expect(readdirSync(join(repo, '.git/lfs/objects'), { recursive: true }).length).toBe(3);
