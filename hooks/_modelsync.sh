@@ -6,31 +6,62 @@
 
 # Run modelsync: $MODELSYNC_BIN (a command, may carry arguments), then the
 # script recorded by `modelsync init` (git config modelsync.bin), then
-# `modelsync` on PATH, then the project's own copy through npx.
+# `modelsync` on PATH, then the project's own copy through npx. Returns 127
+# (as a shell does for a missing command) with a message saying what was
+# tried when none of them is there: a registry repository is often cloned
+# where modelsync's node_modules are not.
 run_modelsync() {
   if [ -n "${MODELSYNC_BIN:-}" ]; then
     # shellcheck disable=SC2086 # word splitting is wanted: "node /opt/modelsync/bin/modelsync.js"
     $MODELSYNC_BIN "$@"
     return $?
   fi
+  ms_tried="MODELSYNC_BIN (unset)"
   ms_bin=$(git config --get modelsync.bin 2>/dev/null || true)
   if [ -n "$ms_bin" ] && [ -f "$ms_bin" ]; then
     case "$ms_bin" in
-      *.js) node "$ms_bin" "$@" ;;
-      *) "$ms_bin" "$@" ;;
+      *.js)
+        if command -v node >/dev/null 2>&1; then
+          node "$ms_bin" "$@"
+          return $?
+        fi
+        ms_tried="$ms_tried, git config modelsync.bin ($ms_bin, but node is not on PATH)"
+        ;;
+      *)
+        "$ms_bin" "$@"
+        return $?
+        ;;
     esac
-    return $?
+  elif [ -n "$ms_bin" ]; then
+    ms_tried="$ms_tried, git config modelsync.bin ($ms_bin does not exist)"
+  else
+    ms_tried="$ms_tried, git config modelsync.bin (unset)"
   fi
   if command -v modelsync >/dev/null 2>&1; then
     command modelsync "$@"
     return $?
   fi
+  ms_tried="$ms_tried, modelsync on PATH (not found)"
   if command -v npx >/dev/null 2>&1 && npx --no-install modelsync --version >/dev/null 2>&1; then
     npx --no-install modelsync "$@"
     return $?
   fi
-  echo "modelsync: cannot find the modelsync command; set MODELSYNC_BIN, or git config modelsync.bin, or put modelsync on PATH" >&2
+  ms_tried="$ms_tried, npx --no-install modelsync (not installed here)"
+  echo "modelsync: cannot find the modelsync command; tried $ms_tried." >&2
+  echo "modelsync: set MODELSYNC_BIN (e.g. MODELSYNC_BIN=\"node /opt/modelsync/bin/modelsync.js\"), or git config modelsync.bin <path to bin/modelsync.js>, or put modelsync on PATH." >&2
   return 127
+}
+
+# Why a run of modelsync from a hook failed, from its exit status ($1); the
+# caller says what it refuses ($2: "commit", "push") and optionally what was
+# checked ($3: "refs/heads/main (1a2b…)").
+explain_failure() {
+  ms_what=${3:+"$3: "}
+  case "$1" in
+    1) echo "modelsync: $2 refused: ${ms_what}the registry is invalid (see above)." >&2 ;;
+    126 | 127) echo "modelsync: $2 refused: ${ms_what}modelsync could not be run to validate the registry (see above)." >&2 ;;
+    *) echo "modelsync: $2 refused: ${ms_what}modelsync could not validate the registry (exit $1, see above)." >&2 ;;
+  esac
 }
 
 have_git_lfs() {

@@ -4,10 +4,10 @@
  * core.hooksPath would otherwise bypass), and a commit on the default branch
  * is pushed at once.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { cli, git, isolatedGitEnv, tempDir } from '../helpers/env.ts';
+import { CLI, cli, git, isolatedGitEnv, tempDir } from '../helpers/env.ts';
 
 let env: NodeJS.ProcessEnv;
 beforeAll(() => {
@@ -91,5 +91,38 @@ describe('hooks with stock git', () => {
     const r = git(['commit', '-qam', 'offline edit'], { cwd: repo, env });
     expect(r.stderr).toContain('push failed (offline?); the commit is kept');
     expect(git(['log', '-1', '--format=%s'], { cwd: repo, env }).stdout.trim()).toBe('offline edit');
+  });
+
+  it('on a machine without modelsync (no node_modules, no node) the commit is refused with what was tried and how to fix it', () => {
+    const { repo } = setup();
+    // A PATH with what the hooks and git need, and no node, npx or modelsync.
+    const bin = tempDir();
+    for (const tool of ['git', 'git-lfs', 'sh', 'dirname', 'sed', 'head', 'cat', 'timeout']) symlinkSync(`/usr/bin/${tool}`, join(bin, tool));
+    const bare: NodeJS.ProcessEnv = { ...env, PATH: bin, MODELSYNC_NO_AUTOPUSH: '1' };
+    delete bare.MODELSYNC_BIN;
+    const s = join(repo, 'sites/beta.yaml');
+    const edit = (region: string): void => writeFileSync(s, readFileSync(s, 'utf8').replace(/region: \w+/, `region: ${region}`));
+    const before = git(['rev-parse', 'HEAD'], { cwd: repo, env }).stdout;
+
+    // init recorded its own bin/modelsync.js, but node is not there to run it.
+    const bin1 = git(['config', 'modelsync.bin'], { cwd: repo, env }).stdout.trim();
+    edit('west');
+    let r = git(['commit', '-qam', 'west'], { cwd: repo, env: bare, allowFail: true });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain(`modelsync: cannot find the modelsync command; tried MODELSYNC_BIN (unset), git config modelsync.bin (${bin1}, but node is not on PATH), modelsync on PATH (not found), npx --no-install modelsync (not installed here).`);
+    expect(r.stderr).toContain('set MODELSYNC_BIN (e.g. MODELSYNC_BIN="node /opt/modelsync/bin/modelsync.js")');
+    expect(r.stderr).toContain('modelsync: commit refused: modelsync could not be run to validate the registry (see above).');
+    expect(r.stderr).not.toContain('registry is invalid');
+
+    // A recorded path that no longer exists (the checkout moved) says so.
+    git(['config', 'modelsync.bin', '/gone/bin/modelsync.js'], { cwd: repo, env });
+    r = git(['commit', '-qam', 'west'], { cwd: repo, env: bare, allowFail: true });
+    expect(r.stderr).toContain('git config modelsync.bin (/gone/bin/modelsync.js does not exist)');
+    expect(git(['rev-parse', 'HEAD'], { cwd: repo, env }).stdout).toBe(before);
+
+    // MODELSYNC_BIN is the way out: the commit validates and goes through.
+    r = git(['commit', '-qam', 'west'], { cwd: repo, env: { ...bare, MODELSYNC_BIN: `${process.execPath} ${CLI}` } });
+    expect(r.stdout + r.stderr).toContain('ok: index');
+    expect(git(['log', '-1', '--format=%s'], { cwd: repo, env }).stdout.trim()).toBe('west');
   });
 });
