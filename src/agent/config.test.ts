@@ -63,6 +63,35 @@ describe('loadAgentConfig', () => {
     expect((err as Error).message).toMatch(/:9:\d+: services\[0\]\.health\.timeout_s: /);
   });
 
+  it('suggests the agent.yaml key a misspelt one was meant to be, at its own level', async () => {
+    const d = dir();
+    const f = join(d, 'agent.yaml');
+    writeFileSync(f, `${base}jiter_s: 5\nmodles: [x]\n`.replace('restart:', 'restrt:').replace('timeout_s: 60', 'timout_s: 60'));
+    const err = await loadAgentConfig({ file: f, cwd: d }).then(() => new Error('expected a failure'), (e: Error) => e);
+    expect(err.message).toMatch(/jiter_s: unknown key "jiter_s" \(did you mean "jitter_s"\?\)/);
+    expect(err.message).toMatch(/services\[0\]\.restrt: unknown key "restrt" \(did you mean "restart"\?\)/);
+    expect(err.message).toMatch(/services\[0\]\.health\.timout_s: unknown key "timout_s" \(did you mean "timeout_s"\?\)/);
+    // "models" is a registry key, not an agent.yaml one: no hint rather than a wrong one.
+    expect(err.message).toMatch(/modles: unknown key "modles"\n|modles: unknown key "modles"$/);
+    expect(err.message).not.toMatch(/did you mean "models"/);
+  });
+
+  it('is a usage error (exit 2) without any configuration, or with a --config file that does not exist', async () => {
+    const d = dir();
+    const none = await loadAgentConfig({ cwd: d, env: {} }).then(() => new Error('expected a failure'), (e: Error) => e);
+    expect(none).toMatchObject({ code: 'UsageError' });
+    expect(none.message).toMatch(/agent needs a configuration: give --config <agent.yaml>/);
+    const missing = await loadAgentConfig({ file: 'nope.yaml', cwd: d }).then(() => new Error('expected a failure'), (e: Error) => e);
+    expect(missing).toMatchObject({ code: 'UsageError' });
+    expect(missing.message).toMatch(/--config nope\.yaml: no such file/);
+    const viaEnv = await loadAgentConfig({ cwd: d, env: { MODELSYNC_CONFIG: 'gone.yaml' } }).then(() => new Error('expected a failure'), (e: Error) => e);
+    expect(viaEnv.message).toMatch(/MODELSYNC_CONFIG gone\.yaml: no such file/);
+    // A file that exists but lacks a required key is invalid content, not usage.
+    writeFileSync(join(d, 'agent.yaml'), 'site: beta\nstore: s\n');
+    const bad = await loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: d }).then(() => new Error('expected a failure'), (e: Error) => e);
+    expect(bad).toMatchObject({ code: 'ConfigError' });
+  });
+
   it('names the flag or variable a bad value came from', async () => {
     const d = dir();
     writeFileSync(join(d, 'agent.yaml'), base);
@@ -71,6 +100,7 @@ describe('loadAgentConfig', () => {
     const e2 = await loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: d, env: { MODELSYNC_HUB: 'ftp://x' } }).then(() => new Error('expected a failure'), (e: Error) => e);
     expect(e2.message).toMatch(/MODELSYNC_HUB: must be an http\(s\) URL/);
     const e3 = await loadAgentConfig({ cwd: d, flags: { site: 'x', store: 's' } }).then(() => new Error('expected a failure'), (e: Error) => e);
+    expect(e3).toMatchObject({ code: 'UsageError' });
     expect(e3.message).toMatch(/registry is required: set it in agent.yaml, with --registry or with MODELSYNC_REGISTRY/);
     const e4 = await loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: d, flags: { schedule: '61 * * * *' } }).then(() => new Error('expected a failure'), (e: Error) => e);
     expect(e4.message).toMatch(/--schedule: .*not a valid cron expression/);

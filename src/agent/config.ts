@@ -7,8 +7,8 @@
  */
 import { promises as fsp } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { ConfigError, formatProblem, errorMessage, type Problem } from '../errors.ts';
-import { AgentConfigFile } from '../registry/schema.ts';
+import { ConfigError, UsageError, formatProblem, errorMessage, type Problem } from '../errors.ts';
+import { AgentConfigFile, HealthCheck, ServiceSpec } from '../registry/schema.ts';
 import { parseYamlFile, type YamlFile } from '../registry/yaml-file.ts';
 import { zodProblems } from '../registry/zod-problems.ts';
 import { checkCron } from './schedule.ts';
@@ -18,6 +18,8 @@ export type AgentConfig = AgentConfigFile & {
   origin: string;
   /** The agent.yaml read, as an absolute path (templates must never overwrite it). */
   configPath?: string;
+  /** Where each key given was set: the config file's name, `--flag` or `MODELSYNC_*`. */
+  sources?: Partial<Record<keyof AgentConfigFile, string>>;
 };
 
 /** Every key of agent.yaml, the flag and variable that set it, and how a string turns into its value. */
@@ -73,6 +75,12 @@ export async function loadAgentConfig(input: LoadConfigInput): Promise<AgentConf
     try {
       text = await fsp.readFile(path, 'utf8');
     } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      // A file that is not there is a wrong argument (exit 2); one that cannot be read is a site problem (exit 1).
+      if (code === 'ENOENT' || code === 'ENOTDIR') {
+        const given = input.file !== undefined ? '--config' : 'MODELSYNC_CONFIG';
+        throw new UsageError(`${given} ${fileArg}: no such file (${path})`, { file: path });
+      }
       throw new ConfigError(`cannot read agent config ${path}: ${errorMessage(err)}`, { file: path });
     }
     yf = parseYamlFile(fileArg, text);
@@ -118,6 +126,7 @@ export async function loadAgentConfig(input: LoadConfigInput): Promise<AgentConf
   const parsed = AgentConfigFile.safeParse(raw);
   if (!parsed.success) {
     const out: Problem[] = [];
+    const missing: string[] = [];
     for (const issue of parsed.error.issues) {
       const top = String(issue.path[0] ?? '');
       const origin = origins.get(top);
@@ -132,14 +141,21 @@ export async function loadAgentConfig(input: LoadConfigInput): Promise<AgentConf
       if (!o && i.path.length === 1 && i.code === 'invalid_type' && raw[top] === undefined) {
         // A required key given nowhere: say every place it could come from.
         const msg = `${top} is required: set it in agent.yaml, with ${flagName(top)} or with ${envName(top)}`;
+        missing.push(msg);
         out.push(yf ? yf.problem([], msg) : { file: 'agent config', line: 0, col: 0, path: '', message: msg });
         return false;
       }
       return !o || o.kind === 'file';
     });
+    // No file and not enough flags: the command line is incomplete (`modelsync agent` alone), a usage error.
+    if (!yf && missing.length > 0) {
+      throw new UsageError(
+        `agent needs a configuration: give --config <agent.yaml> (or MODELSYNC_CONFIG), or --site, --registry and --store\n${missing.join('\n')}`,
+      );
+    }
     if (fromFile.length) {
       const where = yf ?? parseYamlFile('agent config (flags and environment)', '{}');
-      out.push(...zodProblems(where, { ...parsed.error, issues: fromFile } as typeof parsed.error));
+      out.push(...zodProblems(where, { ...parsed.error, issues: fromFile } as typeof parsed.error).map(withSuggestion));
     }
     throw configProblems(out);
   }
@@ -165,7 +181,11 @@ export async function loadAgentConfig(input: LoadConfigInput): Promise<AgentConf
     names.add(s.name);
   });
   if (extra.length) throw configProblems(extra);
-  return { ...cfg, origin: fileArg ? fileArg : 'flags and environment', ...(fileArg ? { configPath: resolve(input.cwd, fileArg) } : {}) };
+  const sources: Partial<Record<keyof AgentConfigFile, string>> = {};
+  for (const [key, o] of origins) {
+    if (key in cfg) sources[key as keyof AgentConfigFile] = o.kind === 'file' ? fileArg! : o.name;
+  }
+  return { ...cfg, origin: fileArg ? fileArg : 'flags and environment', sources, ...(fileArg ? { configPath: resolve(input.cwd, fileArg) } : {}) };
 }
 
 /** The token: MODELSYNC_TOKEN itself, else the content of token_file. */
@@ -219,6 +239,57 @@ function convert(text: string, kind: Kind): { ok: true; value: unknown } | { ok:
         return { ok: false, message: `not valid JSON: ${errorMessage(err)}` };
       }
   }
+}
+
+/** The keys allowed at each level of agent.yaml, for "did you mean" on an unknown key. */
+const KEYS_AT: Array<[RegExp, readonly string[]]> = [
+  [/^services\[\d+\]\.health$/, Object.keys(HealthCheck.shape)],
+  [/^services\[\d+\]\.reload$/, Object.keys(ServiceSpec.shape.reload.unwrap().shape)],
+  [/^services\[\d+\]$/, Object.keys(ServiceSpec.shape)],
+  [/^$/, Object.keys(AgentConfigFile.shape)],
+];
+
+/**
+ * An unknown key with the nearest key of agent.yaml at that level. The
+ * registry's problem helper suggests registry keys (`models` for `modles`),
+ * which are wrong here: its hint is replaced by one from our own keys.
+ */
+function withSuggestion(p: Problem): Problem {
+  const m = /^unknown key "([^"]*)"/.exec(p.message);
+  if (!m) return p;
+  const key = m[1]!;
+  const parent = p.path.endsWith(key) ? p.path.slice(0, p.path.length - key.length).replace(/\.$/, '') : p.path;
+  const keys = KEYS_AT.find(([re]) => re.test(parent))?.[1] ?? [];
+  const near = nearest(key, keys);
+  return { ...p, message: `unknown key "${key}"${near ? ` (did you mean "${near}"?)` : ''}` };
+}
+
+/** The key within two edits of `key` (the closest), if any. */
+export function nearest(key: string, keys: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = 3;
+  for (const k of keys) {
+    const d = editDistance(key.toLowerCase(), k);
+    if (d < bestD) {
+      bestD = d;
+      best = k;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = dp[0]!;
+    dp[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = dp[j]!;
+      dp[j] = Math.min(dp[j]! + 1, dp[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return dp[b.length]!;
 }
 
 function originProblem(origin: Origin, message: string): Problem {

@@ -16,6 +16,8 @@ export interface UnitInput {
   /** Directories the agent writes (store, config_dir): kept writable under ProtectSystem. */
   writable: string[];
   user?: string;
+  /** `Documentation=` URL (the installed docs as file://), omitted when unknown. */
+  docs?: string;
 }
 
 export const SERVICE_NAME = 'modelsync-agent';
@@ -25,7 +27,7 @@ export function serviceUnit(u: UnitInput): string {
   return [
     '[Unit]',
     `Description=modelsync agent for site ${u.site}`,
-    'Documentation=https://github.com/modelsync/modelsync/blob/main/docs/agent.md',
+    ...documentation(u),
     'After=network-online.target',
     'Wants=network-online.target',
     '',
@@ -46,11 +48,17 @@ export function serviceUnit(u: UnitInput): string {
   ].join('\n');
 }
 
-/** The timer alternative: `modelsync-agent-once.service` and `modelsync-agent-once.timer`. */
-export function timerUnits(u: UnitInput, schedule: string, jitterS: number): { service: string; timer: string } {
+/**
+ * The timer alternative: `modelsync-agent-once.service` and
+ * `modelsync-agent-once.timer`. `scheduleNote` says where the schedule came
+ * from (a comment in the timer: the timer is fixed when written, unlike the
+ * daemon, which follows the site file).
+ */
+export function timerUnits(u: UnitInput, schedule: string, jitterS: number, scheduleNote?: string): { service: string; timer: string } {
   const service = [
     '[Unit]',
     `Description=modelsync one-shot reconcile for site ${u.site}`,
+    ...documentation(u),
     'After=network-online.target',
     'Wants=network-online.target',
     '',
@@ -64,8 +72,11 @@ export function timerUnits(u: UnitInput, schedule: string, jitterS: number): { s
     '',
   ].join('\n');
   const timer = [
+    ...(scheduleNote ? [`# ${scheduleNote.replace(/\n/g, ' ')}`] : []),
+    '# Written once: if the schedule changes, run `modelsync agent --install-systemd` again (the daemon follows the site file by itself).',
     '[Unit]',
     `Description=modelsync pull schedule for site ${u.site} (${schedule.replace(/%/g, '%%')})`,
+    ...documentation(u),
     '',
     '[Timer]',
     `OnCalendar=${cronToOnCalendar(schedule)}`,
@@ -80,6 +91,10 @@ export function timerUnits(u: UnitInput, schedule: string, jitterS: number): { s
     '',
   ].join('\n');
   return { service, timer };
+}
+
+function documentation(u: UnitInput): string[] {
+  return u.docs ? [`Documentation=${u.docs}`] : [];
 }
 
 function hardening(writable: string[]): string[] {

@@ -2,13 +2,14 @@
  * `modelsync agent`: the site daemon, one pass with `--once`, or the systemd
  * units that run it (`--print-systemd`, `--install-systemd`).
  */
-import { realpathSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { CLI_PATH } from '../paths.ts';
+import { pathToFileURL } from 'node:url';
+import { CLI_PATH, PROJECT_ROOT } from '../paths.ts';
 import { Agent } from '../agent/daemon.ts';
-import { loadAgentConfig, type AgentConfig } from '../agent/config.ts';
+import { loadAgentConfig, readToken, type AgentConfig } from '../agent/config.ts';
+import { effectiveSchedule } from '../agent/site-schedule.ts';
 import { SERVICE_NAME, serviceUnit, timerUnits, type UnitInput } from '../agent/systemd.ts';
-import { DEFAULT_SCHEDULE } from '../agent/schedule.ts';
 import { UsageError } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import { writeFileAtomic } from '../util/fsutil.ts';
@@ -65,14 +66,18 @@ async function systemd(cfg: AgentConfig, opts: AgentCommandOptions, ctx: Command
     cli: realpathSync(CLI_PATH),
     writable: [cfg.store, ...(cfg.config_dir ? [cfg.config_dir] : [])],
     user: opts.systemdUser,
+    docs: installedDocs(),
   };
   const kind = typeof opts.printSystemd === 'string' ? opts.printSystemd : typeof opts.installSystemd === 'string' || opts.installSystemd ? 'both' : 'service';
   if (!['service', 'timer', 'both'].includes(kind)) throw new UsageError(`--print-systemd takes "service" or "timer", not ${JSON.stringify(kind)}`);
-  const schedule = cfg.schedule ?? DEFAULT_SCHEDULE;
   const files: Array<[string, string]> = [];
   if (kind === 'service' || kind === 'both') files.push([`${SERVICE_NAME}.service`, serviceUnit(input)]);
+  let schedule: string | undefined;
   if (kind === 'timer' || kind === 'both') {
-    const t = timerUnits(input, schedule, cfg.jitter_s);
+    // The daemon follows agent.yaml's schedule, else the site file's: the timer must run on the same one.
+    const choice = await effectiveSchedule(cfg, { token: await readToken(cfg, ctx.env).catch(() => undefined) });
+    schedule = choice.schedule;
+    const t = timerUnits(input, schedule, cfg.jitter_s, choice.note);
     files.push([`${SERVICE_NAME}-once.service`, t.service], [`${SERVICE_NAME}-once.timer`, t.timer]);
   }
   if (opts.installSystemd === undefined) {
@@ -88,4 +93,10 @@ async function systemd(cfg: AgentConfig, opts: AgentCommandOptions, ctx: Command
     `  systemctl daemon-reload && systemctl enable --now ${SERVICE_NAME}-once.timer      # pull on the schedule only (${schedule})`,
   ].join('\n'));
   return EXIT.ok;
+}
+
+/** The agent docs of this installation, for the units' Documentation= (none if they were not shipped). */
+function installedDocs(): string | undefined {
+  const path = join(PROJECT_ROOT, 'docs', 'agent.md');
+  return existsSync(path) ? pathToFileURL(path).href : undefined;
 }

@@ -4,9 +4,10 @@
  */
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CLI, cliAsync, isolatedGitEnv, tempDir } from '../helpers/env.ts';
+import { CLI, ROOT, cliAsync, isolatedGitEnv, tempDir } from '../helpers/env.ts';
 import { TestRegistry } from '../reconcile/helpers/registry.ts';
 import { bytes, current, waitFor } from './helpers/agent.ts';
 
@@ -64,6 +65,30 @@ describe('modelsync agent (CLI)', () => {
     expect(readFileSync(join(units, 'modelsync-agent-once.timer'), 'utf8')).toContain('Persistent=true');
     const bad = await cliAsync(['agent', '--config', 'agent.yaml', '--print-systemd', 'cron'], { cwd: dir, env });
     expect(bad.status).toBe(2);
+    // Documentation= points at the docs of this installation, not at a made-up web page.
+    expect(printed.stdout).toContain(`Documentation=file://${join(ROOT, 'docs/agent.md')}\n`);
+    expect(printed.stdout + timer.stdout).not.toMatch(/github\.com/);
+  });
+
+  it("the timer runs on the schedule the daemon would use: agent.yaml's, else the site file's, else the default, and says which", async () => {
+    const reg = registry(); // sites/alpha.yaml: schedule */5 * * * *
+    const dir = tempDir('agent-cli-timer-');
+    writeFileSync(join(dir, 'agent.yaml'), `site: alpha\nregistry: ${reg.dir}\nstore: store\n`);
+    const fromSite = await cliAsync(['agent', '--config', 'agent.yaml', '--print-systemd', 'timer'], { cwd: dir, env });
+    expect(fromSite.status).toBe(0);
+    expect(fromSite.stdout).toContain('OnCalendar=*-*-* *:00,05,10,15,20,25,30,35,40,45,50,55:00\n');
+    expect(fromSite.stdout).toContain(`# schedule "*/5 * * * *" from sites/alpha.yaml at registry commit ${reg.head().slice(0, 12)} (agent.yaml sets none; --schedule overrides)`);
+
+    const flag = await cliAsync(['agent', '--config', 'agent.yaml', '--print-systemd', 'timer', '--schedule', '0 3 * * *'], { cwd: dir, env });
+    expect(flag.stdout).toContain('OnCalendar=*-*-* 03:00:00\n');
+    expect(flag.stdout).toContain('# schedule "0 3 * * *" from --schedule');
+
+    // The registry cannot be reached and no pass ever ran: the default, and a note that says why.
+    writeFileSync(join(dir, 'offline.yaml'), 'site: alpha\nregistry: http://127.0.0.1:1/registry.git\nstore: store\n');
+    const offline = await cliAsync(['agent', '--config', 'offline.yaml', '--print-systemd', 'timer'], { cwd: dir, env });
+    expect(offline.status).toBe(0);
+    expect(offline.stdout).toContain('OnCalendar=*-*-* *:00,15,30,45:00\n');
+    expect(offline.stdout).toMatch(/# schedule "\*\/15 \* \* \* \*", the default: the registry could not be read to find sites\/alpha\.yaml's schedule \(.*ECONNREFUSED.*\); give --schedule to be sure/);
   });
 
   it('refuses a bad agent.yaml with positioned errors (exit 1)', async () => {
@@ -72,5 +97,38 @@ describe('modelsync agent (CLI)', () => {
     const r = await cliAsync(['agent', '--config', 'agent.yaml', '--once'], { cwd: dir, env });
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/agent\.yaml:4:9: listen: "nowhere" is not host:port/);
+  });
+
+  it('a listen address already in use is a one-line error naming it (exit 1), not a crash', async () => {
+    const reg = registry();
+    const dir = tempDir('agent-cli-port-');
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      writeFileSync(join(dir, 'agent.yaml'), `site: alpha\nregistry: ${reg.dir}\nstore: store\nlisten: 127.0.0.1:${port}\nverify_interval_s: 0\n`);
+      const r = await cliAsync(['agent', '--config', 'agent.yaml'], { cwd: dir, env });
+      expect(r.status).toBe(1);
+      expect(r.stderr.trim()).toBe(
+        `modelsync: listen: cannot listen on 127.0.0.1:${port}: the address is already in use (another agent, or another program, listens there); choose another port (EADDRINUSE) [ConfigError]`,
+      );
+      expect(r.stderr).not.toMatch(/internal error|\n\s+at /);
+    } finally {
+      taken.close();
+    }
+  });
+
+  it('exit codes: no configuration or a missing --config file is usage (2); a bad file is an error (1), with "did you mean"', async () => {
+    const dir = tempDir('agent-cli-usage-');
+    const bare = await cliAsync(['agent'], { cwd: dir, env });
+    expect(bare.status).toBe(2);
+    expect(bare.stderr).toMatch(/^modelsync: agent needs a configuration: give --config <agent.yaml>/);
+    const missing = await cliAsync(['agent', '--config', 'nope.yaml'], { cwd: dir, env });
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toMatch(/--config nope\.yaml: no such file/);
+    writeFileSync(join(dir, 'agent.yaml'), 'site: beta\nregistry: /x\nstore: s\njiter_s: 5\n');
+    const typo = await cliAsync(['agent', '--config', 'agent.yaml', '--once'], { cwd: dir, env });
+    expect(typo.status).toBe(1);
+    expect(typo.stderr).toMatch(/agent\.yaml:4:1: jiter_s: unknown key "jiter_s" \(did you mean "jitter_s"\?\)/);
   });
 });
