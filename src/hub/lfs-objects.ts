@@ -5,8 +5,8 @@
  * partial or wrong object.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { constants, createWriteStream } from 'node:fs';
+import { lstat, mkdir, open, rename, rm } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { dirname, join } from 'node:path';
 import { Transform } from 'node:stream';
@@ -29,7 +29,9 @@ const STREAM_CHUNK = 1 << 20;
 const SEND_CHUNK = 2 << 20;
 
 async function sendRange(path: string, start: number, end: number, res: ServerResponse): Promise<void> {
-  const fh = await open(path, 'r');
+  // Objects are regular files the hub wrote itself: a symlink in their place
+  // (planted in the data dir) is not followed to whatever it points at.
+  const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   // Each buffer's write callback releases it; a response that closes early releases them all.
   const pending = new Set<() => void>();
   const onClose = (): void => {
@@ -86,7 +88,8 @@ export class LfsObjects {
   /** The stored size of an object, or null when the repo does not have it. */
   async size(repo: string, oid: string): Promise<number | null> {
     try {
-      const st = await stat(this.repos.objectPath(repo, oid));
+      // lstat: a symlink is not an object (see sendRange).
+      const st = await lstat(this.repos.objectPath(repo, oid));
       return st.isFile() ? st.size : null;
     } catch {
       return null;

@@ -5,10 +5,10 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync, readlinkSync } from 'node:fs';
+import { mkdirSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -262,5 +262,29 @@ describe('git request bodies are bounded after decompression', () => {
     expect(r.body.toString('latin1')).toMatch(/unpack (?!ok)/);
     const refs = await raw(th.url, { path: '/reg.git/info/refs?service=git-upload-pack', headers: { Authorization: `Bearer ${th.secrets.site}` } });
     expect(refs.body.toString('latin1')).not.toContain('refs/heads/bomb');
+  });
+});
+
+describe('the data directory', () => {
+  test('a symlink planted where an object belongs is not served, whatever it points at', async () => {
+    const th = await startTestHub({ tokens: true });
+    await pushRepo(th, 'reg');
+    const secret = Buffer.from('not an object: a file elsewhere on the hub host\n');
+    const outside = join(tempDir(), 'secret.txt');
+    writeFileSync(outside, secret);
+    const oid = sha(secret);
+    const path = join(th.data, 'repos', 'reg.git', 'lfs', 'objects', oid.slice(0, 2), oid.slice(2, 4), oid);
+    mkdirSync(dirname(path), { recursive: true });
+    symlinkSync(outside, path);
+    const site = { Authorization: `Bearer ${th.secrets.site}` };
+    const get = await raw(th.url, { path: `/reg.git/info/lfs/objects/${oid}`, headers: site });
+    expect(get.status).toBe(404);
+    expect(get.body.toString()).not.toContain('elsewhere');
+    const res = await fetch(`${th.url}/reg.git/info/lfs/objects/batch`, {
+      method: 'POST',
+      headers: { ...site, 'Content-Type': LFS },
+      body: JSON.stringify({ operation: 'download', objects: [{ oid, size: secret.length }] }),
+    });
+    expect(((await res.json()) as { objects: Array<{ error?: { code: number } }> }).objects[0]!.error?.code).toBe(404);
   });
 });
