@@ -97,6 +97,7 @@ export interface AgentStatus {
     durationMs: number;
     triggers: string[];
     changed: ReconcileResult['changed'];
+    rolledBack: ReconcileResult['rolledBack'];
     conflicts: ReconcileResult['conflicts'];
     degraded: ReconcileResult['degraded'];
     errors: Array<{ code: string; message: string; model?: string }>;
@@ -174,6 +175,8 @@ export class Agent {
   private lastReportAt: number | null = null;
   private lastReportError: string | null = null;
   private templatesWarned = false;
+  /** Set while a pass judges the versions it switched (services restarting, health checks running). */
+  private judging: { switched: string[]; since: number } | undefined;
 
   private constructor(readonly config: AgentConfig, deps: AgentDeps) {
     this.site = config.site;
@@ -328,6 +331,14 @@ export class Agent {
     hooks.onRegistry = (i) => {
       info = i;
     };
+    // From the switch until the verdict, the site is Progressing, not Ready: tell /status and the hub at once.
+    const afterSwitch = hooks.afterSwitch.bind(hooks);
+    hooks.afterSwitch = async (changed) => {
+      this.judging = { switched: changed.map((c) => `${c.model} ${c.from ?? '-'} → ${c.version}`), since: this.clock.now() };
+      this.setCondition('Ready', false, 'Progressing', `switched ${this.judging.switched.join(', ')}; restarting services and checking their health`);
+      this.reportSoon();
+      return afterSwitch(changed);
+    };
     // Templates whose inputs changed without a switch (template text, site labels, a deleted output), under the lock.
     hooks.settle = async () => ({ warnings: (await this.renderTemplates(info, new Set())).map((f) => f.message) });
     let result: ReconcileResult;
@@ -413,13 +424,16 @@ export class Agent {
     const { result } = outcome;
     const prev = this.last?.result;
     this.last = outcome;
+    this.judging = undefined;
     const now = outcome.finishedAt;
     if (result.commit) {
       this.commit = result.commit;
-      this.lastFetchAt = now;
+      // The same instant state.json records, so /status, the hub and `status --store` agree.
+      const reached = result.registryReachedAt ? Date.parse(result.registryReachedAt) : NaN;
+      this.lastFetchAt = Number.isFinite(reached) ? reached : now;
     }
     if (result.status !== 'failed') this.lastSuccessAt = now;
-    if (result.errors.length === 0 && result.commit) this.appliedCommit = result.commit;
+    if (result.errors.length === 0 && result.degraded.length === 0 && result.commit) this.appliedCommit = result.commit;
     if (result.models.length > 0 || result.unmanaged.length > 0) {
       this.unmanaged = result.unmanaged;
       this.models = result.models.map((m) => ({
@@ -458,7 +472,7 @@ export class Agent {
     const reached = result.commit !== undefined;
     this.setCondition('Ready', result.status === 'in-sync' || result.status === 'changed',
       result.status === 'failed' ? (firstError?.code ?? 'Failed') : result.status === 'in-sync' || result.status === 'changed' ? 'InSync' : capitalise(result.status),
-      firstError ? firstError.message.split('\n')[0]! : result.commit ? `applied ${result.commit.slice(0, 12)}` : '');
+      firstError ? firstError.message.split('\n')[0]! : readyMessage(result));
     const degraded = result.degraded.length > 0;
     this.setCondition('Degraded', degraded, degraded ? 'HealthCheckFailed' : 'Healthy',
       degraded ? result.degraded.map((d) => `${d.model} ${d.version}: ${d.reason}`).join('; ') : '');
@@ -545,7 +559,7 @@ export class Agent {
 
   health(): Health {
     const c = (t: Condition['type']): boolean => this.conditions.get(t)?.status ?? false;
-    if (!this.last) return 'Progressing';
+    if (!this.last || this.judging) return 'Progressing';
     if (c('Degraded')) return 'Degraded';
     if (c('Stale')) return 'Stale';
     if (this.last.result.status === 'failed') return 'Failed';
@@ -584,6 +598,7 @@ export class Agent {
           durationMs: r.durationMs,
           triggers: [...new Set(this.last.triggers.map((t) => t.source))],
           changed: r.changed,
+          rolledBack: r.rolledBack,
           conflicts: r.conflicts,
           degraded: r.degraded,
           errors: r.errors.slice(0, 10).map((e) => ({ code: e.code, message: e.message.slice(0, 2000), ...(e.model ? { model: e.model } : {}) })),
@@ -730,6 +745,25 @@ export class Agent {
   }
 }
 
+/**
+ * What the site runs against what the commit declares, in one line: "applied
+ * X" only when it runs all of it; otherwise "attempted X; running previous Y
+ * for M (degraded)", so a rolled-back version never reads as applied.
+ */
+export function readyMessage(result: Pick<ReconcileResult, 'commit' | 'models' | 'degraded' | 'conflicts'>): string {
+  if (!result.commit) return '';
+  const commit = result.commit.slice(0, 12);
+  const notes: string[] = [];
+  for (const d of result.degraded) {
+    const active = result.models.find((m) => m.model === d.model)?.active;
+    notes.push(active && active !== d.version
+      ? `running previous ${active} for ${d.model} (degraded: ${d.version} failed its health check)`
+      : `running ${d.version} for ${d.model} although it failed its health check (degraded; nothing to go back to)`);
+  }
+  for (const c of result.conflicts) notes.push(`left ${c.model} at ${c.active ?? '-'}, newer than the declared ${c.declared} (conflict)`);
+  return notes.length === 0 ? `applied ${commit}` : `attempted ${commit}; ${notes.join('; ')}`;
+}
+
 function capitalise(s: string): string {
   return s.charAt(0).toUpperCase() + s.slice(1);
 }
@@ -763,6 +797,7 @@ function failedResult(cfg: AgentConfig, err: unknown, startedAt: number): Reconc
     registry: /^https?:\/\//i.test(cfg.registry) ? redactUrl(cfg.registry) : cfg.registry,
     models: [],
     changed: [],
+    rolledBack: [],
     conflicts: [],
     degraded: [],
     unmanaged: [],

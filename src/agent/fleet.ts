@@ -6,7 +6,7 @@ import { AuthError, NetworkError, errorMessage } from '../errors.ts';
 import type { CommandContext } from '../commands/context.ts';
 import { EXIT, printJson } from '../commands/context.ts';
 import { readToken } from '../commands/reconcile.ts';
-import { formatDuration } from '../reconcile/format.ts';
+import { formatAge, formatDuration } from '../reconcile/format.ts';
 import { redactUrl } from '../util/redact.ts';
 
 /** What the hub returns per site: the agent's report (AgentStatus) plus the hub's receivedAt. */
@@ -52,12 +52,13 @@ export function renderFleet(sites: readonly FleetSite[], now = Date.now()): stri
     for (const d of s.lastPass?.degraded ?? []) notes.push(`degraded ${d.model} ${d.version}`);
     if (s.lastError && s.health !== 'Ready') notes.push(s.lastError.slice(0, 100));
     const age = Date.parse(s.receivedAt);
+    const stale = staleSeconds(s, now);
     return [
       s.site,
       String(s.health ?? 'unknown'),
       typeof s.commit === 'string' ? s.commit.slice(0, 12) : '-',
       Number.isFinite(age) ? `${formatDuration(Math.max(0, now - age))} ago` : '-',
-      typeof s.stalenessSeconds === 'number' ? formatDuration(s.stalenessSeconds * 1000) : '-',
+      stale === null ? '-' : formatAge(stale),
       models.length ? `${inSync}/${models.length} in sync` : '-',
       notes.join('; '),
     ];
@@ -65,6 +66,17 @@ export function renderFleet(sites: readonly FleetSite[], now = Date.now()): stri
   const all = [header, ...rows];
   const widths = header.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
   return all.map((r) => r.map((c, i) => (i < r.length - 1 ? c.padEnd(widths[i]!) : c)).join('  ').trimEnd()).join('\n');
+}
+
+/**
+ * Staleness as of now, the one definition `status --store` and the agent's
+ * /status use: seconds since the site last reached the registry. A report
+ * carries it as of when it was sent; it has grown since the hub received it.
+ */
+export function staleSeconds(s: Pick<FleetSite, 'stalenessSeconds' | 'receivedAt'>, now = Date.now()): number | null {
+  if (typeof s.stalenessSeconds !== 'number') return null;
+  const received = Date.parse(s.receivedAt);
+  return s.stalenessSeconds + (Number.isFinite(received) ? Math.max(0, now - received) / 1000 : 0);
 }
 
 export async function hubStatusCommand(opts: { hub?: string; tokenFile?: string; json?: boolean }, ctx: CommandContext): Promise<number> {

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../log.ts';
 import type { ServiceSpec } from '../registry/schema.ts';
-import { systemClock } from './clock.ts';
-import { affectedServices, buildActivationHooks } from './hooks.ts';
+import { systemClock, type Clock, type TimerHandle } from './clock.ts';
+import { affectedServices, buildActivationHooks, rollbackHealthSpec } from './hooks.ts';
 
 const node = process.execPath;
 const svc = (name: string, models: string[], extra: Partial<ServiceSpec> = {}): ServiceSpec => ({ name, models, ...extra });
@@ -46,5 +46,33 @@ describe('buildActivationHooks', () => {
     });
     const { unhealthy } = await hooks.afterSwitch([{ model: 'face', version: '2', currentDir: '/c' }, { model: 'ssd', version: '2', currentDir: '/d' }]);
     expect(unhealthy).toEqual([{ service: 'sentinel', models: ['face'], reason: 'templates/x.j2:3:7: undefined value' }]);
+  });
+
+  it('bounds the check after a rollback (for the record) to half the timeout, at least 5 s', async () => {
+    // A clock on which every wait passes at once, and a service that never becomes ready.
+    let t = 0;
+    const clock: Clock = {
+      now: () => t,
+      setTimeout: (fn, ms) => {
+        t += ms;
+        return setImmediate(fn) as unknown as TimerHandle;
+      },
+      clearTimeout: (h) => {
+        if (h) clearImmediate(h as unknown as NodeJS.Immediate);
+      },
+    };
+    const notReady = (async () => new Response('starting', { status: 503 })) as typeof fetch;
+    const hooks = buildActivationHooks({
+      services: [svc('ovms', ['ssd'], { health: { http: 'http://127.0.0.1:9/ready', timeout_s: 60, interval_s: 1 } })],
+      fetch: notReady, clock, logger: silentLogger,
+    });
+    await hooks.afterSwitch([{ model: 'ssd', version: '2', from: '1', currentDir: '/c' }]);
+    await hooks.afterRollback([{ model: 'ssd', version: '1', from: '2', currentDir: '/c' }]);
+    const [sw, rb] = hooks.reports;
+    expect(sw).toMatchObject({ phase: 'switch', health: { ok: false, message: expect.stringMatching(/ in 60s\)$/) } });
+    expect(rb).toMatchObject({ phase: 'rollback', health: { ok: false, message: expect.stringMatching(/ in 30s\)$/) } });
+    expect(rb!.health!.ms).toBeLessThanOrEqual(30_000);
+    expect(rollbackHealthSpec({ timeout_s: 4 }).timeout_s).toBe(4);
+    expect(rollbackHealthSpec({ timeout_s: 8 }).timeout_s).toBe(5);
   });
 });

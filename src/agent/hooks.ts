@@ -43,6 +43,16 @@ export interface AgentHooks extends ActivationHooks {
   readonly reports: ServiceReport[];
 }
 
+/**
+ * The health check after a rollback is for the record: whatever it says,
+ * nothing more is switched. The version gone back to ran before, so it gets
+ * half the timeout (at least 5 s, at most the timeout): a degraded pass
+ * spends at most 1.5 × timeout_s checking, not twice.
+ */
+export function rollbackHealthSpec<H extends { timeout_s: number }>(h: H): H {
+  return { ...h, timeout_s: Math.min(h.timeout_s, Math.max(5, h.timeout_s / 2)) };
+}
+
 /** The services that use any of `models`, each once, in agent.yaml order. */
 export function affectedServices(services: readonly ServiceSpec[], models: Iterable<string>): ServiceSpec[] {
   const set = new Set(models);
@@ -79,7 +89,8 @@ export function buildActivationHooks(deps: HookDeps): AgentHooks {
     const checks = await Promise.all(
       restarted.map(async ({ spec, report }) => {
         if (!spec.health) return { spec, report, health: undefined as HealthResult | undefined };
-        const health = await checkHealth(spec.health, { fetch: deps.fetch, clock: deps.clock, env: deps.env, signal: deps.signal });
+        const check = phase === 'rollback' ? rollbackHealthSpec(spec.health) : spec.health;
+        const health = await checkHealth(check, { fetch: deps.fetch, clock: deps.clock, env: deps.env, signal: deps.signal });
         report.health = { ok: health.ok, tries: health.tries, ms: health.ms, message: health.message };
         return { spec, report, health };
       }),

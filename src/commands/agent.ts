@@ -11,7 +11,7 @@ import { loadAgentConfig, readToken, type AgentConfig } from '../agent/config.ts
 import { effectiveSchedule } from '../agent/site-schedule.ts';
 import { SERVICE_NAME, serviceUnit, timerUnits, type UnitInput } from '../agent/systemd.ts';
 import { UsageError } from '../errors.ts';
-import { createLogger } from '../log.ts';
+import { createLogger, logFormatFor } from '../log.ts';
 import { writeFileAtomic } from '../util/fsutil.ts';
 import { EXIT, printJson, type CommandContext } from './context.ts';
 import { renderResult } from './reconcile.ts';
@@ -29,7 +29,9 @@ export async function agentCommand(opts: AgentCommandOptions, ctx: CommandContex
   const cfg = await loadAgentConfig({ file: opts.config, flags: opts, env: ctx.env, cwd: ctx.cwd });
   if (opts.printSystemd !== undefined || opts.installSystemd !== undefined) return systemd(cfg, opts, ctx);
 
-  const logger = cfg.log_level ? createLogger({ level: cfg.log_level }) : ctx.logger;
+  // JSON lines under systemd and in pipes; readable lines when someone runs the agent in a terminal.
+  const format = logFormatFor({ json: opts.json, stderrIsTTY: Boolean(process.stderr.isTTY), env: ctx.env });
+  const logger = cfg.log_level || format === 'pretty' ? createLogger({ level: cfg.log_level, format }) : ctx.logger;
   const agent = await Agent.create(cfg, { logger, env: ctx.env });
 
   if (opts.once) {

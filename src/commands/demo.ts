@@ -21,7 +21,7 @@ import { Agent, type PassOutcome } from '../agent/daemon.ts';
 import { renderFleet, type FleetSite } from '../agent/fleet.ts';
 import { ModelsyncError, errorMessage } from '../errors.ts';
 import { startHub, type Hub } from '../hub/index.ts';
-import { createLogger, type Logger } from '../log.ts';
+import { createLogger, logFormatFor, type Logger } from '../log.ts';
 import { formatBytes } from '../reconcile/format.ts';
 import { AgentConfigFile } from '../registry/schema.ts';
 import { pushBranch } from '../registry/push.ts';
@@ -73,7 +73,7 @@ class Demo {
 
   constructor(private readonly root: string, private readonly ctx: CommandContext) {
     // Only real problems reach the terminal; the narrative is ours.
-    this.logger = createLogger({ level: ctx.env.MODELSYNC_LOG_LEVEL ?? 'error' });
+    this.logger = createLogger({ level: ctx.env.MODELSYNC_LOG_LEVEL ?? 'error', format: logFormatFor({ stderrIsTTY: Boolean(process.stderr.isTTY), env: ctx.env }) });
     this.registry = join(root, 'registry');
     this.env = {
       ...ctx.env,

@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { ConfigError, UsageError } from '../errors.ts';
 import { reconcile, type ReconcileResult, type PassProgress } from '../reconcile/index.ts';
 import { checkRegistryLocation } from '../reconcile/registry-access.ts';
+import { createLogger, logFormatFor } from '../log.ts';
 import { printJson, type CommandContext } from './context.ts';
 import { formatBytes, formatDuration } from '../reconcile/format.ts';
 
@@ -46,6 +47,9 @@ export async function reconcileCommand(opts: ReconcileCommandOptions, ctx: Comma
   checkRegistryLocation(opts.registry);
   const registry = /^[a-z][a-z0-9+.-]*:\/\//i.test(opts.registry) ? opts.registry : resolve(ctx.cwd, opts.registry);
   const bar = !opts.json && process.stderr.isTTY ? progressBar() : undefined;
+  // A person at a terminal gets the human output below; log lines then only add warnings and errors, readably.
+  const format = logFormatFor({ json: opts.json, stderrIsTTY: Boolean(process.stderr.isTTY), env: ctx.env });
+  const logger = format === 'pretty' ? createLogger({ format, level: ctx.env.MODELSYNC_LOG_LEVEL || 'warn' }) : ctx.logger;
   const result = await reconcile({
     site: opts.site,
     registry,
@@ -55,7 +59,7 @@ export async function reconcileCommand(opts: ReconcileCommandOptions, ctx: Comma
     force: opts.force,
     dryRun: opts.dryRun,
     concurrency,
-    logger: ctx.logger,
+    logger,
     onProgress: bar?.update,
   });
   bar?.done();
@@ -90,18 +94,39 @@ export function renderResult(r: ReconcileResult): string {
   for (const m of r.models) {
     if (m.outcome === 'conflict' || m.outcome === 'degraded' || m.drift) lines.push(`    ${m.model}: ${m.drift ?? m.detail}`);
   }
-  const parts = [`${r.changed.length} changed`];
-  if (r.dryRun) parts.push(`${formatBytes(r.bytesPlanned)} to fetch`);
-  else parts.push(`${formatBytes(r.bytesFetched)} fetched`);
-  if (r.conflicts.length) parts.push(`${r.conflicts.length} conflict${r.conflicts.length > 1 ? 's' : ''}`);
-  if (r.degraded.length) parts.push(`${r.degraded.length} degraded`);
-  lines.push(`${r.dryRun ? 'plan' : 'status'}: ${r.dryRun ? (r.errors.length ? 'failed' : 'ok') : r.status} (${parts.join(', ')}, ${formatDuration(r.durationMs)})`);
+  lines.push(r.dryRun ? `plan: ${planSummary(r)}` : `status: ${r.status} (${passCounts(r).join(', ')}, ${formatDuration(r.durationMs)})`);
   for (const u of r.unmanaged) {
     lines.push(`  ${u.model}: no longer selected by the site; left as is${u.active ? ` (${u.active} stays current)` : ''}, unmanaged (modelsync gc --unmanaged removes it)`);
   }
   for (const e of r.errors) lines.push(`error [${e.code}]: ${e.message}`);
   for (const w of r.warnings) lines.push(`warning: ${w}`);
   return lines.join('\n');
+}
+
+/** What a pass did, in counts: a version that was switched and rolled back is not "0 changed". */
+function passCounts(r: ReconcileResult): string[] {
+  const parts: string[] = [];
+  const rolledBack = r.rolledBack ?? [];
+  if (rolledBack.length === 0) parts.push(`${r.changed.length} changed`);
+  else {
+    const switched = r.changed.length + rolledBack.length;
+    parts.push(`${switched} switched`, rolledBack.length === switched ? 'rolled back' : `${rolledBack.length} rolled back`);
+  }
+  parts.push(`${formatBytes(r.bytesFetched)} fetched`);
+  if (r.conflicts.length) parts.push(`${r.conflicts.length} conflict${r.conflicts.length > 1 ? 's' : ''}`);
+  if (r.degraded.length) parts.push(`${r.degraded.length} degraded`);
+  return parts;
+}
+
+/** A dry run says what a pass would do: "in sync", or how many models it would switch and fetch. */
+function planSummary(r: ReconcileResult): string {
+  const parts: string[] = [];
+  if (r.changed.length > 0) parts.push(`would change ${r.changed.length} model${r.changed.length > 1 ? 's' : ''} (${r.changed.map((c) => `${c.model} ${c.from ?? '-'} → ${c.to}`).join(', ')})`);
+  if (r.bytesPlanned > 0) parts.push(`${formatBytes(r.bytesPlanned)} to fetch`);
+  if (r.conflicts.length) parts.push(`${r.conflicts.length} conflict${r.conflicts.length > 1 ? 's' : ''}`);
+  if (r.degraded.length) parts.push(`${r.degraded.length} degraded (not retried at this commit)`);
+  const head = r.errors.length ? 'failed' : r.changed.length === 0 && r.conflicts.length === 0 && r.degraded.length === 0 ? 'in sync, nothing to do' : 'ok';
+  return `${head}${parts.length ? ` (${parts.join(', ')}, ${formatDuration(r.durationMs)})` : ` (${formatDuration(r.durationMs)})`}`;
 }
 
 function progressBar(): { update(p: PassProgress): void; done(): void } {

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { UsageError } from '../errors.ts';
-import { formatDuration } from '../reconcile/format.ts';
+import { formatAge, formatDuration } from '../reconcile/format.ts';
 import { storeStatus, type StoreStatus } from '../reconcile/status.ts';
 import { printJson, EXIT, type CommandContext } from './context.ts';
 
@@ -25,13 +25,20 @@ export function renderStatus(s: StoreStatus): string {
   const lines: string[] = [];
   lines.push(`store ${s.store}${s.site ? ` · site ${s.site}` : ''}${s.registry ? ` · ${s.registry}${s.branch ? ` (${s.branch})` : ''}` : ''}`);
   lines.push(`applied commit: ${s.appliedCommit?.slice(0, 12) ?? 'none'}${s.attemptedCommit && s.attemptedCommit !== s.appliedCommit ? ` (last attempted ${s.attemptedCommit.slice(0, 12)})` : ''}`);
+  for (const m of s.models) {
+    if (!m.degraded) continue;
+    const at = s.attemptedCommit ? `attempted ${s.attemptedCommit.slice(0, 12)}; ` : '';
+    lines.push(m.active && m.active !== m.degraded.version
+      ? `${at}running previous ${m.active} for ${m.model} (degraded: ${m.degraded.version} failed its health check)`
+      : `${at}running ${m.degraded.version} for ${m.model} although it failed its health check (degraded; nothing to go back to)`);
+  }
   if (s.lastPass) {
     const errs = s.lastPass.errors.length ? `; ${s.lastPass.errors[0]!.code}: ${s.lastPass.errors[0]!.message.split('\n')[0]}` : '';
     lines.push(`last pass: ${s.lastPass.status} at ${s.lastPass.at} (${formatDuration(s.lastPass.durationMs)})${errs}`);
   } else {
     lines.push('last pass: none yet');
   }
-  lines.push(`registry last reached: ${s.lastFetchAt ?? 'never'}${s.staleSeconds !== null ? ` (${formatDuration(s.staleSeconds * 1000)} ago)` : ''}`);
+  lines.push(`registry last reached: ${s.lastFetchAt ?? 'never'}${s.staleSeconds !== null ? ` (${formatAge(s.staleSeconds)} ago)` : ''}`);
   if (s.locked) lines.push(`lock: held by pid ${s.locked.pid} (${s.locked.purpose}) since ${s.locked.since}${s.locked.alive ? '' : ' — stale, the next pass takes it over'}`);
   const header = ['model', 'declared', 'active', 'previous', 'notes'];
   const rows = s.models.map((m) => {

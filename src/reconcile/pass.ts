@@ -120,6 +120,8 @@ interface PassContext {
   ready: Set<string>;
   activations: Activation[];
   degraded: Array<{ model: string; version: string; reason: string }>;
+  /** Versions switched to, found unhealthy and switched back (failed → restored). */
+  rolledBack: Array<{ model: string; failed: string; restored: string }>;
   /** Objects wanted but not fetched: their partial downloads are kept for the next pass. */
   unfetched: Set<string>;
   dryRunDir?: string;
@@ -577,6 +579,7 @@ async function judgeSwitches(ctx: PassContext, hooks: ActivationHooks): Promise<
       try {
         await restore(layout, model, a.from, a.previousBefore);
         rolledBack.push({ model, version: a.from, from: a.version, currentDir: layout.link(model, 'current') });
+        ctx.rolledBack.push({ model, failed: a.version, restored: a.from });
       } catch (err) {
         ctx.errors.push(passError(err, model));
       }
@@ -627,6 +630,7 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileResult
     ready: new Set(),
     activations: [],
     degraded: [],
+    rolledBack: [],
     unfetched: new Set(),
     stepMs: {},
   };
@@ -650,9 +654,14 @@ async function finish(ctx: PassContext): Promise<ReconcileResult> {
   const { opts } = ctx;
   for (const [, e] of ctx.modelErrors) ctx.errors.push(e);
   const outcomes = outcomesOf(ctx);
-  const changed = ctx.activations
-    .filter((a) => !a.repair && !ctx.degraded.some((d) => d.model === a.model))
-    .map((a) => ({ model: a.model, from: a.from, to: a.version }));
+  // A dry run reports the switches it would make, so its status and summary say what a pass would do.
+  const changed = opts.dryRun
+    ? (ctx.plan?.models ?? [])
+      .filter((m) => (m.action === 'fetch' || m.action === 'activate') && m.reason !== 'repair' && !ctx.modelErrors.has(m.model))
+      .map((m) => ({ model: m.model, from: m.active, to: m.desired }))
+    : ctx.activations
+      .filter((a) => !a.repair && !ctx.degraded.some((d) => d.model === a.model))
+      .map((a) => ({ model: a.model, from: a.from, to: a.version }));
   const conflicts = (ctx.plan?.conflicts ?? []).map((m) => ({ model: m.model, active: m.active, declared: m.desired, detail: m.detail }));
   const skippedDegraded = (ctx.plan?.models ?? []).filter((m) => m.reason === 'degraded');
   const degraded = [...ctx.degraded, ...skippedDegraded.map((m) => ({ model: m.model, version: m.desired, reason: m.detail }))];
@@ -689,10 +698,12 @@ async function finish(ctx: PassContext): Promise<ReconcileResult> {
     commit: ctx.opened?.commit,
     models: outcomes,
     changed,
+    rolledBack: ctx.rolledBack,
     conflicts,
     degraded,
     unmanaged,
     bytesFetched: ctx.bytesFetched,
+    registryReachedAt: ctx.opened ? ctx.state.lastFetchAt : undefined,
     bytesPlanned: ctx.plan?.bytes ?? 0,
     durationMs: Math.round(performance.now() - ctx.started),
     errors: ctx.errors,
@@ -701,20 +712,23 @@ async function finish(ctx: PassContext): Promise<ReconcileResult> {
     stepMs: ctx.stepMs,
     desiredFrom: ctx.fromSnapshot ? 'snapshot' : ctx.registry ? 'registry' : undefined,
   };
+  const switches = changed.map((c) => `${c.model}:${c.from ?? '-'}→${c.to}`);
   const summary = {
     site: result.site,
     commit: result.commit?.slice(0, 12),
     status: result.status,
-    changed: changed.map((c) => `${c.model}:${c.from ?? '-'}→${c.to}`),
-    bytesFetched: result.bytesFetched,
+    // A dry run changed nothing: its keys say what it would do.
+    ...(result.dryRun ? { dryRun: true, wouldChange: switches, bytesToFetch: result.bytesPlanned } : { changed: switches, bytesFetched: result.bytesFetched }),
+    ...(ctx.rolledBack.length > 0 ? { rolledBack: ctx.rolledBack.map((r) => `${r.model}:${r.failed}→${r.restored}`) } : {}),
+    ...(degraded.length > 0 ? { degraded: degraded.map((d) => `${d.model}:${d.version}`) } : {}),
     durationMs: result.durationMs,
     conflicts: conflicts.map((c) => c.model),
     errors: ctx.errors.map((e) => `${e.code}: ${e.message.split('\n')[0]}`),
-    dryRun: result.dryRun || undefined,
   };
-  if (result.status === 'failed') ctx.logger.error(summary, 'reconcile pass');
-  else if (result.status === 'conflict' || result.status === 'degraded') ctx.logger.warn(summary, 'reconcile pass');
-  else ctx.logger.info(summary, 'reconcile pass');
+  const message = result.dryRun ? 'reconcile dry run (nothing applied)' : 'reconcile pass';
+  if (result.status === 'failed') ctx.logger.error(summary, message);
+  else if (result.status === 'conflict' || result.status === 'degraded') ctx.logger.warn(summary, message);
+  else ctx.logger.info(summary, message);
   return result;
 }
 
@@ -842,7 +856,9 @@ async function recordState(
   if (commit && ctx.site && ctx.registry && !ctx.fromSnapshot) {
     s.snapshot = { commit, site: ctx.opts.site, pins: { ...ctx.pins }, resolvedSite: ctx.site as unknown as Record<string, unknown>, desired: ctx.desired as unknown as Array<Record<string, unknown>> };
   }
-  if (ctx.errors.length === 0 && commit) {
+  // Applied means the store runs what the commit declares: a version that failed its health check (and
+  // was switched back, or had nothing to go back to) was attempted, not applied.
+  if (ctx.errors.length === 0 && r.status !== 'degraded' && commit) {
     s.appliedCommit = commit;
     s.appliedAt = at;
   }

@@ -49,7 +49,10 @@ export interface ReconcileResult {
   registry: string;
   commit?: string;
   models: ModelOutcome[];
+  /** Models switched to their desired version (a dry run: the switches it would make). */
   changed: Array<{ model: string; from?: string; to: string }>;
+  /** Versions this pass switched to, found unhealthy and switched back (agent passes with services). */
+  rolledBack: Array<{ model: string; failed: string; restored: string }>;
   conflicts: Array<{ model: string; active?: string; declared: string; detail: string }>;
   degraded: Array<{ model: string; version: string; reason: string }>;
   /**
@@ -58,6 +61,8 @@ export interface ReconcileResult {
    */
   unmanaged: Array<{ model: string; active?: string }>;
   bytesFetched: number;
+  /** When this pass reached the registry (state.json's lastFetchAt; staleness counts from here). */
+  registryReachedAt?: string;
   /** Dry run: bytes the pass would fetch. */
   bytesPlanned: number;
   durationMs: number;

@@ -21,6 +21,8 @@ async function registryOnHub(pushUrl: string): Promise<TestRegistry> {
   reg.addVersion('face', '2025-02-01', { 'model.bin': bytes(200_000, 2) });
   reg.addVersion('face', '2025-03-01', { 'model.bin': bytes(200_000, 3) });
   reg.addVersion('face', '2025-04-01', { 'model.bin': bytes(200_000, 4) });
+  reg.addVersion('face', '2025-05-01', { 'model.bin': bytes(200_000, 5) });
+  reg.addVersion('face', '2025-06-01', { 'model.bin': bytes(200_000, 6) });
   reg.setCurrent('face', '2025-01-01');
   reg.site('alpha', {});
   reg.commit('initial registry');
@@ -42,11 +44,13 @@ describe('agent and hub', () => {
     expect(current(store, 'face')).toBe('2025-01-01');
     await waitFor(() => agent.status().hub?.connected === true, 'event stream');
 
-    // From the moment the hub publishes the ref event to the end of the pass it triggers, for three
-    // pushes (each a new 200 kB model). The best must be under a second: other test files share the
-    // machine's two cores, and their load only ever slows a round down.
+    // Issue #5: "an event reaches an agent and the pass completes within 1 s". Measured from the
+    // moment the hub emits the ref event (not from the push, whose git and LFS work is the hub's)
+    // to the end of the pass it triggers, for five pushes (each a new 200 kB model). The best must
+    // be under a second: other test files (and other work) share the machine's two cores, and
+    // their load only ever slows a round down, so the fastest round is the one that measures us.
     const latencies: number[] = [];
-    for (const version of ['2025-02-01', '2025-03-01', '2025-04-01']) {
+    for (const version of ['2025-02-01', '2025-03-01', '2025-04-01', '2025-05-01', '2025-06-01']) {
       let published = 0;
       th.hub.events.once('ref', () => {
         published = Date.now();
@@ -64,13 +68,15 @@ describe('agent and hub', () => {
       expect(agent.passes).toBe(before + 1);
       latencies.push(o.finishedAt - published);
     }
-    console.log(`hub event -> pass complete: ${latencies.map((l) => `${l} ms`).join(', ')}`);
+    console.log(`hub event -> pass complete: ${latencies.map((l) => `${l} ms`).join(', ')} (best ${Math.min(...latencies)} ms)`);
     expect(Math.min(...latencies)).toBeLessThan(1000);
     await agent.whenIdle();
     const status = agent.status();
     expect(status.lastPass?.triggers).toEqual(['event']);
     expect(status.commit).toBe(reg.head());
     expect(status.health).toBe('Ready');
+    // One definition of staleness: the agent counts from the instant state.json records (what `status --store` reads).
+    expect(status.lastFetchAt).toBe((JSON.parse(readFileSync(join(store, 'state.json'), 'utf8')) as { lastFetchAt: string }).lastFetchAt);
 
     // The hub holds the agent's report of that pass.
     await waitFor(async () => {
@@ -82,19 +88,19 @@ describe('agent and hub', () => {
     // So does `modelsync status --hub`.
     const fleet = await cliAsync(['status', '--hub', th.url], { cwd: store, env: { ...env, MODELSYNC_TOKEN: th.secrets.admin } });
     expect(fleet.status).toBe(0);
-    expect(fleet.stdout).toMatch(new RegExp(`^alpha +Ready +${reg.head().slice(0, 12)} .* 1/1 in sync`, 'm'));
+    expect(fleet.stdout).toMatch(new RegExp(`^alpha +Ready +${reg.head().slice(0, 12)} .* \\d+ s +1/1 in sync`, 'm'));
     const denied = await cliAsync(['status', '--hub', th.url, '--json'], { cwd: store, env });
     expect(denied.status).toBe(1);
     expect(JSON.parse(denied.stdout).error.code).toBe('AuthError');
 
     // The agent's own endpoints say the same.
     const local = (await (await fetch(`${agent.url}/status`)).json()) as { models: Array<{ model: string; active: string }> };
-    expect(local.models).toEqual([expect.objectContaining({ model: 'face', active: '2025-04-01' })]);
+    expect(local.models).toEqual([expect.objectContaining({ model: 'face', active: '2025-06-01' })]);
     const metrics = await (await fetch(`${agent.url}/metrics`)).text();
     expect(metrics).toMatch(/modelsync_last_success_timestamp_seconds\{site="alpha"\} \d+/);
-    expect(metrics).toMatch(/modelsync_bytes_fetched_total\{site="alpha"\} 800000/);
+    expect(metrics).toMatch(/modelsync_bytes_fetched_total\{site="alpha"\} 1200000/);
     expect(metrics).toContain('modelsync_degraded{site="alpha"} 0');
-    expect(metrics).toContain('modelsync_triggers_total{site="alpha",trigger="event"} 3');
+    expect(metrics).toContain('modelsync_triggers_total{site="alpha",trigger="event"} 5');
     await agent.stop();
   });
 

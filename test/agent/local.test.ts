@@ -7,8 +7,10 @@ import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { signBody } from '../../src/agent/webhook.ts';
+import { renderResult } from '../../src/commands/reconcile.ts';
 import { acquireLock } from '../../src/store/index.ts';
 import { cliAsync, isolatedGitEnv, tempDir } from '../helpers/env.ts';
+import { startTestHub } from '../helpers/hub.ts';
 import { TestRegistry } from '../reconcile/helpers/registry.ts';
 import { ManualClock, settle } from './helpers/manual-clock.ts';
 import { bytes, current, startAgent, waitFor } from './helpers/agent.ts';
@@ -70,11 +72,20 @@ describe('health-gated activation', () => {
     expect(bad.result.status).toBe('degraded');
     expect(bad.result.degraded).toEqual([expect.objectContaining({ model: 'face', version: '2025-02-01' })]);
     expect(bad.result.degraded[0]!.reason).toMatch(/smoke test failed: BROKEN v2/);
+    // The counts say what happened: one version switched to and rolled back, not "0 changed".
+    expect(bad.result.rolledBack).toEqual([{ model: 'face', failed: '2025-02-01', restored: '2025-01-01' }]);
+    expect(renderResult(bad.result)).toMatch(/^status: degraded \(1 switched, rolled back, 49 KiB fetched, 1 degraded, /m);
     // Switched, restarted, failed, switched back, restarted again.
     expect(current(store, 'face')).toBe('2025-01-01');
     expect(restarts(log)).toEqual(['2025-01-01', '2025-02-01', '2025-01-01']);
     const s = agent.status();
     expect(s.health).toBe('Degraded');
+    // Truthful wording: the commit was attempted, the site runs the previous version.
+    expect(s.conditions.find((c) => c.type === 'Ready')).toMatchObject({
+      status: false, reason: 'Degraded', message: `attempted ${reg.head().slice(0, 12)}; running previous 2025-01-01 for face (degraded: 2025-02-01 failed its health check)`,
+    });
+    expect(s.commit).toBe(reg.head());
+    expect(s.appliedCommit).not.toBe(reg.head());
     expect(s.conditions.find((c) => c.type === 'Degraded')).toMatchObject({ status: true, reason: 'HealthCheckFailed' });
     expect(s.services.at(-2)).toMatchObject({ service: 'sentinel', phase: 'switch', health: { ok: false } });
     expect(s.services.at(-1)).toMatchObject({ service: 'sentinel', phase: 'rollback', health: { ok: true } });
@@ -115,10 +126,47 @@ describe('health-gated activation', () => {
     expect(doc.agent.health).toBe('Degraded');
     expect(current(store, 'face')).toBe('2025-01-01');
     expect(restarts(log)).toEqual(['2025-01-01', '2025-02-01', '2025-01-01']);
+    // status --store does not call the degraded commit applied.
+    const st = await cliAsync(['status', '--store', store], { cwd: dir, env });
+    const head = reg.head().slice(0, 12);
+    expect(st.stdout).toMatch(new RegExp(`^applied commit: (?!${head})[0-9a-f]{12} \\(last attempted ${head}\\)$`, 'm'));
+    expect(st.stdout).toContain(`attempted ${head}; running previous 2025-01-01 for face (degraded: 2025-02-01 failed its health check)`);
   });
 });
 
 describe('status', () => {
+  it('says Progressing (locally and at the hub) while a pass restarts services and checks the versions it switched', async () => {
+    const reg = registry();
+    const dir = tempDir('agent-progressing-');
+    const store = join(dir, 'store');
+    const gate = join(dir, 'healthy');
+    const th = await startTestHub();
+    // Healthy only once the test says so: the pass stays in its health check until then.
+    const services = [{ name: 'slow', models: ['face'], health: { command: [node, '-e', 'process.exit(require("fs").existsSync(process.argv[1]) ? 0 : 1)', gate], timeout_s: 30, interval_s: 0.1 } }];
+    writeFileSync(gate, '');
+    const agent = await startAgent({ site: 'alpha', registry: reg.dir, store, services, listen: '127.0.0.1:0', hub: th.url });
+    await agent.whenIdle();
+    expect(agent.status().health).toBe('Ready');
+    rmSync(gate);
+    reg.setCurrent('face', '2025-03-01');
+    reg.commit('promote face 2025-03-01');
+    const pass = agent.request('manual', 'test');
+    await waitFor(() => agent.status().health === 'Progressing', 'Progressing while the health check runs');
+    const local = (await (await fetch(`${agent.url}/status`)).json()) as { health: string; conditions: Array<{ type: string; status: boolean; reason: string; message: string }> };
+    expect(local.health).toBe('Progressing');
+    expect(local.conditions.find((c) => c.type === 'Ready')).toMatchObject({ status: false, reason: 'Progressing', message: 'switched face 2025-01-01 → 2025-03-01; restarting services and checking their health' });
+    const atHub = async (): Promise<string | undefined> => {
+      const { sites } = (await (await fetch(`${th.url}/api/v1/sites`)).json()) as { sites: Array<{ site: string; health?: string }> };
+      return sites.find((x) => x.site === 'alpha')?.health;
+    };
+    await waitFor(async () => (await atHub()) === 'Progressing', 'the hub to hear Progressing');
+    writeFileSync(gate, '');
+    expect((await pass).result.status).toBe('changed');
+    expect(agent.status().health).toBe('Ready');
+    await waitFor(async () => (await atHub()) === 'Ready', 'the hub to hear Ready again');
+    await agent.stop();
+  });
+
   it('a pass refused by the store lock (a gc running) is Failed, not Stale: the registry was not the problem', async () => {
     const reg = registry();
     const store = join(tempDir('agent-locked-'), 'store');

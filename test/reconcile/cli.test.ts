@@ -25,10 +25,17 @@ beforeAll(() => {
 
 describe('modelsync reconcile / status / pin / gc', () => {
   it('plans with --dry-run, applies, then reports in sync', () => {
-    const dry = run('reconcile', '--site', 'alpha', '--registry', '.', '--store', store, '--dry-run');
+    const dry = cli(['reconcile', '--site', 'alpha', '--registry', '.', '--store', store, '--dry-run'], { cwd: reg.dir, env: { ...env, MODELSYNC_LOG_LEVEL: 'info' } });
     expect(dry.status).toBe(0);
     expect(dry.stdout).toMatch(/^dry run: site alpha/);
     expect(dry.stdout).toMatch(/ssd\s+- → 1\s+would apply \(install\)/);
+    // The summary says what the pass would do, not "in sync, 0 changed".
+    expect(dry.stdout).toMatch(/^plan: ok \(would change 1 model \(ssd - → 1\), 1000 B to fetch, /m);
+    const summary = JSON.parse(dry.stderr.trim().split('\n').at(-1)!) as Record<string, unknown>;
+    expect(summary).toMatchObject({ msg: 'reconcile dry run (nothing applied)', dryRun: true, status: 'changed', wouldChange: ['ssd:-→1'], bytesToFetch: 1000 });
+    expect(summary).not.toHaveProperty('changed');
+    const dryJson = JSON.parse(run('reconcile', '--site', 'alpha', '--registry', '.', '--store', store, '--dry-run', '--json').stdout);
+    expect(dryJson).toMatchObject({ dryRun: true, status: 'changed', exitCode: 0, changed: [{ model: 'ssd', to: '1' }], bytesPlanned: 1000 });
     expect(existsSync(store)).toBe(false);
 
     const apply = run('reconcile', '--site', 'alpha', '--registry', '.', '--store', store);
@@ -40,6 +47,8 @@ describe('modelsync reconcile / status / pin / gc', () => {
     const again = run('reconcile', '--site', 'alpha', '--registry', '.', '--store', store, '--json');
     expect(again.status).toBe(0);
     expect(JSON.parse(again.stdout)).toMatchObject({ status: 'in-sync', exitCode: 0, bytesFetched: 0, commit: reg.head() });
+    const dryInSync = run('reconcile', '--site', 'alpha', '--registry', '.', '--store', store, '--dry-run');
+    expect(dryInSync.stdout).toMatch(/^plan: in sync, nothing to do \(/m);
   });
 
   it('shows the store with status --store, including a pin as drift', () => {
