@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { initRegistry } from '../registry/init.ts';
+import { withInterrupts } from '../registry/interrupt.ts';
 import { EXIT, printJson, type CommandContext } from './context.ts';
 
 export interface InitOptions {
@@ -10,7 +11,8 @@ export interface InitOptions {
 }
 
 export async function initCommand(opts: InitOptions, ctx: CommandContext): Promise<number> {
-  const r = await initRegistry({ dir: resolve(ctx.cwd, opts.dir ?? '.'), branch: opts.branch ?? 'main', example: !opts.bareExample, env: ctx.env });
+  const dir = resolve(ctx.cwd, opts.dir ?? '.');
+  const r = await withInterrupts(`init ${dir}`, (signal) => initRegistry({ dir, branch: opts.branch ?? 'main', example: !opts.bareExample, env: ctx.env, signal }));
   if (opts.json) {
     printJson(ctx, { ok: true, ...r });
     return EXIT.ok;

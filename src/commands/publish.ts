@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { withInterrupts } from '../registry/interrupt.ts';
 import { publishVersion } from '../registry/publish.ts';
-import { pushBranch } from '../registry/push.ts';
+import { pushAfterCommit } from '../registry/push.ts';
 import { resolveRepoDir } from '../registry/open.ts';
 import { EXIT, printJson, type CommandContext } from './context.ts';
 
@@ -29,7 +29,9 @@ export async function publishCommand(opts: PublishOptions, ctx: CommandContext):
       message: opts.message, env: ctx.env, signal,
     }),
   );
-  const pushed = opts.push ? await pushBranch({ repoDir, remote: opts.remote ?? 'origin', env: ctx.env, logger: ctx.logger }) : undefined;
+  const pushed = opts.push
+    ? await pushAfterCommit({ repoDir, remote: opts.remote ?? 'origin', env: ctx.env, logger: ctx.logger }, `published ${r.model} ${r.version}`, r.commit)
+    : undefined;
   if (opts.json) {
     printJson(ctx, { ok: true, ...r, objects: r.objects.map(({ oid, size }) => ({ oid, size })), pushed });
     return EXIT.ok;

@@ -7,11 +7,12 @@
  */
 import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
-import { delimiter, join, resolve } from 'node:path';
+import { delimiter, dirname, join, resolve } from 'node:path';
 import git from 'isomorphic-git';
-import { UsageError } from '../errors.ts';
+import { InterruptedError, UsageError, errorMessage } from '../errors.ts';
 import { PROJECT_ROOT } from '../paths.ts';
-import { pathExists } from '../util/fsutil.ts';
+import { pathExists, readFileOrNull } from '../util/fsutil.ts';
+import { checkInterrupted } from './interrupt.ts';
 import { EMPTY_MODEL_REGISTRY } from './edit-registry.ts';
 import { commitChanges, currentBranch, branchHead, type FileChange, type WorkRepo } from './git-repo.ts';
 import { GROUPS_DIR, HOOKS_DIR, MANIFEST_NAME, MODEL_REGISTRY_FILE, REGISTRY_DIR, SITES_DIR, TEMPLATES_DIR } from './layout.ts';
@@ -67,6 +68,8 @@ export interface InitRequest {
   env: NodeJS.ProcessEnv;
   /** Where the example and hooks come from (default: this project). */
   sourceRoot?: string;
+  /** Ctrl-C: stops, and removes what init created. */
+  signal?: AbortSignal;
 }
 
 export interface InitResult {
@@ -79,9 +82,84 @@ export interface InitResult {
 }
 
 export async function initRegistry(req: InitRequest): Promise<InitResult> {
+  const why = branchNameProblem(req.branch);
+  if (why) throw new UsageError(`invalid --branch ${JSON.stringify(req.branch)}: ${why}`, { branch: req.branch });
   const dir = resolve(req.dir);
+  const madeDir = await makeDirectory(dir);
+  const before = new Set(await fsp.readdir(dir));
+  const attributesBefore = await readFileOrNull(join(dir, '.gitattributes'));
+  const createsRepo = !before.has('.git');
+  try {
+    return await initInto(dir, req);
+  } catch (err) {
+    // Like a failed clone: what init created goes, so running it again starts clean.
+    if (madeDir) await fsp.rm(madeDir, { recursive: true, force: true }).catch(() => {});
+    else if (createsRepo) {
+      for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
+        if (!before.has(name)) await fsp.rm(join(dir, name), { recursive: true, force: true }).catch(() => {});
+      }
+      if (attributesBefore) await fsp.writeFile(join(dir, '.gitattributes'), attributesBefore).catch(() => {});
+    } else if (err instanceof InterruptedError) {
+      throw new InterruptedError(`init was interrupted: ${dir} (an existing repository) may hold some of its commits; look at git log before running it again`, { dir });
+    }
+    throw err;
+  }
+}
+
+/**
+ * Why `name` cannot be a branch (git check-ref-format's rules, for one
+ * component or several), or null.
+ */
+export function branchNameProblem(name: string): string | null {
+  if (name === '') return 'it is empty';
+  if (name === '@' || name.includes('@{')) return 'it may not be "@" or contain "@{"';
+  if (name.startsWith('-')) return 'it may not start with "-"';
+  if (/[\x00-\x20\x7f~^:?*[\\]/.test(name)) return 'it may not contain spaces, control characters or any of ~ ^ : ? * [ \\';
+  if (name.includes('..')) return 'it may not contain ".."';
+  for (const part of name.split('/')) {
+    if (part === '') return 'it may not start or end with "/" or contain "//"';
+    if (part.startsWith('.')) return 'no part of it may start with "."';
+    if (part.endsWith('.lock')) return 'no part of it may end with ".lock"';
+  }
+  if (name.endsWith('.')) return 'it may not end with "."';
+  return null;
+}
+
+/**
+ * Create `dir` and any missing parents, one level at a time (a recursive
+ * mkdir in some places, /proc for one, spins forever in Node); returns the
+ * outermost directory created, or null when `dir` existed.
+ */
+async function makeDirectory(dir: string): Promise<string | null> {
+  const missing: string[] = [];
+  for (let d = dir; ; d = dirname(d)) {
+    let st;
+    try {
+      st = await fsp.stat(d);
+    } catch (err) {
+      // ENOTDIR: a parent is a file, which the next step up reports by name.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw new UsageError(`cannot create ${dir}: ${errorMessage(err)}`, { dir });
+      missing.push(d);
+      if (dirname(d) === d) break;
+      continue;
+    }
+    if (!st.isDirectory()) throw new UsageError(`${d} is not a directory; cannot create a registry in ${dir}`, { dir });
+    break;
+  }
+  for (const d of [...missing].reverse()) {
+    try {
+      await fsp.mkdir(d);
+    } catch (err) {
+      if (missing.at(-1) !== d) await fsp.rm(missing.at(-1)!, { recursive: true, force: true }).catch(() => {});
+      throw new UsageError(`cannot create ${d}: ${errorMessage(err)}`, { dir });
+    }
+  }
+  return missing.at(-1) ?? null;
+}
+
+async function initInto(dir: string, req: InitRequest): Promise<InitResult> {
   const src = req.sourceRoot ?? PROJECT_ROOT;
-  await fsp.mkdir(dir, { recursive: true });
   for (const p of [REGISTRY_DIR, SITES_DIR, HOOKS_DIR]) {
     if (await pathExists(join(dir, p))) {
       throw new UsageError(`${join(dir, p)} already exists: ${dir} already holds a registry (or something in its place); refusing to overwrite it`, { dir });
@@ -104,6 +182,7 @@ export async function initRegistry(req: InitRequest): Promise<InitResult> {
   }
   const target = await currentBranch(repo);
 
+  checkInterrupted(req.signal);
   const commits: string[] = [];
   const skeleton: FileChange[] = [
     { path: '.gitattributes', content: await mergedGitattributes(dir) },
@@ -113,7 +192,7 @@ export async function initRegistry(req: InitRequest): Promise<InitResult> {
     ...(await copyDir(src, HOOKS_DIR)),
     ...(await copyDir(src, 'schemas')),
   ];
-  commits.push((await commitChanges(repo, { message: 'Initialise modelsync registry', changes: skeleton, env: req.env, what: 'init' })).commit);
+  commits.push((await commitChanges(repo, { message: 'Initialise modelsync registry', changes: skeleton, env: req.env, what: 'init', signal: req.signal })).commit);
 
   await setConfig(repo, 'core.hooksPath', HOOKS_DIR);
   await setConfig(repo, 'modelsync.branch', target);
@@ -123,7 +202,7 @@ export async function initRegistry(req: InitRequest): Promise<InitResult> {
 
   const published: InitResult['published'] = [];
   if (req.example) {
-    for (const r of await publishExample(repo, src, req.env)) {
+    for (const r of await publishExample(repo, src, req.env, req.signal)) {
       published.push({ model: r.model, version: r.version, commit: r.commit });
       commits.push(r.commit);
     }
@@ -133,7 +212,7 @@ export async function initRegistry(req: InitRequest): Promise<InitResult> {
       ...(await copyDir(src, GROUPS_DIR, (name) => name.endsWith('.yaml'))),
       ...(await copyDir(src, TEMPLATES_DIR)),
     ];
-    commits.push((await commitChanges(repo, { message: 'Add example sites and templates', changes: rest, env: req.env, what: 'init' })).commit);
+    commits.push((await commitChanges(repo, { message: 'Add example sites and templates', changes: rest, env: req.env, what: 'init', signal: req.signal })).commit);
   }
   return { dir, branch: target, created, commits, published, lfsFilterConfigured };
 }
@@ -190,7 +269,7 @@ async function configureLfsFilter(repo: WorkRepo, env: NodeJS.ProcessEnv): Promi
 }
 
 /** Publish every example version, oldest first per model, each promoted as a release would be. */
-async function publishExample(repo: WorkRepo, src: string, env: NodeJS.ProcessEnv): Promise<PublishResult[]> {
+async function publishExample(repo: WorkRepo, src: string, env: NodeJS.ProcessEnv, signal?: AbortSignal): Promise<PublishResult[]> {
   const root = join(src, REGISTRY_DIR);
   const declared = ModelRegistryFile.parse(parseYamlFile(MODEL_REGISTRY_FILE, await fsp.readFile(join(root, 'model_registry.yaml'), 'utf8')).value);
   const out: PublishResult[] = [];
@@ -208,7 +287,7 @@ async function publishExample(repo: WorkRepo, src: string, env: NodeJS.ProcessEn
           files: manifest.files.map((f) => join(vdir, f.name)),
           expectSha256: Object.fromEntries(manifest.files.map((f) => [f.name, f.sha256])),
           framework: manifest.framework, source: manifest.source, description: manifest.description,
-          trainingMetrics: manifest.training_metrics, dateDeployed: manifest.date_deployed,
+          trainingMetrics: manifest.training_metrics, dateDeployed: manifest.date_deployed, signal,
         }),
       );
     }

@@ -364,7 +364,12 @@ function checkSite(registry: Registry, doc: SiteDoc, problems: Problem[], isGrou
   if (data.schedule !== undefined && !validateCron(data.schedule)) {
     problems.push(yaml.problem(['schedule'], `${JSON.stringify(data.schedule)} is not a valid cron expression (five or six fields, e.g. "*/15 * * * *")`));
   }
+  // Within one file two templates writing the same file is a mistake (across extends, the site wins by design).
+  const dests = new Map<string, number>();
   data.templates?.forEach((t, i) => {
+    const prev = dests.get(t.dest);
+    if (prev !== undefined) problems.push(yaml.problem(['templates', i, 'dest'], `${t.dest} is also written by templates[${prev}]`));
+    else dests.set(t.dest, i);
     t.models?.forEach((m, j) => {
       if (!known(m)) problems.push(yaml.problem(['templates', i, 'models', j], `model ${JSON.stringify(m)} is not declared in ${MODEL_REGISTRY_FILE}`));
     });

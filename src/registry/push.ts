@@ -161,3 +161,20 @@ async function pointersSince(repo: WorkRepo, head: string, stop: string | null):
   }
   return out;
 }
+
+/**
+ * `--push` after a commit modelsync just made: the commit stands whatever
+ * happens to the push, so a failure says so (and which commit) rather than
+ * reading as if the publish itself had failed.
+ */
+export async function pushAfterCommit(req: PushRequest, done: string, commit: string): Promise<PushResult> {
+  try {
+    return await pushBranch(req);
+  } catch (err) {
+    if (err instanceof ModelsyncError) {
+      err.message = `${done} in commit ${commit.slice(0, 12)}, but the push failed: ${err.message}`;
+      err.data.committed = commit;
+    }
+    throw err;
+  }
+}

@@ -99,6 +99,19 @@ describe('publish on a working tree that is not clean', () => {
   });
 });
 
+describe('publish --push when the push fails', () => {
+  it('keeps the commit and says so, naming it', () => {
+    const { repo, work } = registry();
+    git(['remote', 'add', 'origin', 'http://127.0.0.1:9/registry.git'], { cwd: repo, env });
+    writeTree(work, { 'w2.bin': 'two' });
+    const r = cli(['publish', 'det', '2025-02-01', join(work, 'w2.bin'), '--push'], { cwd: repo, env });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`modelsync: published det 2025-02-01 in commit ${head(repo).slice(0, 12)}, but the push failed: `);
+    expect(git(['log', '-1', '--format=%s'], { cwd: repo, env }).stdout.trim()).toBe('Publish det 2025-02-01');
+    expect(status(repo)).toBe('');
+  });
+});
+
 describe('two publishes at once', () => {
   it('both land, one after the other, and neither undoes the other\'s promotion', async () => {
     const { repo } = registry();

@@ -67,6 +67,8 @@ describe('validate: bad input gets a precise error', () => {
     }, 'sites/groups/g.yaml:1:10: extends: extends forms a cycle: groups/g -> groups/h -> groups/g'],
     ['an override of an unpublished version', (f) => (f['sites/alpha.yaml'] = 'overrides:\n  det: "2024-12-31"\n'),
       'sites/alpha.yaml:2:8: overrides.det: version "2024-12-31" of det is not published'],
+    ['two templates writing the same file', (f) => (f['sites/alpha.yaml'] += '  - src: templates/t.yaml.j2\n    dest: t.yaml\n'),
+      'sites/alpha.yaml:6:11: templates[1].dest: t.yaml is also written by templates[0]'],
     ['a version breaking the scheme', (f) => {
       f['registry/det/v3/manifest.yaml'] = `name: det\nversion: v3\nfiles:\n  - name: w.bin\n    sha256: ${sha('one')}\n    size: 3\n`;
       f['registry/det/v3/w.bin'] = 'one';
