@@ -37,16 +37,32 @@ function splitDir(path: string): string {
   return path.replace(/\/+$/, '');
 }
 
+/** Longest text file read from a working tree; see WorkTreeSource.readText. */
+const MAX_TEXT_BYTES = 4 << 20;
+
 export class WorkTreeSource implements RegistrySource {
   readonly description = 'working tree';
   constructor(readonly root: string) {}
 
+  /**
+   * At most MAX_TEXT_BYTES: registry YAML and templates are refused far below
+   * that by their parsers, and a gigabyte file named manifest.yaml must not
+   * be read whole to find that out.
+   */
   async readText(path: string): Promise<string | null> {
+    let fh: fsp.FileHandle | undefined;
     try {
-      return await fsp.readFile(join(this.root, path), 'utf8');
+      fh = await fsp.open(join(this.root, path), 'r');
+      const { size } = await fh.stat();
+      const buf = Buffer.alloc(Math.min(size, MAX_TEXT_BYTES) + 1);
+      let n = 0;
+      for (let r; n < buf.length && (r = await fh.read(buf, n, buf.length - n, null)).bytesRead > 0; ) n += r.bytesRead;
+      return buf.subarray(0, n).toString('utf8');
     } catch (err) {
-      if (isMissing(err)) return null;
+      if (isMissing(err) || (err as NodeJS.ErrnoException).code === 'EISDIR') return null;
       throw err;
+    } finally {
+      await fh?.close();
     }
   }
 
@@ -112,7 +128,8 @@ abstract class GitObjectSource implements RegistrySource {
   async readText(path: string): Promise<string | null> {
     const hit = await this.lookup(path);
     if (!hit || hit.type !== 'blob') return null;
-    return Buffer.from(await this.blob(hit.oid)).toString('utf8');
+    // Cut, like WorkTreeSource.readText: a blob too long for a string would throw, not be reported.
+    return Buffer.from(await this.blob(hit.oid)).subarray(0, MAX_TEXT_BYTES + 1).toString('utf8');
   }
 
   list(dir: string): Promise<DirEntry[] | null> {

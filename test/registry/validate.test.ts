@@ -153,3 +153,19 @@ describe('validate: bad input gets a precise error', () => {
     expect(got.filter((p) => p.startsWith('registry/det/2025-01-02/manifest.yaml:3:'))).toHaveLength(1);
   });
 });
+
+describe('validate on oversized files', () => {
+  it('refuses a huge file named manifest.yaml by its size, without reading it whole (a string that long would crash)', async () => {
+    const f = base();
+    const dir = tempDir();
+    writeTree(dir, f);
+    // 600 MiB (sparse) under the manifest's name: more than a JavaScript string can hold.
+    const { openSync, ftruncateSync, closeSync, writeSync } = await import('node:fs');
+    const fd = openSync(`${dir}/registry/det/2025-01-02/manifest.yaml`, 'w');
+    writeSync(fd, '# ');
+    ftruncateSync(fd, 600 << 20);
+    closeSync(fd);
+    const { problems } = await loadRegistry(new WorkTreeSource(dir));
+    expect(problems.map(formatProblem)).toContain('registry/det/2025-01-02/manifest.yaml:1:1: file is larger than 1048576 bytes');
+  });
+});
