@@ -48,11 +48,7 @@ export function compareVersions(a: string, b: string, scheme: VersionScheme): nu
       const ma = DATE_RE.exec(a);
       const mb = DATE_RE.exec(b);
       if (!ma || !mb) return fallback(a, b);
-      for (let i = 1; i <= 3; i++) {
-        const d = Number(ma[i]) - Number(mb[i]);
-        if (d !== 0) return d;
-      }
-      return Number(ma[4] ?? 0) - Number(mb[4] ?? 0);
+      return compareTriple(ma, mb) || Number(ma[4] ?? 0) - Number(mb[4] ?? 0);
     }
     case 'integer': {
       if (!INT_RE.test(a) || !INT_RE.test(b)) return fallback(a, b);
@@ -68,10 +64,8 @@ function compareSemver(a: string, b: string): number {
   const ma = SEMVER_RE.exec(a);
   const mb = SEMVER_RE.exec(b);
   if (!ma || !mb) return fallback(a, b);
-  for (let i = 1; i <= 3; i++) {
-    const d = Number(ma[i]) - Number(mb[i]);
-    if (d !== 0) return d;
-  }
+  const d = compareTriple(ma, mb);
+  if (d !== 0) return d;
   const pa = ma[4];
   const pb = mb[4];
   // A release ranks above its pre-releases.
@@ -93,6 +87,15 @@ function compareSemver(a: string, b: string): number {
     } else if (ia !== ib) {
       return ia < ib ? -1 : 1;
     }
+  }
+  return 0;
+}
+
+/** Groups 1-3 of two matches compared as numbers: year-month-day, or major.minor.patch. */
+function compareTriple(ma: RegExpExecArray, mb: RegExpExecArray): number {
+  for (let i = 1; i <= 3; i++) {
+    const d = Number(ma[i]) - Number(mb[i]);
+    if (d !== 0) return d;
   }
   return 0;
 }

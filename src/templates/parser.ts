@@ -249,19 +249,19 @@ class Parser {
   }
 
   private orExpr(): Expr {
-    let left = this.andExpr();
-    while (this.isName('or')) {
-      const pos = this.next().pos;
-      left = { t: 'logic', op: 'or', left, right: this.andExpr(), pos };
-    }
-    return left;
+    return this.logic('or', () => this.andExpr());
   }
 
   private andExpr(): Expr {
-    let left = this.notExpr();
-    while (this.isName('and')) {
+    return this.logic('and', () => this.notExpr());
+  }
+
+  /** `a op b op c`, left-associative. */
+  private logic(op: 'or' | 'and', operand: () => Expr): Expr {
+    let left = operand();
+    while (this.isName(op)) {
       const pos = this.next().pos;
-      left = { t: 'logic', op: 'and', left, right: this.notExpr(), pos };
+      left = { t: 'logic', op, left, right: operand(), pos };
     }
     return left;
   }
