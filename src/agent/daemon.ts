@@ -153,6 +153,8 @@ export class Agent {
   private healer: SelfHealer | undefined;
   private registryWatch: FSWatcher | undefined;
   private watchTimer: TimerHandle | undefined;
+  private pinsWatch: FSWatcher | undefined;
+  private pinsTimer: TimerHandle | undefined;
   private retryTimer: TimerHandle | undefined;
   private started = false;
   private stopping = false;
@@ -258,6 +260,7 @@ export class Agent {
       onDamage: () => this.reportSoon(),
     });
     await this.healer.start();
+    await this.watchPins();
 
     this.cron = new CronTrigger({
       expression: cfg.schedule ?? DEFAULT_SCHEDULE,
@@ -275,11 +278,11 @@ export class Agent {
   }
 
   /** Ask for a pass; resolves when the pass that covers this request finished. */
-  request(source: TriggerSource, detail?: string): Promise<PassOutcome> {
+  request(source: TriggerSource, detail?: string, commit?: string): Promise<PassOutcome> {
     const m = this.metrics.triggersTotal;
     m[source] = (m[source] ?? 0) + 1;
     this.logger.debug({ trigger: source, detail }, 'pass requested');
-    return this.queue.request({ source, detail, at: this.clock.now() });
+    return this.queue.request({ source, detail, at: this.clock.now(), ...(commit ? { commit } : {}) });
   }
 
   /** Resolves once no pass runs and none is queued. */
@@ -295,7 +298,9 @@ export class Agent {
     this.events?.stop();
     this.clock.clearTimeout(this.retryTimer);
     this.clock.clearTimeout(this.watchTimer);
+    this.clock.clearTimeout(this.pinsTimer);
     await this.registryWatch?.close();
+    await this.pinsWatch?.close();
     await this.healer?.stop();
     // Downloads in progress stop (they resume next time); switches and restarts finish.
     this.passAbort.abort(new Error('the agent is stopping'));
@@ -304,9 +309,9 @@ export class Agent {
     await this.server?.close();
   }
 
-  private fire(source: TriggerSource, detail?: string): void {
+  private fire(source: TriggerSource, detail?: string, commit?: string): void {
     if (this.stopping) return;
-    this.request(source, detail).catch((err: unknown) => {
+    this.request(source, detail, commit).catch((err: unknown) => {
       if (!(err instanceof QueueClosedError)) this.logger.error({ err: errorMessage(err) }, 'pass failed');
     });
   }
@@ -342,6 +347,7 @@ export class Agent {
     // Templates whose inputs changed without a switch (template text, site labels, a deleted output), under the lock.
     hooks.settle = async () => ({ warnings: (await this.renderTemplates(info, new Set())).map((f) => f.message) });
     let result: ReconcileResult;
+    const expectedCommit = [...triggers].reverse().find((t) => t.commit)?.commit;
     try {
       result = await this.reconcileImpl({
         site: this.config.site,
@@ -349,6 +355,7 @@ export class Agent {
         branch: this.config.branch,
         store: this.config.store,
         token: this.token,
+        expectedCommit,
         hooks,
         concurrency: this.config.concurrency,
         logger: this.logger,
@@ -672,7 +679,9 @@ export class Agent {
     }
     if (repo && data.repo !== repo) return;
     if (data.ref !== branchRef) return;
-    this.fire('event', `${String(data.repo)} ${branchRef} ${String(data.after ?? '').slice(0, 12)}`);
+    // The new tip is only a hint (the pass still fetches the branch from Git); a deletion (zeros) is none.
+    const after = typeof data.after === 'string' && /^[0-9a-f]{40}$/.test(data.after) && !/^0+$/.test(data.after) ? data.after : undefined;
+    this.fire('event', `${String(data.repo)} ${branchRef} ${String(data.after ?? '').slice(0, 12)}`, after);
   }
 
   /** Send the status to the hub soon; reports never overlap and the latest always goes out. */
@@ -713,6 +722,37 @@ export class Agent {
       if (this.lastReportError === null) this.logger.warn({ reason: why }, 'cannot report status to the hub; will report after the next pass');
       this.lastReportError = why;
     }
+  }
+
+  // ------------------------------------------------------------------ pins watch
+
+  /**
+   * `modelsync pin` / `unpin` is break-glass: a running agent applies it at
+   * once (debounced), not at its next scheduled pass. Only pins.json in the
+   * store's root is watched; a rewrite with the same content starts nothing.
+   */
+  private async watchPins(): Promise<void> {
+    const layout = new StoreLayout(this.config.store);
+    const file = layout.pinsFile;
+    const read = (): Promise<string> => fsp.readFile(file, 'utf8').catch(() => '');
+    let seen = await read();
+    await fsp.mkdir(layout.root, { recursive: true });
+    const w = watch(layout.root, { ignoreInitial: true, depth: 0, followSymlinks: false, ignored: (p: string) => p !== layout.root && p !== file });
+    this.pinsWatch = w;
+    const onChange = (): void => {
+      this.clock.clearTimeout(this.pinsTimer);
+      this.pinsTimer = this.clock.setTimeout(() => {
+        void read().then((text) => {
+          if (text === seen || this.stopping) return;
+          seen = text;
+          this.logger.info({ pins: file }, 'local pins changed: running a pass');
+          this.fire('pin', 'pins.json changed');
+        });
+      }, this.deps.watchDebounceMs ?? 250);
+    };
+    w.on('add', onChange).on('change', onChange).on('unlink', onChange);
+    w.on('error', (err) => this.logger.warn({ err: errorMessage(err) }, 'pins watch error'));
+    await new Promise<void>((resolve) => w.once('ready', () => resolve()));
   }
 
   // ------------------------------------------------------------------ local registry watch

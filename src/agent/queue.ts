@@ -4,12 +4,14 @@
  * meanwhile: ten pushes in a second cost two passes, not ten, and the last
  * pass always starts after the last trigger, so nothing is missed.
  */
-export type TriggerSource = 'start' | 'schedule' | 'event' | 'webhook' | 'watch' | 'selfheal' | 'retry' | 'manual';
+export type TriggerSource = 'start' | 'schedule' | 'event' | 'webhook' | 'watch' | 'pin' | 'selfheal' | 'retry' | 'manual';
 
 export interface Trigger {
   source: TriggerSource;
   /** Free text for logs ("ref refs/heads/main", "models/x/1/a.bin deleted"). */
   detail?: string;
+  /** The branch's new tip, when the trigger says (a hub event): lets the pass fetch it without listing refs first. */
+  commit?: string;
   /** Clock time the trigger arrived. */
   at: number;
 }

@@ -27,7 +27,7 @@ export async function pinCommand(opts: PinCommandOptions, ctx: CommandContext): 
   const layout = storeLayout(opts, ctx);
   const file = await setPin(layout, opts.model!, version);
   if (opts.json) printJson(ctx, { ok: true, model: opts.model, version, pins: file.pins });
-  else ctx.out(`pinned ${opts.model} to ${version} on this site; the next pass activates it and reports it as drift (undo: modelsync unpin ${opts.model} --store ${opts.store})`);
+  else ctx.out(`pinned ${opts.model} to ${version} on this site. An agent running on this store activates it within a second (it watches pins.json); otherwise the next pass does (modelsync reconcile, agent --once). It is reported as drift (undo: modelsync unpin ${opts.model} --store ${opts.store})`);
   return EXIT.ok;
 }
 
@@ -36,6 +36,6 @@ export async function unpinCommand(opts: PinCommandOptions, ctx: CommandContext)
   const was = await removePin(layout, opts.model!);
   if (opts.json) printJson(ctx, { ok: true, model: opts.model, removed: was ?? null });
   else if (was === undefined) ctx.out(`${opts.model} was not pinned`);
-  else ctx.out(`unpinned ${opts.model} (was ${was}); the next pass follows the registry again (a pinned version newer than declared is reported as a conflict until --force)`);
+  else ctx.out(`unpinned ${opts.model} (was ${was}). An agent running on this store follows the registry again within a second (it watches pins.json); otherwise the next pass does. A pinned version newer than declared is then reported as a conflict until --force`);
   return EXIT.ok;
 }

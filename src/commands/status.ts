@@ -47,7 +47,9 @@ export function renderStatus(s: StoreStatus): string {
     if (m.desired && m.declared && m.desired !== m.declared && !m.pinned) notes.push(`override ${m.desired}`);
     if (m.conflict) notes.push(`CONFLICT: active ${m.conflict.active} newer than declared ${m.conflict.declared}`);
     if (m.degraded) notes.push(`DEGRADED: ${m.degraded.version} failed its health check`);
-    if (m.verifying) notes.push(`health check owed: ${m.verifying.version} was switched by a pass that stopped before judging it; the agent's next pass checks it`);
+    // Short: a site run by `reconcile` alone shows it on every model it switched.
+    if (m.verifying?.by === 'reconcile') notes.push(`services not restarted (${m.verifying.version} activated by reconcile; an agent restarts and checks them once)`);
+    else if (m.verifying) notes.push(`health check owed: ${m.verifying.version} was switched by a pass that stopped before judging it; the agent's next pass checks it`);
     if (m.drift) notes.push(`drift: ${m.drift}`);
     if (m.unmanaged) notes.push(`unmanaged: the site no longer selects it${m.unmanaged.since ? ` (since ${m.unmanaged.since})` : ''}; kept as is, \`gc --unmanaged\` removes it${m.pinned ? ' (a pin has no effect on it)' : ''}`);
     else if (m.active === undefined) notes.push('not active');

@@ -59,6 +59,8 @@ export interface ReconcileOptions {
   branch?: string;
   /** Hub token (HTTP Basic password). */
   token?: string;
+  /** A hint of the branch's new tip (from a hub event): a remote registry lacking it is fetched without listing refs first. */
+  expectedCommit?: string;
   /** Apply declared versions over conflicts. */
   force?: boolean;
   /** Plan only: no lock, no state, nothing written to the store. */
@@ -162,7 +164,7 @@ const lock: Step = async (ctx) => {
 const fetchRegistry: Step = async (ctx) => {
   const cacheDir = ctx.opts.dryRun ? (ctx.dryRunDir = await mkdtemp(join(tmpdir(), 'modelsync-dry-run-'))) : ctx.store.layout.registryGitDir;
   ctx.opened = await openRegistry(
-    { registry: ctx.opts.registry, branch: ctx.opts.branch ?? 'main', token: ctx.opts.token, timeoutMs: ctx.opts.networkTimeoutMs },
+    { registry: ctx.opts.registry, branch: ctx.opts.branch ?? 'main', token: ctx.opts.token, timeoutMs: ctx.opts.networkTimeoutMs, expectedCommit: ctx.opts.expectedCommit },
     { cacheDir: ctx.opts.dryRun ? join(cacheDir, 'registry.git') : cacheDir, logger: ctx.logger },
   );
   ctx.state.lastFetchAt = ctx.now().toISOString();
@@ -509,7 +511,11 @@ function resumeOwedVerdicts(ctx: PassContext): void {
     if (!m || m.action !== 'none' || m.reason !== 'in-sync' || m.active !== v.version) continue; // superseded
     if (ctx.activations.some((a) => a.model === v.model)) continue;
     ctx.activations.push({ model: v.model, version: v.version, from: v.from, previousBefore: v.previousBefore, repair: false, resumed: true });
-    ctx.logger.warn({ model: v.model, version: v.version, since: v.since }, 'an earlier pass stopped before this switch was health-checked; checking it now');
+    if (v.by === 'reconcile') {
+      ctx.logger.info({ model: v.model, version: v.version, since: v.since }, 'activated by `modelsync reconcile`, which restarts no service: restarting its services and checking their health now');
+    } else {
+      ctx.logger.warn({ model: v.model, version: v.version, since: v.since }, 'an earlier pass stopped before this switch was health-checked; checking it now');
+    }
   }
 }
 
@@ -813,13 +819,22 @@ async function recordState(
       next.active = nowActive;
       // What the registry (not a pin, not a hand) put in place, and its services accepted, is the base of the conflict rule.
       const fromRegistry = m.desiredReason !== 'pin';
-      const owed = ctx.verdictOwed?.has(m.model) || (!ctx.judged && s.verifying.some((v) => v.model === m.model));
+      // A switch made by `reconcile` (no services to judge it) is still the registry's: it moves lastApplied,
+      // so a later revert is a rollback, not a conflict. Only a verdict owed by a stopped agent pass holds it.
+      const owed = ctx.verdictOwed?.has(m.model) || (!ctx.judged && s.verifying.some((v) => v.model === m.model && v.by !== 'reconcile'));
       if (fromRegistry && nowActive === m.desired && !deg && !owed && !ctx.modelErrors.has(m.model)) {
         if (prev.lastApplied !== m.desired) {
           next.lastApplied = m.desired;
           next.lastAppliedAt = at;
           next.lastAppliedCommit = commit;
         }
+      }
+      // Such a switch judged later and rolled back: the version gone back to is the base again.
+      const rb = ctx.rolledBack.find((x) => x.model === m.model);
+      if (rb && prev.lastApplied === rb.failed) {
+        next.lastApplied = rb.restored;
+        next.lastAppliedAt = at;
+        delete next.lastAppliedCommit;
       }
       if (m.action === 'conflict') {
         next.conflict = { active: m.active ?? '', declared: m.desired, since: prev.conflict?.active === m.active && prev.conflict?.declared === m.desired ? prev.conflict.since : at };
@@ -846,6 +861,19 @@ async function recordState(
         const act = ctx.activations.find((a) => a.model === v.model && !a.repair);
         return m ? !act && m.active === v.version : true;
       });
+    }
+    // A pass without services (`modelsync reconcile`) switched versions no service was restarted for:
+    // the verdict is owed, and the agent's next pass restarts and health-checks them once.
+    if (!ctx.opts.hooks) {
+      // Nobody will judge a switch of a model the site no longer selects.
+      s.verifying = s.verifying.filter((v) => v.by !== 'reconcile' || s.selected!.includes(v.model));
+      for (const a of ctx.activations) {
+        if (a.repair) continue;
+        s.verifying = [
+          ...s.verifying.filter((v) => v.model !== a.model),
+          { model: a.model, version: a.version, from: a.from, previousBefore: a.previousBefore, commit, since: at, by: 'reconcile' },
+        ];
+      }
     }
     // Degraded versions are remembered for this commit only: a new commit retries them.
     s.degraded = [

@@ -32,6 +32,13 @@ export interface RegistryLocation {
   token?: string;
   /** How long the server may stay silent mid-request (default 60 s). */
   timeoutMs?: number;
+  /**
+   * The branch's new tip as a hub event announced it. Only a hint: when the
+   * cache lacks it, the branch is fetched at once (saving the ref listing,
+   * one round trip and one git process on the server); whatever the fetch
+   * brings is what the pass uses.
+   */
+  expectedCommit?: string;
 }
 
 export interface LfsLocation {
@@ -153,6 +160,17 @@ async function openRemote(loc: RegistryLocation, opts: { cacheDir: string; logge
   };
 
   await ensureCache(gitdir, url);
+  if (loc.expectedCommit && /^[0-9a-f]{40}$/.test(loc.expectedCommit) && !(await hasCommit(gitdir, loc.expectedCommit))) {
+    try {
+      await fetchShallow(gitdir, loc.branch, auth, http);
+      const fetched = await localRef(gitdir, ref);
+      if (fetched) return openedRemote(gitdir, fetched, url, token, true);
+    } catch (err) {
+      // The hint led nowhere (a deleted branch, a flaky server): the usual path decides, with its own errors.
+      opts.logger.debug({ err: errorMessage(err) }, 'fetch of the announced commit failed; listing refs first');
+    }
+    asked = 0;
+  }
   let tip: string | undefined;
   try {
     const refs = await git.listServerRefs({ http, url, prefix: `refs/heads/${loc.branch}`, protocolVersion: 1, ...auth });
@@ -188,6 +206,10 @@ async function openRemote(loc: RegistryLocation, opts: { cacheDir: string; logge
   }
   const commit = await localRef(gitdir, ref);
   if (!commit) throw new GitError(`fetched ${redactUrl(url)} but ${ref} is missing from the cache`, { url: redactUrl(url) });
+  return openedRemote(gitdir, commit, url, token, transferred);
+}
+
+async function openedRemote(gitdir: string, commit: string, url: string, token: string | undefined, transferred: boolean): Promise<OpenedRegistry> {
   const source = await CommitSource.open({ gitdir }, commit);
   return {
     source,

@@ -24,7 +24,7 @@ export interface ModelStatus {
   /** The site no longer selects this model: kept as it is, not managed (`gc --unmanaged` removes it). */
   unmanaged?: { since?: string };
   /** Switched by a pass that stopped before its services were health-checked: the agent's next pass checks it. */
-  verifying?: { version: string; since: string };
+  verifying?: { version: string; since: string; by?: 'reconcile' };
 }
 
 export interface StoreStatus {
@@ -69,7 +69,7 @@ export async function storeStatus(root: string, now = new Date()): Promise<Store
     if (state.selected && !state.selected.includes(model) && obs.versions.length > 0) ms.unmanaged = s?.unmanagedSince ? { since: s.unmanagedSince } : {};
     if (deg) ms.degraded = { version: deg.version, since: deg.since, reason: deg.reason };
     const owed = state.verifying.find((v) => v.model === model);
-    if (owed) ms.verifying = { version: owed.version, since: owed.since };
+    if (owed) ms.verifying = { version: owed.version, since: owed.since, ...(owed.by ? { by: owed.by } : {}) };
     if (s?.active !== undefined && obs.current !== s.active) ms.drift = `current is ${obs.current ?? 'missing'} but the last pass left ${s.active}`;
     models.push(ms);
   }

@@ -44,6 +44,8 @@ export type DegradedEntry = z.infer<typeof DegradedEntry>;
  * cleared once they are judged. A pass that dies in between (SIGTERM, a
  * crash) leaves it, and the next pass with services restarts and checks them
  * again (rolling back to `from` on failure) instead of calling it in sync.
+ * A pass without services (`modelsync reconcile`) leaves one for every switch
+ * it made (`by: reconcile`): the agent restarts and checks them once.
  */
 const VerifyingEntry = z.object({
   model: z.string(),
@@ -52,6 +54,8 @@ const VerifyingEntry = z.object({
   previousBefore: z.string().optional(),
   commit: z.string(),
   since: z.string(),
+  /** Who switched: an agent pass that stopped before its verdict (absent), or `reconcile`, which has no services. */
+  by: z.enum(['reconcile']).optional(),
 });
 export type VerifyingEntry = z.infer<typeof VerifyingEntry>;
 

@@ -63,6 +63,8 @@ describe('agent and hub', () => {
       const o = outcomes.find((x) => x.result.commit === reg.head())!;
       expect(published).toBeGreaterThan(0);
       expect(o.triggers.map((t) => t.source)).toEqual(['event']);
+      // The event's new tip goes to the pass as a hint: it fetches at once, without listing refs first.
+      expect(o.triggers[0]!.commit).toBe(reg.head());
       expect(o.result.changed).toEqual([expect.objectContaining({ model: 'face', to: version })]);
       expect(current(store, 'face')).toBe(version);
       expect(agent.passes).toBe(before + 1);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { signBody } from '../../src/agent/webhook.ts';
 import { renderResult } from '../../src/commands/reconcile.ts';
-import { acquireLock } from '../../src/store/index.ts';
+import { StoreLayout, acquireLock, readState } from '../../src/store/index.ts';
 import { cliAsync, isolatedGitEnv, tempDir } from '../helpers/env.ts';
 import { startTestHub } from '../helpers/hub.ts';
 import { TestRegistry } from '../reconcile/helpers/registry.ts';
@@ -134,6 +134,38 @@ describe('health-gated activation', () => {
   });
 });
 
+describe('versions activated by a one-shot reconcile', () => {
+  it('get their services restarted and health-checked once when the agent starts (rolled back if unhealthy)', async () => {
+    const reg = registry();
+    const dir = tempDir('agent-after-cli-');
+    const store = join(dir, 'store');
+    const { services, log } = sentinel(store, dir);
+    expect((await cliAsync(['reconcile', '--site', 'alpha', '--registry', reg.dir, '--store', store], { cwd: dir, env })).status).toBe(0);
+    reg.setCurrent('face', '2025-02-01');
+    reg.commit('promote the broken face model');
+    expect((await cliAsync(['reconcile', '--site', 'alpha', '--registry', reg.dir, '--store', store], { cwd: dir, env })).status).toBe(0);
+    expect(current(store, 'face')).toBe('2025-02-01');
+    expect(restarts(log)).toEqual([]); // reconcile restarts no service
+    const st = await cliAsync(['status', '--store', store], { cwd: dir, env });
+    expect(st.stdout).toMatch(/face .* services not restarted \(2025-02-01 activated by reconcile; an agent restarts and checks them once\)/);
+
+    // The agent starts: the registry has not changed (in sync), but the verdict is owed.
+    const agent = await startAgent({ site: 'alpha', registry: reg.dir, store, services });
+    await agent.whenIdle();
+    expect(restarts(log)).toEqual(['2025-02-01', '2025-01-01']); // restarted, unhealthy, switched back, restarted
+    expect(current(store, 'face')).toBe('2025-01-01');
+    expect(agent.status().health).toBe('Degraded');
+    const { state } = await readState(new StoreLayout(store));
+    expect(state.verifying).toEqual([]);
+    // The version gone back to is the conflict rule's base again (a later revert to it is in sync, not a conflict).
+    expect(state.models.face?.lastApplied).toBe('2025-01-01');
+    // Once: the next pass restarts nothing.
+    await agent.request('manual', 'test');
+    expect(restarts(log)).toHaveLength(2);
+    await agent.stop();
+  });
+});
+
 describe('status', () => {
   it('says Progressing (locally and at the hub) while a pass restarts services and checks the versions it switched', async () => {
     const reg = registry();
@@ -201,6 +233,30 @@ describe('triggers', () => {
     await waitFor(() => current(store, 'face') === '2025-03-01', 'the watch to trigger a pass');
     await agent.whenIdle();
     expect(agent.status().lastPass?.triggers).toContain('watch');
+    await agent.stop();
+  });
+
+  it('a pin or unpin is applied by a running agent at once (it watches pins.json), and `pin` says so', async () => {
+    const reg = registry();
+    const dir = tempDir('agent-pin-');
+    const store = join(dir, 'store');
+    const agent = await startAgent({ site: 'alpha', registry: reg.dir, store, schedule: '0 0 1 1 *' }, { watchDebounceMs: 50 });
+    await agent.whenIdle();
+    const before = agent.passes;
+    const pinned = await cliAsync(['pin', 'face', '2025-03-01', '--store', store], { cwd: dir, env });
+    expect(pinned.status).toBe(0);
+    expect(pinned.stdout).toMatch(/An agent running on this store activates it within a second \(it watches pins\.json\)/);
+    await waitFor(() => current(store, 'face') === '2025-03-01', 'the pin to be applied');
+    await agent.whenIdle();
+    expect(agent.passes).toBe(before + 1);
+    expect(agent.status().lastPass?.triggers).toEqual(['pin']);
+    expect(agent.status().models.find((m) => m.model === 'face')?.drift).toMatch(/pinned to 2025-03-01/);
+    // Unpinned: the registry speaks again at once (a newer pinned version left behind is a conflict).
+    const unpinned = await cliAsync(['unpin', 'face', '--store', store], { cwd: dir, env });
+    expect(unpinned.stdout).toMatch(/follows the registry again within a second/);
+    await waitFor(() => agent.passes === before + 2, 'the unpin pass');
+    await agent.whenIdle();
+    expect(agent.status().lastPass).toMatchObject({ triggers: ['pin'], status: 'conflict' });
     await agent.stop();
   });
 

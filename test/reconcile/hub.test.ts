@@ -318,4 +318,47 @@ describe('hub unreachable', () => {
     expect(current('face')).toBe('2025-01-01');
     void hubUrl;
   });
+
+  it('a pass told the new tip (a hub event) fetches it without listing refs first; a wrong hint costs nothing but a listing', async () => {
+    // A counting proxy in front of the hub: how many ref advertisements (GET …/info/refs) does a pass ask for?
+    const { createServer } = await import('node:http');
+    const hub = new URL(th.url);
+    let advertisements = 0;
+    const proxy = createServer((req, res) => {
+      void (async () => {
+        const chunks: Buffer[] = [];
+        for await (const c of req) chunks.push(c as Buffer);
+        const r = await fetch(`${hub.origin}${req.url}`, { method: req.method, headers: req.headers as Record<string, string>, body: chunks.length ? Buffer.concat(chunks) : undefined, redirect: 'manual' });
+        // Answered ones only: git asks without credentials first and again after the 401.
+        if (req.method === 'GET' && /\/info\/refs\?/.test(req.url ?? '') && r.status === 200) advertisements++;
+        const headers: Record<string, string> = {};
+        r.headers.forEach((v, k) => {
+          if (k !== 'content-encoding' && k !== 'transfer-encoding' && k !== 'content-length') headers[k] = v;
+        });
+        res.writeHead(r.status, headers);
+        res.end(Buffer.from(await r.arrayBuffer()));
+      })().catch(() => res.destroy());
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
+    const via = `http://127.0.0.1:${(proxy.address() as { port: number }).port}/${repo}.git`;
+    try {
+      expect((await pass({ registry: via })).errors).toEqual([]);
+      reg.setCurrent('face', '2025-02-01');
+      reg.commit('promote face');
+      await push();
+      advertisements = 0;
+      const hinted = await pass({ registry: via, expectedCommit: reg.head() });
+      expect(hinted.errors).toEqual([]);
+      expect(hinted.commit).toBe(reg.head());
+      expect(current('face')).toBe('2025-02-01');
+      expect(advertisements).toBe(1); // the fetch's own; no listing before it
+      // A hint the cache already has, or one that names nothing: the usual listing decides.
+      advertisements = 0;
+      expect((await pass({ registry: via, expectedCommit: reg.head() })).status).toBe('in-sync');
+      expect(advertisements).toBe(1);
+      expect((await pass({ registry: via, expectedCommit: 'f'.repeat(40) })).status).toBe('in-sync');
+    } finally {
+      proxy.close();
+    }
+  });
 });
