@@ -185,7 +185,8 @@ async function loadVersion(
     const prev = seen.get(folded);
     if (prev !== undefined) problems.push(yf.problem(['files', i, 'name'], `duplicate file name ${JSON.stringify(f.name)} (also files[${prev}])`));
     else seen.set(folded, i);
-    if (f.name === MANIFEST_NAME) problems.push(yf.problem(['files', i, 'name'], `"${MANIFEST_NAME}" is reserved for the manifest itself`));
+    // Folded too: on macOS and Windows "Manifest.yaml" is the manifest.
+    if (folded === MANIFEST_NAME) problems.push(yf.problem(['files', i, 'name'], `"${MANIFEST_NAME}" is reserved for the manifest itself`));
   }
   // A file that is also a directory prefix of another cannot exist on disk.
   const names = new Set(view.files.map(({ f }) => f.name));

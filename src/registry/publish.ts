@@ -275,7 +275,7 @@ async function checkInputs(paths: string[]): Promise<Array<{ path: string; name:
     const name = basename(full);
     const why = unsafeRelativePathReason(name);
     if (why) throw new UsageError(`file name ${JSON.stringify(name)} ${why}`, { file: p });
-    if (name === MANIFEST_NAME) throw new UsageError(`a file may not be named ${MANIFEST_NAME} (the version's manifest has that name)`, { file: p });
+    if (name.toLowerCase() === MANIFEST_NAME) throw new UsageError(`a file may not be named ${MANIFEST_NAME} (the version's manifest has that name)`, { file: p });
     const folded = name.toLowerCase();
     if (seen.has(folded)) throw new UsageError(`two files would be stored as ${JSON.stringify(name)}: ${seen.get(folded)} and ${p}`, { file: p });
     seen.set(folded, p);

@@ -44,7 +44,7 @@ describe('publish refuses bad arguments before hashing anything (exit 2)', () =>
     const { repo, work } = registry();
     const before = head(repo);
     const objects = lfsFiles(repo, 'objects');
-    writeTree(work, { 'big.bin': 'x'.repeat(1000), 'a/w.bin': '1', 'b/w.bin': '2', 'notes.yaml': 'a: 1\n' });
+    writeTree(work, { 'big.bin': 'x'.repeat(1000), 'a/w.bin': '1', 'b/w.bin': '2', 'notes.yaml': 'a: 1\n', 'Manifest.YAML': 'x: 1\n' });
     const cases: Array<[string[], string]> = [
       [['det', 'v2', join(work, 'big.bin')], 'version "v2" does not follow the date scheme of det\'s published versions (YYYY-MM-DD with an optional .N suffix; published: 2025-01-01)'],
       [['det', '2025-13-01', join(work, 'big.bin')], 'version "2025-13-01" does not follow the date scheme of det\'s published versions'],
@@ -53,6 +53,7 @@ describe('publish refuses bad arguments before hashing anything (exit 2)', () =>
       [['det', '2025-02-01', join(work, 'a')], `${join(work, 'a')} is not a regular file (a directory: give the files in it)`],
       [['det', '2025-02-01', join(work, 'a/w.bin'), join(work, 'b/w.bin')], 'two files would be stored as "w.bin"'],
       [['det/x', '2025-02-01', join(work, 'big.bin')], 'invalid model name "det/x"'],
+      [['det', '2025-02-01', join(work, 'Manifest.YAML')], 'a file may not be named manifest.yaml'],
       [['det', '2025-01-01', join(work, 'big.bin')], 'det 2025-01-01 already exists'],
     ];
     for (const [args, message] of cases) {

@@ -67,6 +67,8 @@ describe('validate: bad input gets a precise error', () => {
     }, 'sites/groups/g.yaml:1:10: extends: extends forms a cycle: groups/g -> groups/h -> groups/g'],
     ['an override of an unpublished version', (f) => (f['sites/alpha.yaml'] = 'overrides:\n  det: "2024-12-31"\n'),
       'sites/alpha.yaml:2:8: overrides.det: version "2024-12-31" of det is not published'],
+    ['a file named like the manifest, in another case', (f) => (f['registry/det/2025-01-01/manifest.yaml'] += `  - name: Manifest.YAML\n    sha256: ${sha('one')}\n    size: 3\n`),
+      'registry/det/2025-01-01/manifest.yaml:7:11: files[1].name: "manifest.yaml" is reserved for the manifest itself'],
     ['two templates writing the same file', (f) => (f['sites/alpha.yaml'] += '  - src: templates/t.yaml.j2\n    dest: t.yaml\n'),
       'sites/alpha.yaml:6:11: templates[1].dest: t.yaml is also written by templates[0]'],
     ['a version breaking the scheme', (f) => {
