@@ -31,7 +31,9 @@ const program = new Command()
   .showHelpAfterError()
   .exitOverride();
 
-const repoOpt = (): Option => new Option('--repo <dir>', 'registry repository (default: current directory)');
+/** `reads`: the command also reads a bare repository (at HEAD); the others commit, so need a checkout. */
+const repoOpt = (reads = false): Option =>
+  new Option('--repo <dir>', `registry checkout${reads ? ' or bare repository' : ''} (default: the checkout the current directory is in)`);
 
 program
   .command('init')
@@ -44,7 +46,7 @@ program
 program
   .command('validate')
   .description('check schemas and cross-references; errors as file:line:col: path: message')
-  .addOption(repoOpt())
+  .addOption(repoOpt(true))
   .option('--rev <rev>', 'validate a commit (branch, tag or oid) instead of the working tree')
   .option('--staged', 'validate what is staged (what the next commit would record)')
   .option('--json', 'print one JSON document')
@@ -92,7 +94,7 @@ program
 program
   .command('list')
   .description('models the registry declares, with current and previous versions')
-  .addOption(repoOpt())
+  .addOption(repoOpt(true))
   .option('--rev <rev>', 'read a commit instead of the working tree')
   .option('--json', 'print one JSON document')
   .action((o) => run(async () => (await import('./commands/list.ts')).listCommand, o));
@@ -101,7 +103,7 @@ program
   .command('versions')
   .description('published versions of a model, oldest first')
   .argument('<model>')
-  .addOption(repoOpt())
+  .addOption(repoOpt(true))
   .option('--rev <rev>', 'read a commit instead of the working tree')
   .option('--json', 'print one JSON document')
   .action((model, o) => run(async () => (await import('./commands/list.ts')).versionsCommand, { ...o, model }));
