@@ -5,7 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ConfigError } from '../errors.ts';
+import { listenError } from '../util/listen-error.ts';
 import type { Logger } from '../log.ts';
 import { MAX_WEBHOOK_BODY, SIGNATURE_HEADER, verifySignature, webhookHint } from './webhook.ts';
 
@@ -55,20 +55,6 @@ export async function startAgentServer(host: string, port: number, h: AgentServe
         server.closeAllConnections();
       }),
   };
-}
-
-/** A listen failure as one line naming the address (an operator error, not a crash). */
-export function listenError(host: string, port: number, err: NodeJS.ErrnoException): ConfigError {
-  const address = `${host.includes(':') ? `[${host}]` : host}:${port}`;
-  const why: Record<string, string> = {
-    EADDRINUSE: 'the address is already in use (another agent, or another program, listens there); choose another port',
-    EACCES: 'permission denied (ports below 1024 need privileges)',
-    EADDRNOTAVAIL: 'this machine has no such address',
-    ENOTFOUND: 'no such host name',
-    EAI_AGAIN: 'the host name cannot be resolved',
-  };
-  const reason = (err.code && why[err.code]) ?? err.message;
-  return new ConfigError(`listen: cannot listen on ${address}: ${reason}${err.code ? ` (${err.code})` : ''}`, { listen: address, errno: err.code ?? null });
 }
 
 async function handle(req: IncomingMessage, res: ServerResponse, h: AgentServerHandlers): Promise<void> {
@@ -133,3 +119,5 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
   });
   res.end(res.req.method === 'HEAD' ? undefined : text);
 }
+
+export { listenError };

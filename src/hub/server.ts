@@ -22,6 +22,7 @@ import { Metrics } from './metrics.ts';
 import { RepoStore, diffRefs, repoNameProblem } from './repos.ts';
 import { SitesStatus, siteNameProblem } from './sites-status.ts';
 import { Slots } from './slots.ts';
+import { listenError } from '../util/listen-error.ts';
 
 export interface HubServerOptions {
   data: string;
@@ -131,9 +132,10 @@ export class HubServer {
     await this.repos.init();
     await this.sites.load();
     await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
+      const fail = (err: NodeJS.ErrnoException): void => reject(listenError(host, port, err));
+      this.server.once('error', fail);
       this.server.listen(port, host, () => {
-        this.server.off('error', reject);
+        this.server.off('error', fail);
         resolve();
       });
     });

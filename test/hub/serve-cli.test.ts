@@ -6,7 +6,8 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { CLI, cliAsync, tempDir } from '../helpers/env.ts';
@@ -97,5 +98,22 @@ describe('modelsync serve', () => {
     const l = await cliAsync(['serve', '--data', join(dir, 'data'), '--listen', 'nonsense'], { cwd: dir, env: process.env });
     expect(l.status).toBe(2);
     expect(l.stderr).toContain('--listen');
+  });
+
+  test('a port already in use is one line naming the address, not a crash', async () => {
+    const dir = tempDir();
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+    const { port } = taken.address() as AddressInfo;
+    try {
+      const r = await cliAsync(['serve', '--data', join(dir, 'data'), '--listen', `127.0.0.1:${port}`], { cwd: dir, env: process.env });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(`cannot listen on 127.0.0.1:${port}`);
+      expect(r.stderr).toContain('already in use');
+      expect(r.stderr).not.toContain('internal error');
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    } finally {
+      taken.close();
+    }
   });
 });
