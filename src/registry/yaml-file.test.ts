@@ -77,4 +77,12 @@ describe('parseYamlFile on hostile or odd YAML', () => {
     expect(yf.locate(['files', 1, 'sha256'])).toEqual({ line: 1, col: 29 });
     expect(yf.problem(['files', 1, 'size'], 'bad').path).toBe('files[1].size');
   });
+
+  it('positions and names keys that are not plain words: spaces, the null key', () => {
+    const yf = parseYamlFile('f.yaml', 'models:\n  ok: {a: 1}\n  "bad name": {a: 1}\n  ~: {a: 1}\n');
+    expect(yf.value).toEqual({ models: { ok: { a: 1 }, 'bad name': { a: 1 }, '': { a: 1 } } });
+    expect(yf.problem(['models', 'bad name'], 'x', { key: true })).toMatchObject({ line: 3, col: 3, path: 'models["bad name"]' });
+    expect(yf.problem(['models', ''], 'x', { key: true })).toMatchObject({ line: 4, col: 3, path: 'models[""]' });
+    expect(yf.problem(['models', 'ok', 'a'], 'x').path).toBe('models.ok.a');
+  });
 });

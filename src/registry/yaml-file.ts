@@ -21,7 +21,9 @@ export interface YamlFile {
 }
 
 export function dottedPath(path: YamlPath): string {
-  return path.map((p) => (typeof p === 'number' ? `[${p}]` : p)).join('.').replace(/\.\[/g, '[');
+  // Keys that would not read as one dotted segment ("bad name", the empty key of `~:`) are quoted.
+  const seg = (p: string | number): string => (typeof p === 'number' ? `[${p}]` : /^[A-Za-z0-9_.-]+$/.test(p) ? p : `[${JSON.stringify(p)}]`);
+  return path.map(seg).join('.').replace(/\.\[/g, '[');
 }
 
 // YAML files in the registry are small; anything bigger is a mistake or an attack.
@@ -134,9 +136,10 @@ function rangeStart(node: unknown): number | undefined {
   return range ? range[0] : undefined;
 }
 
+/** A key as the parsed value spells it: yaml turns a null key (`~:` or `: x`) into "". */
 function keyString(key: unknown): string {
-  if (isScalar(key)) return String(key.value);
-  return String(key);
+  if (isScalar(key)) return key.value === null ? '' : String(key.value);
+  return key === null || key === undefined ? '' : String(key);
 }
 
 function firstLine(s: string): string {
