@@ -16,7 +16,7 @@ import {
 import { checkInterrupted } from './interrupt.ts';
 import { MANIFEST_NAME, MODEL_REGISTRY_FILE, REGISTRY_DIR, manifestPath, versionDir, versionFilePath } from './layout.ts';
 import { addToLfsCache, type CachedObject } from './lfs-cache.ts';
-import { formatPointer } from './lfs-pointer.ts';
+import { MAX_POINTER_SIZE, formatPointer, parsePointer } from './lfs-pointer.ts';
 import { ModelName, ModelRegistryFile, Version, VersionScheme } from './schema.ts';
 import { inferScheme, matchesScheme, schemeDescription, sortVersions } from './versions.ts';
 import { parseYamlFile } from './yaml-file.ts';
@@ -279,6 +279,13 @@ async function checkInputs(paths: string[]): Promise<Array<{ path: string; name:
     const folded = name.toLowerCase();
     if (seen.has(folded)) throw new UsageError(`two files would be stored as ${JSON.stringify(name)}: ${seen.get(folded)} and ${p}`, { file: p });
     seen.set(folded, p);
+    // A checkout without git-lfs holds pointers where the models should be: publishing one would ship the pointer.
+    if (st.size <= MAX_POINTER_SIZE && parsePointer(await fsp.readFile(full))) {
+      throw new UsageError(
+        `${p} is a Git LFS pointer, not the file itself (the checkout it comes from has not fetched its LFS content: run git lfs pull there)`,
+        { file: p },
+      );
+    }
     out.push({ path: full, name });
   }
   return out;

@@ -54,6 +54,7 @@ describe('publish refuses bad arguments before hashing anything (exit 2)', () =>
       [['det', '2025-02-01', join(work, 'a/w.bin'), join(work, 'b/w.bin')], 'two files would be stored as "w.bin"'],
       [['det/x', '2025-02-01', join(work, 'big.bin')], 'invalid model name "det/x"'],
       [['det', '2025-02-01', join(work, 'Manifest.YAML')], 'a file may not be named manifest.yaml'],
+      [['det', '2025-02-01', join(repo, 'registry/det/2025-01-01/w.bin')], `${join(repo, 'registry/det/2025-01-01/w.bin')} is a Git LFS pointer, not the file itself`],
       [['det', '2025-01-01', join(work, 'big.bin')], 'det 2025-01-01 already exists'],
     ];
     for (const [args, message] of cases) {
