@@ -31,7 +31,9 @@ export async function agentCommand(opts: AgentCommandOptions, ctx: CommandContex
 
   // JSON lines under systemd and in pipes; readable lines when someone runs the agent in a terminal.
   const format = logFormatFor({ json: opts.json, stderrIsTTY: Boolean(process.stderr.isTTY), env: ctx.env });
-  const logger = cfg.log_level || format === 'pretty' ? createLogger({ level: cfg.log_level, format }) : ctx.logger;
+  // `--once` at a terminal prints the pass's human summary: like `reconcile`, its log lines add only warnings and errors.
+  const level = cfg.log_level ?? (format === 'pretty' && opts.once ? 'warn' : undefined);
+  const logger = level || format === 'pretty' ? createLogger({ level, format }) : ctx.logger;
   const agent = await Agent.create(cfg, { logger, env: ctx.env });
 
   if (opts.once) {

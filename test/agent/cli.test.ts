@@ -110,7 +110,7 @@ describe('modelsync agent (CLI)', () => {
       const r = await cliAsync(['agent', '--config', 'agent.yaml'], { cwd: dir, env });
       expect(r.status).toBe(1);
       expect(r.stderr.trim()).toBe(
-        `modelsync: listen: cannot listen on 127.0.0.1:${port}: the address is already in use (another agent, or another program, listens there); choose another port (EADDRINUSE) [ConfigError]`,
+        `modelsync: listen: cannot listen on 127.0.0.1:${port}: the address is already in use (another modelsync, or another program, listens there); choose another port (EADDRINUSE) [ConfigError]`,
       );
       expect(r.stderr).not.toMatch(/internal error|\n\s+at /);
     } finally {

@@ -52,5 +52,10 @@ describe.skipIf(!hasScript)('reconcile in a terminal', () => {
     const verbose = inTerminal(['reconcile', '--site', 'alpha', '--registry', '.', '--store', store], { MODELSYNC_LOG_LEVEL: 'info' });
     expect(verbose).toMatch(/^\d\d:\d\d:\d\d INFO  reconcile pass site=alpha commit=[0-9a-f]{12} status=in-sync bytesFetched=0 durationMs=\d+$/m);
     expect(verbose).not.toMatch(/"level":/);
+    // `agent --once` is the same at a terminal: its human summary, no raw JSON above it.
+    const once = inTerminal(['agent', '--once', '--site', 'alpha', '--registry', '.', '--store', store, '--verify-interval-s', '0']);
+    // (It restarts the services of what reconcile activated, none here: "changed", as the verdict is now in.)
+    expect(once).toMatch(/^status: changed \(1 changed, 0 B fetched/m);
+    expect(once).not.toMatch(/"level":|\{"/);
   });
 });
