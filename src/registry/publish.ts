@@ -15,6 +15,7 @@ import {
 } from './git-repo.ts';
 import { checkInterrupted } from './interrupt.ts';
 import { MANIFEST_NAME, MODEL_REGISTRY_FILE, REGISTRY_DIR, manifestPath, versionDir, versionFilePath } from './layout.ts';
+import { addBehaviour, normaliseForAdd } from './gitattributes.ts';
 import { addToLfsCache, type CachedObject } from './lfs-cache.ts';
 import { MAX_POINTER_SIZE, formatPointer, parsePointer } from './lfs-pointer.ts';
 import { ModelName, ModelRegistryFile, Version, VersionScheme } from './schema.ts';
@@ -67,9 +68,7 @@ export interface PublishResult {
   objects: Array<{ oid: string; size: number; path: string }>;
 }
 
-/** Kept in Git as plain blobs: the .gitattributes init writes excludes these from LFS. */
-const PLAIN_BLOB_RE = /\.(ya?ml|md)$/i;
-/** A plain blob is read into memory to be committed; anything this big belongs in LFS under another name. */
+/** A plain blob is read into memory to be committed; anything this big belongs in LFS. */
 const MAX_PLAIN_BLOB = 16 << 20;
 
 export async function publishVersion(req: PublishRequest): Promise<PublishResult> {
@@ -93,8 +92,10 @@ export async function publishVersion(req: PublishRequest): Promise<PublishResult
     for (const input of inputs) {
       checkInterrupted(req.signal);
       const path = versionFilePath(model, version, input.name);
-      if (PLAIN_BLOB_RE.test(input.name)) {
-        const bytes = await readStable(input.path);
+      // As `git add` would store it, per .gitattributes: otherwise git status shows it modified and git lfs fsck fails.
+      const how = await addBehaviour(repo.dir, path);
+      if (!how.lfs) {
+        const bytes = normaliseForAdd(await readStable(input.path, path), how);
         files.push({ name: input.name, sha256: hashBytes(bytes).sha256, size: bytes.length, storage: 'blob' });
         contents.push({ path, content: bytes });
       } else {
@@ -188,11 +189,12 @@ async function ensureCached(repo: WorkRepo, cached: Array<CachedObject & { input
 }
 
 /** A small file read whole, refused if it changes meanwhile (see addToLfsCache). */
-async function readStable(path: string): Promise<Buffer> {
+async function readStable(path: string, dest: string): Promise<Buffer> {
   const before = await fsp.stat(path);
   if (before.size > MAX_PLAIN_BLOB) {
     throw new UsageError(
-      `${path} is ${before.size} bytes; .yaml and .md files are kept in Git as plain text (not LFS), up to ${MAX_PLAIN_BLOB} bytes: compress or rename it`,
+      `${path} is ${before.size} bytes, and .gitattributes keeps ${dest} in Git as a plain file (not LFS), which takes at most ${MAX_PLAIN_BLOB} bytes: ` +
+        'give it a name .gitattributes sends to LFS (git lfs track), or shrink it',
       { file: path },
     );
   }

@@ -101,6 +101,24 @@ describe('publish on a working tree that is not clean', () => {
   });
 });
 
+describe('publish stores each file as git add would', () => {
+  it('follows .gitattributes for LFS and line ends, so git status stays clean and git lfs fsck passes', () => {
+    const { repo, work } = registry();
+    writeTree(work, { 'notes.yml': 'a: 1\n', 'NOTES2.YAML': 'b: 2\n', 'README.md': 'line one\r\nline two\r\n', 'notes.yaml': 'c: 3\r\n', 'w.bin': 'w' });
+    const names = ['notes.yml', 'NOTES2.YAML', 'README.md', 'notes.yaml', 'w.bin'];
+    const out = ok(['publish', 'det', '2025-02-01', ...names.map((n) => join(work, n))], repo);
+    expect(status(repo)).toBe('');
+    expect(git(['lfs', 'fsck'], { cwd: repo, env }).stdout).toContain('Git LFS fsck OK');
+    expect(git(['lfs', 'ls-files', '--name-only'], { cwd: repo, env }).stdout.trim().split('\n').filter((p) => p.includes('2025-02-01')).sort()).toEqual([
+      'registry/det/2025-02-01/NOTES2.YAML', 'registry/det/2025-02-01/notes.yml', 'registry/det/2025-02-01/w.bin',
+    ]);
+    // Plain text is stored with the LF line ends git would give it, and the manifest describes those bytes.
+    expect(git(['show', 'HEAD:registry/det/2025-02-01/README.md'], { cwd: repo, env }).stdout).toBe('line one\nline two\n');
+    expect(out).toMatch(/README\.md {2}18 bytes .* \(plain blob\)/);
+    expect(ok(['validate', '--rev', 'HEAD'], repo)).toContain('ok: commit');
+  });
+});
+
 describe('publish --push when the push fails', () => {
   it('keeps the commit and says so, naming it', () => {
     const { repo, work } = registry();
