@@ -13,7 +13,7 @@ export interface HooksInstallOptions {
 
 /** `hooks install`: point core.hooksPath at the repository's own hooks/ (kept in Git, reviewed like code). */
 export async function hooksInstallCommand(opts: HooksInstallOptions, ctx: CommandContext): Promise<number> {
-  const loc = await requireGitRepo(await resolveRepoDir(ctx.cwd, opts.repo), 'hooks install');
+  const loc = await requireGitRepo(await resolveRepoDir(ctx.cwd, opts.repo), 'hooks install', { allowLinked: true });
   if (!loc.dir) throw new UsageError(`${loc.gitdir} is a bare repository; hooks run in a checkout (install them there)`, { gitdir: loc.gitdir });
   const dir = loc.dir;
   const hooksDir = join(dir, HOOKS_DIR);

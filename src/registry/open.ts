@@ -23,6 +23,12 @@ export interface GitLocation {
   /** The working tree; absent for a bare repository. */
   dir?: string;
   gitdir: string;
+  /**
+   * In a linked worktree (`git worktree add`): its own git directory, which
+   * holds its HEAD and index, while `gitdir` is the shared one (objects,
+   * branches, config), where isomorphic-git can read them.
+   */
+  linked?: string;
 }
 
 /**
@@ -61,10 +67,13 @@ async function exists(path: string): Promise<boolean> {
 
 /**
  * The Git repository at `dir`, for a command that needs one (`why` says
- * which). Not a repository, or a linked worktree (whose objects and branches
- * isomorphic-git cannot find), is a usage error.
+ * which); not a repository is a usage error. A linked worktree is allowed
+ * to callers that only read or only touch the shared config (`allowLinked`:
+ * validate --staged and --rev, so its hooks work; hooks install), never to
+ * those that commit: isomorphic-git does not know worktrees, and a commit
+ * must not land on the wrong branch.
  */
-export async function requireGitRepo(dir: string, why: string): Promise<GitLocation> {
+export async function requireGitRepo(dir: string, why: string, opts: { allowLinked?: boolean } = {}): Promise<GitLocation> {
   let loc: GitLocation;
   try {
     loc = await findGitDir(dir);
@@ -74,19 +83,32 @@ export async function requireGitRepo(dir: string, why: string): Promise<GitLocat
     }
     throw err;
   }
-  if (await exists(join(loc.gitdir, 'commondir'))) {
+  let common: string;
+  try {
+    common = resolve(loc.gitdir, (await fsp.readFile(join(loc.gitdir, 'commondir'), 'utf8')).trim());
+  } catch {
+    return loc;
+  }
+  if (!opts.allowLinked) {
     throw new UsageError(
-      `${dir} is a linked worktree (git worktree), which modelsync's Git library cannot work in; run this in the main checkout instead`,
+      `${dir} is a linked worktree (git worktree), where modelsync cannot commit (${why}); run this in the main checkout instead`,
       { dir, gitdir: loc.gitdir },
     );
   }
-  return loc;
+  return { dir: loc.dir, gitdir: common, linked: loc.gitdir };
+}
+
+/** `rev` as the shared git directory understands it: a linked worktree's HEAD is its own. */
+async function revIn(loc: GitLocation, rev: string): Promise<string> {
+  if (!loc.linked || rev !== 'HEAD') return rev;
+  const head = (await fsp.readFile(join(loc.linked, 'HEAD'), 'utf8')).trim();
+  return head.startsWith('ref: ') ? head.slice(5) : head;
 }
 
 /** Whether the repository has a commit at HEAD (a fresh `git init` has none). */
 export async function hasCommits(loc: GitLocation): Promise<boolean> {
   try {
-    await git.resolveRef({ fs, gitdir: loc.gitdir, ref: 'HEAD' });
+    await git.resolveRef({ fs, gitdir: loc.gitdir, ref: await revIn(loc, 'HEAD') });
     return true;
   } catch {
     return false;
@@ -103,13 +125,15 @@ export async function openSource(repoDir: string, choice: SourceChoice = {}): Pr
   if (choice.rev && choice.staged) throw new UsageError('give --rev or --staged, not both');
   let source: RegistrySource;
   if (choice.rev || choice.staged) {
-    const loc = await requireGitRepo(dir, choice.rev ? '--rev' : '--staged');
+    const loc = await requireGitRepo(dir, choice.rev ? '--rev' : '--staged', { allowLinked: true });
     if (choice.staged) {
       if (!loc.dir) throw new UsageError(`--staged needs a checkout with a working tree; ${dir} is a bare repository`);
-      source = new IndexSource({ dir: loc.dir, gitdir: loc.gitdir }, choice.indexFile);
+      const index = choice.indexFile ?? (loc.linked ? join(loc.linked, 'index') : undefined);
+      source = new IndexSource({ dir: loc.dir, gitdir: loc.gitdir }, index);
     } else {
+      const shared = { dir: loc.dir, gitdir: loc.gitdir };
       try {
-        source = await CommitSource.open(loc, choice.rev!);
+        source = await CommitSource.open(shared, await revIn(loc, choice.rev!));
       } catch (err) {
         if (!(await hasCommits(loc))) throw new UsageError(`${dir} has no commits yet, so --rev ${choice.rev} names nothing`, { dir });
         throw err;

@@ -134,13 +134,27 @@ describe('registry commands pointed at the wrong place', () => {
     }
   });
 
-  it('a linked worktree is refused for Git work with a clear reason; its files still validate', async () => {
+  it('a linked worktree is read as its own checkout (its HEAD, its index) and refused for commits', async () => {
     const repo = registry(join(tempDir(), 'reg'));
     const wt = join(tempDir(), 'wt');
     git(['worktree', 'add', '-q', wt, '-b', 'other'], { cwd: repo, env });
-    expect(await validateCommand({ repo: wt }, ctx(root))).toBe(0);
-    for (const name of ['validate --rev HEAD', 'publish', 'promote']) {
-      expect(await usage(commands[name]!(wt, root))).toContain('is a linked worktree (git worktree)');
+    // The worktree's branch and index differ from the main checkout's: a second model, committed there only.
+    writeTree(wt, {
+      'registry/model_registry.yaml': 'models:\n  det:\n    current_version: "1"\n  ssd:\n    current_version: "1"\n',
+      'registry/ssd/1/manifest.yaml': 'name: ssd\nversion: "1"\nfiles:\n  - name: w.txt\n    sha256: 2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824\n    size: 5\n',
+      'registry/ssd/1/w.txt': 'hello',
+    });
+    git(['add', '.'], { cwd: wt, env });
+    git(['commit', '-qm', 'ssd', '--no-verify'], { cwd: wt, env });
+    const out: string[] = [];
+    for (const opts of [{}, { rev: 'HEAD' }, { staged: true }]) {
+      expect(await validateCommand({ repo: wt, ...opts }, ctx(root, out))).toBe(0);
+      expect(out.at(-1)).toContain('2 models, 2 versions, 1 sites');
+    }
+    expect(await validateCommand({ repo, rev: 'HEAD' }, ctx(root, out))).toBe(0);
+    expect(out.at(-1)).toContain('1 models, 1 versions, 1 sites');
+    for (const name of ['publish', 'promote', 'rollback']) {
+      expect(await usage(commands[name]!(wt, root))).toContain('is a linked worktree (git worktree), where modelsync cannot commit');
     }
   });
 
