@@ -22,7 +22,7 @@ import { systemClock } from '../src/agent/clock.ts';
 import { AgentConfigFile } from '../src/registry/schema.ts';
 import { silentLogger } from '../src/log.ts';
 import type { BenchContext, BenchReport } from './run.ts';
-import { MiB, benchGitEnv, makeFile, manifestYaml, run, startHub } from './reconcile-common.ts';
+import { MiB, benchGitEnv, makeFile, manifestYaml, run, startHub } from './common.ts';
 
 const AGENTS = 10;
 const ROUNDS = 5;

@@ -14,45 +14,14 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes, randomFillSync } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { BenchContext, BenchReport, BenchRow } from './run.ts';
+import { MiB, startHub, vmHwmKiB } from './common.ts';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = join(ROOT, 'bin/modelsync.js');
-const MiB = 1 << 20;
 // Downloads per contender; the best counts (the machine is shared, noise only slows things down).
 const ROUNDS = 5;
-
-interface HubProcess {
-  child: ChildProcess;
-  url: string;
-  stop(): Promise<void>;
-}
-
-function startHubProcess(data: string, tokens: string): Promise<HubProcess> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--data', data, '--listen', '127.0.0.1:0', '--tokens', tokens], {
-    env: { ...process.env, MODELSYNC_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m) resolve({ child, url: m[1]!, stop: async () => (child.kill('SIGTERM'), exited) });
-    });
-    child.once('exit', (code) => reject(new Error(`hub exited (${code}) before listening`)));
-  });
-}
-
-function vmHwmKiB(pid: number): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) : NaN;
-}
 
 /** Write `mb` MiB of incompressible bytes, hashing as we go. */
 async function makeObject(path: string, mb: number): Promise<{ oid: string; size: number }> {
@@ -167,7 +136,7 @@ export default async function hubServeBench(ctx: BenchContext): Promise<BenchRep
   try {
     // 1. Objects into the hub through its own upload path.
     const objects: Array<{ mb: number; oid: string; size: number }> = [];
-    const uploader = await startHubProcess(data, tokens);
+    const uploader = await startHub(data, tokens);
     try {
       for (const mb of sizes) {
         const src = join(work, `src-${mb}.bin`);
@@ -188,7 +157,7 @@ export default async function hubServeBench(ctx: BenchContext): Promise<BenchRep
     const stat = await startStaticServer(objectsDir);
     try {
       for (const o of objects) {
-        const hub = await startHubProcess(data, tokens);
+        const hub = await startHub(data, tokens);
         try {
           const idle = vmHwmKiB(hub.child.pid!);
           const { href, auth } = await batchHref(hub.url, secret, 'download', o);

@@ -12,39 +12,19 @@
  *   not grow with object size: the child also fetches an object 1/16 the size,
  *   and both peaks are reported.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes, randomFillSync } from 'node:crypto';
 import { createWriteStream, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { requestBatch } from '../src/lfs/batch.ts';
 import { discoverEndpoint, uploadObjects } from '../src/lfs/index.ts';
 import { HttpTransport } from '../src/lfs/http.ts';
 import { DEFAULT_RETRY } from '../src/lfs/retry.ts';
 import { silentLogger } from '../src/log.ts';
 import type { BenchContext, BenchReport, BenchRow } from './run.ts';
+import { MiB, ROOT, startHub } from './common.ts';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = join(ROOT, 'bin/modelsync.js');
 const CHILD = join(ROOT, 'bench/lfs-download-child.ts');
-const MiB = 1 << 20;
-
-async function startHubProcess(data: string, tokens: string): Promise<{ child: ChildProcess; url: string; stop(): Promise<void> }> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--data', data, '--listen', '127.0.0.1:0', '--tokens', tokens], {
-    env: { ...process.env, MODELSYNC_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m) resolve({ child, url: m[1]!, stop: async () => (child.kill('SIGTERM'), exited) });
-    });
-    child.once('exit', (code) => reject(new Error(`hub exited (${code}) before listening`)));
-  });
-}
 
 async function makeObject(path: string, mb: number): Promise<{ oid: string; size: number }> {
   const hash = createHash('sha256');
@@ -82,7 +62,7 @@ export default async function lfsDownloadBench(ctx: BenchContext): Promise<Bench
   const sha = (s: string) => createHash('sha256').update(s).digest('hex');
   const tokens = join(work, 'tokens.yaml');
   writeFileSync(tokens, `tokens:\n  - {name: ci, sha256: ${sha(publisher)}, role: publisher}\n  - {name: site-beta, sha256: ${sha(site)}, role: site, sites: [beta]}\n`);
-  const hub = await startHubProcess(join(work, 'hub'), tokens);
+  const hub = await startHub(join(work, 'hub'), tokens);
   const rows: BenchRow[] = [];
   try {
     // The repository must exist before LFS objects can be uploaded into it: push one commit.

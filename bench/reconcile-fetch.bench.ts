@@ -14,7 +14,7 @@
 import { rmSync, writeFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BenchContext, BenchReport, BenchRow } from './run.ts';
-import { CLI, MiB, ROOT, benchGitEnv, makeFile, manifestYaml, measure, run, startHub } from './reconcile-common.ts';
+import { CLI, MiB, ROOT, benchGitEnv, makeFile, manifestYaml, measure, run, startHub } from './common.ts';
 
 export default async function reconcileFetchBench(ctx: BenchContext): Promise<BenchReport> {
   const work = join(ctx.workDir, 'run');

@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { reconcile } from '../src/reconcile/index.ts';
 import type { BenchContext, BenchReport, BenchRow } from './run.ts';
-import { CLI, benchGitEnv, makeFile, manifestYaml, measure, run, startHub } from './reconcile-common.ts';
+import { CLI, benchGitEnv, makeFile, manifestYaml, measure, run, startHub } from './common.ts';
 
 const MODELS = 20;
 const VERSIONS = 5;

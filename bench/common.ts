@@ -1,5 +1,5 @@
 /**
- * Shared by the reconcile benchmarks: a hub in its own process, registries
+ * Shared by the benchmarks: a hub in its own process, registries
  * built with the stock git + git-lfs clients, and measuring a command's wall
  * time and peak RSS (VmHWM) in its own process.
  */
@@ -41,9 +41,10 @@ export interface HubProcess {
   stop(): Promise<void>;
 }
 
-/** `modelsync serve` on loopback (no tokens file: loopback clients only). */
-export function startHub(data: string): Promise<HubProcess> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--data', data, '--listen', '127.0.0.1:0'], {
+/** `modelsync serve` on loopback; without a tokens file it answers loopback clients only. */
+export function startHub(data: string, tokens?: string): Promise<HubProcess> {
+  const args = [CLI, 'serve', '--data', data, '--listen', '127.0.0.1:0', ...(tokens ? ['--tokens', tokens] : [])];
+  const child = spawn(process.execPath, args, {
     env: { ...process.env, MODELSYNC_LOG_LEVEL: 'error' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -59,6 +60,12 @@ export function startHub(data: string): Promise<HubProcess> {
     child.stderr!.on('data', onData);
     child.once('exit', (code) => reject(new Error(`hub exited (${code}) before listening: ${out}`)));
   });
+}
+
+/** Peak resident set of a running process (its VmHWM), in KiB. */
+export function vmHwmKiB(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : NaN;
 }
 
 /** Write `bytes` of incompressible content; returns its sha256. */
