@@ -83,13 +83,36 @@ export async function uploadObjects(opts: UploadOptions): Promise<UploadResult> 
     transport.close();
   }
   result.bytesTransferred = put.counters.bytes;
-  if (failed.length > 0) {
-    const first = failed[0]!.error;
-    first.message = `${failed.length} of ${objects.length} LFS uploads to ${endpoint.description} failed; first: ${first.message}`;
-    first.data.failed = failed.map((f) => ({ oid: f.obj.oid, code: f.error.code, message: f.error.message }));
-    throw scrubError(first, secrets);
-  }
+  if (failed.length > 0) throw scrubError(uploadFailure(failed, objects.length - result.skipped.length, result.skipped.length, endpoint, actions), secrets);
   return result;
+}
+
+/**
+ * One error for a failed upload. A failed batch request (refused credentials,
+ * a server that is down) is reported as itself, once: every object waiting on
+ * it "failing" is a consequence, not N problems. Otherwise the count is of
+ * uploads attempted; objects the server already had were never at risk.
+ */
+function uploadFailure(
+  failed: Array<{ obj: LfsObject; error: ModelsyncError }>,
+  needed: number,
+  skipped: number,
+  endpoint: LfsEndpoint,
+  actions: ActionCache,
+): ModelsyncError {
+  const list = failed.map((f) => ({ oid: f.obj.oid, code: f.error.code, message: f.error.message }));
+  const batch = failed.find((f) => actions.isBatchFailure(f.error));
+  if (batch) {
+    const err = batch.error;
+    if (failed.length < needed) err.message += ` (${failed.length} of ${needed} LFS objects not uploaded)`;
+    err.data.failed = list;
+    return err;
+  }
+  const first = failed[0]!.error;
+  const already = skipped ? `; ${skipped} already on the server` : '';
+  first.message = `${failed.length} of ${needed} LFS upload${needed === 1 ? '' : 's'} to ${endpoint.description} failed${already}; first: ${first.message}`;
+  first.data.failed = list;
+  return first;
 }
 
 interface PutContext {

@@ -6,7 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ChecksumError, NetworkError, NotFoundError } from '../../src/errors.ts';
+import { AuthError, ChecksumError, NetworkError, NotFoundError } from '../../src/errors.ts';
 import { createFetcher, discoverEndpoint, uploadObjects, type HttpFetcher } from '../../src/lfs/index.ts';
 import { tempDir } from '../helpers/env.ts';
 import { blob, FAST_RETRY, oidOf, runFetch } from './helpers.ts';
@@ -93,6 +93,44 @@ describe('uploadObjects', () => {
     expect((err as NetworkError).message).toMatch(/1 of 2 LFS uploads .* failed.*422/);
     expect((err as NetworkError).data.failed).toEqual([expect.objectContaining({ oid: wrong.oid })]);
     expect(s.objects.has(good!.oid)).toBe(true);
+  });
+
+  it('counts failures among the uploads attempted, not the objects the server already had', async () => {
+    const s = await server();
+    const [had1, had2, had3, good, bad] = [blob(100), blob(101), blob(102), blob(103), blob(104)];
+    s.add(had1);
+    s.add(had2);
+    s.add(had3);
+    const objects = files(had1, had2, had3, good, bad);
+    s.objectErrors.set(objects[4]!.oid, { code: 422, message: 'rejected by policy' });
+    const err = (await uploadObjects({ endpoint: s.lfsUrl, objects, retry: FAST_RETRY }).catch((e: unknown) => e)) as Error;
+    expect(err.message).toMatch(/^1 of 2 LFS uploads to .* failed; 3 already on the server; first: .*rejected by policy/);
+  });
+
+  it('reports a refused batch request once, as the credentials problem it is', async () => {
+    const s = await server({ token: 'right-token' });
+    const objects = files(...Array.from({ length: 7 }, (_, i) => blob(100 + i)));
+    const err = (await uploadObjects({ endpoint: s.lfsUrl, auth: { token: 'wrong' }, objects, retry: FAST_RETRY }).catch((e: unknown) => e)) as AuthError;
+    expect(err).toBeInstanceOf(AuthError);
+    expect(err.message).toMatch(/^LFS batch upload refused: .* needs credentials \(401\)/);
+    expect(err.message).not.toMatch(/of 7|uploads .* failed/);
+    expect(err.data.failed).toHaveLength(7);
+    // One refusal is enough: the objects still waiting are not sent to ask again.
+    expect(s.batches).toHaveLength(1);
+  });
+
+  it('a batch that fails after others succeeded says how many objects were left behind', async () => {
+    const s = await server();
+    const objects = files(...Array.from({ length: 101 }, (_, i) => blob(50 + i)));
+    // The first batch (100 objects) works; once uploads are under way, every try of the second fails.
+    let armed = false;
+    const onProgress = (): void => {
+      if (!armed) s.batchFaults.push(...Array.from({ length: FAST_RETRY.retries + 1 }, () => ({ status: 503 })));
+      armed = true;
+    };
+    const err = (await uploadObjects({ endpoint: s.lfsUrl, objects, retry: FAST_RETRY, onProgress }).catch((e: unknown) => e)) as Error;
+    expect(err.message).toMatch(/^LFS batch upload.*503.* \(1 of 101 LFS objects not uploaded\)$/);
+    expect(s.objects.size).toBe(100);
   });
 
   it('keeps the token out of upload errors', async () => {
