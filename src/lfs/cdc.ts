@@ -13,8 +13,11 @@
  *
  * Index format (an LFS object named by a manifest's `files[].chunks`), JSON:
  *   {"format":"modelsync-chunks/1","algorithm":"gear32-fastcdc","min":16384,
- *    "avg":65536,"max":262144,"oid":"<sha256 of the file>","size":<bytes>,
- *    "chunks":[[<size>,"<sha256>"],…]}
+ *    "avg":65536,"max":262144,"chunks":[[<size>,"<sha256>"],…],
+ *    "oid":"<sha256 of the file>","size":<bytes>}
+ * The whole file's oid and size come last so a publisher can write the index
+ * while it reads the file (ChunkIndexWriter), holding none of it in memory.
+ * Readers do not depend on the key order.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -29,6 +32,9 @@ export interface ChunkParams {
   avg: number;
   max: number;
 }
+
+/** Sites refuse a larger index (lfs/http-fetcher.ts); publishers do not make one. About a 55 GiB file at the default parameters. */
+export const MAX_CHUNK_INDEX_BYTES = 64 * 1024 * 1024;
 
 export const DEFAULT_CHUNK_PARAMS: ChunkParams = { min: 16 * 1024, avg: 64 * 1024, max: 256 * 1024 };
 
@@ -172,16 +178,63 @@ export async function buildChunkIndex(path: string, params: ChunkParams = DEFAUL
 
 /** The bytes of the index object a publisher stores in LFS (see the format above). */
 export function serializeChunkIndex(index: ChunkIndex): Buffer {
-  return Buffer.from(
-    JSON.stringify({
-      format: CHUNK_FORMAT,
-      algorithm: CHUNK_ALGORITHM,
-      ...index.params,
-      oid: index.oid,
-      size: index.size,
-      chunks: index.chunks.map((c) => [c.size, c.sha256]),
-    }),
-  );
+  const w = new ChunkIndexWriter(index.params);
+  let text = w.head();
+  for (const c of index.chunks) text += w.entry(c);
+  return Buffer.from(text + w.tail(index.oid, index.size));
+}
+
+/**
+ * The index of a file as it is read, as text pieces to append to the index
+ * object: `push` each buffer of the file in order, write what it returns,
+ * then `end` with the file's sha256 and size. Memory is one chunker, however
+ * many chunks the file has. The bytes equal serializeChunkIndex's.
+ */
+export class ChunkIndexWriter {
+  private readonly chunker: Chunker;
+  private readonly cut: Chunk[] = [];
+  private started = false;
+  private first = true;
+  /** Chunks written so far. */
+  count = 0;
+
+  constructor(readonly params: ChunkParams = DEFAULT_CHUNK_PARAMS) {
+    this.chunker = new Chunker(params);
+  }
+
+  head(): string {
+    this.started = true;
+    return `{"format":${JSON.stringify(CHUNK_FORMAT)},"algorithm":${JSON.stringify(CHUNK_ALGORITHM)},"min":${this.params.min},"avg":${this.params.avg},"max":${this.params.max},"chunks":[`;
+  }
+
+  entry(c: Chunk): string {
+    const sep = this.first ? '' : ',';
+    this.first = false;
+    this.count++;
+    return `${sep}[${c.size},"${c.sha256}"]`;
+  }
+
+  tail(oid: string, size: number): string {
+    return `],"oid":"${oid}","size":${size}}`;
+  }
+
+  /** The index text for the chunks that ended in `buf` (the head too, the first time). */
+  push(buf: Buffer): string {
+    let text = this.started ? '' : this.head();
+    this.chunker.push(buf, this.cut);
+    for (const c of this.cut) text += this.entry(c);
+    this.cut.length = 0;
+    return text;
+  }
+
+  /** The rest of the index, once the whole file went through `push`. */
+  end(oid: string, size: number): string {
+    let text = this.started ? '' : this.head();
+    this.chunker.end(this.cut);
+    for (const c of this.cut) text += this.entry(c);
+    this.cut.length = 0;
+    return text + this.tail(oid, size);
+  }
 }
 
 const Sha = z.string().regex(/^[0-9a-f]{64}$/);

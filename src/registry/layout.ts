@@ -14,3 +14,20 @@ export const versionFilePath = (model: string, version: string, name: string): s
 export const siteFilePath = (site: string): string => `${SITES_DIR}/${site}.yaml`;
 /** `extends: [groups/outposts]` names `sites/groups/outposts.yaml`; `extends: [alpha]` names `sites/alpha.yaml`. */
 export const extendsPath = (ref: string): string => `${SITES_DIR}/${ref}.yaml`;
+
+/**
+ * A reserved folder inside each version: publish stores the chunk index of
+ * each large file there (`.chunks/<file name>.cdc`, an LFS pointer), so a
+ * stock `git push` uploads it with the model files. Manifest file names may
+ * not use it.
+ */
+export const CHUNKS_DIR = '.chunks';
+export const CHUNK_INDEX_SUFFIX = '.cdc';
+/** Where the chunk index of file `name` lives, relative to its version folder. */
+export const chunkIndexRelPath = (name: string): string => `${CHUNKS_DIR}/${name}${CHUNK_INDEX_SUFFIX}`;
+export const chunkIndexPath = (model: string, version: string, name: string): string => `${versionDir(model, version)}/${chunkIndexRelPath(name)}`;
+/** A manifest file name that would collide with the reserved folder (folded: on macOS and Windows ".Chunks" is the same folder). */
+export const isReservedFileName = (name: string): boolean => {
+  const first = name.split('/')[0]!.toLowerCase();
+  return first === CHUNKS_DIR;
+};

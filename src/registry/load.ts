@@ -7,8 +7,8 @@ import { validate as validateCron } from 'node-cron';
 import type { Problem } from '../errors.ts';
 import { errorMessage } from '../errors.ts';
 import {
-  MODEL_REGISTRY_FILE, REGISTRY_DIR, MANIFEST_NAME, SITES_DIR, GROUPS_DIR,
-  manifestPath, modelDir, versionFilePath, extendsPath,
+  MODEL_REGISTRY_FILE, REGISTRY_DIR, MANIFEST_NAME, SITES_DIR, GROUPS_DIR, CHUNKS_DIR,
+  manifestPath, modelDir, versionFilePath, extendsPath, chunkIndexPath, chunkIndexRelPath, isReservedFileName,
 } from './layout.ts';
 import { z } from 'zod';
 import {
@@ -168,7 +168,10 @@ async function loadVersion(
   let view: ManifestView;
   if (parsed.success) {
     info.versions.set(version, { model, version, manifest: parsed.data, file, yaml: yf });
-    view = { name: parsed.data.name, version: parsed.data.version, files: parsed.data.files.map((f, i) => ({ i, f })), listed: parsed.data.files.map((f) => f.name) };
+    view = {
+      name: parsed.data.name, version: parsed.data.version, files: parsed.data.files.map((f, i) => ({ i, f })),
+      listed: parsed.data.files.map((f) => f.name), chunked: parsed.data.files.filter((f) => f.chunks).map((f) => f.name),
+    };
   } else {
     problems.push(...zodProblems(yf, parsed.error));
     info.broken.add(version);
@@ -187,6 +190,7 @@ async function loadVersion(
     else seen.set(folded, i);
     // Folded too: on macOS and Windows "Manifest.yaml" is the manifest.
     if (folded === MANIFEST_NAME) problems.push(yf.problem(['files', i, 'name'], `"${MANIFEST_NAME}" is reserved for the manifest itself`));
+    if (isReservedFileName(f.name)) problems.push(yf.problem(['files', i, 'name'], `${JSON.stringify(f.name)} is inside "${CHUNKS_DIR}/", which is reserved for the chunk indexes publish writes`));
   }
   // A file that is also a directory prefix of another cannot exist on disk.
   const names = new Set(view.files.map(({ f }) => f.name));
@@ -211,6 +215,8 @@ interface ManifestView {
   files: Array<{ i: number; f: ManifestFileEntry }>;
   /** Every name the manifest lists, also of entries that failed the schema (they are not "unlisted"). */
   listed: string[];
+  /** Names of the entries that have a `chunks` key (schema-valid or not): their index file is not stray. */
+  chunked: string[];
 }
 
 function salvageManifest(raw: unknown): ManifestView {
@@ -219,15 +225,17 @@ function salvageManifest(raw: unknown): ManifestView {
   const version = ManifestFile.shape.version.safeParse(obj.version);
   const files: ManifestView['files'] = [];
   const listed: string[] = [];
+  const chunked: string[] = [];
   if (Array.isArray(obj.files)) {
     obj.files.forEach((entry: unknown, i) => {
       const one = ManifestFileEntry.safeParse(entry);
       if (one.success) files.push({ i, f: one.data });
       const n = (entry as { name?: unknown } | null)?.name;
       if (typeof n === 'string') listed.push(n);
+      if (typeof n === 'string' && (entry as { chunks?: unknown }).chunks !== undefined) chunked.push(n);
     });
   }
-  return { name: name.success ? name.data : undefined, version: version.success ? version.data : undefined, files, listed };
+  return { name: name.success ? name.data : undefined, version: version.success ? version.data : undefined, files, listed, chunked };
 }
 
 async function checkVersionContent(
@@ -258,22 +266,66 @@ async function checkVersionContent(
       if (digest.sha256 !== f.sha256) problems.push(yf.problem(['files', i, 'sha256'], `does not match the content of ${path} (sha256 ${digest.sha256})`));
     }
   }
+  for (const { i, f } of m.files) if (f.chunks) await checkChunkIndex(source, model, version, i, f, yf, problems);
   // Files in the version folder that the manifest does not list were probably forgotten.
   const listed = new Set(m.listed);
+  // Chunk indexes are expected only where an entry's `chunks` names one (checked above).
+  const indexes = new Set(m.chunked.map(chunkIndexRelPath));
   const stack: string[] = [''];
   while (stack.length) {
     const rel = stack.pop()!;
     const entries = await source.list(`${modelDir(model)}/${version}${rel ? `/${rel}` : ''}`);
     for (const e of entries ?? []) {
       const r = rel ? `${rel}/${e.name}` : e.name;
+      const inChunks = r.split('/')[0] === CHUNKS_DIR;
       if (e.type === 'dir') {
-        if ([...listed].some((n) => n.startsWith(`${r}/`))) stack.push(r);
+        if ([...listed, ...indexes].some((n) => n.startsWith(`${r}/`))) stack.push(r);
+        else if (inChunks) problems.push(yf.problem(['files'], `${modelDir(model)}/${version}/${r}/ holds no chunk index a file of the manifest names (${CHUNKS_DIR}/ is reserved for them)`));
         else problems.push(yf.problem(['files'], `${modelDir(model)}/${version}/${r}/ is not listed in the manifest`));
+      } else if (inChunks) {
+        if (!indexes.has(r)) {
+          problems.push(yf.problem(['files'], `${modelDir(model)}/${version}/${r} is not the chunk index of any file in the manifest (no entry's chunks names it; ${CHUNKS_DIR}/ is reserved for them)`));
+        }
       } else if (r !== MANIFEST_NAME && !listed.has(r) && !r.endsWith('.md') && r !== '.gitattributes') {
         problems.push(yf.problem(['files'], `${modelDir(model)}/${version}/${r} is not listed in the manifest`));
       }
     }
   }
+}
+
+/**
+ * An entry's `chunks` names its chunk index: an LFS pointer at
+ * `.chunks/<name>.cdc` in the version folder, with that oid and size (sites
+ * fetch the index from LFS by them; the commit carries the pointer so a
+ * stock `git push` uploads the object).
+ */
+async function checkChunkIndex(
+  source: RegistrySource, model: string, version: string, i: number, f: ManifestFileEntry, yf: YamlFile, problems: Problem[],
+): Promise<void> {
+  const chunks = f.chunks!;
+  const path = chunkIndexPath(model, version, f.name);
+  let content;
+  try {
+    content = await source.inspect(path);
+  } catch (err) {
+    problems.push(yf.problem(['files', i, 'chunks'], `cannot read ${path}: ${errorMessage(err)}`));
+    return;
+  }
+  if (!content) {
+    problems.push(yf.problem(['files', i, 'chunks'], `names a chunk index, but ${path} is missing (publish writes it; remove chunks or add the index)`));
+    return;
+  }
+  if (content.kind !== 'pointer') {
+    // A smudged checkout (git lfs pull) holds the index itself.
+    if (content.size !== chunks.size) problems.push(yf.problem(['files', i, 'chunks', 'size'], `is ${chunks.size} but ${path} has ${content.size} bytes`));
+    else {
+      const digest = await content.digest();
+      if (digest.sha256 !== chunks.oid) problems.push(yf.problem(['files', i, 'chunks', 'oid'], `does not match the content of ${path} (sha256 ${digest.sha256})`));
+    }
+    return;
+  }
+  if (content.pointer.oid !== chunks.oid) problems.push(yf.problem(['files', i, 'chunks', 'oid'], `does not match the LFS pointer in ${path} (oid sha256:${content.pointer.oid})`));
+  if (content.pointer.size !== chunks.size) problems.push(yf.problem(['files', i, 'chunks', 'size'], `is ${chunks.size} but the LFS pointer in ${path} says ${content.pointer.size}`));
 }
 
 function checkModel(info: ModelInfo, regYaml: YamlFile | null, problems: Problem[]): void {

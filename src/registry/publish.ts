@@ -14,9 +14,10 @@ import {
   acquireRepoLock, blobAt, branchHead, commitOnBranch, commitTreeOid, currentBranch, openWorkRepo, readBlobText, type FileChange, type WorkRepo,
 } from './git-repo.ts';
 import { checkInterrupted } from './interrupt.ts';
-import { MANIFEST_NAME, MODEL_REGISTRY_FILE, REGISTRY_DIR, manifestPath, versionDir, versionFilePath } from './layout.ts';
+import { CHUNKS_DIR, MANIFEST_NAME, MODEL_REGISTRY_FILE, REGISTRY_DIR, chunkIndexPath, isReservedFileName, manifestPath, versionDir, versionFilePath } from './layout.ts';
 import { addBehaviour, normaliseForAdd } from './gitattributes.ts';
 import { addToLfsCache, type CachedObject } from './lfs-cache.ts';
+import { MAX_CHUNK_INDEX_BYTES } from '../lfs/cdc.ts';
 import { MAX_POINTER_SIZE, formatPointer, parsePointer } from './lfs-pointer.ts';
 import { ModelName, ModelRegistryFile, Version, VersionScheme } from './schema.ts';
 import { inferScheme, matchesScheme, schemeDescription, sortVersions } from './versions.ts';
@@ -51,6 +52,8 @@ export interface PublishedFile {
   size: number;
   /** "lfs" (pointer + cached object) or "blob" (small text kept in Git). */
   storage: 'lfs' | 'blob';
+  /** The chunk index LFS object (manifest `files[].chunks`), for files of CHUNK_INDEX_MIN_SIZE and more. */
+  chunks?: { oid: string; size: number };
 }
 
 export interface PublishResult {
@@ -71,6 +74,24 @@ export interface PublishResult {
 /** A plain blob is read into memory to be committed; anything this big belongs in LFS. */
 const MAX_PLAIN_BLOB = 16 << 20;
 
+/**
+ * Files this large get a chunk index, so a site holding an earlier version
+ * fetches only the changed byte ranges. Below it a delta cannot pay: a site
+ * attempts one only when it can reuse at least 1 MiB (lfs/http-fetcher.ts),
+ * and the index costs an extra object, pointer and request, plus reading the
+ * local candidates whole, to save at most a few seconds of transfer.
+ */
+export const CHUNK_INDEX_MIN_SIZE = 4 << 20;
+
+/** What this publish put in the LFS cache for one input file (to undo or re-check). */
+interface CachedInput {
+  input: string;
+  file: CachedObject;
+  /** Its chunk index, when one was made. */
+  index?: CachedObject;
+  wantIndex: boolean;
+}
+
 export async function publishVersion(req: PublishRequest): Promise<PublishResult> {
   const model = parseOr(ModelName, req.model, 'model name');
   const version = parseOr(Version, req.version, 'version');
@@ -85,7 +106,7 @@ export async function publishVersion(req: PublishRequest): Promise<PublishResult
   await checkNewVersion(repo, tree, await readRegistryAt(repo, tree), model, version);
 
   // Hash and cache first: nothing in the working tree changes until every file is safely stored.
-  const cached: Array<CachedObject & { input: string }> = [];
+  const cached: CachedInput[] = [];
   const files: PublishedFile[] = [];
   const contents: Array<{ path: string; content: string | Uint8Array }> = [];
   try {
@@ -99,10 +120,16 @@ export async function publishVersion(req: PublishRequest): Promise<PublishResult
         files.push({ name: input.name, sha256: hashBytes(bytes).sha256, size: bytes.length, storage: 'blob' });
         contents.push({ path, content: bytes });
       } else {
-        const obj = await addToLfsCache(repo.gitdir, input.path, req.signal);
-        cached.push({ ...obj, input: input.path });
-        files.push({ name: input.name, sha256: obj.oid, size: obj.size, storage: 'lfs' });
+        // The index is an LFS object too: only where .gitattributes sends its path to LFS (a registry made by
+        // init sends all of registry/ there; one tracking only "*.bin" does not, and gets no delta).
+        const indexPath = chunkIndexPath(model, version, input.name);
+        const wantIndex = input.size >= CHUNK_INDEX_MIN_SIZE && (await addBehaviour(repo.dir, indexPath)).lfs;
+        const obj = await addToLfsCache(repo.gitdir, input.path, indexOptions(wantIndex, req.signal));
+        cached.push({ input: input.path, file: obj, index: obj.chunkIndex, wantIndex });
+        const chunks = obj.chunkIndex ? { oid: obj.chunkIndex.oid, size: obj.chunkIndex.size } : undefined;
+        files.push({ name: input.name, sha256: obj.oid, size: obj.size, storage: 'lfs', ...(chunks ? { chunks } : {}) });
         contents.push({ path, content: formatPointer(obj) });
+        if (chunks) contents.push({ path: indexPath, content: formatPointer(chunks) });
       }
       const want = req.expectSha256?.[input.name];
       const got = files[files.length - 1]!.sha256;
@@ -143,10 +170,10 @@ export async function publishVersion(req: PublishRequest): Promise<PublishResult
     return {
       model, version, commit: result.commit, branch: result.branch, files, promoted: req.promote, createdModel: result.extra.createdModel,
       previous: req.promote ? result.extra.current : undefined,
-      objects: cached.map((o) => ({ oid: o.oid, size: o.size, path: o.path })),
+      objects: cachedObjects(cached).map((o) => ({ oid: o.oid, size: o.size, path: o.path })),
     };
   } catch (err) {
-    await forgetObjects(repo, cached);
+    await forgetObjects(repo, cachedObjects(cached));
     throw err;
   }
 }
@@ -178,13 +205,24 @@ async function forgetObjects(repo: WorkRepo, cached: CachedObject[]): Promise<vo
   }
 }
 
+function indexOptions(wantIndex: boolean, signal?: AbortSignal): Parameters<typeof addToLfsCache>[2] {
+  return { signal, chunkIndex: wantIndex ? { maxIndexBytes: MAX_CHUNK_INDEX_BYTES } : undefined };
+}
+
+function cachedObjects(cached: CachedInput[]): CachedObject[] {
+  return cached.flatMap((c) => (c.index ? [c.file, c.index] : [c.file]));
+}
+
 /** Under the lock: every object this publish relies on is still in the cache (a failed concurrent publish may have removed one). */
-async function ensureCached(repo: WorkRepo, cached: Array<CachedObject & { input: string }>, signal?: AbortSignal): Promise<void> {
-  for (const o of cached) {
-    if (await pathExists(o.path)) continue;
-    const again = await addToLfsCache(repo.gitdir, o.input, signal);
-    if (again.oid !== o.oid) throw new UsageError(`${o.input} changed while it was being published; publish it again`, { file: o.input });
-    o.added = again.added;
+async function ensureCached(repo: WorkRepo, cached: CachedInput[], signal?: AbortSignal): Promise<void> {
+  for (const c of cached) {
+    if ((await pathExists(c.file.path)) && (!c.index || (await pathExists(c.index.path)))) continue;
+    const again = await addToLfsCache(repo.gitdir, c.input, indexOptions(c.wantIndex, signal));
+    if (again.oid !== c.file.oid || again.chunkIndex?.oid !== c.index?.oid) {
+      throw new UsageError(`${c.input} changed while it was being published; publish it again`, { file: c.input });
+    }
+    c.file.added ||= again.added;
+    if (c.index && again.chunkIndex) c.index.added ||= again.chunkIndex.added;
   }
 }
 
@@ -262,9 +300,9 @@ function parseOr<T>(schema: { safeParse(v: unknown): { success: true; data: T } 
   return r.data;
 }
 
-async function checkInputs(paths: string[]): Promise<Array<{ path: string; name: string }>> {
+async function checkInputs(paths: string[]): Promise<Array<{ path: string; name: string; size: number }>> {
   const seen = new Map<string, string>();
-  const out: Array<{ path: string; name: string }> = [];
+  const out: Array<{ path: string; name: string; size: number }> = [];
   for (const p of paths) {
     const full = resolve(p);
     let st;
@@ -278,6 +316,7 @@ async function checkInputs(paths: string[]): Promise<Array<{ path: string; name:
     const why = unsafeRelativePathReason(name);
     if (why) throw new UsageError(`file name ${JSON.stringify(name)} ${why}`, { file: p });
     if (name.toLowerCase() === MANIFEST_NAME) throw new UsageError(`a file may not be named ${MANIFEST_NAME} (the version's manifest has that name)`, { file: p });
+    if (isReservedFileName(name)) throw new UsageError(`a file may not be named ${CHUNKS_DIR} (publish keeps chunk indexes in the version folder of that name)`, { file: p });
     const folded = name.toLowerCase();
     if (seen.has(folded)) throw new UsageError(`two files would be stored as ${JSON.stringify(name)}: ${seen.get(folded)} and ${p}`, { file: p });
     seen.set(folded, p);
@@ -288,7 +327,7 @@ async function checkInputs(paths: string[]): Promise<Array<{ path: string; name:
         { file: p },
       );
     }
-    out.push({ path: full, name });
+    out.push({ path: full, name, size: st.size });
   }
   return out;
 }
@@ -342,7 +381,10 @@ export function manifestText(m: ManifestInput): string {
   lines.push(`date_deployed: ${q(m.dateDeployed)}`);
   if (m.trainingMetrics !== undefined) lines.push(`training_metrics: ${JSON.stringify(m.trainingMetrics)}`);
   lines.push('files:');
-  for (const f of m.files) lines.push(`  - name: ${name(f.name)}`, `    sha256: ${hex(f.sha256)}`, `    size: ${f.size}`);
+  for (const f of m.files) {
+    lines.push(`  - name: ${name(f.name)}`, `    sha256: ${hex(f.sha256)}`, `    size: ${f.size}`);
+    if (f.chunks) lines.push(`    chunks: {oid: ${hex(f.chunks.oid)}, size: ${f.chunks.size}}`);
+  }
   if (m.previous !== undefined) lines.push(`previous_version: ${q(m.previous)}`);
   return `${lines.join('\n')}\n`;
 }
