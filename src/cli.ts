@@ -62,6 +62,7 @@ program
   .option('--no-promote', 'publish without making it current')
   .option('--push', 'push Git refs and LFS objects to the remote afterwards')
   .option('--remote <name>', 'remote to push to', 'origin')
+  .option('--token-file <file>', 'with --push: file holding the hub token (or MODELSYNC_TOKEN)')
   .option('--framework <text>', 'manifest framework field')
   .option('--source <text>', 'manifest source field')
   .option('--description <text>', 'manifest description')
@@ -77,6 +78,7 @@ program
   .addOption(repoOpt())
   .option('--push', 'push afterwards')
   .option('--remote <name>', 'remote to push to', 'origin')
+  .option('--token-file <file>', 'with --push: file holding the hub token (or MODELSYNC_TOKEN)')
   .option('--json', 'print one JSON document')
   .action((model, version, o) => run(async () => (await import('./commands/promote.ts')).promoteCommand, { ...o, model, version }));
 
@@ -88,6 +90,7 @@ program
   .addOption(repoOpt())
   .option('--push', 'push afterwards')
   .option('--remote <name>', 'remote to push to', 'origin')
+  .option('--token-file <file>', 'with --push: file holding the hub token (or MODELSYNC_TOKEN)')
   .option('--json', 'print one JSON document')
   .action((model, o) => run(async () => (await import('./commands/rollback.ts')).rollbackCommand, { ...o, model }));
 

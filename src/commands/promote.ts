@@ -1,8 +1,10 @@
+import { UsageError } from '../errors.ts';
 import { withInterrupts } from '../registry/interrupt.ts';
 import { promoteVersion } from '../registry/promote.ts';
 import { pushAfterCommit } from '../registry/push.ts';
 import { resolveRepoDir } from '../registry/open.ts';
 import { EXIT, printJson, type CommandContext } from './context.ts';
+import { readToken } from './reconcile.ts';
 
 export interface PromoteOptions {
   model?: string;
@@ -10,14 +12,34 @@ export interface PromoteOptions {
   repo?: string;
   push?: boolean;
   remote?: string;
+  tokenFile?: string;
   json?: boolean;
+}
+
+/**
+ * The token for `--push` (publish, promote, rollback), read as reconcile
+ * reads it: --token-file, else MODELSYNC_TOKEN_FILE, else MODELSYNC_TOKEN.
+ * Read before anything is committed, so a missing or empty file stops the
+ * command rather than leaving a commit that was not pushed.
+ */
+export function pushAuth(opts: { push?: boolean; tokenFile?: string }, ctx: CommandContext): { token?: string; tokenSource?: string } {
+  if (!opts.push) {
+    if (opts.tokenFile !== undefined) throw new UsageError('--token-file is only used with --push');
+    return {};
+  }
+  const token = readToken(opts.tokenFile, ctx);
+  if (!token) return {};
+  const file = opts.tokenFile ?? ctx.env.MODELSYNC_TOKEN_FILE;
+  const tokenSource = opts.tokenFile !== undefined ? `--token-file ${file}` : file ? `MODELSYNC_TOKEN_FILE (${file})` : 'MODELSYNC_TOKEN';
+  return { token, tokenSource };
 }
 
 export async function promoteCommand(opts: PromoteOptions, ctx: CommandContext): Promise<number> {
   const repoDir = await resolveRepoDir(ctx.cwd, opts.repo);
+  const auth = pushAuth(opts, ctx);
   const r = await withInterrupts(`promote ${opts.model} ${opts.version}`, (signal) => promoteVersion(repoDir, opts.model ?? '', opts.version ?? '', ctx.env, { signal }));
   const pushed = opts.push
-    ? await pushAfterCommit({ repoDir, remote: opts.remote ?? 'origin', env: ctx.env, logger: ctx.logger }, `promoted ${r.model} ${r.version}`, r.commit)
+    ? await pushAfterCommit({ repoDir, remote: opts.remote ?? 'origin', env: ctx.env, ...auth, logger: ctx.logger }, `promoted ${r.model} ${r.version}`, r.commit)
     : undefined;
   if (opts.json) {
     printJson(ctx, { ok: true, ...r, pushed });

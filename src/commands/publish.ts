@@ -4,6 +4,7 @@ import { publishVersion } from '../registry/publish.ts';
 import { pushAfterCommit } from '../registry/push.ts';
 import { resolveRepoDir } from '../registry/open.ts';
 import { EXIT, printJson, type CommandContext } from './context.ts';
+import { pushAuth } from './promote.ts';
 
 export interface PublishOptions {
   model?: string;
@@ -13,6 +14,7 @@ export interface PublishOptions {
   promote?: boolean;
   push?: boolean;
   remote?: string;
+  tokenFile?: string;
   framework?: string;
   source?: string;
   description?: string;
@@ -22,6 +24,7 @@ export interface PublishOptions {
 
 export async function publishCommand(opts: PublishOptions, ctx: CommandContext): Promise<number> {
   const repoDir = await resolveRepoDir(ctx.cwd, opts.repo);
+  const auth = pushAuth(opts, ctx);
   const r = await withInterrupts(`publish ${opts.model} ${opts.version}`, (signal) =>
     publishVersion({
       repoDir, model: opts.model ?? '', version: opts.version ?? '', files: (opts.files ?? []).map((f) => resolve(ctx.cwd, f)),
@@ -30,7 +33,7 @@ export async function publishCommand(opts: PublishOptions, ctx: CommandContext):
     }),
   );
   const pushed = opts.push
-    ? await pushAfterCommit({ repoDir, remote: opts.remote ?? 'origin', env: ctx.env, logger: ctx.logger }, `published ${r.model} ${r.version}`, r.commit)
+    ? await pushAfterCommit({ repoDir, remote: opts.remote ?? 'origin', env: ctx.env, ...auth, logger: ctx.logger }, `published ${r.model} ${r.version}`, r.commit)
     : undefined;
   if (opts.json) {
     printJson(ctx, { ok: true, ...r, objects: r.objects.map(({ oid, size }) => ({ oid, size })), pushed });

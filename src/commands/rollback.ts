@@ -3,6 +3,7 @@ import { rollbackModel } from '../registry/promote.ts';
 import { pushAfterCommit } from '../registry/push.ts';
 import { resolveRepoDir } from '../registry/open.ts';
 import { EXIT, printJson, type CommandContext } from './context.ts';
+import { pushAuth } from './promote.ts';
 
 export interface RollbackOptions {
   model?: string;
@@ -10,14 +11,16 @@ export interface RollbackOptions {
   repo?: string;
   push?: boolean;
   remote?: string;
+  tokenFile?: string;
   json?: boolean;
 }
 
 export async function rollbackCommand(opts: RollbackOptions, ctx: CommandContext): Promise<number> {
   const repoDir = await resolveRepoDir(ctx.cwd, opts.repo);
+  const auth = pushAuth(opts, ctx);
   const r = await withInterrupts(`rollback ${opts.model}`, (signal) => rollbackModel(repoDir, opts.model ?? '', ctx.env, { to: opts.to, signal }));
   const pushed = opts.push
-    ? await pushAfterCommit({ repoDir, remote: opts.remote ?? 'origin', env: ctx.env, logger: ctx.logger }, `rolled back ${r.model} to ${r.version}`, r.commit)
+    ? await pushAfterCommit({ repoDir, remote: opts.remote ?? 'origin', env: ctx.env, ...auth, logger: ctx.logger }, `rolled back ${r.model} to ${r.version}`, r.commit)
     : undefined;
   if (opts.json) {
     printJson(ctx, { ok: true, ...r, pushed });

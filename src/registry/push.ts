@@ -23,8 +23,15 @@ export interface PushRequest {
   repoDir: string;
   remote: string;
   env: NodeJS.ProcessEnv;
+  /** The hub token (from --token-file, MODELSYNC_TOKEN_FILE or MODELSYNC_TOKEN); never printed. */
+  token?: string;
+  /** Where the token came from, for an error when it is refused ("--token-file ci/token"). */
+  tokenSource?: string;
   logger?: Logger;
 }
+
+/** What to tell someone whose push needs credentials. */
+const AUTH_HINT = 'pass --token-file <file> or set MODELSYNC_TOKEN, or put credentials in the remote URL';
 
 export interface PushResult {
   remote: string;
@@ -54,7 +61,7 @@ export async function pushBranch(req: PushRequest): Promise<PushResult> {
       `--push speaks HTTP(S) only and remote ${req.remote} is ${redactUrl(url)}; push with \`git push\` instead (the pre-push hook uploads the LFS objects)`,
     );
   }
-  const token = req.env.MODELSYNC_TOKEN || undefined;
+  const token = req.token ?? (req.env.MODELSYNC_TOKEN?.trim() || undefined);
 
   // ---- LFS objects the server may not have ----
   const tracking = await trackingRef(repo, req.remote, branch);
@@ -80,17 +87,29 @@ export async function pushBranch(req: PushRequest): Promise<PushResult> {
       operation: 'upload',
       token,
     });
-    const r = await uploadObjects({ endpoint, objects, logger });
+    const r = await uploadObjects({ endpoint, objects, logger }).catch((err: unknown) => {
+      if (err instanceof AuthError) err.message = withAuthHint(err.message, token, req.tokenSource, url);
+      throw err;
+    });
     uploaded = r.uploaded.length;
     skipped = r.skipped.length;
   }
 
   // ---- the branch ----
+  // isomorphic-git reports a push we cancelled for want of (good) credentials as "The operation was canceled".
+  let authProblem: 'needed' | 'refused' | undefined;
   try {
     const res = await git.push({
       fs, http, dir: repo.dir, gitdir: repo.gitdir, remote: req.remote, ref: branch, remoteRef: branch,
-      onAuth: () => (token ? { username: 'modelsync', password: token } : { cancel: true }),
-      onAuthFailure: () => ({ cancel: true }),
+      onAuth: () => {
+        if (token) return { username: 'modelsync', password: token };
+        authProblem = 'needed';
+        return { cancel: true };
+      },
+      onAuthFailure: () => {
+        authProblem = 'refused';
+        return { cancel: true };
+      },
     });
     if (!res.ok) throw new GitError(`push of ${branch} to ${redactUrl(url)} was refused: ${res.error ?? 'unknown reason'}`, { remote: req.remote });
     const refResult = res.refs?.[`refs/heads/${branch}`];
@@ -99,11 +118,33 @@ export async function pushBranch(req: PushRequest): Promise<PushResult> {
     if (err instanceof ModelsyncError) throw err;
     const msg = redactText(errorMessage(err), url, token);
     const code = (err as { code?: string }).code;
-    if (code === 'HttpError' && /40[13]/.test(msg)) throw new AuthError(`push to ${redactUrl(url)} was refused: ${msg} (set MODELSYNC_TOKEN or put credentials in the remote URL)`);
+    if (code === 'UserCanceledError' && authProblem) {
+      const why = authProblem === 'needed' ? 'the server needs credentials (401)' : 'the server refused the credentials (401)';
+      throw new AuthError(withAuthHint(`push to ${redactUrl(url)} was refused: ${why}`, token, req.tokenSource, url));
+    }
+    if (code === 'HttpError' && /40[13]/.test(msg)) throw new AuthError(withAuthHint(`push to ${redactUrl(url)} was refused: ${msg}`, token, req.tokenSource, url));
     if (code === 'PushRejectedError') throw new GitError(`push to ${redactUrl(url)} was rejected (${msg}); pull, then publish again`, { remote: req.remote });
     throw new GitError(`push to ${redactUrl(url)} failed: ${msg}`, { remote: req.remote });
   }
   return { remote: req.remote, url: redactUrl(url), branch, commit: head, uploaded, skipped, missingLocally };
+}
+
+/** A refusal says which credentials were refused, or how to give some. */
+function withAuthHint(message: string, token: string | undefined, tokenSource: string | undefined, url: string): string {
+  // Ours replaces the LFS client's hint, which does not know about credentials in the remote URL.
+  const base = message.replace(/ \(no token configured: [^)]*\)/, '');
+  if (token) return `${base} (the token from ${tokenSource ?? 'MODELSYNC_TOKEN'} was refused)`;
+  if (hasUrlCredentials(url)) return `${base} (the credentials in the remote URL were refused)`;
+  return `${base} (no token given: ${AUTH_HINT})`;
+}
+
+function hasUrlCredentials(url: string): boolean {
+  try {
+    const u = new URL(url);
+    return Boolean(u.username || u.password);
+  } catch {
+    return false;
+  }
 }
 
 function redactText(text: string, url: string, token: string | undefined): string {
@@ -132,6 +173,19 @@ async function pointersSince(repo: WorkRepo, head: string, stop: string | null):
   const seenCommits = new Set<string>(stop ? [stop] : []);
   const queue = [head];
   let walked = 0;
+  // What the remote branch already has is on the server: only trees and blobs new since then are read.
+  if (stop) {
+    const markSeen = async (oid: string): Promise<void> => {
+      if (seenTrees.has(oid)) return;
+      seenTrees.add(oid);
+      for (const e of (await git.readTree({ fs, gitdir: repo.gitdir, oid })).tree) {
+        if (e.type === 'tree') await markSeen(e.oid);
+        else if (e.type === 'blob') seenBlobs.add(e.oid);
+      }
+    };
+    const reg = await registryTree(repo, stop);
+    if (reg) await markSeen(reg);
+  }
   const visitTree = async (oid: string): Promise<void> => {
     if (seenTrees.has(oid)) return;
     seenTrees.add(oid);
@@ -154,12 +208,17 @@ async function pointersSince(repo: WorkRepo, head: string, stop: string | null):
     seenCommits.add(oid);
     walked++;
     const { commit } = await git.readCommit({ fs, gitdir: repo.gitdir, oid });
-    const { tree } = await git.readTree({ fs, gitdir: repo.gitdir, oid: commit.tree });
-    const reg = tree.find((e) => e.path === REGISTRY_DIR && e.type === 'tree');
-    if (reg) await visitTree(reg.oid);
+    const reg = await registryTree(repo, oid);
+    if (reg) await visitTree(reg);
     queue.push(...commit.parent);
   }
   return out;
+}
+
+async function registryTree(repo: WorkRepo, commitOid: string): Promise<string | undefined> {
+  const { commit } = await git.readCommit({ fs, gitdir: repo.gitdir, oid: commitOid });
+  const { tree } = await git.readTree({ fs, gitdir: repo.gitdir, oid: commit.tree });
+  return tree.find((e) => e.path === REGISTRY_DIR && e.type === 'tree')?.oid;
 }
 
 /**

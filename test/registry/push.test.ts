@@ -49,3 +49,65 @@ describe('publish --push', () => {
     expect((JSON.parse(p.stdout) as { pushed: { uploaded: number } }).pushed.uploaded).toBe(0);
   });
 });
+
+describe('--push credentials', () => {
+  it('--token-file works for publish, promote and rollback; refusals name where the token came from; no token says how to give one', async () => {
+    const hub = await startTestHub({ tokens: true });
+    const root = tempDir();
+    const repo = join(root, 'registry');
+    expect((await cliAsync(['init', repo, '--bare-example'], { cwd: root, env })).status).toBe(0);
+    await gitAsync(['remote', 'add', 'origin', hub.repoUrl('models')], { cwd: repo, env });
+    const files = [1, 2, 3].map((i) => {
+      const f = join(root, `part${i}.bin`);
+      writeFileSync(f, `part ${i}`);
+      return f;
+    });
+    const head = async (): Promise<string> => (await gitAsync(['rev-parse', 'HEAD'], { cwd: repo, env })).stdout.trim();
+    const noToken = { ...env };
+    delete noToken.MODELSYNC_TOKEN;
+    delete noToken.MODELSYNC_TOKEN_FILE;
+
+    // No token at all: one auth error (not "3 of 3 uploads failed") that says both ways to give one.
+    const none = await cliAsync(['publish', 'det', '1', ...files, '--push'], { cwd: repo, env: noToken });
+    expect(none.status).toBe(1);
+    expect(none.stderr).toMatch(/published det 1 in commit [0-9a-f]{12}, but the push failed: LFS batch upload refused/);
+    expect(none.stderr).toContain('no token given: pass --token-file <file> or set MODELSYNC_TOKEN, or put credentials in the remote URL');
+    expect(none.stderr).not.toMatch(/of 3|no token configured/);
+    expect(none.stderr).toContain('[AuthError]');
+
+    // A token file that does not exist: refused before anything is committed, naming the file.
+    const before = await head();
+    const missing = await cliAsync(['promote', 'det', '1', '--push', '--token-file', 'nope/token'], { cwd: repo, env: noToken });
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toContain('cannot read token file nope/token: ENOENT');
+    expect(await head()).toBe(before);
+
+    // A wrong token in a file: the refusal says which token was refused, and never shows it.
+    const wrongFile = join(root, 'wrong-token');
+    writeFileSync(wrongFile, 'not-the-token-123\n');
+    const wrong = await cliAsync(['publish', 'det', '2', files[0]!, '--push', '--token-file', wrongFile], { cwd: repo, env: noToken });
+    expect(wrong.status).toBe(1);
+    expect(wrong.stderr).toContain(`(the token from --token-file ${wrongFile} was refused)`);
+    expect(wrong.stderr).not.toContain('not-the-token-123');
+
+    // The right token, with the trailing newline an editor leaves: pushes everything not yet on the hub.
+    const tokenFile = join(root, 'token');
+    writeFileSync(tokenFile, `  ${hub.secrets.publisher}\n\n`);
+    const ok = await cliAsync(['promote', 'det', '1', '--push', '--token-file', tokenFile, '--json'], { cwd: repo, env: noToken });
+    expect(ok.status, ok.stderr).toBe(0);
+    expect((JSON.parse(ok.stdout) as { pushed: { uploaded: number } }).pushed.uploaded).toBe(3);
+
+    // Nothing left to upload: the refusal comes from the Git push itself and reads the same way.
+    const gitRefused = await cliAsync(['rollback', 'det', '--push', '--token-file', wrongFile], { cwd: repo, env: noToken });
+    expect(gitRefused.status).toBe(1);
+    expect(gitRefused.stderr).toMatch(/rolled back det to 2 in commit [0-9a-f]{12}, but the push failed: push to .* was refused: .*\(the token from --token-file .*wrong-token was refused\)/);
+    const rb = await cliAsync(['rollback', 'det', '--to', '1', '--push', '--token-file', tokenFile], { cwd: repo, env: noToken });
+    expect(rb.status, rb.stderr).toBe(0);
+    expect(rb.stdout).toContain('Pushed main to origin');
+
+    // --token-file without --push would silently do nothing: a usage error instead.
+    const usage = await cliAsync(['promote', 'det', '1', '--token-file', tokenFile], { cwd: repo, env: noToken });
+    expect(usage.status).toBe(2);
+    expect(usage.stderr).toContain('--token-file is only used with --push');
+  });
+});
