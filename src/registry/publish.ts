@@ -76,10 +76,12 @@ const MAX_PLAIN_BLOB = 16 << 20;
 
 /**
  * Files this large get a chunk index, so a site holding an earlier version
- * fetches only the changed byte ranges. Below it a delta cannot pay: a site
- * attempts one only when it can reuse at least 1 MiB (lfs/http-fetcher.ts),
- * and the index costs an extra object, pointer and request, plus reading the
- * local candidates whole, to save at most a few seconds of transfer.
+ * fetches only the changed byte ranges. It is the size from which sites try
+ * a delta at all (lfs/http-fetcher.ts deltaMinBytes): an index for a smaller
+ * file would be stored, pushed and never used. Below it a delta cannot pay
+ * anyway: a site attempts one only when it can reuse at least 1 MiB, and it
+ * costs an extra object, pointer and request plus reading the local
+ * candidates whole, to save a few seconds of transfer at most.
  */
 export const CHUNK_INDEX_MIN_SIZE = 4 << 20;
 
