@@ -38,14 +38,16 @@ export async function promoteCommand(opts: PromoteOptions, ctx: CommandContext):
   const repoDir = await resolveRepoDir(ctx.cwd, opts.repo);
   const auth = pushAuth(opts, ctx);
   const r = await withInterrupts(`promote ${opts.model} ${opts.version}`, (signal) => promoteVersion(repoDir, opts.model ?? '', opts.version ?? '', ctx.env, { signal }));
+  // Already current: nothing is committed, but --push still pushes (an earlier push may have failed).
   const pushed = opts.push
-    ? await pushAfterCommit({ repoDir, remote: opts.remote ?? 'origin', env: ctx.env, ...auth, logger: ctx.logger }, `promoted ${r.model} ${r.version}`, r.commit)
+    ? await pushAfterCommit({ repoDir, remote: opts.remote ?? 'origin', env: ctx.env, ...auth, logger: ctx.logger }, r.unchanged ? `${r.model} ${r.version} was already current` : `promoted ${r.model} ${r.version}`, r.commit)
     : undefined;
   if (opts.json) {
     printJson(ctx, { ok: true, ...r, pushed });
     return EXIT.ok;
   }
-  ctx.out(`Promoted ${r.model}: ${r.from ?? '(none)'} -> ${r.version} in commit ${r.commit.slice(0, 12)} on ${r.branch}`);
+  if (r.unchanged) ctx.out(`${r.model} ${r.version} is already current; nothing to commit`);
+  else ctx.out(`Promoted ${r.model}: ${r.from ?? '(none)'} -> ${r.version} in commit ${r.commit.slice(0, 12)} on ${r.branch}`);
   if (pushed) ctx.out(`Pushed ${pushed.branch} to ${pushed.remote}`);
   return EXIT.ok;
 }

@@ -19,15 +19,19 @@ export async function rollbackCommand(opts: RollbackOptions, ctx: CommandContext
   const repoDir = await resolveRepoDir(ctx.cwd, opts.repo);
   const auth = pushAuth(opts, ctx);
   const r = await withInterrupts(`rollback ${opts.model}`, (signal) => rollbackModel(repoDir, opts.model ?? '', ctx.env, { to: opts.to, signal }));
+  // --to the current version: nothing is committed, but --push still pushes (an earlier push may have failed).
   const pushed = opts.push
-    ? await pushAfterCommit({ repoDir, remote: opts.remote ?? 'origin', env: ctx.env, ...auth, logger: ctx.logger }, `rolled back ${r.model} to ${r.version}`, r.commit)
+    ? await pushAfterCommit({ repoDir, remote: opts.remote ?? 'origin', env: ctx.env, ...auth, logger: ctx.logger }, r.unchanged ? `${r.model} ${r.version} was already current` : `rolled back ${r.model} to ${r.version}`, r.commit)
     : undefined;
   if (opts.json) {
     printJson(ctx, { ok: true, ...r, pushed });
     return EXIT.ok;
   }
-  ctx.out(`Rolled back ${r.model}: ${r.from} -> ${r.version}${r.previous ? ` (previous_version ${r.previous})` : ''}`);
-  ctx.out(`Commit ${r.commit.slice(0, 12)} on ${r.branch}: ${r.message.split('\n')[0]}`);
+  if (r.unchanged) ctx.out(`${r.model} ${r.version} is already current; nothing to commit`);
+  else {
+    ctx.out(`Rolled back ${r.model}: ${r.from} -> ${r.version}${r.previous ? ` (previous_version ${r.previous})` : ''}`);
+    ctx.out(`Commit ${r.commit.slice(0, 12)} on ${r.branch}: ${r.message.split('\n')[0]}`);
+  }
   if (pushed) ctx.out(`Pushed ${pushed.branch} to ${pushed.remote}`);
   return EXIT.ok;
 }

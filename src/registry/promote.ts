@@ -20,6 +20,8 @@ export interface PromoteResult {
   commit: string;
   branch: string;
   message: string;
+  /** The version was current already: nothing was committed (`commit` is the branch head). */
+  unchanged?: boolean;
 }
 
 export interface RollbackResult extends PromoteResult {
@@ -70,6 +72,30 @@ async function blobDirEntries(repo: WorkRepo, tree: string, path: string): Promi
   return (await git.readTree({ fs, gitdir: repo.gitdir, oid: cur })).tree;
 }
 
+/**
+ * Thrown out of a commit's prepare step when the model is already at the
+ * version asked for: decided under the repository lock, so it holds for the
+ * head the commit would have been made on.
+ */
+class AlreadyCurrent extends Error {
+  constructor(readonly branch: string, readonly commit: string, readonly previous: string | undefined) {
+    super('already current');
+  }
+
+  result(model: string, version: string): RollbackResult {
+    return { model, version, from: version, previous: this.previous, commit: this.commit, branch: this.branch, message: '', unchanged: true };
+  }
+}
+
+async function unlessCurrent<T>(make: () => Promise<T>): Promise<T | AlreadyCurrent> {
+  try {
+    return await make();
+  } catch (err) {
+    if (err instanceof AlreadyCurrent) return err;
+    throw err;
+  }
+}
+
 export interface ChangeOptions {
   /** Ctrl-C: honoured until the commit is being written. */
   signal?: AbortSignal;
@@ -77,16 +103,19 @@ export interface ChangeOptions {
 
 export async function promoteVersion(repoDir: string, model: string, version: string, env: NodeJS.ProcessEnv, opts: ChangeOptions = {}): Promise<PromoteResult> {
   const repo = await openWorkRepo(repoDir);
-  const r = await commitOnBranch(repo, {
+  const r = await unlessCurrent(() => commitOnBranch(repo, {
     env, signal: opts.signal, what: `refusing to promote ${model} ${version}`,
     prepare: async (base) => {
       const h = await headOf(repo, base);
       await requirePublished(h, model, version);
+      const now = entryIn(h.registryText, model);
+      if (now?.current === version) throw new AlreadyCurrent(h.branch, h.commit, now.previous);
       const edit = promoteInText(h.registryText, model, version, { create: true });
       const message = `Promote ${model} ${version}${edit.from ? `\n\nPrevious version: ${edit.from}.` : ''}`;
       return { message, changes: [{ path: MODEL_REGISTRY_FILE, content: edit.text }], extra: { from: edit.from, message } };
     },
-  });
+  }));
+  if (r instanceof AlreadyCurrent) return r.result(model, version);
   return { model, version, from: r.extra.from, commit: r.commit, branch: r.branch, message: r.extra.message };
 }
 
@@ -119,7 +148,7 @@ const MAX_HISTORY = 10_000;
  */
 export async function rollbackModel(repoDir: string, model: string, env: NodeJS.ProcessEnv, opts: ChangeOptions & { to?: string } = {}): Promise<RollbackResult> {
   const repo = await openWorkRepo(repoDir);
-  const r = await commitOnBranch(repo, {
+  const r = await unlessCurrent(() => commitOnBranch(repo, {
     env, signal: opts.signal, what: `refusing to roll back ${model}`,
     prepare: async (base) => {
       const h = await headOf(repo, base);
@@ -127,6 +156,7 @@ export async function rollbackModel(repoDir: string, model: string, env: NodeJS.
       if (!now?.current) throw new NotFoundError(`model ${JSON.stringify(model)} is not declared in ${MODEL_REGISTRY_FILE}`, { model });
       if (opts.to !== undefined) {
         await requirePublished(h, model, opts.to);
+        if (now.current === opts.to) throw new AlreadyCurrent(h.branch, h.commit, now.previous);
         const edit = promoteInText(h.registryText, model, opts.to);
         const message = `Roll back ${model} to ${opts.to}\n\nPromote ${opts.to} again; ${now.current} becomes previous_version.`;
         return {
@@ -142,7 +172,8 @@ export async function rollbackModel(repoDir: string, model: string, env: NodeJS.
         extra: { version: found.before.current, from: now.current, previous: found.before.previous, message, reverted: { commit: found.commit, subject: found.subject } },
       };
     },
-  });
+  }));
+  if (r instanceof AlreadyCurrent) return r.result(model, opts.to ?? '');
   const x = r.extra;
   return { model, version: x.version, from: x.from, previous: x.previous, commit: r.commit, branch: r.branch, message: x.message, reverted: x.reverted };
 }

@@ -179,7 +179,15 @@ describe('promote and rollback', () => {
       '+    current_version: "2025-01-01"',
       '+    previous_version: "2025-03-01"',
     ]);
-    expect(ms(['promote', 'det', '2025-01-01'], repo).stderr).toContain('already the current version');
+    // Promoting the current version again changes nothing: exit 0, one line, no commit.
+    const tip = head(repo);
+    const again = ms(['promote', 'det', '2025-01-01'], repo);
+    expect(again.status, again.stderr).toBe(0);
+    expect(again.stdout).toBe('det 2025-01-01 is already current; nothing to commit\n');
+    expect(JSON.parse(ok(['promote', 'det', '2025-01-01', '--json'], repo))).toMatchObject({ ok: true, unchanged: true, commit: tip });
+    // rollback --to the current version is the same no-op.
+    expect(ok(['rollback', 'det', '--to', '2025-01-01'], repo)).toBe('det 2025-01-01 is already current; nothing to commit\n');
+    expect(head(repo)).toBe(tip);
     expect(ms(['promote', 'det', '2030-01-01'], repo).stderr).toContain('not published (published: 2025-01-01, 2025-02-01, 2025-03-01)');
   });
 
