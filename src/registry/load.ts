@@ -93,13 +93,18 @@ export async function loadRegistry(source: RegistrySource, options: LoadOptions 
   const regYaml = await readYaml(source, MODEL_REGISTRY_FILE, problems);
   // A Map, not an object: a model folder called "constructor" must not find Object's.
   const declared = new Map<string, ModelEntry>();
+  // Broken (missing, unparsable or off-schema): which models it declares is unknown, so "model X is not
+  // declared" on every site reference would bury the one real problem; those checks are skipped.
+  let registryBroken = true;
   if (!regYaml) {
     problems.push(at(MODEL_REGISTRY_FILE, 'file is missing (every registry declares its models here)'));
   } else if (regYaml.value !== undefined) {
     registry.modelRegistryYaml = regYaml;
     const parsed = ModelRegistryFile.safeParse(regYaml.value ?? {});
-    if (parsed.success) for (const [name, entry] of Object.entries(parsed.data.models)) declared.set(name, entry);
-    else {
+    if (parsed.success) {
+      for (const [name, entry] of Object.entries(parsed.data.models)) declared.set(name, entry);
+      registryBroken = false;
+    } else {
       problems.push(...zodProblems(regYaml, parsed.error));
       // Keep the entries that are fine, so cross-file rules still report on them.
       const raw = (regYaml.value as { models?: Record<string, unknown> } | null)?.models;
@@ -138,9 +143,9 @@ export async function loadRegistry(source: RegistrySource, options: LoadOptions 
   // ---- sites and groups ----
   await loadSiteDocs(source, SITES_DIR, registry.sites, problems, (n) => n);
   await loadSiteDocs(source, GROUPS_DIR, registry.groups, problems, (n) => `groups/${n}`);
-  for (const site of registry.sites.values()) checkSite(registry, site, problems, false);
-  for (const group of registry.groups.values()) checkSite(registry, group, problems, true);
-  await checkTemplates(source, registry, problems);
+  for (const site of registry.sites.values()) checkSite(registry, site, problems, registryBroken);
+  for (const group of registry.groups.values()) checkSite(registry, group, problems, registryBroken);
+  await checkTemplates(source, registry, problems, registryBroken);
 
   return { registry, problems: dedupe(problems) };
 }
@@ -403,16 +408,21 @@ function salvageSite(raw: unknown): SiteFile {
   return out as SiteFile;
 }
 
-function checkSite(registry: Registry, doc: SiteDoc, problems: Problem[], isGroup: boolean): void {
+/** `registryBroken`: model_registry.yaml did not load whole, so a model it does not seem to declare is not reported. */
+function checkSite(registry: Registry, doc: SiteDoc, problems: Problem[], registryBroken: boolean): void {
   const { data, yaml } = doc;
   const known = (m: string): boolean => registry.models.get(m)?.entry !== undefined;
+  const undeclared = (m: string): boolean => !known(m) && !registryBroken;
   data.models?.forEach((m, i) => {
-    if (!known(m)) problems.push(yaml.problem(['models', i], `model ${JSON.stringify(m)} is not declared in ${MODEL_REGISTRY_FILE}`));
+    if (undeclared(m)) problems.push(yaml.problem(['models', i], `model ${JSON.stringify(m)} is not declared in ${MODEL_REGISTRY_FILE}`));
   });
   for (const [m, v] of Object.entries(data.overrides ?? {})) {
     const info = registry.models.get(m);
-    if (!info?.entry) problems.push(yaml.problem(['overrides', m], `model ${JSON.stringify(m)} is not declared in ${MODEL_REGISTRY_FILE}`, { key: true }));
-    else if (!info.versions.has(v) && !info.broken.has(v)) problems.push(yaml.problem(['overrides', m], `version ${JSON.stringify(v)} of ${m} is not published`));
+    if (!info?.entry) {
+      if (undeclared(m)) problems.push(yaml.problem(['overrides', m], `model ${JSON.stringify(m)} is not declared in ${MODEL_REGISTRY_FILE}`, { key: true }));
+    } else if (!info.versions.has(v) && !info.broken.has(v)) {
+      problems.push(yaml.problem(['overrides', m], `version ${JSON.stringify(v)} of ${m} is not published (${publishedList(info)})`));
+    }
   }
   if (data.schedule !== undefined && !validateCron(data.schedule)) {
     problems.push(yaml.problem(['schedule'], `${JSON.stringify(data.schedule)} is not a valid cron expression (five or six fields, e.g. "*/15 * * * *")`));
@@ -424,7 +434,7 @@ function checkSite(registry: Registry, doc: SiteDoc, problems: Problem[], isGrou
     if (prev !== undefined) problems.push(yaml.problem(['templates', i, 'dest'], `${t.dest} is also written by templates[${prev}]`));
     else dests.set(t.dest, i);
     t.models?.forEach((m, j) => {
-      if (!known(m)) problems.push(yaml.problem(['templates', i, 'models', j], `model ${JSON.stringify(m)} is not declared in ${MODEL_REGISTRY_FILE}`));
+      if (undeclared(m)) problems.push(yaml.problem(['templates', i, 'models', j], `model ${JSON.stringify(m)} is not declared in ${MODEL_REGISTRY_FILE}`));
     });
   });
   // extends: every reference resolves, and following them never comes back here.
@@ -434,7 +444,13 @@ function checkSite(registry: Registry, doc: SiteDoc, problems: Problem[], isGrou
   });
   const cycle = findCycle(registry, doc.name);
   if (cycle) problems.push(yaml.problem(['extends'], `extends forms a cycle: ${cycle.join(' -> ')}`));
-  void isGroup;
+}
+
+/** "published: 1, 2, 3" in version order, for a message about a version that is not. */
+function publishedList(info: ModelInfo): string {
+  const versions = [...info.versions.keys(), ...info.broken];
+  if (versions.length === 0) return `no version of ${info.name} is published yet`;
+  return `published: ${(info.scheme ? sortVersions(versions, info.scheme) : versions.sort()).join(', ')}`;
 }
 
 /** The cycle through `start`, if following `extends` from it returns to it. */
@@ -471,7 +487,7 @@ const DRY_RUN_STORE = '/var/lib/modelsync';
  * stand-in store path), so a template that reads a model the site does not
  * run, or misspells a key, fails here rather than on the site.
  */
-async function checkTemplates(source: RegistrySource, registry: Registry, problems: Problem[]): Promise<void> {
+async function checkTemplates(source: RegistrySource, registry: Registry, problems: Problem[], registryBroken: boolean): Promise<void> {
   const compiled = new Map<string, Template | 'missing' | 'broken'>();
   for (const doc of [...registry.sites.values(), ...registry.groups.values()]) {
     for (const [i, t] of (doc.data.templates ?? []).entries()) {
@@ -491,6 +507,8 @@ async function checkTemplates(source: RegistrySource, registry: Registry, proble
       if (compiled.get(t.src) === 'missing') problems.push(doc.yaml.problem(['templates', i, 'src'], `template ${t.src} does not exist`));
     }
   }
+  // Rendering against models that did not load would only report their absence again.
+  if (registryBroken) return;
   for (const site of registry.sites.values()) {
     let resolved;
     let desired;

@@ -113,7 +113,7 @@ describe('validate: bad input gets a precise error', () => {
     expect(got).toEqual(expect.arrayContaining([
       'sites/alpha.yaml:1:16: labels.tier: expected string, got number 1',
       'sites/alpha.yaml:2:15: models[1]: model "nope" is not declared in registry/model_registry.yaml',
-      'sites/alpha.yaml:3:18: overrides.det: version "2024-12-31" of det is not published',
+      'sites/alpha.yaml:3:18: overrides.det: version "2024-12-31" of det is not published (published: 2025-01-01, 2025-01-02)',
       'sites/alpha.yaml:4:11: schedule: "soon" is not a valid cron expression (five or six fields, e.g. "*/15 * * * *")',
       'sites/alpha.yaml:5:11: extends[0]: "groups/missing" does not resolve (expected sites/groups/missing.yaml)',
       'registry/det/2025-01-01/manifest.yaml:5:13: files[0].sha256: must be 64 lowercase hex characters (a sha256)',
