@@ -9,7 +9,7 @@ import { ChecksumError, ModelsyncError, StoreError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { SHA256_RE } from '../util/hash.ts';
 import { ActionCache } from './actions.ts';
-import { parseChunkIndex } from './cdc.ts';
+import { MAX_CHUNK_INDEX_BYTES, parseChunkIndex } from './cdc.ts';
 import { executeDelta, indexLocalFiles, planDelta, plannedBytes } from './delta.ts';
 import { type AttemptContext, downloadAttempt, EMPTY_SHA256, inspectPart, isHrefRefused, removePart } from './download.ts';
 import type { LfsEndpoint } from './endpoint.ts';
@@ -22,8 +22,7 @@ import { type TransferOptions, transferSetup } from './transfer.ts';
 import type { FetchOptions, FetchResult, LfsObject, ObjectFetcher } from './types.ts';
 
 export { DEFAULT_CONCURRENCY } from './transfer.ts';
-/** A chunk index lists ~50 bytes per 64 KiB chunk: this covers objects of tens of GiB. */
-const MAX_CHUNK_INDEX_BYTES = 64 * 1024 * 1024;
+
 /** However often a transfer makes progress and drops, give up after this many attempts. */
 const MAX_ATTEMPTS_WITH_PROGRESS = 50;
 
