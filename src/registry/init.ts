@@ -160,10 +160,9 @@ async function makeDirectory(dir: string): Promise<string | null> {
 
 async function initInto(dir: string, req: InitRequest): Promise<InitResult> {
   const src = req.sourceRoot ?? PROJECT_ROOT;
+  if (await pathExists(join(dir, MODEL_REGISTRY_FILE))) throw new UsageError(`${dir} is already a modelsync registry; nothing was changed`, { dir });
   for (const p of [REGISTRY_DIR, SITES_DIR, HOOKS_DIR]) {
-    if (await pathExists(join(dir, p))) {
-      throw new UsageError(`${join(dir, p)} already exists: ${dir} already holds a registry (or something in its place); refusing to overwrite it`, { dir });
-    }
+    if (await pathExists(join(dir, p))) throw new UsageError(`${dir} already has a ${p}/ that init would overwrite; nothing was changed`, { dir, path: p });
   }
 
   const created = !(await pathExists(join(dir, '.git')));
@@ -174,6 +173,8 @@ async function initInto(dir: string, req: InitRequest): Promise<InitResult> {
     await setConfig(repo, 'core.ignorecase', process.platform === 'darwin' || process.platform === 'win32' ? 'true' : 'false');
     await setConfig(repo, 'core.symlinks', process.platform === 'win32' ? 'false' : 'true');
     await setConfig(repo, 'core.logallrefupdates', 'true');
+    // isomorphic-git also writes filemode = false, which makes git ignore executable bits (hooks/ among them).
+    await setConfig(repo, 'core.filemode', (await fileModeWorks(join(repo.gitdir, 'config'))) ? 'true' : 'false');
   }
   const branch = await currentBranch(repo);
   if (!created && (await branchHead(repo, branch)) === null && branch !== req.branch) {
@@ -246,6 +247,20 @@ async function copyDir(src: string, rel: string, keep: (name: string) => boolean
     out.push({ path: `${rel}/${e.name}`, content: await fsp.readFile(full), executable: (st.mode & 0o111) !== 0 });
   }
   return out;
+}
+
+/** Whether the file system keeps the executable bit: git's own probe at `git init` (toggle it on the config file). */
+async function fileModeWorks(probe: string): Promise<boolean> {
+  if (process.platform === 'win32') return false;
+  try {
+    const before = (await fsp.stat(probe)).mode;
+    await fsp.chmod(probe, before ^ 0o100);
+    const after = (await fsp.stat(probe)).mode;
+    await fsp.chmod(probe, before);
+    return after !== before;
+  } catch {
+    return false;
+  }
 }
 
 async function setConfig(repo: WorkRepo, path: string, value: string): Promise<void> {

@@ -3,7 +3,7 @@
  * checked with the stock git and git-lfs clients.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { formatPointer } from '../../src/registry/lfs-pointer.ts';
@@ -66,8 +66,23 @@ describe('init', () => {
     const before = head(repo);
     const r = ms(['init', repo], repo);
     expect(r.status).toBe(2);
-    expect(r.stderr).toContain('already holds a registry');
+    expect(r.stderr).toBe(`modelsync: ${repo} is already a modelsync registry; nothing was changed [UsageError]\n`);
     expect(head(repo)).toBe(before);
+    // Not a registry, but init would overwrite part of it: the sentence names the part.
+    const other = tempDir();
+    mkdirSync(join(other, 'sites'));
+    const r2 = ms(['init', other], other);
+    expect(r2.status).toBe(2);
+    expect(r2.stderr).toBe(`modelsync: ${other} already has a sites/ that init would overwrite; nothing was changed [UsageError]\n`);
+    expect(existsSync(join(other, '.git'))).toBe(false);
+  });
+
+  it('keeps executable bits tracked, as git init does on a file system that has them', () => {
+    const repo = newRegistry();
+    expect(git(['config', 'core.filemode'], { cwd: repo, env }).stdout.trim()).toBe('true');
+    // A hook made non-executable by mistake shows up as a change, as it would in a repo made by git init.
+    chmodSync(join(repo, 'hooks/pre-push'), 0o644);
+    expect(git(['status', '--porcelain'], { cwd: repo, env }).stdout).toBe(' M hooks/pre-push\n');
   });
 });
 
