@@ -56,11 +56,14 @@ const KNOWN_KEYS = [
   'retention', 'keep', 'bandwidth', 'limit_kbps', 'templates', 'src', 'dest',
 ];
 
-/** "did you mean" for typos within two edits of a known key. */
-function suggest(key: string): string {
+/**
+ * " (did you mean "x"?)" for a typo within two edits of one of `candidates`
+ * (default: the registry's keys), else "". Also used for template filters and tests.
+ */
+export function suggest(key: string, candidates: readonly string[] = KNOWN_KEYS): string {
   let best: string | undefined;
   let bestD = 3;
-  for (const k of KNOWN_KEYS) {
+  for (const k of candidates) {
     const d = editDistance(key, k);
     if (d < bestD) {
       bestD = d;

@@ -5,6 +5,7 @@
  */
 import { posix } from 'node:path';
 import { stringify as yamlStringify } from 'yaml';
+import { suggest } from '../registry/zod-problems.ts';
 import {
   Budget, EvalError, Undefined, codePoints, compareValues, describeType, entriesOf, equals, getItem, isList, isPlainObject,
   isForbiddenKey, isUndefined, iterate, keysOf, toJson, toStr, truthy, type Value,
@@ -317,7 +318,7 @@ const FILTERS: Record<string, Filter> = {
     const name = c.args[0];
     if (typeof name !== 'string') throw new EvalError('map needs a filter name or attribute="…"');
     const f = FILTERS[name];
-    if (!f || !Object.hasOwn(FILTERS, name)) throw new EvalError(`unknown filter "${name}"`);
+    if (!f || !Object.hasOwn(FILTERS, name)) throw new EvalError(unknownFilter(name));
     const rest: FilterCall = { ...c, args: c.args.slice(1), kwargs: {} };
     return items.map((x) => f(x, rest));
   },
@@ -417,8 +418,18 @@ export function lookupFilter(name: string): Filter | null {
   return Object.hasOwn(FILTERS, name) ? FILTERS[name]! : null;
 }
 
+/** `unknown filter "x"`, with the nearest known filter when there is one within two edits. */
+export function unknownFilter(name: string): string {
+  return `unknown filter "${name}"${suggest(name, Object.keys(FILTERS))}`;
+}
+
+/** `unknown test "x"`, with the nearest known test when there is one within two edits. */
+export function unknownTest(name: string): string {
+  return `unknown test "${name}"${suggest(name, Object.keys(TESTS))}`;
+}
+
 export function lookupTest(name: string): Test {
-  if (!Object.hasOwn(TESTS, name)) throw new EvalError(`unknown test "${name}"`);
+  if (!Object.hasOwn(TESTS, name)) throw new EvalError(unknownTest(name));
   return TESTS[name]!;
 }
 

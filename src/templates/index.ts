@@ -12,7 +12,7 @@
  */
 import type { Expr, Stmt } from './ast.ts';
 import { TemplateError } from './errors.ts';
-import { hasTest, lookupFilter } from './filters.ts';
+import { hasTest, lookupFilter, unknownFilter, unknownTest } from './filters.ts';
 import { tokenize } from './lexer.ts';
 import { parse } from './parser.ts';
 import { render, type CompiledTemplate } from './render.ts';
@@ -79,12 +79,12 @@ function checkNames(body: readonly Stmt[], fail: (pos: number, message: string) 
         expr(e.first);
         return e.rest.forEach((r) => expr(r.expr));
       case 'filter':
-        if (!lookupFilter(e.name)) fail(e.pos, `unknown filter "${e.name}"`);
+        if (!lookupFilter(e.name)) fail(e.pos, unknownFilter(e.name));
         expr(e.expr);
         e.args.forEach(expr);
         return e.kwargs.forEach((k) => expr(k.value));
       case 'test':
-        if (!hasTest(e.name)) fail(e.pos, `unknown test "${e.name}"`);
+        if (!hasTest(e.name)) fail(e.pos, unknownTest(e.name));
         expr(e.expr);
         return e.args.forEach(expr);
       case 'cond':

@@ -6,7 +6,7 @@
  */
 import type { CompareOp, Expr, Stmt } from './ast.ts';
 import { TemplateError } from './errors.ts';
-import { contains, lookupFilter, lookupTest } from './filters.ts';
+import { contains, lookupFilter, lookupTest, unknownFilter } from './filters.ts';
 import {
   Budget, EvalError, Undefined, codePoints, compareValues, describeType, equals, getItem, isForbiddenKey, isList, isPlainObject,
   isUndefined, iterate, keysOf, toStr, truthy, type Limits, type PlainObject, type Value,
@@ -241,7 +241,7 @@ class Renderer {
       }
       case 'filter': {
         const f = lookupFilter(e.name);
-        if (!f) throw new EvalError(`unknown filter "${e.name}"`);
+        if (!f) throw new EvalError(unknownFilter(e.name));
         const value = this.eval(e.expr, scope);
         const args = e.args.map((a) => this.eval(a, scope));
         const kwargs: Record<string, Value> = Object.create(null) as Record<string, Value>;

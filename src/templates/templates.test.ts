@@ -68,6 +68,13 @@ describe('filters', () => {
     expect([e.line, e.col, e.reason]).toEqual([2, 10, 'unknown filter "frobnicate"']);
     expect(failure(() => compileTemplate('{{ x is shiny }}', 'f.j2')).reason).toBe('unknown test "shiny"');
   });
+  it('suggests the nearest known filter or test for a typo', () => {
+    expect(failure(() => compileTemplate('{{ x | defualt("a") }}', 'f.j2')).reason).toBe('unknown filter "defualt" (did you mean "default"?)');
+    expect(failure(() => compileTemplate('{{ path | basname }}', 'f.j2')).reason).toBe('unknown filter "basname" (did you mean "basename"?)');
+    expect(failure(() => compileTemplate('{{ x is defind }}', 'f.j2')).reason).toBe('unknown test "defind" (did you mean "defined"?)');
+    // A filter name given to map() is checked when it runs, with the same hint.
+    expect(failure(() => renderTemplate(compileTemplate('{{ xs | map("uper") | list }}', 'f.j2'), { xs: ['a'] })).reason).toBe('unknown filter "uper" (did you mean "upper"?)');
+  });
 });
 
 describe('statements', () => {
