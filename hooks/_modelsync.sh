@@ -92,7 +92,8 @@ default_branch() {
 
 # After a commit on the default branch that changed what sites run, push it
 # at once (that is what makes sites update immediately). Never fails the
-# commit: offline, it says how to push later.
+# commit: when the push fails it says why (credentials, a rejected push, the
+# pre-push hook, a timeout, or the network) and how to push later.
 autopush() {
   [ "$(git config --bool modelsync.autopush 2>/dev/null)" = "false" ] && return 0
   [ -n "${MODELSYNC_NO_AUTOPUSH:-}" ] && return 0
@@ -112,10 +113,53 @@ autopush() {
   fi
   [ -n "$ms_changed" ] || return 0
   echo "modelsync: registry changed on $ms_branch; pushing to $ms_remote so sites update now" >&2
-  if command -v timeout >/dev/null 2>&1; then
-    timeout "${MODELSYNC_PUSH_TIMEOUT:-120}" git push "$ms_remote" "$ms_branch"
+  # git push's output still reaches the terminal as it comes, and is kept to say why a push failed.
+  ms_tmp=$(mktemp -d "${TMPDIR:-/tmp}/modelsync-push.XXXXXX" 2>/dev/null) || ms_tmp=
+  if [ -n "$ms_tmp" ]; then
+    {
+      push_now "$ms_remote" "$ms_branch" 2>&1
+      echo $? >"$ms_tmp/rc"
+    } | tee "$ms_tmp/log" >&2
+    ms_rc=$(cat "$ms_tmp/rc" 2>/dev/null)
   else
-    git push "$ms_remote" "$ms_branch"
-  fi || echo "modelsync: push failed (offline?); the commit is kept. Push it later with: git push $ms_remote $ms_branch" >&2
+    push_now "$ms_remote" "$ms_branch"
+    ms_rc=$?
+  fi
+  if [ "${ms_rc:-1}" != 0 ]; then
+    ms_later="the commit is kept; push it later with: git push $ms_remote $ms_branch"
+    case "$(push_failure_kind "${ms_rc:-1}" "${ms_tmp:-/nonexistent}/log")" in
+      credentials) echo "modelsync: push to $ms_remote was refused: the credentials were missing or rejected (check the token or password for $ms_remote, e.g. in the remote URL or a git credential helper); $ms_later" >&2 ;;
+      rejected) echo "modelsync: push to $ms_remote was rejected: $ms_remote has commits this branch does not (git pull --rebase first); $ms_later" >&2 ;;
+      hook) echo "modelsync: push to $ms_remote was refused by the pre-push hook (see above); $ms_later" >&2 ;;
+      timeout) echo "modelsync: push to $ms_remote timed out after ${MODELSYNC_PUSH_TIMEOUT:-120}s (slow or offline?); $ms_later" >&2 ;;
+      *) echo "modelsync: push to $ms_remote failed: could not reach it (offline, or a wrong URL?); $ms_later" >&2 ;;
+    esac
+  fi
+  [ -z "$ms_tmp" ] || rm -rf "$ms_tmp"
   return 0
+}
+
+push_now() {
+  if command -v timeout >/dev/null 2>&1; then
+    timeout "${MODELSYNC_PUSH_TIMEOUT:-120}" git push "$1" "$2"
+  else
+    git push "$1" "$2"
+  fi
+}
+
+# Why `git push` failed, from its exit status ($1) and output ($2, a file):
+# credentials, rejected, hook, timeout or network. Git and git-lfs word these
+# differently across versions and servers, hence several patterns each.
+push_failure_kind() {
+  if [ "$1" = 124 ]; then
+    echo timeout
+  elif grep -qE '^modelsync: push refused' "$2" 2>/dev/null; then
+    echo hook
+  elif grep -qiE 'authentication failed|could not read (username|password)|terminal prompts disabled|HTTP (basic: )?access denied|(error|HTTP|status)[: ]+40[13]([^0-9]|$)|\(40[13]\)|unauthorized|forbidden|authorization error|credentials (for .* )?not found|permission denied \(publickey' "$2" 2>/dev/null; then
+    echo credentials
+  elif grep -qiE '\[rejected\]|non-fast-forward|fetch first' "$2" 2>/dev/null; then
+    echo rejected
+  else
+    echo network
+  fi
 }

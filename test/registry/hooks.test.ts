@@ -7,7 +7,8 @@
 import { existsSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { CLI, cli, git, isolatedGitEnv, tempDir } from '../helpers/env.ts';
+import { CLI, cli, git, gitAsync, isolatedGitEnv, tempDir } from '../helpers/env.ts';
+import { startTestHub } from '../helpers/hub.ts';
 
 let env: NodeJS.ProcessEnv;
 beforeAll(() => {
@@ -81,6 +82,10 @@ describe('hooks with stock git', () => {
     expect(r.stdout + r.stderr).toContain('sites/alpha.yaml:5:11: schedule: "whenever" is not a valid cron expression');
     expect(r.stderr).toContain('push refused');
     expect(git(['rev-parse', 'main'], { cwd: bare, env }).stdout).not.toBe(git(['rev-parse', 'HEAD'], { cwd: repo, env }).stdout);
+    // The automatic push after such a commit says the pre-push hook refused it, not that the network failed.
+    writeFileSync(s, `${readFileSync(s, 'utf8')}# still bad\n`);
+    const auto = git(['commit', '-q', '--no-verify', '-am', 'still bad'], { cwd: repo, env });
+    expect(auto.stderr).toContain('modelsync: push to origin was refused by the pre-push hook (see above); the commit is kept');
   });
 
   it('post-commit keeps the commit when the remote is unreachable', () => {
@@ -89,8 +94,50 @@ describe('hooks with stock git', () => {
     const s = join(repo, 'sites/beta.yaml');
     writeFileSync(s, readFileSync(s, 'utf8').replace('region: south', 'region: west'));
     const r = git(['commit', '-qam', 'offline edit'], { cwd: repo, env });
-    expect(r.stderr).toContain('push failed (offline?); the commit is kept');
+    expect(r.stderr).toContain('modelsync: push to origin failed: could not reach it (offline, or a wrong URL?); the commit is kept; push it later with: git push origin main');
     expect(git(['log', '-1', '--format=%s'], { cwd: repo, env }).stdout.trim()).toBe('offline edit');
+  });
+
+  it('post-commit says credentials, not "offline", when the hub refuses them; the commit is kept', async () => {
+    const hub = await startTestHub({ tokens: true });
+    const { repo } = setup();
+    const s = join(repo, 'sites/beta.yaml');
+    const cases: Array<[string, string]> = [
+      ['no token', hub.repoUrl('models')],
+      ['a wrong token', hub.repoUrl('models', 'not-a-token')],
+      ['a token without the publisher role (403)', hub.repoUrl('models', hub.secrets.site)],
+    ];
+    for (const [what, url] of cases) {
+      git(['remote', 'set-url', 'origin', url], { cwd: repo, env });
+      writeFileSync(s, `${readFileSync(s, 'utf8')}# ${what}\n`);
+      // Async: the hub answers from this process while git runs.
+      const r = await gitAsync(['commit', '-qam', `edit with ${what}`], { cwd: repo, env });
+      expect(r.status, what).toBe(0);
+      expect(r.stderr, what).toContain('modelsync: push to origin was refused: the credentials were missing or rejected');
+      expect(r.stderr, what).toContain('the commit is kept; push it later with: git push origin main');
+      expect(r.stderr, what).not.toContain('could not reach');
+      expect(git(['log', '-1', '--format=%s'], { cwd: repo, env }).stdout.trim()).toBe(`edit with ${what}`);
+    }
+    // With the right token the same hook pushes, and the hub has the commit.
+    git(['remote', 'set-url', 'origin', hub.repoUrl('models', hub.secrets.publisher)], { cwd: repo, env });
+    writeFileSync(s, `${readFileSync(s, 'utf8')}# good\n`);
+    const ok = await gitAsync(['commit', '-qam', 'edit with the publisher token'], { cwd: repo, env });
+    expect(ok.stderr).not.toContain('modelsync: push to origin');
+    const remote = await gitAsync(['ls-remote', 'origin', 'refs/heads/main'], { cwd: repo, env });
+    expect(remote.stdout.split('\t')[0]).toBe(git(['rev-parse', 'HEAD'], { cwd: repo, env }).stdout.trim());
+  });
+
+  it('post-commit says when the remote moved on (a rejected push), not "offline"', () => {
+    const { repo, bare } = setup();
+    git(['push', '-q', '-u', 'origin', 'main'], { cwd: repo, env });
+    const other = join(tempDir(), 'other');
+    git(['clone', '-q', bare, other], { cwd: repo, env });
+    git(['commit', '-q', '--allow-empty', '-m', 'someone else'], { cwd: other, env });
+    git(['push', '-q', 'origin', 'main'], { cwd: other, env });
+    const s = join(repo, 'sites/beta.yaml');
+    writeFileSync(s, readFileSync(s, 'utf8').replace('region: south', 'region: west'));
+    const r = git(['commit', '-qam', 'behind'], { cwd: repo, env });
+    expect(r.stderr).toContain('modelsync: push to origin was rejected: origin has commits this branch does not (git pull --rebase first); the commit is kept');
   });
 
   it('on a machine without modelsync (no node_modules, no node) the commit is refused with what was tried and how to fix it', () => {
