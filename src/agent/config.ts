@@ -10,7 +10,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { ConfigError, UsageError, formatProblem, errorMessage, type Problem } from '../errors.ts';
 import { AgentConfigFile, HealthCheck, ServiceSpec } from '../registry/schema.ts';
 import { parseYamlFile, type YamlFile } from '../registry/yaml-file.ts';
-import { zodProblems } from '../registry/zod-problems.ts';
+import { suggest, zodProblems } from '../registry/zod-problems.ts';
 import { checkCron } from './schedule.ts';
 
 export type AgentConfig = AgentConfigFile & {
@@ -260,36 +260,7 @@ function withSuggestion(p: Problem): Problem {
   const key = m[1]!;
   const parent = p.path.endsWith(key) ? p.path.slice(0, p.path.length - key.length).replace(/\.$/, '') : p.path;
   const keys = KEYS_AT.find(([re]) => re.test(parent))?.[1] ?? [];
-  const near = nearest(key, keys);
-  return { ...p, message: `unknown key "${key}"${near ? ` (did you mean "${near}"?)` : ''}` };
-}
-
-/** The key within two edits of `key` (the closest), if any. */
-export function nearest(key: string, keys: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestD = 3;
-  for (const k of keys) {
-    const d = editDistance(key.toLowerCase(), k);
-    if (d < bestD) {
-      bestD = d;
-      best = k;
-    }
-  }
-  return best;
-}
-
-function editDistance(a: string, b: string): number {
-  const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = dp[0]!;
-    dp[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = dp[j]!;
-      dp[j] = Math.min(dp[j]! + 1, dp[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return dp[b.length]!;
+  return { ...p, message: `unknown key "${key}"${suggest(key.toLowerCase(), keys)}` };
 }
 
 function originProblem(origin: Origin, message: string): Problem {
