@@ -79,6 +79,10 @@ export default async function reconcileNoopBench(ctx: BenchContext): Promise<Ben
       // The agent's path (hooks that get what the pass read): the snapshot too, unless a hook loads the registry.
       const loaded: number[] = [];
       const hooks = { onRegistry: () => {}, afterSwitch: async () => ({ unhealthy: [] }), afterRollback: async () => {} };
+      // The store was built by plain passes, which switch without services: the first
+      // agent pass owes those switches their service verdicts, so it is not a no-op.
+      const first = await reconcile({ site: 'edge', registry, store, hooks });
+      if (first.bytesFetched !== 0) throw new Error(`agent's first pass fetched ${first.bytesFetched} bytes`);
       for (let i = 0; i < 3; i++) {
         const r = await reconcile({ site: 'edge', registry, store, hooks });
         if (r.status !== 'in-sync' || r.desiredFrom !== 'snapshot') throw new Error(`agent-style no-op pass was ${r.status} from ${r.desiredFrom}`);
