@@ -1,3 +1,7 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cronToOnCalendar, serviceUnit, timerUnits } from './systemd.ts';
 
@@ -38,5 +42,41 @@ describe('cronToOnCalendar', () => {
   it('refuses what systemd cannot express', () => {
     expect(() => cronToOnCalendar('0 0 1 * 1')).toThrow(/either matches/);
     expect(() => cronToOnCalendar('0 0 L * *')).toThrow(/cannot express/);
+  });
+});
+
+// systemd's own parser is the judge of the unit text and of the cron translation,
+// where it is installed (Debian ships systemd-analyze with the systemd package).
+const analyze = spawnSync('systemd-analyze', ['--version']).status === 0;
+
+describe.runIf(analyze)('systemd-analyze agrees', () => {
+  it('verifies the service, oneshot and timer units without a warning', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ms-units-'));
+    try {
+      const u = { ...input, node: process.execPath, cli: '/bin/true' };
+      const { service, timer } = timerUnits(u, '30 */6 * * 1-5', 30);
+      writeFileSync(join(dir, 'modelsync-agent.service'), serviceUnit(u));
+      writeFileSync(join(dir, 'modelsync-agent-once.service'), service);
+      writeFileSync(join(dir, 'modelsync-agent-once.timer'), timer);
+      const r = spawnSync('systemd-analyze', ['verify', ...['modelsync-agent.service', 'modelsync-agent-once.service', 'modelsync-agent-once.timer'].map((f) => join(dir, f))], { encoding: 'utf8' });
+      const ours = `${r.stdout}${r.stderr}`.split('\n').filter((l) => l.includes(dir));
+      expect(ours).toEqual([]);
+      expect(r.status).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reads each OnCalendar we write as the times cron would fire', () => {
+    const cases: Array<[string, string]> = [
+      ['*/15 * * * *', '2026-11-22 10:15:00'],
+      ['0 3 * * 1-5', '2026-11-23 03:00:00'],
+      ['30 */6 1 * *', '2026-12-01 00:30:00'],
+    ];
+    for (const [cron, next] of cases) {
+      const r = spawnSync('systemd-analyze', ['calendar', '--base-time=2026-11-22 10:07:00 UTC', cronToOnCalendar(cron)], { encoding: 'utf8', env: { ...process.env, TZ: 'UTC' } });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toContain(`Next elapse: ${new Date(`${next}Z`).toUTCString().slice(0, 3)} ${next} UTC`);
+    }
   });
 });
