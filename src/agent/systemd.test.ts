@@ -12,7 +12,7 @@ describe('systemd units', () => {
     const unit = serviceUnit(input);
     expect(unit).toContain('ExecStart=/usr/bin/node /opt/modelsync/bin/modelsync.js agent --config /etc/modelsync/agent.yaml\n');
     expect(unit).toContain('Restart=always');
-    expect(unit).toContain('ReadWritePaths=/var/lib/modelsync /etc/modelsync/rendered');
+    expect(unit).toContain('ReadWritePaths=-/var/lib/modelsync -/etc/modelsync/rendered');
     expect(unit).toContain('WantedBy=multi-user.target');
   });
 

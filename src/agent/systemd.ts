@@ -103,7 +103,9 @@ function hardening(writable: string[]): string[] {
     '# inside the same sandbox; relax these if a restart or health command needs more.',
     'PrivateTmp=true',
     'ProtectSystem=full',
-    ...(writable.length ? [`ReadWritePaths=${writable.map(quoteArg).join(' ')}`] : []),
+    // "-": a directory that does not exist yet (a store before its first pass, a
+    // config_dir no template has written) must not stop the unit with 226/NAMESPACE.
+    ...(writable.length ? [`ReadWritePaths=${writable.map((w) => quoteArg(`-${w}`)).join(' ')}`] : []),
   ];
 }
 

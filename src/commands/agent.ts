@@ -2,7 +2,7 @@
  * `modelsync agent`: the site daemon, one pass with `--once`, or the systemd
  * units that run it (`--print-systemd`, `--install-systemd`).
  */
-import { existsSync, realpathSync } from 'node:fs';
+import { existsSync, promises as fsp, realpathSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CLI_PATH, PROJECT_ROOT } from '../paths.ts';
@@ -90,8 +90,11 @@ async function systemd(cfg: AgentConfig, opts: AgentCommandOptions, ctx: Command
   }
   const dir = resolve(ctx.cwd, typeof opts.installSystemd === 'string' ? opts.installSystemd : '/etc/systemd/system');
   for (const [name, text] of files) await writeFileAtomic(join(dir, name), text);
+  // Created now, by whoever installs (root, usually): under ProtectSystem=full the agent
+  // could not create a config_dir below /etc itself.
+  for (const w of input.writable) await fsp.mkdir(w, { recursive: true });
   ctx.out([
-    `wrote ${files.map(([n]) => join(dir, n)).join(', ')}`,
+    `wrote ${files.map(([n]) => join(dir, n)).join(', ')}; created ${input.writable.join(' and ')} if missing${input.user ? ` (make them writable by ${input.user}: chown -R ${input.user} ${input.writable.join(' ')})` : ''}`,
     'enable ONE of:',
     `  systemctl daemon-reload && systemctl enable --now ${SERVICE_NAME}.service         # the daemon (events, webhook, self-heal)`,
     `  systemctl daemon-reload && systemctl enable --now ${SERVICE_NAME}-once.timer      # pull on the schedule only (${schedule})`,

@@ -3,7 +3,7 @@
  * answering on `listen` and stopping cleanly on SIGTERM; the systemd units.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -54,12 +54,17 @@ describe('modelsync agent (CLI)', () => {
     const printed = await cliAsync(['agent', '--config', 'agent.yaml', '--print-systemd'], { cwd: dir, env });
     expect(printed.status).toBe(0);
     expect(printed.stdout).toContain(`agent --config ${join(dir, 'agent.yaml')}\n`);
-    expect(printed.stdout).toContain('ReadWritePaths=/var/lib/modelsync /etc/modelsync/rendered');
+    expect(printed.stdout).toContain('ReadWritePaths=-/var/lib/modelsync -/etc/modelsync/rendered');
     const timer = await cliAsync(['agent', '--config', 'agent.yaml', '--print-systemd', 'timer'], { cwd: dir, env });
     expect(timer.stdout).toContain('OnCalendar=*-*-* *:00,15,30,45:00');
     const units = join(dir, 'units');
+    // Installing creates the directories the unit names, which a sandboxed agent could not create below /etc.
+    const store = join(dir, 'var/store');
+    const rendered = join(dir, 'etc/rendered');
+    writeFileSync(join(dir, 'agent.yaml'), `site: beta\nregistry: https://hub.example/registry.git\nstore: ${store}\nconfig_dir: ${rendered}\nschedule: "*/15 * * * *"\n`);
     const installed = await cliAsync(['agent', '--config', 'agent.yaml', '--install-systemd', units], { cwd: dir, env });
     expect(installed.status).toBe(0);
+    expect(statSync(store).isDirectory() && statSync(rendered).isDirectory()).toBe(true);
     expect(installed.stdout).toMatch(/systemctl daemon-reload && systemctl enable --now modelsync-agent.service/);
     expect(readFileSync(join(units, 'modelsync-agent.service'), 'utf8')).toContain('Restart=always');
     expect(readFileSync(join(units, 'modelsync-agent-once.timer'), 'utf8')).toContain('Persistent=true');
