@@ -1,7 +1,7 @@
 import { UsageError } from '../errors.ts';
 import { withInterrupts } from '../registry/interrupt.ts';
 import { promoteVersion } from '../registry/promote.ts';
-import { pushAfterCommit } from '../registry/push.ts';
+import { checkPushRemote, pushAfterCommit } from '../registry/push.ts';
 import { resolveRepoDir } from '../registry/open.ts';
 import { EXIT, printJson, type CommandContext } from './context.ts';
 import { readToken } from './reconcile.ts';
@@ -19,14 +19,20 @@ export interface PromoteOptions {
 /**
  * The token for `--push` (publish, promote, rollback), read as reconcile
  * reads it: --token-file, else MODELSYNC_TOKEN_FILE, else MODELSYNC_TOKEN.
- * Read before anything is committed, so a missing or empty file stops the
- * command rather than leaving a commit that was not pushed.
+ * Read, and the remote checked, before anything is committed, so a missing
+ * remote or token file stops the command rather than leaving a commit that
+ * was not pushed.
  */
-export function pushAuth(opts: { push?: boolean; tokenFile?: string }, ctx: CommandContext): { token?: string; tokenSource?: string } {
+export async function pushAuth(
+  opts: { push?: boolean; tokenFile?: string; remote?: string },
+  repoDir: string,
+  ctx: CommandContext,
+): Promise<{ token?: string; tokenSource?: string }> {
   if (!opts.push) {
     if (opts.tokenFile !== undefined) throw new UsageError('--token-file is only used with --push');
     return {};
   }
+  await checkPushRemote(repoDir, opts.remote ?? 'origin');
   const token = readToken(opts.tokenFile, ctx);
   if (!token) return {};
   const file = opts.tokenFile ?? ctx.env.MODELSYNC_TOKEN_FILE;
@@ -36,7 +42,7 @@ export function pushAuth(opts: { push?: boolean; tokenFile?: string }, ctx: Comm
 
 export async function promoteCommand(opts: PromoteOptions, ctx: CommandContext): Promise<number> {
   const repoDir = await resolveRepoDir(ctx.cwd, opts.repo);
-  const auth = pushAuth(opts, ctx);
+  const auth = await pushAuth(opts, repoDir, ctx);
   const r = await withInterrupts(`promote ${opts.model} ${opts.version}`, (signal) => promoteVersion(repoDir, opts.model ?? '', opts.version ?? '', ctx.env, { signal }));
   // Already current: nothing is committed, but --push still pushes (an earlier push may have failed).
   const pushed = opts.push

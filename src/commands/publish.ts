@@ -24,7 +24,7 @@ export interface PublishOptions {
 
 export async function publishCommand(opts: PublishOptions, ctx: CommandContext): Promise<number> {
   const repoDir = await resolveRepoDir(ctx.cwd, opts.repo);
-  const auth = pushAuth(opts, ctx);
+  const auth = await pushAuth(opts, repoDir, ctx);
   const r = await withInterrupts(`publish ${opts.model} ${opts.version}`, (signal) =>
     publishVersion({
       repoDir, model: opts.model ?? '', version: opts.version ?? '', files: (opts.files ?? []).map((f) => resolve(ctx.cwd, f)),

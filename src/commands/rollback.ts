@@ -17,7 +17,7 @@ export interface RollbackOptions {
 
 export async function rollbackCommand(opts: RollbackOptions, ctx: CommandContext): Promise<number> {
   const repoDir = await resolveRepoDir(ctx.cwd, opts.repo);
-  const auth = pushAuth(opts, ctx);
+  const auth = await pushAuth(opts, repoDir, ctx);
   const r = await withInterrupts(`rollback ${opts.model}`, (signal) => rollbackModel(repoDir, opts.model ?? '', ctx.env, { to: opts.to, signal }));
   // --to the current version: nothing is committed, but --push still pushes (an earlier push may have failed).
   const pushed = opts.push

@@ -48,19 +48,34 @@ export interface PushResult {
 /** Commits walked to find the pointers a push introduces. */
 const MAX_COMMITS = 10_000;
 
+/** The remote's URL, if `--push` can use it: it exists and speaks HTTP(S). */
+async function remoteUrl(gitdir: string, remote: string): Promise<string> {
+  const url = await git.getConfig({ fs, gitdir, path: `remote.${remote}.url` }) as string | undefined;
+  if (!url) throw new UsageError(`no remote named ${JSON.stringify(remote)} to push to (add one with: git remote add ${remote} <url>)`);
+  if (!/^https?:\/\//i.test(url)) {
+    throw new UsageError(
+      `--push speaks HTTP(S) only and remote ${remote} is ${redactUrl(url)}; push with \`git push\` instead (the pre-push hook uploads the LFS objects)`,
+    );
+  }
+  return url;
+}
+
+/**
+ * Whether `--push` could push to `remote`, asked before a command commits, so
+ * a missing remote stops it with nothing committed instead of stranding a
+ * commit that was not pushed.
+ */
+export async function checkPushRemote(repoDir: string, remote: string): Promise<void> {
+  await remoteUrl((await openWorkRepo(repoDir)).gitdir, remote);
+}
+
 export async function pushBranch(req: PushRequest): Promise<PushResult> {
   const logger = req.logger ?? silentLogger;
   const repo = await openWorkRepo(req.repoDir);
   const branch = await currentBranch(repo);
   const head = await branchHead(repo, branch);
   if (!head) throw new UsageError(`branch ${branch} has no commits to push`);
-  const url = await git.getConfig({ fs, gitdir: repo.gitdir, path: `remote.${req.remote}.url` }) as string | undefined;
-  if (!url) throw new UsageError(`no remote named ${JSON.stringify(req.remote)} (add one with: git remote add ${req.remote} <url>)`);
-  if (!/^https?:\/\//i.test(url)) {
-    throw new UsageError(
-      `--push speaks HTTP(S) only and remote ${req.remote} is ${redactUrl(url)}; push with \`git push\` instead (the pre-push hook uploads the LFS objects)`,
-    );
-  }
+  const url = await remoteUrl(repo.gitdir, req.remote);
   const token = req.token ?? (req.env.MODELSYNC_TOKEN?.trim() || undefined);
 
   // ---- LFS objects the server may not have ----
@@ -133,6 +148,9 @@ export async function pushBranch(req: PushRequest): Promise<PushResult> {
 function withAuthHint(message: string, token: string | undefined, tokenSource: string | undefined, url: string): string {
   // Ours replaces the LFS client's hint, which does not know about credentials in the remote URL.
   const base = message.replace(/ \(no token configured: [^)]*\)/, '');
+  // 403 is the hub knowing who we are and refusing the role (a site token), not a wrong secret.
+  const forbidden = /\b403\b/.test(base);
+  if (token && forbidden) return `${base} (the token from ${tokenSource ?? 'MODELSYNC_TOKEN'} is valid but its role may not push: a publisher or admin token is needed)`;
   if (token) return `${base} (the token from ${tokenSource ?? 'MODELSYNC_TOKEN'} was refused)`;
   if (hasUrlCredentials(url)) return `${base} (the credentials in the remote URL were refused)`;
   return `${base} (no token given: ${AUTH_HINT})`;

@@ -105,9 +105,38 @@ describe('--push credentials', () => {
     expect(rb.status, rb.stderr).toBe(0);
     expect(rb.stdout).toContain('Pushed main to origin');
 
+    // A site token is a valid token with the wrong role: the message says so, not "refused".
+    const siteFile = join(root, 'site-token');
+    writeFileSync(siteFile, hub.secrets.site);
+    const forbidden = await cliAsync(['promote', 'det', '2', '--push', '--token-file', siteFile], { cwd: repo, env: noToken });
+    expect(forbidden.status).toBe(1);
+    expect(forbidden.stderr).toContain(`(the token from --token-file ${siteFile} is valid but its role may not push: a publisher or admin token is needed)`);
+    expect(forbidden.stderr).not.toContain(hub.secrets.site);
+
     // --token-file without --push would silently do nothing: a usage error instead.
     const usage = await cliAsync(['promote', 'det', '1', '--token-file', tokenFile], { cwd: repo, env: noToken });
     expect(usage.status).toBe(2);
     expect(usage.stderr).toContain('--token-file is only used with --push');
+  });
+});
+
+describe('--push without a remote', () => {
+  it('is refused before anything is committed, for publish, promote and rollback', async () => {
+    const root = tempDir();
+    const repo = join(root, 'registry');
+    expect((await cliAsync(['init', repo, '--bare-example'], { cwd: root, env })).status).toBe(0);
+    const f = join(root, 'w.bin');
+    writeFileSync(f, 'weights');
+    expect((await cliAsync(['publish', 'det', '1', f], { cwd: repo, env })).status).toBe(0);
+    expect((await cliAsync(['publish', 'det', '2', f, '--no-promote'], { cwd: repo, env })).status).toBe(0);
+    const head = async (): Promise<string> => (await gitAsync(['rev-parse', 'HEAD'], { cwd: repo, env })).stdout.trim();
+    const before = await head();
+    for (const args of [['publish', 'det', '3', f, '--push'], ['promote', 'det', '2', '--push'], ['rollback', 'det', '--push', '--remote', 'hub']]) {
+      const r = await cliAsync(args, { cwd: repo, env });
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/no remote named "(origin|hub)" to push to \(add one with: git remote add (origin|hub) <url>\)/);
+    }
+    expect(await head()).toBe(before);
+    expect((await gitAsync(['status', '--porcelain'], { cwd: repo, env })).stdout).toBe('');
   });
 });
