@@ -119,7 +119,7 @@ async function openLocal(loc: RegistryLocation): Promise<OpenedRegistry> {
 }
 
 /** Map isomorphic-git and socket errors to our typed errors, with the URL (no credentials) in the message. */
-export function gitNetworkError(err: unknown, url: string, what: string): ModelsyncError {
+export function gitNetworkError(err: unknown, url: string, what: string, hasToken?: boolean): ModelsyncError {
   if (err instanceof ModelsyncError) return err;
   const e = err as { code?: string; data?: { statusCode?: number; statusMessage?: string }; message?: string };
   const shown = redactUrl(url);
@@ -131,7 +131,15 @@ export function gitNetworkError(err: unknown, url: string, what: string): Models
     if (status === 404) return new NotFoundError(`${what} ${shown}: no such repository (HTTP 404)`, { url: shown, status });
     return new NetworkError(`${what} ${shown}: HTTP ${status} ${e.data.statusMessage ?? ''}`.trim(), { url: shown, status }, err);
   }
-  if (e.code === 'UserCanceledError') return new AuthError(`${what} ${shown}: the server asks for credentials and none were accepted`, { url: shown });
+  if (e.code === 'UserCanceledError') {
+    // We cancel the second challenge: with a token it was refused, without one none was given.
+    const why = hasToken === false
+      ? 'the server needs credentials and no token was given (--token-file or token_file in agent.yaml, MODELSYNC_TOKEN_FILE, MODELSYNC_TOKEN, or credentials in the registry URL)'
+      : hasToken
+        ? 'the server refused our credentials (HTTP 401); check --token-file or MODELSYNC_TOKEN'
+        : 'the server asks for credentials and none were accepted';
+    return new AuthError(`${what} ${shown}: ${why}`, { url: shown });
+  }
   const sys = (err as NodeJS.ErrnoException).code;
   if (sys === 'ETIMEDOUT' && err instanceof Error) {
     return new NetworkError(`${what} ${shown}: ${err.message}`, { url: shown, errno: sys }, err);
@@ -176,7 +184,7 @@ async function openRemote(loc: RegistryLocation, opts: { cacheDir: string; logge
     const refs = await git.listServerRefs({ http, url, prefix: `refs/heads/${loc.branch}`, protocolVersion: 1, ...auth });
     tip = refs.find((r) => r.ref === `refs/heads/${loc.branch}`)?.oid;
   } catch (err) {
-    throw gitNetworkError(err, url, 'cannot fetch the registry from');
+    throw gitNetworkError(err, url, 'cannot fetch the registry from', token !== undefined);
   }
   if (!tip) throw new NotFoundError(`branch ${JSON.stringify(loc.branch)} does not exist in ${redactUrl(url)}`, { url: redactUrl(url), branch: loc.branch });
 
@@ -186,7 +194,7 @@ async function openRemote(loc: RegistryLocation, opts: { cacheDir: string; logge
     try {
       await fetchShallow(gitdir, loc.branch, auth, http);
     } catch (err) {
-      const mapped = gitNetworkError(err, url, 'cannot fetch the registry from');
+      const mapped = gitNetworkError(err, url, 'cannot fetch the registry from', token !== undefined);
       if (mapped instanceof GitError) {
         // The cache is in a state git cannot update (interrupted write, odd history): start it over.
         opts.logger.warn({ err: mapped.message }, 'registry cache unusable; cloning again');
@@ -196,7 +204,7 @@ async function openRemote(loc: RegistryLocation, opts: { cacheDir: string; logge
         try {
           await fetchShallow(gitdir, loc.branch, auth, http);
         } catch (err2) {
-          throw gitNetworkError(err2, url, 'cannot fetch the registry from');
+          throw gitNetworkError(err2, url, 'cannot fetch the registry from', token !== undefined);
         }
       } else {
         throw mapped;

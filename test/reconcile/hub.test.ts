@@ -276,7 +276,15 @@ describe('reconcile from the hub', () => {
   it('refuses a wrong token with an AuthError that does not echo it', async () => {
     const r = await pass({ token: 'not-the-token' });
     expect(r.errors[0]!.code).toBe('AuthError');
+    expect(r.errors[0]!.message).toContain('the server refused our credentials (HTTP 401)');
     expect(JSON.stringify(r)).not.toContain('not-the-token');
+    expect(existsSync(join(store, 'models/face'))).toBe(false);
+  });
+
+  it('without a token, the AuthError says none was given and how to give one', async () => {
+    const r = await pass({ token: undefined });
+    expect(r.errors[0]!.code).toBe('AuthError');
+    expect(r.errors[0]!.message).toMatch(/the server needs credentials and no token was given \(--token-file or token_file in agent.yaml, MODELSYNC_TOKEN_FILE, MODELSYNC_TOKEN/);
     expect(existsSync(join(store, 'models/face'))).toBe(false);
   });
 });
