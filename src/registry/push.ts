@@ -141,7 +141,15 @@ export async function pushBranch(req: PushRequest): Promise<PushResult> {
     if (code === 'PushRejectedError') throw new GitError(`push to ${redactUrl(url)} was rejected (${msg}); pull, then publish again`, { remote: req.remote });
     throw new GitError(`push to ${redactUrl(url)} failed: ${msg}`, { remote: req.remote });
   }
+  await setUpstreamIfNone(repo.gitdir, branch, req.remote);
   return { remote: req.remote, url: redactUrl(url), branch, commit: head, uploaded, skipped, missingLocally };
+}
+
+/** As `git push -u` does the first time, so `git status` and a bare `git pull` know the branch's remote. */
+async function setUpstreamIfNone(gitdir: string, branch: string, remote: string): Promise<void> {
+  if (await git.getConfig({ fs, gitdir, path: `branch.${branch}.remote` })) return;
+  await git.setConfig({ fs, gitdir, path: `branch.${branch}.remote`, value: remote });
+  await git.setConfig({ fs, gitdir, path: `branch.${branch}.merge`, value: `refs/heads/${branch}` });
 }
 
 /** A refusal says which credentials were refused, or how to give some. */

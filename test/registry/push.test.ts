@@ -36,6 +36,8 @@ describe('publish --push', () => {
     // Both versions' objects were missing on the hub: the earlier, unpushed publish is included.
     expect(doc.pushed.uploaded).toBe(2);
     expect(doc.pushed.url).not.toContain(hub.secrets.publisher);
+    // Like git push -u: git status now compares with the hub's branch.
+    expect((await gitAsync(['status', '-sb'], { cwd: repo, env })).stdout).toMatch(/^## main\.\.\.origin\/main\n/);
 
     const clone = join(root, 'clone');
     await gitAsync(['clone', '-q', hub.repoUrl('models', hub.secrets.publisher), clone], { cwd: root, env });
