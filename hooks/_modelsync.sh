@@ -132,24 +132,30 @@ autopush() {
       rejected) echo "modelsync: push to $ms_remote was rejected: $ms_remote has commits this branch does not (git pull --rebase first); $ms_later" >&2 ;;
       hook) echo "modelsync: push to $ms_remote was refused by the pre-push hook (see above); $ms_later" >&2 ;;
       timeout) echo "modelsync: push to $ms_remote timed out after ${MODELSYNC_PUSH_TIMEOUT:-120}s (slow or offline?); $ms_later" >&2 ;;
-      *) echo "modelsync: push to $ms_remote failed: could not reach it (offline, or a wrong URL?); $ms_later" >&2 ;;
+      declined) echo "modelsync: push to $ms_remote was refused by the server (a protected branch or a server-side hook; see git's output above); $ms_later" >&2 ;;
+      network) echo "modelsync: push to $ms_remote failed: could not reach it (offline, or a wrong URL?); $ms_later" >&2 ;;
+      *) echo "modelsync: push to $ms_remote failed (see git's output above); $ms_later" >&2 ;;
     esac
   fi
   [ -z "$ms_tmp" ] || rm -rf "$ms_tmp"
   return 0
 }
 
+# No terminal prompt: under timeout git runs in a background process group and
+# could never read one, so a missing password would read as a timeout. Credential
+# helpers still answer.
 push_now() {
   if command -v timeout >/dev/null 2>&1; then
-    timeout "${MODELSYNC_PUSH_TIMEOUT:-120}" git push "$1" "$2"
+    GIT_TERMINAL_PROMPT=0 timeout "${MODELSYNC_PUSH_TIMEOUT:-120}" git push "$1" "$2"
   else
-    git push "$1" "$2"
+    GIT_TERMINAL_PROMPT=0 git push "$1" "$2"
   fi
 }
 
 # Why `git push` failed, from its exit status ($1) and output ($2, a file):
-# credentials, rejected, hook, timeout or network. Git and git-lfs word these
-# differently across versions and servers, hence several patterns each.
+# credentials, rejected, hook, declined, timeout, network, or other. Git and
+# git-lfs word these differently across versions and servers, hence several
+# patterns each, and "other" rather than a guess when none matches.
 push_failure_kind() {
   if [ "$1" = 124 ]; then
     echo timeout
@@ -157,9 +163,13 @@ push_failure_kind() {
     echo hook
   elif grep -qiE 'authentication failed|could not read (username|password)|terminal prompts disabled|HTTP (basic: )?access denied|(error|HTTP|status)[: ]+40[13]([^0-9]|$)|\(40[13]\)|unauthorized|forbidden|authorization error|credentials (for .* )?not found|permission denied \(publickey' "$2" 2>/dev/null; then
     echo credentials
+  elif grep -qiE 'remote rejected|hook declined|protected branch' "$2" 2>/dev/null; then
+    echo declined
   elif grep -qiE '\[rejected\]|non-fast-forward|fetch first' "$2" 2>/dev/null; then
     echo rejected
-  else
+  elif grep -qiE 'could not resolve|connection refused|failed to connect|connection timed out|network is unreachable|no route to host|could not read from remote repository|does not appear to be a git repository|empty reply|connection reset' "$2" 2>/dev/null; then
     echo network
+  else
+    echo other
   fi
 }

@@ -140,6 +140,16 @@ describe('hooks with stock git', () => {
     expect(r.stderr).toContain('modelsync: push to origin was rejected: origin has commits this branch does not (git pull --rebase first); the commit is kept');
   });
 
+  it('post-commit says the server refused the push (a protected branch), not "offline"', () => {
+    const { repo, bare } = setup();
+    writeFileSync(join(bare, 'hooks/pre-receive'), '#!/bin/sh\necho "protected branch: main needs a review" >&2\nexit 1\n', { mode: 0o755 });
+    const s = join(repo, 'sites/beta.yaml');
+    writeFileSync(s, readFileSync(s, 'utf8').replace('region: south', 'region: west'));
+    const r = git(['commit', '-qam', 'protected'], { cwd: repo, env });
+    expect(r.stderr).toContain('modelsync: push to origin was refused by the server (a protected branch or a server-side hook; see git\'s output above); the commit is kept');
+    expect(r.stderr).not.toContain('could not reach');
+  });
+
   it('on a machine without modelsync (no node_modules, no node) the commit is refused with what was tried and how to fix it', () => {
     const { repo } = setup();
     // A PATH with what the hooks and git need, and no node, npx or modelsync.
