@@ -87,14 +87,21 @@ export async function addToLfsCache(gitdir: string, src: string, options: AddOpt
     }
     await syncFile(tmp);
     const oid = hash.digest('hex');
-    // Both complete before either enters the cache: a failure leaves neither behind.
+    // Both complete before either enters the cache; the index goes in first and comes
+    // out again if the model's rename fails: the caller can only forget objects it was
+    // told of, so a failure here must leave neither behind.
     const idx = await index?.finish(oid, size);
-    const obj = await moveIntoCache(gitdir, tmp, oid, size);
     if (!idx) {
       if (indexTmp) await fsp.rm(indexTmp, { force: true });
-      return obj;
+      return moveIntoCache(gitdir, tmp, oid, size);
     }
-    return { ...obj, chunkIndex: await moveIntoCache(gitdir, indexTmp!, idx.oid, idx.size) };
+    const chunkIndex = await moveIntoCache(gitdir, indexTmp!, idx.oid, idx.size);
+    try {
+      return { ...(await moveIntoCache(gitdir, tmp, oid, size)), chunkIndex };
+    } catch (err) {
+      if (chunkIndex.added) await fsp.rm(lfsObjectPath(gitdir, idx.oid), { force: true }).catch(() => {});
+      throw err;
+    }
   } catch (err) {
     await index?.close();
     await fsp.rm(tmp, { force: true }).catch(() => {});

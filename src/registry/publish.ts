@@ -117,7 +117,8 @@ export async function publishVersion(req: PublishRequest): Promise<PublishResult
       const path = versionFilePath(model, version, input.name);
       // As `git add` would store it, per .gitattributes: otherwise git status shows it modified and git lfs fsck fails.
       const how = await addBehaviour(repo.dir, path);
-      if (!how.lfs) {
+      // git-lfs's clean filter leaves an empty file empty (a size-0 pointer fails git lfs fsck as non-canonical).
+      if (!how.lfs || input.size === 0) {
         const bytes = normaliseForAdd(await readStable(input.path, path), how);
         files.push({ name: input.name, sha256: hashBytes(bytes).sha256, size: bytes.length, storage: 'blob' });
         contents.push({ path, content: bytes });

@@ -87,6 +87,17 @@ describe('init', () => {
 });
 
 describe('publish', () => {
+  it('stores an empty file as git-lfs does (an empty blob, not a size-0 pointer), so git lfs fsck passes', () => {
+    const repo = newRegistry();
+    const work = tempDir();
+    writeTree(work, { 'empty.flag': '', 'w.bin': 'weights' });
+    ok(['publish', 'm', '1', join(work, 'empty.flag'), join(work, 'w.bin')], repo);
+    expect(git(['status', '--porcelain'], { cwd: repo, env }).stdout).toBe('');
+    expect(git(['lfs', 'fsck'], { cwd: repo, env }).stdout).toContain('Git LFS fsck OK');
+    expect(git(['cat-file', '-s', 'HEAD:registry/m/1/empty.flag'], { cwd: repo, env }).stdout.trim()).toBe('0');
+    expect(ok(['validate'], repo)).toContain('ok: working tree');
+  });
+
   it('stores pointers and LFS objects, writes the manifest, promotes and commits', () => {
     const repo = newRegistry();
     const work = tempDir();
