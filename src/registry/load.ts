@@ -93,9 +93,11 @@ export async function loadRegistry(source: RegistrySource, options: LoadOptions 
   const regYaml = await readYaml(source, MODEL_REGISTRY_FILE, problems);
   // A Map, not an object: a model folder called "constructor" must not find Object's.
   const declared = new Map<string, ModelEntry>();
-  // Broken (missing, unparsable or off-schema): which models it declares is unknown, so "model X is not
-  // declared" on every site reference would bury the one real problem; those checks are skipped.
-  let registryBroken = true;
+  // Which model names it declares, as far as can be told. Missing or unparsable: unknown, so "model X
+  // is not declared" on every site reference would bury the one real problem; those checks are skipped.
+  // Off-schema: its keys under `models` still say which names are declared; entries that failed the
+  // schema are `failed`, and only sites that use one of them skip the template dry-render.
+  const known: DeclaredNames = { names: undefined, failed: new Set() };
   if (!regYaml) {
     problems.push(at(MODEL_REGISTRY_FILE, 'file is missing (every registry declares its models here)'));
   } else if (regYaml.value !== undefined) {
@@ -103,16 +105,18 @@ export async function loadRegistry(source: RegistrySource, options: LoadOptions 
     const parsed = ModelRegistryFile.safeParse(regYaml.value ?? {});
     if (parsed.success) {
       for (const [name, entry] of Object.entries(parsed.data.models)) declared.set(name, entry);
-      registryBroken = false;
+      known.names = new Set(declared.keys());
     } else {
       problems.push(...zodProblems(regYaml, parsed.error));
       // Keep the entries that are fine, so cross-file rules still report on them.
       const raw = (regYaml.value as { models?: Record<string, unknown> } | null)?.models;
-      if (raw && typeof raw === 'object') {
+      if (raw && typeof raw === 'object' && !Array.isArray(raw)) {
+        known.names = new Set(Object.keys(raw));
         for (const [name, entry] of Object.entries(raw)) {
           // Unknown keys were reported already; the entry still declares its model for cross-references.
           const one = z.object(ModelEntry.shape).safeParse(entry);
           if (one.success && NAME_RE.test(name)) declared.set(name, one.data);
+          else known.failed.add(name);
         }
       }
     }
@@ -143,9 +147,9 @@ export async function loadRegistry(source: RegistrySource, options: LoadOptions 
   // ---- sites and groups ----
   await loadSiteDocs(source, SITES_DIR, registry.sites, problems, (n) => n);
   await loadSiteDocs(source, GROUPS_DIR, registry.groups, problems, (n) => `groups/${n}`);
-  for (const site of registry.sites.values()) checkSite(registry, site, problems, registryBroken);
-  for (const group of registry.groups.values()) checkSite(registry, group, problems, registryBroken);
-  await checkTemplates(source, registry, problems, registryBroken);
+  for (const site of registry.sites.values()) checkSite(registry, site, problems, known);
+  for (const group of registry.groups.values()) checkSite(registry, group, problems, known);
+  await checkTemplates(source, registry, problems, known);
 
   return { registry, problems: dedupe(problems) };
 }
@@ -408,11 +412,18 @@ function salvageSite(raw: unknown): SiteFile {
   return out as SiteFile;
 }
 
-/** `registryBroken`: model_registry.yaml did not load whole, so a model it does not seem to declare is not reported. */
-function checkSite(registry: Registry, doc: SiteDoc, problems: Problem[], registryBroken: boolean): void {
+/** What model_registry.yaml declares when it did not load whole (see loadRegistry). */
+interface DeclaredNames {
+  /** The names under `models`; undefined when the file is missing or unreadable. */
+  names: Set<string> | undefined;
+  /** Names whose entries failed the schema (declared, but not loaded). */
+  failed: Set<string>;
+}
+
+function checkSite(registry: Registry, doc: SiteDoc, problems: Problem[], declaredNames: DeclaredNames): void {
   const { data, yaml } = doc;
   const known = (m: string): boolean => registry.models.get(m)?.entry !== undefined;
-  const undeclared = (m: string): boolean => !known(m) && !registryBroken;
+  const undeclared = (m: string): boolean => !known(m) && declaredNames.names !== undefined && !declaredNames.names.has(m);
   data.models?.forEach((m, i) => {
     if (undeclared(m)) problems.push(yaml.problem(['models', i], `model ${JSON.stringify(m)} is not declared in ${MODEL_REGISTRY_FILE}`));
   });
@@ -487,7 +498,7 @@ const DRY_RUN_STORE = '/var/lib/modelsync';
  * stand-in store path), so a template that reads a model the site does not
  * run, or misspells a key, fails here rather than on the site.
  */
-async function checkTemplates(source: RegistrySource, registry: Registry, problems: Problem[], registryBroken: boolean): Promise<void> {
+async function checkTemplates(source: RegistrySource, registry: Registry, problems: Problem[], declaredNames: DeclaredNames): Promise<void> {
   const compiled = new Map<string, Template | 'missing' | 'broken'>();
   for (const doc of [...registry.sites.values(), ...registry.groups.values()]) {
     for (const [i, t] of (doc.data.templates ?? []).entries()) {
@@ -508,7 +519,7 @@ async function checkTemplates(source: RegistrySource, registry: Registry, proble
     }
   }
   // Rendering against models that did not load would only report their absence again.
-  if (registryBroken) return;
+  if (declaredNames.names === undefined) return;
   for (const site of registry.sites.values()) {
     let resolved;
     let desired;
@@ -518,6 +529,8 @@ async function checkTemplates(source: RegistrySource, registry: Registry, proble
     } catch {
       continue; // the site's own problems are reported already
     }
+    const uses = (m: string): boolean => resolved.models === undefined || resolved.models.includes(m);
+    if ([...declaredNames.failed].some(uses)) continue;
     const context = templateContext({
       site: { name: site.name, labels: resolved.labels },
       models: [...desired.values()].map((d) => ({

@@ -59,6 +59,20 @@ describe('validate: root causes, not cascades', () => {
     expect(got.filter((p) => p.startsWith('sites/'))).toEqual([]);
   });
 
+  it('one misspelt key in one model hides nothing else: a site naming an undeclared model and a broken template still show', async () => {
+    const f = base();
+    f['registry/model_registry.yaml'] = 'models:\n  det:\n    current_version: "2025-01-10"\n  ssd:\n    curent_version: "1"\n';
+    f['sites/beta.yaml'] = 'models: [ssd, sdd]\n';
+    f['templates/t.yaml.j2'] = 'weights: {{ models.zzz.dir }}/w.bin\n';
+    f['sites/alpha.yaml'] = 'models: [det]\ntemplates:\n  - src: templates/t.yaml.j2\n    dest: t.yaml\n    models: [det]\n';
+    const got = await problems(f);
+    expect(got.some((p) => p.startsWith('registry/model_registry.yaml:5:5: models.ssd'))).toBe(true);
+    // ssd is declared (its entry is broken): not an echo. sdd is not: a real problem of its own.
+    expect(got.filter((p) => p.includes('is not declared')), got.join('\n')).toEqual(['sites/beta.yaml:1:15: models[1]: model "sdd" is not declared in registry/model_registry.yaml']);
+    // alpha uses only det, which loaded: its template is still rendered, and the missing model found.
+    expect(got.some((p) => p.startsWith('templates/t.yaml.j2:') && p.includes('rendering for site alpha')), got.join('\n')).toBe(true);
+  });
+
   it('a missing model_registry.yaml is one problem', async () => {
     const f = base();
     delete f['registry/model_registry.yaml'];
