@@ -209,8 +209,14 @@ async function pointersSince(repo: WorkRepo, head: string, stop: string | null):
         else if (e.type === 'blob') seenBlobs.add(e.oid);
       }
     };
-    const reg = await registryTree(repo, stop);
-    if (reg) await markSeen(reg);
+    try {
+      const reg = await registryTree(repo, stop);
+      if (reg) await markSeen(reg);
+    } catch {
+      // The tracking ref names a commit we cannot read (pruned, a shallow clone): announce everything.
+      seenTrees.clear();
+      seenBlobs.clear();
+    }
   }
   const visitTree = async (oid: string): Promise<void> => {
     if (seenTrees.has(oid)) return;
