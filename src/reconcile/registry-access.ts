@@ -165,6 +165,10 @@ async function openRemote(loc: RegistryLocation, opts: { cacheDir: string; logge
   let asked = 0;
   const auth = {
     onAuth: () => (token !== undefined && asked++ === 0 ? { username: 'modelsync', password: token } : { cancel: true }),
+    // Sent up front, as git does once it knows a server wants credentials: otherwise every
+    // request of every pass pays a 401 round trip first (two per pass on a WAN link).
+    // The HTTP client drops it on a redirect to another origin.
+    headers: token !== undefined ? { authorization: `Basic ${Buffer.from(`modelsync:${token}`).toString('base64')}` } : undefined,
   };
 
   await ensureCache(gitdir, url);
@@ -230,7 +234,7 @@ async function openedRemote(gitdir: string, commit: string, url: string, token: 
   };
 }
 
-async function fetchShallow(gitdir: string, branch: string, auth: { onAuth: () => unknown }, http: HttpClient): Promise<void> {
+async function fetchShallow(gitdir: string, branch: string, auth: { onAuth: () => unknown; headers?: Record<string, string> }, http: HttpClient): Promise<void> {
   await git.fetch({
     fs,
     http,
@@ -242,6 +246,7 @@ async function fetchShallow(gitdir: string, branch: string, auth: { onAuth: () =
     depth: 1,
     tags: false,
     onAuth: auth.onAuth as never,
+    headers: auth.headers,
   });
 }
 

@@ -273,6 +273,19 @@ describe('reconcile from the hub', () => {
     }
   });
 
+  it('sends its token up front: a pass with a token costs the hub no 401 challenge', async () => {
+    const missing = async (): Promise<number> => {
+      const text = await (await fetch(`${th.url}/metrics`, { headers: { authorization: `Bearer ${th.secrets.admin}` } })).text();
+      const m = /^modelsync_hub_auth_failures_total\{[^}]*reason="missing"[^}]*\} (\d+)/m.exec(text);
+      return m ? Number(m[1]) : 0;
+    };
+    await pass();
+    const before = await missing();
+    const r = await pass();
+    expect(r.errors).toEqual([]);
+    expect(await missing()).toBe(before);
+  });
+
   it('refuses a wrong token with an AuthError that does not echo it', async () => {
     const r = await pass({ token: 'not-the-token' });
     expect(r.errors[0]!.code).toBe('AuthError');
