@@ -39,7 +39,7 @@ export async function agentCommand(opts: AgentCommandOptions, ctx: CommandContex
   if (opts.once) {
     const { result } = await agent.once();
     if (opts.json) printJson(ctx, { ...result, agent: agent.status() });
-    else ctx.out(renderResult(result));
+    else ctx.out(renderResult(result, { services: cfg.services }));
     return result.exitCode;
   }
 

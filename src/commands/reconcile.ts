@@ -4,6 +4,7 @@ import https from 'node:https';
 import { resolve } from 'node:path';
 import { ConfigError, UsageError } from '../errors.ts';
 import { reconcile, type ReconcileResult, type PassProgress } from '../reconcile/index.ts';
+import type { ModelOutcome } from '../reconcile/result.ts';
 import { checkRegistryLocation } from '../reconcile/registry-access.ts';
 import { createLogger, logFormatFor } from '../log.ts';
 import { printJson, type CommandContext } from './context.ts';
@@ -80,21 +81,26 @@ const OUTCOME_WORDS: Record<string, string> = {
   failed: 'FAILED',
 };
 
-export function renderResult(r: ReconcileResult): string {
+/** The agent's services (agent.yaml), so its output can name what it restarted; `reconcile` has none. */
+export interface RenderContext {
+  services?: ReadonlyArray<{ name: string; models: readonly string[]; restart?: unknown; reload?: unknown; health?: unknown }>;
+}
+
+export function renderResult(r: ReconcileResult, rc: RenderContext = {}): string {
   const lines: string[] = [];
   lines.push(`${r.dryRun ? 'dry run: ' : ''}site ${r.site} · ${r.registry}${r.commit ? ` @ ${r.commit.slice(0, 12)}` : ''}`);
   const rows = r.models.map((m) => {
     const change = m.outcome === 'unchanged' || m.outcome === 'conflict' || (m.from === m.desired) ? (m.from ?? '-') : `${m.from ?? '-'} → ${m.desired}`;
+    if (m.owedVerdict && m.outcome === 'activated') return [m.model, change, owedWords(m.model, rc), ''];
     const what = `${OUTCOME_WORDS[m.outcome] ?? m.outcome}${m.action !== 'none' || m.reason !== 'in-sync' ? ` (${m.reason})` : ''}`;
-    const size = m.bytes > 0 && m.outcome !== 'unchanged' ? formatBytes(m.bytes) : '';
-    return [m.model, change, what, size];
+    return [m.model, change, what, m.outcome === 'unchanged' ? '' : bytesWords(m)];
   });
   const widths = [0, 1, 2].map((i) => Math.max(0, ...rows.map((row) => row[i]!.length)));
   for (const row of rows) lines.push(`  ${row.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c)).join('  ').trimEnd()}`);
   for (const m of r.models) {
     if (m.outcome === 'conflict' || m.outcome === 'degraded' || m.drift) lines.push(`    ${m.model}: ${m.drift ?? m.detail}`);
   }
-  lines.push(r.dryRun ? `plan: ${planSummary(r)}` : `status: ${r.status} (${passCounts(r).join(', ')}, ${formatDuration(r.durationMs)})`);
+  lines.push(r.dryRun ? `plan: ${planSummary(r)}` : `status: ${r.status} (${passCounts(r, rc).join(', ')}, ${formatDuration(r.durationMs)})`);
   for (const u of r.unmanaged) {
     lines.push(`  ${u.model}: no longer selected by the site; left as is${u.active ? ` (${u.active} stays current)` : ''}, unmanaged (modelsync gc --unmanaged removes it)`);
   }
@@ -103,15 +109,49 @@ export function renderResult(r: ReconcileResult): string {
   return lines.join('\n');
 }
 
+/**
+ * The bytes column of a model the pass acted on: what crossed the network for
+ * it, against the version's bytes the site lacked (a chunk delta fetches far
+ * less; a rollback to a version still in the store fetches nothing).
+ */
+function bytesWords(m: ModelOutcome): string {
+  if (m.outcome === 'planned') return m.bytes > 0 ? `${formatBytes(m.bytes)} to fetch` : m.action === 'activate' ? 'nothing to fetch (in store)' : '';
+  if (m.bytesFetched === undefined) return m.bytes > 0 ? `${formatBytes(m.bytes)} to fetch` : '';
+  if (m.bytes === 0) return m.bytesFetched === 0 ? 'nothing fetched (in store)' : `${formatBytes(m.bytesFetched)} fetched`;
+  if (m.bytesFetched === m.bytes) return `${formatBytes(m.bytes)} fetched`;
+  return `${m.bytesFetched === 0 ? 'nothing' : formatBytes(m.bytesFetched)} fetched of ${formatBytes(m.bytes)}`;
+}
+
+/**
+ * A model whose version an earlier pass switched (a plain `reconcile`, which
+ * restarts no service): this pass only restarted and checked its services.
+ * A model no service uses had nothing done to it and reads as in sync.
+ */
+function owedWords(model: string, rc: RenderContext): string {
+  if (!rc.services) return 'services restarted and checked (switched by an earlier pass)';
+  const mine = rc.services.filter((s) => s.models.includes(model));
+  if (mine.length === 0) return 'in sync';
+  const did = mine.map((s) => {
+    const verb = s.reload ? 'reloaded' : s.restart ? 'restarted' : undefined;
+    return `${s.name} ${[verb, s.health ? 'checked' : undefined].filter(Boolean).join(' and ') || 'notified'}`;
+  });
+  return `${did.join(', ')} (switched by an earlier pass)`;
+}
+
 /** What a pass did, in counts: a version that was switched and rolled back is not "0 changed". */
-function passCounts(r: ReconcileResult): string[] {
+function passCounts(r: ReconcileResult, rc: RenderContext): string[] {
   const parts: string[] = [];
   const rolledBack = r.rolledBack ?? [];
-  if (rolledBack.length === 0) parts.push(`${r.changed.length} changed`);
+  // Switches an earlier pass made, judged now: not changes of this pass.
+  const owed = r.models.filter((m) => m.owedVerdict && m.outcome === 'activated');
+  const changed = r.changed.filter((c) => !owed.some((m) => m.model === c.model));
+  const checked = owed.filter((m) => !rc.services || rc.services.some((s) => s.models.includes(m.model)));
+  if (rolledBack.length === 0) parts.push(`${changed.length} changed`);
   else {
-    const switched = r.changed.length + rolledBack.length;
+    const switched = changed.length + rolledBack.length;
     parts.push(`${switched} switched`, rolledBack.length === switched ? 'rolled back' : `${rolledBack.length} rolled back`);
   }
+  if (checked.length > 0) parts.push(`services of ${checked.length} earlier switch${checked.length > 1 ? 'es' : ''} restarted and checked`);
   parts.push(`${formatBytes(r.bytesFetched)} fetched`);
   if (r.conflicts.length) parts.push(`${r.conflicts.length} conflict${r.conflicts.length > 1 ? 's' : ''}`);
   if (r.degraded.length) parts.push(`${r.degraded.length} degraded`);

@@ -53,7 +53,7 @@ export class HttpFetcher implements ObjectFetcher {
 
   async fetch(objects: readonly LfsObject[], options: FetchOptions): Promise<FetchResult> {
     const secrets = this.endpoint.secrets();
-    const result: FetchResult = { fetched: [], bytesTransferred: 0, failed: [] };
+    const result: FetchResult = { fetched: [], bytesTransferred: 0, bytesByOid: {}, failed: [] };
     const todo: LfsObject[] = [];
     const seen = new Set<string>();
     for (const obj of objects) {
@@ -92,10 +92,14 @@ export class HttpFetcher implements ObjectFetcher {
         this.concurrency,
         async (obj) => {
           const part = join(options.tmpDir, `${obj.oid}.part`);
+          // Each object counts its own bytes (the caller reports them per model); the total is their sum.
+          const own = { networkBytes: 0 };
           try {
-            await this.fetchOne(obj, part, actions, attemptCtx, options);
+            await this.fetchOne(obj, part, actions, { ...attemptCtx, counters: own }, options);
           } catch (err) {
             actions.finish(obj);
+            counters.networkBytes += own.networkBytes;
+            result.bytesByOid![obj.oid] = own.networkBytes;
             if (options.signal?.aborted || isAbort(err)) throw err;
             const error = toModelsyncError(err, secrets);
             this.logger.warn({ oid: obj.oid, code: error.code, err: error.message }, 'LFS object not fetched');
@@ -103,6 +107,8 @@ export class HttpFetcher implements ObjectFetcher {
             return;
           }
           actions.finish(obj);
+          counters.networkBytes += own.networkBytes;
+          result.bytesByOid![obj.oid] = own.networkBytes;
           try {
             await options.onVerified(obj, part);
             result.fetched.push(obj);

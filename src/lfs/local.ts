@@ -49,7 +49,7 @@ export class LocalFetcher implements ObjectFetcher {
   }
 
   async fetch(objects: readonly LfsObject[], options: FetchOptions): Promise<FetchResult> {
-    const result: FetchResult = { fetched: [], bytesTransferred: 0, failed: [] };
+    const result: FetchResult = { fetched: [], bytesTransferred: 0, bytesByOid: {}, failed: [] };
     const seen = new Set<string>();
     const todo = objects.filter((o) => !seen.has(o.oid) && seen.add(o.oid));
     const missing: LfsObject[] = [];
@@ -83,6 +83,7 @@ export class LocalFetcher implements ObjectFetcher {
           // Not `+= await`: that would read the total before the await and lose concurrent copies.
           const copied = await copyVerified(src, part, obj, options);
           result.bytesTransferred += copied;
+          result.bytesByOid![obj.oid] = copied;
         } catch (err) {
           if (options.signal?.aborted || isAbort(err)) throw err;
           if (err instanceof ChecksumError) {
@@ -112,6 +113,8 @@ export class LocalFetcher implements ObjectFetcher {
         result.fetched.push(...more.fetched);
         result.failed.push(...more.failed);
         result.bytesTransferred += more.bytesTransferred;
+        // A fallback that does not say per object makes the whole answer unattributed.
+        result.bytesByOid = more.bytesByOid && result.bytesByOid ? { ...result.bytesByOid, ...more.bytesByOid } : undefined;
       } else {
         for (const obj of missing) {
           result.failed.push({

@@ -44,6 +44,8 @@ export interface FetchResult {
   fetched: LfsObject[];
   /** Bytes that crossed the network (or were copied), resumed bytes excluded. */
   bytesTransferred: number;
+  /** Optional: bytesTransferred per object (chunk index downloads count for their object), for per-model figures. */
+  bytesByOid?: Record<string, number>;
   /** Objects that could not be fetched, each with a typed error (ChecksumError, NetworkError, NotFoundError…). */
   failed: Array<{ obj: LfsObject; error: ModelsyncError }>;
 }

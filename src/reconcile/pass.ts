@@ -94,7 +94,7 @@ interface Activation {
   /** A repair of the active version: same version, services need nothing. */
   repair: boolean;
   /** Switched by an earlier pass that ended before its services were judged: judged now. */
-  resumed?: boolean;
+  resumed?: { since: string; by: 'reconcile' | 'interrupted-pass' };
 }
 
 interface PassContext {
@@ -118,6 +118,10 @@ interface PassContext {
   errors: PassError[];
   warnings: string[];
   bytesFetched: number;
+  /** Bytes fetched per model (an object shared by models counts for the first); absent: not known for that model. */
+  modelBytes: Map<string, number>;
+  /** Models part of whose bytes the fetcher did not attribute to objects: their per-model figure is unknown. */
+  modelBytesUnknown: Set<string>;
   /** Models whose objects are all present and may be built. */
   ready: Set<string>;
   activations: Activation[];
@@ -364,6 +368,7 @@ const fetchObjects: Step = async (ctx) => {
           if (content.size !== f.size) throw await problem('size', `is ${f.size} but ${path} has ${content.size} bytes`);
           await objects.writeVerified(await content.bytes(), f, path);
           ctx.bytesFetched += f.size;
+          ctx.modelBytes.set(m.model, (ctx.modelBytes.get(m.model) ?? 0) + f.size);
         }
       }
     } catch (err) {
@@ -398,9 +403,12 @@ const fetchObjects: Step = async (ctx) => {
         onProgress: (p) => advance(p.oid, p.bytes),
       });
       ctx.bytesFetched += res.bytesTransferred;
+      attributeBytes(ctx, res.bytesTransferred, res.bytesByOid, deltaBases);
       for (const f of res.failed) failedOids.set(f.obj.oid, passError(f.error));
     } catch (err) {
       const e = passError(err);
+      // The fetcher's count of what crossed the network was lost with it: per model too.
+      for (const o of deltaBases.values()) ctx.modelBytesUnknown.add(o[0]!.model);
       for (const oid of lfsNeeded.keys()) if (!(await objects.has(lfsNeeded.get(oid)!))) failedOids.set(oid, e);
     } finally {
       // A fetcher built for this pass closes its keep-alive connections (they would hold a one-shot CLI open).
@@ -430,6 +438,28 @@ const fetchObjects: Step = async (ctx) => {
     }
   }
 };
+
+/**
+ * Per-model fetched bytes for the human output: each object's bytes go to the
+ * first model that needed it. A fetcher that does not report bytes per object
+ * leaves the figure unknown, unless a single model fetched everything.
+ */
+function attributeBytes(
+  ctx: PassContext,
+  total: number,
+  byOid: Readonly<Record<string, number>> | undefined,
+  owners: ReadonlyMap<string, ReadonlyArray<{ model: string }>>,
+): void {
+  const add = (model: string, n: number): void => void ctx.modelBytes.set(model, (ctx.modelBytes.get(model) ?? 0) + n);
+  const models = new Set([...owners.values()].map((o) => o[0]!.model));
+  if (byOid) {
+    for (const [oid, o] of owners) add(o[0]!.model, byOid[oid] ?? 0);
+  } else if (models.size === 1) {
+    add([...models][0]!, total);
+  } else {
+    for (const m of models) ctx.modelBytesUnknown.add(m);
+  }
+}
 
 /**
  * What a chunk-delta download may reuse: the same file (by name) in the
@@ -510,7 +540,10 @@ function resumeOwedVerdicts(ctx: PassContext): void {
     const m = ctx.plan?.models.find((x) => x.model === v.model);
     if (!m || m.action !== 'none' || m.reason !== 'in-sync' || m.active !== v.version) continue; // superseded
     if (ctx.activations.some((a) => a.model === v.model)) continue;
-    ctx.activations.push({ model: v.model, version: v.version, from: v.from, previousBefore: v.previousBefore, repair: false, resumed: true });
+    ctx.activations.push({
+      model: v.model, version: v.version, from: v.from, previousBefore: v.previousBefore, repair: false,
+      resumed: { since: v.since, by: v.by === 'reconcile' ? 'reconcile' : 'interrupted-pass' },
+    });
     if (v.by === 'reconcile') {
       ctx.logger.info({ model: v.model, version: v.version, since: v.since }, 'activated by `modelsync reconcile`, which restarts no service: restarting its services and checking their health now');
     } else {
@@ -633,6 +666,8 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileResult
     errors: [],
     warnings: [],
     bytesFetched: 0,
+    modelBytes: new Map(),
+    modelBytesUnknown: new Set(),
     ready: new Set(),
     activations: [],
     degraded: [],
@@ -789,6 +824,11 @@ function outcomesOf(ctx: PassContext): ModelOutcome[] {
     };
     if (m.drift) o.drift = m.drift;
     if (error) o.error = error;
+    if (!ctx.opts.dryRun && (m.action === 'fetch' || m.action === 'activate') && !ctx.modelBytesUnknown.has(m.model)) {
+      o.bytesFetched = ctx.modelBytes.get(m.model) ?? 0;
+    }
+    // Not switched by this pass: the services' verdict owed for a switch an earlier pass made.
+    if (act?.resumed) o.owedVerdict = { ...act.resumed, ...(act.from !== undefined ? { from: act.from } : {}) };
     return o;
   });
 }

@@ -35,7 +35,20 @@ export interface ModelOutcome {
   from?: string;
   /** Active after the pass. */
   active?: string;
+  /** Bytes of this version the site did not hold (to fetch, before any chunk-delta saving). */
   bytes: number;
+  /**
+   * Bytes this pass actually transferred for this model (chunk deltas and resumed
+   * downloads make it smaller than `bytes`; an object shared with another model
+   * counts for the first). Set on models the pass fetched or activated, when known.
+   */
+  bytesFetched?: number;
+  /**
+   * This pass switched nothing for the model: it restarted and health-checked
+   * the services of a version an earlier pass switched to (a plain `reconcile`,
+   * which restarts no service, or an agent pass stopped before its verdict).
+   */
+  owedVerdict?: { since: string; by: 'reconcile' | 'interrupted-pass'; from?: string };
   drift?: string;
   error?: PassError;
 }

@@ -166,6 +166,39 @@ describe('versions activated by a one-shot reconcile', () => {
   });
 });
 
+describe('the first agent --once after a plain reconcile', () => {
+  it('says it restarted and checked the services of versions reconcile switched, and does not call them activated', async () => {
+    const reg = registry();
+    const dir = tempDir('agent-once-after-cli-');
+    const store = join(dir, 'store');
+    const { services, log } = sentinel(store, dir);
+    const plain = await cliAsync(['reconcile', '--site', 'alpha', '--registry', reg.dir, '--store', store], { cwd: dir, env });
+    expect(plain.status).toBe(0);
+    expect(plain.stdout).toMatch(/^ {2}face\s+- → 2025-01-01\s+activated \(install\)\s+49 KiB fetched$/m);
+    // agent.yaml is YAML; JSON is YAML too.
+    writeFileSync(join(dir, 'agent.yaml'), JSON.stringify({ site: 'alpha', registry: reg.dir, store, services }));
+    const once = await cliAsync(['agent', '--config', 'agent.yaml', '--once'], { cwd: dir, env });
+    expect(once.status).toBe(0);
+    expect(restarts(log)).toEqual(['2025-01-01']);
+    const out = once.stdout;
+    expect(out).toMatch(/^ {2}face\s+2025-01-01\s+sentinel restarted and checked \(switched by an earlier pass\)$/m);
+    // ssd has no service: nothing was done to it this pass.
+    expect(out).toMatch(/^ {2}ssd\s+1\s+in sync$/m);
+    expect(out).not.toMatch(/activated/);
+    expect(out).toMatch(/^status: changed \(0 changed, services of 1 earlier switch restarted and checked, 0 B fetched, /m);
+    // --json keeps its shape (status and changed as before) and says the same in added fields.
+    const store2 = join(dir, 'store2');
+    expect((await cliAsync(['reconcile', '--site', 'alpha', '--registry', reg.dir, '--store', store2], { cwd: dir, env })).status).toBe(0);
+    writeFileSync(join(dir, 'agent2.yaml'), JSON.stringify({ site: 'alpha', registry: reg.dir, store: store2, services: [] }));
+    const json = JSON.parse((await cliAsync(['agent', '--config', 'agent2.yaml', '--once', '--json'], { cwd: dir, env })).stdout) as Record<string, unknown>;
+    expect(json).toMatchObject({ status: 'changed', exitCode: 0, bytesFetched: 0 });
+    expect(json.models).toEqual(expect.arrayContaining([
+      expect.objectContaining({ model: 'face', outcome: 'activated', owedVerdict: expect.objectContaining({ by: 'reconcile' }) }),
+      expect.objectContaining({ model: 'ssd', outcome: 'activated', owedVerdict: expect.objectContaining({ by: 'reconcile' }) }),
+    ]));
+  });
+});
+
 describe('status', () => {
   it('says Progressing (locally and at the hub) while a pass restarts services and checks the versions it switched', async () => {
     const reg = registry();

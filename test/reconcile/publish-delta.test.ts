@@ -10,7 +10,9 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { renderResult } from '../../src/commands/reconcile.ts';
 import { reconcile } from '../../src/reconcile/index.ts';
+import { formatBytes } from '../../src/reconcile/format.ts';
 import { cliAsync, gitAsync, isolatedGitEnv, tempDir } from '../helpers/env.ts';
 import { startTestHub, type TestHub } from '../helpers/hub.ts';
 
@@ -70,6 +72,7 @@ describe('publish -> hub -> site, with chunk delta', () => {
     const first = await pass();
     expect(first.errors).toEqual([]);
     expect(first.bytesFetched).toBe(size); // nothing to reuse yet: the whole file, not its index
+    expect(renderResult(first)).toMatch(/^ {2}big\s+- → 1\s+activated \(install\)\s+6\.0 MiB fetched$/m);
     expect(readFileSync(join(store, 'models/big/current/w.bin')).equals(v1)).toBe(true);
     // The reserved folder is the registry's business: nothing of it lands on the site.
     expect(readdirSync(join(store, 'models/big/current'))).toEqual(['w.bin']);
@@ -95,6 +98,11 @@ describe('publish -> hub -> site, with chunk delta', () => {
     // The index (a few KB) and the changed chunks (a few 64 KiB), not 6 MiB.
     expect(second.bytesFetched).toBeLessThan(600 * 1024);
     expect(second.bytesFetched).toBeGreaterThan(10 * 1024);
+    // The model's line says what crossed the network for it, against the version's size, like the summary.
+    expect(second.models[0]).toMatchObject({ model: 'big', bytes: v2.length, bytesFetched: second.bytesFetched });
+    const shown = renderResult(second);
+    expect(shown).toContain(`activated (upgrade)  ${formatBytes(second.bytesFetched)} fetched of 6.0 MiB\n`);
+    expect(shown).toContain(`(1 changed, ${formatBytes(second.bytesFetched)} fetched, `);
     const state = JSON.parse(readFileSync(join(store, 'state.json'), 'utf8')) as { history: Array<{ bytesFetched?: number }> };
     expect(JSON.stringify(state.history.at(-1))).toContain(`"bytesFetched":${second.bytesFetched}`);
 
