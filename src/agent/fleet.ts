@@ -17,7 +17,7 @@ export interface FleetSite {
   commit?: string | null;
   stalenessSeconds?: number | null;
   lastError?: string | null;
-  models?: Array<{ model: string; declared?: string; desired?: string; active?: string | null; outcome?: string }>;
+  models?: Array<{ model: string; declared?: string; desired?: string; active?: string | null; outcome?: string; drift?: string }>;
   lastPass?: { status?: string; conflicts?: Array<{ model: string }>; degraded?: Array<{ model: string; version: string }> } | null;
   [key: string]: unknown;
 }
@@ -30,10 +30,17 @@ export async function fetchFleet(hub: string, token: string | undefined, fetchIm
   try {
     res = await fetchImpl(url, { headers, signal: AbortSignal.timeout(15_000) });
   } catch (err) {
-    throw new NetworkError(`cannot reach the hub at ${redactUrl(url)}: ${errorMessage(err)}`, { url: redactUrl(url) }, err);
+    // fetch's own message is "fetch failed"; the reason (ECONNREFUSED, ENOTFOUND…) is its cause.
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    const why = cause?.code ?? cause?.message;
+    throw new NetworkError(`cannot reach the hub at ${redactUrl(url)}: ${errorMessage(err)}${why ? ` (${why})` : ''}`, { url: redactUrl(url) }, err);
+  }
+  if (res.status === 401 && !token) {
+    throw new AuthError(`the hub needs a token (HTTP 401) and none was given: give --token-file or MODELSYNC_TOKEN`, { url: redactUrl(url), status: res.status });
   }
   if (res.status === 401 || res.status === 403) {
-    throw new AuthError(`the hub refused the token (HTTP ${res.status}); give --token-file or MODELSYNC_TOKEN`, { url: redactUrl(url), status: res.status });
+    const why = res.status === 401 ? 'refused the token' : "accepted the token, but its role may not list the fleet (a site token lists only its own sites)";
+    throw new AuthError(`the hub ${why} (HTTP ${res.status}); give --token-file or MODELSYNC_TOKEN`, { url: redactUrl(url), status: res.status });
   }
   if (!res.ok) throw new NetworkError(`GET ${redactUrl(url)} answered ${res.status}`, { url: redactUrl(url), status: res.status });
   const body = (await res.json()) as { sites?: unknown };
@@ -50,6 +57,8 @@ export function renderFleet(sites: readonly FleetSite[], now = Date.now()): stri
     const notes: string[] = [];
     for (const c of s.lastPass?.conflicts ?? []) notes.push(`conflict ${c.model}`);
     for (const d of s.lastPass?.degraded ?? []) notes.push(`degraded ${d.model} ${d.version}`);
+    // A break-glass pin is in sync with what the site was told to run, not with the registry: say so.
+    for (const m of models) if (m.drift) notes.push(`pinned ${m.model} ${m.desired ?? m.active ?? '?'} (declared ${m.declared ?? '?'})`);
     if (s.lastError && s.health !== 'Ready') notes.push(s.lastError.slice(0, 100));
     const age = Date.parse(s.receivedAt);
     const stale = staleSeconds(s, now);
