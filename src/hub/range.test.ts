@@ -12,6 +12,12 @@ describe('parseRange', () => {
     ['bytes=100-', 100, { kind: 'unsatisfiable' }],
     ['bytes=100-200', 100, { kind: 'unsatisfiable' }],
     ['bytes=-0', 100, { kind: 'unsatisfiable' }],
+    // Positions past any safe integer (RFC 9110 §14.1.2): the end is trimmed, a start past the end is 416.
+    ['bytes=0-99999999999999999999999', 100, { kind: 'partial', start: 0, end: 99 }],
+    [`bytes=0-${'9'.repeat(400)}`, 100, { kind: 'partial', start: 0, end: 99 }],
+    ['bytes=99999999999999999999999-', 100, { kind: 'unsatisfiable' }],
+    ['bytes=99999999999999999999999-99999999999999999999999', 100, { kind: 'unsatisfiable' }],
+    ['bytes=-99999999999999999999999', 100, { kind: 'partial', start: 0, end: 99 }],
     ['bytes=0-', 0, { kind: 'unsatisfiable' }],
     // Ignored (served whole), as RFC 9110 allows: several ranges, other units, nonsense.
     ['bytes=0-1,5-6', 100, { kind: 'full' }],

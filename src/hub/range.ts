@@ -22,10 +22,12 @@ export function parseRange(header: string | undefined, size: number): RangeResul
     if (n === 0 || size === 0) return { kind: 'unsatisfiable' };
     return { kind: 'partial', start: Math.max(0, size - n), end: size - 1 };
   }
+  // Digits only, so Number() is a finite number or Infinity, never NaN; a
+  // position too long for a safe integer is simply past the end of any object:
+  // a last-byte-pos beyond the end is trimmed, a first-byte-pos beyond it is 416.
   const start = Number(spec[1]);
-  let end = spec[2] === '' ? Math.max(start, size - 1) : Number(spec[2]);
-  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || end < start) return { kind: 'full' };
+  const last = spec[2] === '' ? Infinity : Number(spec[2]);
+  if (last < start) return { kind: 'full' }; // invalid: ignore the header
   if (start >= size) return { kind: 'unsatisfiable' };
-  if (end >= size) end = size - 1;
-  return { kind: 'partial', start, end };
+  return { kind: 'partial', start, end: Math.min(last, size - 1) };
 }

@@ -141,6 +141,16 @@ describe('LFS over HTTP', () => {
     expect(beyond.status).toBe(416);
     expect(beyond.headers.get('content-range')).toBe(`bytes */${bytes.length}`);
     await beyond.arrayBuffer();
+
+    // Positions too large for any object (RFC 9110): a last-byte-pos past the end is trimmed to it,
+    // a first-byte-pos past the end is 416, however many digits either has.
+    const huge = '9'.repeat(30);
+    const trimmed = await fetch(href, { headers: { ...header, Range: `bytes=${bytes.length - 5}-${huge}` } });
+    expect([trimmed.status, trimmed.headers.get('content-range')]).toEqual([206, `bytes ${bytes.length - 5}-${bytes.length - 1}/${bytes.length}`]);
+    expect(Buffer.from(await trimmed.arrayBuffer()).equals(bytes.subarray(bytes.length - 5))).toBe(true);
+    const hugeStart = await fetch(href, { headers: { ...header, Range: `bytes=${huge}-` } });
+    expect([hugeStart.status, hugeStart.headers.get('content-range')]).toEqual([416, `bytes */${bytes.length}`]);
+    await hugeStart.arrayBuffer();
   });
 
   test('HEAD, the empty object and If-Range answer as HTTP says', async () => {
