@@ -23,6 +23,7 @@ import { passError } from '../reconcile/result.ts';
 import { splitCredentials } from '../reconcile/registry-access.ts';
 import { findGitDir } from '../registry/source.ts';
 import { StoreLayout, readLink, readState } from '../store/index.ts';
+import type { VerifyingEntry } from '../store/state.ts';
 import { templateContext } from '../templates/index.ts';
 import { redactUrl } from '../util/redact.ts';
 import { Backoff, systemClock, type Clock, type TimerHandle } from './clock.ts';
@@ -119,6 +120,8 @@ export interface AgentStatus {
     reason: string;
     detail: string;
     drift?: string;
+    /** Switched to `active`, but its services' health verdict is owed (a check cut short by a stop): not yet in sync. */
+    verdictOwed?: { version: string; since: string };
   }>;
   /** Models in the store the site no longer selects: kept as they are, not managed. */
   unmanaged: ReconcileResult['unmanaged'];
@@ -179,6 +182,8 @@ export class Agent {
   private templatesWarned = false;
   /** Set while a pass judges the versions it switched (services restarting, health checks running). */
   private judging: { switched: string[]; since: number } | undefined;
+  /** Switches whose health verdict is owed (state.json's `verifying`): never Ready for them until judged. */
+  private owed: VerifyingEntry[] = [];
 
   private constructor(readonly config: AgentConfig, deps: AgentDeps) {
     this.site = config.site;
@@ -365,6 +370,8 @@ export class Agent {
       result = failedResult(this.config, err, startedAt);
     }
     if (hooks.reports.length > 0) this.serviceReports = hooks.reports.slice(-20);
+    // The pass records a verdict it could not reach (a stop during the health checks) in state.json.
+    this.owed = await readState(new StoreLayout(this.config.store)).then(({ state }) => state.verifying, () => this.owed);
     const outcome: PassOutcome = { result, triggers, startedAt, finishedAt: this.clock.now() };
     this.afterPass(outcome, info);
     this.phase = this.stopping ? 'stopping' : 'idle';
@@ -448,6 +455,11 @@ export class Agent {
         outcome: m.outcome, reason: m.reason, detail: m.detail, ...(m.drift ? { drift: m.drift } : {}),
       }));
     }
+    for (const m of this.models) {
+      const o = this.owed.find((v) => v.model === m.model && v.version === m.active);
+      if (o) m.verdictOwed = { version: o.version, since: o.since };
+      else delete m.verdictOwed;
+    }
     // The site file's schedule applies unless agent.yaml sets one.
     if (info?.site.schedule && !this.config.schedule && this.cron) {
       try {
@@ -467,7 +479,7 @@ export class Agent {
     m.healsTotal = this.healer?.healed ?? 0;
     if (this.lastSuccessAt !== null) m.lastSuccessTimestamp = this.lastSuccessAt / 1000;
     if (this.lastFetchAt !== null) m.lastFetchTimestamp = this.lastFetchAt / 1000;
-    m.models = this.models.map((x) => ({ model: x.model, declared: x.declared, active: x.active ?? undefined, inSync: x.active === x.desired }));
+    m.models = this.models.map((x) => ({ model: x.model, declared: x.declared, active: x.active ?? undefined, inSync: x.active === x.desired && !x.verdictOwed }));
 
     this.updateConditions(result, prev);
     this.scheduleRetry(result);
@@ -480,6 +492,12 @@ export class Agent {
     this.setCondition('Ready', result.status === 'in-sync' || result.status === 'changed',
       result.status === 'failed' ? (firstError?.code ?? 'Failed') : result.status === 'in-sync' || result.status === 'changed' ? 'InSync' : capitalise(result.status),
       firstError ? firstError.message.split('\n')[0]! : readyMessage(result));
+    // A switch whose health check was cut short is not judged yet: the site is not Ready (nor InSync) for it.
+    if (this.owed.length > 0 && result.status !== 'failed') {
+      const what = this.owed.map((v) => `${v.model} ${v.from ?? '-'} → ${v.version}`).join(', ');
+      this.setCondition('Ready', false, 'VerdictOwed',
+        `switched ${what}; health check owed (cut short before a verdict), the next pass restarts its services and checks again`);
+    }
     const degraded = result.degraded.length > 0;
     this.setCondition('Degraded', degraded, degraded ? 'HealthCheckFailed' : 'Healthy',
       degraded ? result.degraded.map((d) => `${d.model} ${d.version}: ${d.reason}`).join('; ') : '');
@@ -529,6 +547,7 @@ export class Agent {
       if (state.appliedCommit) this.appliedCommit = state.appliedCommit;
       if (state.appliedAt) this.lastSuccessAt = Date.parse(state.appliedAt);
       this.commit = state.attemptedCommit ?? state.appliedCommit ?? null;
+      this.owed = state.verifying;
     } catch {
       // No store yet.
     }
@@ -570,6 +589,8 @@ export class Agent {
     if (c('Degraded')) return 'Degraded';
     if (c('Stale')) return 'Stale';
     if (this.last.result.status === 'failed') return 'Failed';
+    // Switched but not judged (a health check cut short): still on its way, never Ready.
+    if (this.owed.length > 0) return 'Progressing';
     if (c('Conflict')) return 'Conflict';
     return 'Ready';
   }

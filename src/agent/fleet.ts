@@ -17,7 +17,7 @@ export interface FleetSite {
   commit?: string | null;
   stalenessSeconds?: number | null;
   lastError?: string | null;
-  models?: Array<{ model: string; declared?: string; desired?: string; active?: string | null; outcome?: string; drift?: string }>;
+  models?: Array<{ model: string; declared?: string; desired?: string; active?: string | null; outcome?: string; drift?: string; verdictOwed?: { version: string } }>;
   lastPass?: { status?: string; conflicts?: Array<{ model: string }>; degraded?: Array<{ model: string; version: string }> } | null;
   [key: string]: unknown;
 }
@@ -53,10 +53,12 @@ export function renderFleet(sites: readonly FleetSite[], now = Date.now()): stri
   const header = ['site', 'health', 'commit', 'reported', 'stale', 'models', 'notes'];
   const rows = sites.map((s) => {
     const models = s.models ?? [];
-    const inSync = models.filter((m) => m.active === m.desired).length;
+    // A version whose health verdict is owed is switched to, not yet in sync.
+    const inSync = models.filter((m) => m.active === m.desired && !m.verdictOwed).length;
     const notes: string[] = [];
     for (const c of s.lastPass?.conflicts ?? []) notes.push(`conflict ${c.model}`);
     for (const d of s.lastPass?.degraded ?? []) notes.push(`degraded ${d.model} ${d.version}`);
+    for (const m of models) if (m.verdictOwed) notes.push(`health check owed ${m.model} ${m.verdictOwed.version}`);
     // A break-glass pin is in sync with what the site was told to run, not with the registry: say so.
     for (const m of models) if (m.drift) notes.push(`pinned ${m.model} ${m.desired ?? m.active ?? '?'} (declared ${m.declared ?? '?'})`);
     if (s.lastError && s.health !== 'Ready') notes.push(s.lastError.slice(0, 100));

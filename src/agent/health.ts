@@ -21,6 +21,8 @@ export interface HealthResult {
   ms: number;
   /** The last failure (or "healthy"), for the report and the log. */
   message: string;
+  /** Cut short by the agent stopping: the check says nothing about the version (the verdict is owed). */
+  aborted?: boolean;
 }
 
 export interface HealthDeps {
@@ -55,7 +57,11 @@ export async function checkHealth(spec: HealthSpec, deps: HealthDeps): Promise<H
       break;
     }
   }
-  return { ok: false, tries, ms: clock.now() - started, message: `${reason || 'not checked'} (${tries} ${tries === 1 ? 'try' : 'tries'} in ${spec.timeout_s}s)` };
+  const ms = clock.now() - started;
+  if (deps.signal?.aborted) {
+    return { ok: false, aborted: true, tries, ms, message: `cut short after ${(ms / 1000).toFixed(1)} s of ${spec.timeout_s}s: the agent is stopping; the verdict is owed` };
+  }
+  return { ok: false, tries, ms, message: `${reason || 'not checked'} (${tries} ${tries === 1 ? 'try' : 'tries'} in ${spec.timeout_s}s)` };
 }
 
 /** One try: an empty message when healthy, otherwise why not. */

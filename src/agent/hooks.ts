@@ -19,7 +19,7 @@ export interface ServiceReport {
   action: ServiceActionResult['action'];
   actionOk: boolean;
   actionMessage: string;
-  health?: { ok: boolean; tries: number; ms: number; message: string };
+  health?: { ok: boolean; tries: number; ms: number; message: string; aborted?: boolean };
   at: number;
 }
 
@@ -91,7 +91,7 @@ export function buildActivationHooks(deps: HookDeps): AgentHooks {
         if (!spec.health) return { spec, report, health: undefined as HealthResult | undefined };
         const check = phase === 'rollback' ? rollbackHealthSpec(spec.health) : spec.health;
         const health = await checkHealth(check, { fetch: deps.fetch, clock: deps.clock, env: deps.env, signal: deps.signal });
-        report.health = { ok: health.ok, tries: health.tries, ms: health.ms, message: health.message };
+        report.health = { ok: health.ok, tries: health.tries, ms: health.ms, message: health.message, ...(health.aborted ? { aborted: true } : {}) };
         return { spec, report, health };
       }),
     );
@@ -99,7 +99,11 @@ export function buildActivationHooks(deps: HookDeps): AgentHooks {
       if (!health) continue;
       const log = { service: spec.name, models: report.models, tries: health.tries, ms: health.ms };
       if (health.ok) deps.logger.info(log, `${spec.name}: healthy`);
-      else {
+      else if (health.aborted) {
+        // Not a failure: the pass sees the stop and owes the verdict (no rollback, no Degraded).
+        deps.logger.warn(log, `${spec.name}: health check cut short (the agent is stopping); the verdict is owed to the next pass`);
+        unhealthy.push({ service: spec.name, models: report.models, reason: health.message });
+      } else {
         deps.logger.error({ ...log, reason: health.message }, `${spec.name}: health check failed`);
         unhealthy.push({ service: spec.name, models: report.models, reason: `health check failed: ${health.message}` });
       }

@@ -8,7 +8,8 @@ import { afterAll } from 'vitest';
 import { Agent, type AgentDeps } from '../../../src/agent/daemon.ts';
 import type { AgentConfig } from '../../../src/agent/config.ts';
 import { AgentConfigFile } from '../../../src/registry/schema.ts';
-import { silentLogger } from '../../../src/log.ts';
+import { silentLogger, type Logger } from '../../../src/log.ts';
+import pino from 'pino';
 
 const agents: Agent[] = [];
 afterAll(async () => {
@@ -47,4 +48,12 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, what: stri
     if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/** A real pino logger whose JSON lines are kept: tests assert on what an operator would read. */
+export function captureLogger(): { logger: Logger; lines: () => Array<Record<string, unknown> & { msg: string; level: number }>; text: () => string } {
+  const chunks: string[] = [];
+  const logger = pino({ level: 'debug' }, { write: (s: string) => void chunks.push(s) });
+  const text = (): string => chunks.join('');
+  return { logger, text, lines: () => text().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown> & { msg: string; level: number }) };
 }
