@@ -449,6 +449,9 @@ Fleet status: <a href="/api/v1/sites">/api/v1/sites</a> · events: <code>/api/v1
   }
 
   private async upload(ctx: RequestContext, repo: string, oid: string): Promise<void> {
+    // receive() may destroy the request (an oversized chunked body), which
+    // detaches req.socket: keep the socket to restore its idle timeout.
+    const sock = ctx.req.socket;
     const grant = this.authorizeObject(ctx, repo, oid, 'upload');
     if (!(await this.repos.exists(repo))) throw new HttpError(404, 'RepoNotFound', `repository ${repo} not found; start with a batch request`);
     let stored;
@@ -463,7 +466,7 @@ Fleet status: <a href="/api/v1/sites">/api/v1/sites</a> · events: <code>/api/v1
     } finally {
       // receive() lifts the idle timeout once the body is in (its fsync is the hub's time, not the client's);
       // the next request on this connection gets it back.
-      if (!ctx.req.socket.destroyed) ctx.req.socket.setTimeout(this.opts.limits.idleTimeoutMs);
+      if (!sock.destroyed) sock.setTimeout(this.opts.limits.idleTimeoutMs);
     }
     if (stored.created) {
       this.lfsObjectCount += 1;

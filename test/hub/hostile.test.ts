@@ -117,6 +117,30 @@ describe('hostile clients against a hub with tokens', () => {
     await get.arrayBuffer();
   });
 
+  test('a chunked upload that runs past its granted size gets 413, like a Content-Length one, and stores nothing', async () => {
+    const bytes = randomBytes(200_000);
+    const oid = sha(bytes);
+    const res = await fetch(`${th.url}/reg.git/info/lfs/objects/batch`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${th.secrets.publisher}`, 'Content-Type': LFS },
+      body: JSON.stringify({ operation: 'upload', objects: [{ oid, size: 1000 }] }),
+    });
+    const up = ((await res.json()) as { objects: Array<{ actions: { upload: { href: string; header: Record<string, string> } } }> }).objects[0]!.actions.upload;
+    const { sock, received, closed } = await openSocket(th.url);
+    sock.write(`PUT ${new URL(up.href).pathname} HTTP/1.1\r\nHost: x\r\nAuthorization: ${up.header.Authorization}\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n`);
+    for (let i = 0; i < bytes.length; i += 50_000) {
+      const c = bytes.subarray(i, i + 50_000);
+      if (sock.writable) sock.write(Buffer.concat([Buffer.from(`${c.length.toString(16)}\r\n`), c, Buffer.from('\r\n')]));
+    }
+    await within(closed, 5000, 'hub answering and closing');
+    expect(received()).toMatch(/^HTTP\/1\.1 413 /);
+    expect(received()).toContain('"code":"PayloadTooLarge"');
+    const get = await fetch(`${th.url}/reg.git/info/lfs/objects/${oid}`, { headers: { Authorization: `Bearer ${th.secrets.admin}` } });
+    expect(get.status).toBe(404);
+    await get.arrayBuffer();
+    expect(readdirSync(join(th.data, 'tmp'))).toEqual([]);
+  });
+
   test('a refused request does not get to stream its body into the hub', async () => {
     const { sock, received, closed } = await openSocket(th.url);
     sock.write(`PUT /reg.git/info/lfs/objects/${'a'.repeat(64)} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n`);
