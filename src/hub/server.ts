@@ -6,7 +6,7 @@
  * the API.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../log.ts';
@@ -99,6 +99,13 @@ export class HubServer {
   private readonly countRejected;
   private readonly countRefEvents;
   private readonly countAuthFailures;
+  /**
+   * Bytes of each connection already counted. The socket has read the
+   * request's headers, and often its whole body, by the time dispatch runs,
+   * so a delta from dispatch would miss them: each request is charged what
+   * its connection read since the previous one finished instead.
+   */
+  private readonly countedRead = new WeakMap<Socket, number>();
 
   constructor(private readonly opts: HubServerOptions) {
     this.repos = new RepoStore(opts.data);
@@ -166,7 +173,6 @@ export class HubServer {
   private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = Date.now();
     const sock = req.socket;
-    const readAtStart = sock.bytesRead;
     const writtenAtStart = sock.bytesWritten;
     this.inflight.add(res);
     const url = parseTarget(req.url);
@@ -176,7 +182,7 @@ export class HubServer {
       this.inflight.delete(res);
       const method = req.method ?? 'GET';
       this.countRequest({ route: route.name, method, code: String(res.statusCode) });
-      this.countIn({ route: route.name }, Math.max(0, sock.bytesRead - readAtStart));
+      this.countIn({ route: route.name }, this.takeBytesRead(sock));
       this.countOut({ route: route.name }, Math.max(0, sock.bytesWritten - writtenAtStart));
       // Path and token name only: never headers, query secrets or credentials.
       this.opts.logger.debug({ method, path: url.pathname, route: route.name, status: res.statusCode, ms: Date.now() - started, who: ctx.who?.name, peer: sock.remoteAddress }, 'request');
@@ -187,6 +193,13 @@ export class HubServer {
     } catch (err) {
       this.fail(ctx, err);
     }
+  }
+
+  private takeBytesRead(sock: Socket): number {
+    const total = sock.bytesRead;
+    const n = total - (this.countedRead.get(sock) ?? 0);
+    this.countedRead.set(sock, total);
+    return Math.max(0, n);
   }
 
   private fail(ctx: RequestContext, err: unknown): void {

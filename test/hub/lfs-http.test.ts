@@ -96,6 +96,24 @@ describe('LFS over HTTP', () => {
     await basic.arrayBuffer();
   });
 
+  test('/metrics counts the bytes each route received, headers and body', async () => {
+    const received = async (route: string): Promise<number> => {
+      const text = await (await fetch(`${th.url}/metrics`)).text();
+      const m = new RegExp(`^modelsync_hub_http_received_bytes_total\\{route="${route}"\\} (\\d+)$`, 'm').exec(text);
+      return m ? Number(m[1]) : 0;
+    };
+    const [uploadBefore, batchBefore, verifyBefore] = [await received('lfs-upload'), await received('lfs-batch'), await received('lfs-verify')];
+    const bytes = randomBytes(200_000);
+    await upload(bytes);
+    const uploaded = (await received('lfs-upload')) - uploadBefore;
+    // The body plus a request line and headers (a few hundred bytes), not more.
+    expect(uploaded).toBeGreaterThan(bytes.length + 100);
+    expect(uploaded).toBeLessThan(bytes.length + 4096);
+    // Small requests, read in one go before the hub saw them, count too.
+    expect((await received('lfs-batch')) - batchBefore).toBeGreaterThan(150);
+    expect((await received('lfs-verify')) - verifyBefore).toBeGreaterThan(100);
+  });
+
   test('an interrupted download resumes with Range: 206 and Content-Range, and the bytes add up', async () => {
     const bytes = randomBytes(4 << 20);
     const oid = await upload(bytes);
