@@ -55,5 +55,7 @@ export async function promoteCommand(opts: PromoteOptions, ctx: CommandContext):
   if (r.unchanged) ctx.out(`${r.model} ${r.version} is already current; nothing to commit`);
   else ctx.out(`Promoted ${r.model}: ${r.from ?? '(none)'} -> ${r.version} in commit ${r.commit.slice(0, 12)} on ${r.branch}`);
   if (pushed) ctx.out(`Pushed ${pushed.branch} to ${pushed.remote}`);
+  // modelsync commits without running git's hooks, so the post-commit auto-push does not happen here.
+  else if (!r.unchanged) ctx.out('Not pushed: sites keep what they run until you push (git push, or --push next time).');
   return EXIT.ok;
 }

@@ -33,5 +33,7 @@ export async function rollbackCommand(opts: RollbackOptions, ctx: CommandContext
     ctx.out(`Commit ${r.commit.slice(0, 12)} on ${r.branch}: ${r.message.split('\n')[0]}`);
   }
   if (pushed) ctx.out(`Pushed ${pushed.branch} to ${pushed.remote}`);
+  // modelsync commits without running git's hooks, so the post-commit auto-push does not happen here.
+  else if (!r.unchanged) ctx.out('Not pushed: sites keep what they run until you push (git push, or --push next time).');
   return EXIT.ok;
 }

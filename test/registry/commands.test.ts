@@ -236,8 +236,10 @@ describe('promote and rollback', () => {
 
   it('rollback --to promotes the given version', () => {
     const { repo } = threeVersions();
-    ok(['rollback', 'det', '--to', '2025-01-01'], repo);
+    const out = ok(['rollback', 'det', '--to', '2025-01-01'], repo);
     expect(git(['log', '-1', '--format=%s'], { cwd: repo, env }).stdout.trim()).toBe('Roll back det to 2025-01-01');
+    // No hook pushes a modelsync commit: in an incident, "rolled back" must not read as "live".
+    expect(out).toContain('Not pushed: sites keep what they run until you push (git push, or --push next time).');
     expect(readFileSync(join(repo, 'registry/model_registry.yaml'), 'utf8')).toContain('current_version: "2025-01-01"\n    previous_version: "2025-03-01"');
   });
 
