@@ -38,6 +38,8 @@ import { startAgentServer, type AgentServer } from './server.ts';
 import { defaultEngine, renderTemplates, type RenderOutcome, type TemplateEngine } from './templates.ts';
 
 export const AGENT_VERSION = '0.1.0';
+/** How long the last report on shutdown may take. */
+const STOP_REPORT_TIMEOUT_MS = 3000;
 
 export interface AgentDeps {
   clock?: Clock;
@@ -88,7 +90,7 @@ export interface AgentStatus {
   branch: string;
   health: Health;
   conditions: Condition[];
-  phase: 'starting' | 'idle' | 'reconciling' | 'stopping';
+  phase: 'starting' | 'idle' | 'reconciling' | 'stopping' | 'stopped';
   commit: string | null;
   appliedCommit: string | null;
   lastPass: {
@@ -146,6 +148,7 @@ export class Agent {
   private readonly queue: PassQueue<PassOutcome>;
   private readonly retryBackoff: Backoff;
   private readonly passAbort = new AbortController();
+  private readonly reportAbort = new AbortController();
   private readonly deps: AgentDeps;
   private token: string | undefined;
   private webhookSecret: string | undefined;
@@ -310,7 +313,13 @@ export class Agent {
     // Downloads in progress stop (they resume next time); switches and restarts finish.
     this.passAbort.abort(new Error('the agent is stopping'));
     await this.queue.close();
+    // A report still in flight is superseded by the last one below: don't wait out its 10 s.
+    this.reportAbort.abort(new Error('superseded by the last report'));
     await this.flushReport();
+    // Always a last report, even when stopped while idle: the hub must not keep showing "reconciling".
+    // Bounded: a hub that does not answer must not hold up a systemd stop.
+    this.phase = 'stopped';
+    if (this.config.hub) await this.sendReport(true);
     await this.server?.close();
   }
 
@@ -373,8 +382,9 @@ export class Agent {
     // The pass records a verdict it could not reach (a stop during the health checks) in state.json.
     this.owed = await readState(new StoreLayout(this.config.store)).then(({ state }) => state.verifying, () => this.owed);
     const outcome: PassOutcome = { result, triggers, startedAt, finishedAt: this.clock.now() };
-    this.afterPass(outcome, info);
+    // Before afterPass: the report it sends says what the agent does now, not "reconciling".
     this.phase = this.stopping ? 'stopping' : 'idle';
+    this.afterPass(outcome, info);
     try {
       this.deps.onPass?.(outcome);
     } catch (err) {
@@ -727,12 +737,13 @@ export class Agent {
     await this.reporting;
   }
 
-  private async sendReport(): Promise<void> {
+  private async sendReport(final = false): Promise<void> {
+    const timeoutMs = final ? STOP_REPORT_TIMEOUT_MS : 10_000;
     const url = `${this.config.hub!.replace(/\/+$/, '')}/api/v1/sites/${encodeURIComponent(this.site)}/status`;
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     try {
-      const res = await this.fetchImpl(url, { method: 'POST', headers, body: JSON.stringify(this.status()), signal: AbortSignal.timeout(10_000) });
+      const res = await this.fetchImpl(url, { method: 'POST', headers, body: JSON.stringify(this.status()), signal: final ? AbortSignal.timeout(timeoutMs) : AbortSignal.any([AbortSignal.timeout(timeoutMs), this.reportAbort.signal]) });
       const text = await res.text().catch(() => '');
       if (!res.ok) throw new Error(`hub answered ${res.status}${text ? `: ${text.slice(0, 200)}` : ''}`);
       if (this.lastReportError) this.logger.info('status reports reach the hub again');

@@ -5,6 +5,8 @@
  * report that says the agent stopped.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { renderFleet, type FleetSite } from '../../src/agent/fleet.ts';
@@ -80,4 +82,48 @@ describe('stopping the agent', () => {
     const fleet = renderFleet([site!]);
     expect(fleet).toMatch(/^alpha +Progressing .* 0\/1 in sync +health check owed face 2/m);
   });
+
+  it('stopped while idle: a last report with phase "stopped" reaches the hub', async () => {
+    const th = await startTestHub();
+    const reg = TestRegistry.init(tempDir('agent-stop-reg-'), env);
+    reg.addVersion('face', '1', { 'model.bin': bytes(10_000, 1) });
+    reg.setCurrent('face', '1');
+    reg.site('alpha', {});
+    reg.commit('v1');
+    const store = join(tempDir('agent-stop-'), 'store');
+    const agent = await startAgent({ site: 'alpha', registry: reg.dir, store, hub: th.url });
+    await agent.whenIdle();
+    let before: FleetSite | undefined;
+    await waitFor(async () => {
+      before = (await sites(th.url)).find((s) => s.site === 'alpha' && s.phase === 'idle');
+      return before !== undefined;
+    }, 'the report of the first pass');
+    await new Promise((r) => setTimeout(r, 20));
+    await agent.stop();
+    const after = (await sites(th.url)).find((s) => s.site === 'alpha')!;
+    expect(after.phase).toBe('stopped');
+    expect(Date.parse(after.receivedAt)).toBeGreaterThan(Date.parse(before!.receivedAt));
+    expect(after.health).toBe('Ready'); // what it runs is unchanged; it says it no longer watches
+  });
+
+  it('a hub that never answers holds up the stop for a few seconds at most', async () => {
+    const silent = createServer(() => {});
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
+    const hub = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const reg = TestRegistry.init(tempDir('agent-stop-reg-'), env);
+    reg.addVersion('face', '1', { 'model.bin': bytes(10_000, 1) });
+    reg.setCurrent('face', '1');
+    reg.site('alpha', {});
+    reg.commit('v1');
+    const store = join(tempDir('agent-stop-'), 'store');
+    const agent = await startAgent({ site: 'alpha', registry: reg.dir, store, hub });
+    await agent.whenIdle();
+    const t0 = Date.now();
+    await agent.stop();
+    expect(Date.now() - t0).toBeLessThan(6000);
+    expect(agent.status().phase).toBe('stopped');
+    silent.closeAllConnections();
+    silent.close();
+  }, 30_000);
 });
+
