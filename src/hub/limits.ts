@@ -28,6 +28,19 @@ export interface HubLimits {
    * reading a download cannot hold a socket, a file or a repo lock for ever.
    */
   idleTimeoutMs: number;
+  /**
+   * A request's headers must be in within this long of its first byte,
+   * however slowly they trickle (the idle timeout alone would let a client
+   * send one byte a minute for ever). Bodies have no overall deadline: a
+   * model upload may take hours.
+   */
+  headersTimeoutMs: number;
+  /**
+   * Open connections at once; past it new ones are closed as they arrive.
+   * Every agent's event stream holds one, so this bounds the fleet a hub can
+   * keep subscribed as well as its file descriptors.
+   */
+  maxConnections: number;
   /** `git http-backend` processes running at once (each may take a core and memory). */
   gitProcesses: number;
   /** Git requests waiting for a process slot; past this they get 503 with Retry-After. */
@@ -49,6 +62,8 @@ export const DEFAULT_LIMITS: Readonly<HubLimits> = Object.freeze({
   actionTtlSeconds: 3600,
   shutdownGraceMs: 30_000,
   idleTimeoutMs: 120_000,
+  headersTimeoutMs: 30_000,
+  maxConnections: 4096,
   gitProcesses: 16,
   gitQueue: 128,
   eventSubscribersPerToken: 100,

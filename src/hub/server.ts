@@ -131,8 +131,18 @@ export class HubServer {
     m.gauge('modelsync_hub_git_queued_requests', 'Git requests waiting for a process slot.', () => this.gitSlots.queued);
     // No overall request deadline (a model upload may take hours) but an idle
     // one: a socket that moves no bytes either way for idleTimeoutMs is closed.
-    this.server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => void this.dispatch(req, res));
+    // Headers do get a deadline: with requestTimeout 0 Node turns its own
+    // headersTimeout off, and a client dripping a byte now and then would hold
+    // a socket without ever showing a token. Node enforces it on a timer that
+    // runs every connectionsCheckingInterval, so that runs often enough to
+    // keep the deadline within a quarter of itself.
+    const headersTimeout = opts.limits.headersTimeoutMs;
+    this.server = createServer(
+      { keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout, connectionsCheckingInterval: Math.max(50, Math.min(30_000, Math.floor(headersTimeout / 4))) },
+      (req, res) => void this.dispatch(req, res),
+    );
     this.server.setTimeout(opts.limits.idleTimeoutMs);
+    this.server.maxConnections = opts.limits.maxConnections;
   }
 
   async listen(host: string, port: number): Promise<string> {

@@ -239,6 +239,41 @@ describe('hostile clients against a hub without tokens', () => {
   });
 });
 
+describe('connections are bounded', () => {
+  test('headers dripped a byte at a time get 408 and a hang-up at the headers deadline, though the line is never idle', async () => {
+    const th = await startTestHub({ tokens: true, limits: { headersTimeoutMs: 600, idleTimeoutMs: 60_000 } });
+    const { sock, received, closed } = await openSocket(th.url);
+    const header = 'GET /reg.git/info/refs?service=git-upload-pack HTTP/1.1\r\nHost: x\r\nX-Slow: ' + 'a'.repeat(1000);
+    let i = 0;
+    const drip = setInterval(() => sock.writable && i < header.length && sock.write(header[i++]!), 50);
+    const started = Date.now();
+    try {
+      await within(closed, 5000, 'headers deadline');
+    } finally {
+      clearInterval(drip);
+    }
+    expect(Date.now() - started).toBeGreaterThanOrEqual(500);
+    expect(received()).toMatch(/^HTTP\/1\.1 408 /);
+    // A prompt client on the same hub is unaffected.
+    expect((await raw(th.url, { path: '/healthz' })).status).toBe(200);
+  });
+
+  test('past the connection cap, new connections are closed at once; a freed slot is usable again', async () => {
+    const th = await startTestHub({ tokens: true, limits: { maxConnections: 2 } });
+    const a = await openSocket(th.url);
+    const b = await openSocket(th.url);
+    await new Promise((r) => setTimeout(r, 100));
+    const c = await openSocket(th.url);
+    await within(c.closed, 2000, 'connection over the cap closed');
+    expect(c.received()).toBe('');
+    a.sock.destroy();
+    await a.closed;
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await raw(th.url, { path: '/healthz' })).status).toBe(200);
+    b.sock.destroy();
+  });
+});
+
 describe('git http-backend processes are bounded', () => {
   test('past the cap, git requests wait in a short queue, then get 503', async () => {
     const th = await startTestHub({ tokens: true, limits: { gitProcesses: 1, gitQueue: 1 } });
