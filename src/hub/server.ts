@@ -191,11 +191,17 @@ export class HubServer {
     res.on('close', () => {
       this.inflight.delete(res);
       const method = req.method ?? 'GET';
-      this.countRequest({ route: route.name, method, code: String(res.statusCode) });
+      // A response that never finished went to a client that hung up: its
+      // statusCode is only what we meant to send (200 by default, before any
+      // writeHead), so count it as nginx does, 499. Event streams end when
+      // the client leaves by design.
+      const aborted = !res.writableFinished && route.name !== 'events';
+      const status = aborted ? 499 : res.statusCode;
+      this.countRequest({ route: route.name, method, code: String(status) });
       this.countIn({ route: route.name }, this.takeBytesRead(sock));
       this.countOut({ route: route.name }, Math.max(0, sock.bytesWritten - writtenAtStart));
       // Path and token name only: never headers, query secrets or credentials.
-      this.opts.logger.debug({ method, path: url.pathname, route: route.name, status: res.statusCode, ms: Date.now() - started, who: ctx.who?.name, peer: sock.remoteAddress }, 'request');
+      this.opts.logger.debug({ method, path: url.pathname, route: route.name, status, ...(aborted ? { aborted: true } : {}), ms: Date.now() - started, who: ctx.who?.name, peer: sock.remoteAddress }, 'request');
     });
     try {
       if (this.closing) throw new HttpError(503, 'ShuttingDown', 'the hub is shutting down', { Connection: 'close' });

@@ -233,6 +233,8 @@ describe('LFS over HTTP', () => {
     const bytes = randomBytes(2 << 20);
     const [o] = await batch('upload', [{ oid: sha(bytes), size: bytes.length }], th.secrets.publisher);
     const before = snapshot(th.data);
+    const puts = (code: string): number => th.hub.metrics.value('modelsync_hub_http_requests_total', { route: 'lfs-upload', method: 'PUT', code });
+    const [ok, aborted] = [puts('200'), puts('499')];
     const up = o!.actions!.upload!;
     await new Promise<void>((resolve) => {
       const req = request(up.href, { method: 'PUT', headers: { ...up.header, 'Content-Length': bytes.length } });
@@ -243,6 +245,9 @@ describe('LFS over HTTP', () => {
     // The hub notices the abort asynchronously.
     for (let i = 0; i < 50 && JSON.stringify(snapshot(th.data)) !== JSON.stringify(before); i++) await new Promise((r) => setTimeout(r, 20));
     expect(snapshot(th.data)).toEqual(before);
+    // Counted as abandoned by the client (499), never as a success.
+    for (let i = 0; i < 50 && puts('499') === aborted; i++) await new Promise((r) => setTimeout(r, 20));
+    expect([puts('200') - ok, puts('499') - aborted]).toEqual([0, 1]);
   });
 
   test('per-object errors: 404 missing, 422 invalid oid or size, 422 over the size limit', async () => {
