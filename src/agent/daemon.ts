@@ -519,7 +519,7 @@ export class Agent {
       stale ? `registry last reached ${this.lastFetchAt ? `${Math.round(staleness ?? 0)} s ago` : 'never'}${firstError ? `: ${firstError.message.split('\n')[0]}` : ''}; serving what is active` : '');
 
     if (degraded && !(prev && prev.degraded.length > 0)) {
-      this.logger.error({ degraded: result.degraded }, 'site DEGRADED: a new version failed its health check and was rolled back');
+      this.logger.error({ degraded: result.degraded }, `site DEGRADED: ${degradedWords(result)}`);
     } else if (!degraded && prev && prev.degraded.length > 0) {
       this.logger.info({ was: prev.degraded.map((d) => `${d.model} ${d.version}`) }, 'site recovered: no degraded models');
     }
@@ -834,6 +834,25 @@ export function readyMessage(result: Pick<ReconcileResult, 'commit' | 'models' |
   }
   for (const c of result.conflicts) notes.push(`left ${c.model} at ${c.active ?? '-'}, newer than the declared ${c.declared} (conflict)`);
   return notes.length === 0 ? `applied ${commit}` : `attempted ${commit}; ${notes.join('; ')}`;
+}
+
+/**
+ * What happened to the versions that failed their health check: rolled back
+ * to the previous one, or (a first install) left active because there is no
+ * previous version to go back to.
+ */
+export function degradedWords(result: Pick<ReconcileResult, 'degraded' | 'models'>): string {
+  const back: string[] = [];
+  const stays: string[] = [];
+  for (const d of result.degraded) {
+    const active = result.models.find((m) => m.model === d.model)?.active;
+    if (active === d.version) stays.push(`${d.model} ${d.version}`);
+    else back.push(`${d.model} ${d.version}${active ? ` (back to ${active})` : ''}`);
+  }
+  const parts: string[] = [];
+  if (back.length) parts.push(`${back.join(', ')} failed ${back.length > 1 ? 'their health checks and were' : 'its health check and was'} rolled back`);
+  if (stays.length) parts.push(`${stays.join(', ')} failed ${stays.length > 1 ? 'their health checks' : 'its health check'} with no previous version to roll back to; ${stays.length > 1 ? 'they stay' : 'it stays'} active`);
+  return parts.join('; ');
 }
 
 function capitalise(s: string): string {

@@ -146,7 +146,12 @@ function passCounts(r: ReconcileResult, rc: RenderContext): string[] {
   const owed = r.models.filter((m) => m.owedVerdict && m.outcome === 'activated');
   const changed = r.changed.filter((c) => !owed.some((m) => m.model === c.model));
   const checked = owed.filter((m) => !rc.services || rc.services.some((s) => s.models.includes(m.model)));
-  if (rolledBack.length === 0) parts.push(`${changed.length} changed`);
+  // A first install that failed its health check has no previous version to go back to: installed, and it stays.
+  const kept = r.degraded.filter((d) => !rolledBack.some((x) => x.model === d.model) && r.models.some((m) => m.model === d.model && m.active === d.version && m.from !== d.version));
+  if (kept.length > 0) parts.push(`${kept.length} installed, unhealthy with no previous version to roll back to: ${kept.length > 1 ? 'they stay' : 'it stays'} active`);
+  if (rolledBack.length === 0) {
+    if (changed.length > 0 || kept.length === 0) parts.push(`${changed.length} changed`);
+  }
   else {
     const switched = changed.length + rolledBack.length;
     parts.push(`${switched} switched`, rolledBack.length === switched ? 'rolled back' : `${rolledBack.length} rolled back`);
