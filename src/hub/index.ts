@@ -65,6 +65,18 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   });
   const url = await server.listen(host, port);
   if (tokens) logger.info({ url, data, tokens: tokens.size }, 'hub listening');
-  else logger.warn({ url, data }, 'hub listening WITHOUT a tokens file: only loopback clients are served (use --tokens to serve the network)');
+  else {
+    logger.warn({ url, data }, 'hub listening WITHOUT a tokens file: only loopback clients are served (use --tokens to serve the network)');
+    // --public-url means clients reach the hub through something else, most
+    // often a reverse proxy on this host, whose requests come from loopback:
+    // the "loopback only" guard then lets the whole network in as admin.
+    // Refusing would break a proxy-fronted demo on one machine; say it loudly.
+    if (opts.publicUrl) {
+      logger.warn(
+        { publicUrl: opts.publicUrl },
+        'DANGER: --public-url without --tokens: a reverse proxy on this host connects from loopback, so EVERY client it forwards is served with ADMIN rights (push, create repositories, read all status); use --tokens behind a proxy',
+      );
+    }
+  }
   return { url, events: server.events, metrics: server.metrics, dataDir: data, close: () => server.close() };
 }

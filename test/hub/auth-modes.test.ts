@@ -82,8 +82,12 @@ describe('with a tokens file', () => {
 
   test('LFS hrefs follow --public-url (behind a proxy), else the Host the client used', async () => {
     const data = join(tempDir(), 'data');
-    const hub = await startHub({ data, listen: '127.0.0.1:0', publicUrl: 'https://hub.example/' });
+    const cap = captureLogger();
+    const hub = await startHub({ data, listen: '127.0.0.1:0', publicUrl: 'https://hub.example/', logger: cap.logger });
     try {
+      // Without tokens, a proxy in front makes the whole network "loopback": the hub says so at start.
+      const warnings = cap.text().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level === 40);
+      expect(warnings.map((w) => w.msg).join('\n')).toMatch(/--public-url without --tokens.*ADMIN rights/);
       const res = await fetch(`${hub.url}/reg.git/info/lfs/objects/batch`, {
         method: 'POST',
         headers: { 'Content-Type': 'application/vnd.git-lfs+json' },
