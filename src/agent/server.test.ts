@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../log.ts';
 import { startAgentServer, type AgentServer } from './server.ts';
@@ -60,6 +61,26 @@ describe('webhook POST /api/v1/reconcile', () => {
     const res = await fetch(`${server.url}/api/v1/reconcile`, { method: 'POST', body: push });
     expect(res.status).toBe(401);
     expect(await res.json()).toEqual({ error: 'X-Hub-Signature-256 is required' });
+    expect(hints).toEqual([]);
+  });
+
+  it('answers a missing signature before the body arrives; a malformed one says what the header must hold', async () => {
+    const { server, hints } = await start('s3cret');
+    // Headers announce 1 MiB; not a byte of it is sent: the 401 must come anyway.
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(`${server.url}/api/v1/reconcile`, { method: 'POST', headers: { 'content-length': String(1 << 20) } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+        req.destroy();
+      });
+      req.on('error', reject);
+      req.flushHeaders();
+      setTimeout(() => reject(new Error('no answer before the body')), 5000);
+    });
+    expect(status).toBe(401);
+    const bad = await fetch(`${server.url}/api/v1/reconcile`, { method: 'POST', headers: { 'x-hub-signature-256': 'sha256=deadbeef' }, body: push });
+    expect(bad.status).toBe(401);
+    expect(await bad.json()).toEqual({ error: 'X-Hub-Signature-256 must be sha256= followed by 64 hex digits' });
     expect(hints).toEqual([]);
   });
 

@@ -83,6 +83,14 @@ async function webhook(req: IncomingMessage, res: ServerResponse, h: AgentServer
     res.setHeader('connection', 'close');
     return send(res, 413, { error: `body larger than ${MAX_WEBHOOK_BODY} bytes` });
   }
+  // No signature at all: refused before a byte of the body is read (nobody gets to make us buffer 1 MiB).
+  const header = req.headers[SIGNATURE_HEADER];
+  if (h.webhookSecret !== undefined && (header === undefined || header === '')) {
+    h.logger.warn({ verdict: 'missing', remote: req.socket.remoteAddress }, 'webhook refused: bad signature');
+    res.setHeader('connection', 'close');
+    send(res, 401, { error: 'X-Hub-Signature-256 is required' });
+    return;
+  }
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
@@ -100,7 +108,7 @@ async function webhook(req: IncomingMessage, res: ServerResponse, h: AgentServer
     const verdict = verifySignature(h.webhookSecret, body, req.headers[SIGNATURE_HEADER]);
     if (verdict !== 'ok') {
       h.logger.warn({ verdict, remote: req.socket.remoteAddress }, 'webhook refused: bad signature');
-      const why = verdict === 'missing' ? 'X-Hub-Signature-256 is required' : verdict === 'malformed' ? 'X-Hub-Signature-256 must be sha256=<hex>' : 'signature does not match';
+      const why = verdict === 'missing' ? 'X-Hub-Signature-256 is required' : verdict === 'malformed' ? 'X-Hub-Signature-256 must be sha256= followed by 64 hex digits' : 'signature does not match';
       return send(res, 401, { error: why });
     }
   }
