@@ -45,6 +45,14 @@ export interface HubLimits {
   gitProcesses: number;
   /** Git requests waiting for a process slot; past this they get 503 with Retry-After. */
   gitQueue: number;
+  /**
+   * Git requests one token may have running or waiting at once; past it that
+   * token gets 503 with Retry-After. A slot is held while the request body
+   * arrives, so without this one token dripping bodies slowly could hold
+   * every slot and block a publisher's push. An agent makes one git request
+   * at a time.
+   */
+  gitProcessesPerToken: number;
   /** Open event streams per token, so one token cannot take every subscriber slot. */
   eventSubscribersPerToken: number;
   /** Nesting depth of a JSON body (status reports); deeper documents are refused before they are stored. */
@@ -66,6 +74,7 @@ export const DEFAULT_LIMITS: Readonly<HubLimits> = Object.freeze({
   maxConnections: 4096,
   gitProcesses: 16,
   gitQueue: 128,
+  gitProcessesPerToken: 4,
   eventSubscribersPerToken: 100,
   jsonDepth: 64,
 });

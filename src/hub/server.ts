@@ -87,6 +87,8 @@ export class HubServer {
   private readonly gitSlots: Slots;
   /** Open event streams per token name. */
   private readonly streamsByToken = new Map<string, number>();
+  /** Git requests running or waiting for a slot, per token name. */
+  private readonly gitByToken = new Map<string, number>();
   private baseUrl = '';
   private closing: Promise<void> | null = null;
   private lfsObjectCount = 0;
@@ -395,15 +397,28 @@ Fleet status: <a href="/api/v1/sites">/api/v1/sites</a> · events: <code>/api/v1
       maxBodyBytes: this.opts.limits.gitBodyBytes,
       logger: this.opts.logger,
     };
-    const release = await this.gitSlots.acquire(new Promise<void>((resolve) => ctx.res.once('close', () => resolve())));
-    if (!release) {
-      if (ctx.res.destroyed) return;
-      throw new HttpError(503, 'TooManyGitRequests', 'the hub is busy with other git requests; retry shortly', { 'Retry-After': '5' });
+    // Loopback mode has one identity for every local client: only the global cap applies there.
+    const mine = this.gitByToken.get(who.name) ?? 0;
+    if (this.opts.tokens && mine >= this.opts.limits.gitProcessesPerToken) {
+      this.opts.logger.info({ who: who.name, running: mine, route: ctx.route.name }, 'git request refused: token at its share of git processes');
+      throw new HttpError(503, 'TooManyGitRequests', `token "${who.name}" already has ${mine} git requests in progress; retry shortly`, { 'Retry-After': '5' });
     }
+    this.gitByToken.set(who.name, mine + 1);
     try {
-      await this.runGit(ctx, repo, rest, who, backend);
+      const release = await this.gitSlots.acquire(new Promise<void>((resolve) => ctx.res.once('close', () => resolve())));
+      if (!release) {
+        if (ctx.res.destroyed) return;
+        throw new HttpError(503, 'TooManyGitRequests', 'the hub is busy with other git requests; retry shortly', { 'Retry-After': '5' });
+      }
+      try {
+        await this.runGit(ctx, repo, rest, who, backend);
+      } finally {
+        release();
+      }
     } finally {
-      release();
+      const n = (this.gitByToken.get(who.name) ?? 1) - 1;
+      if (n > 0) this.gitByToken.set(who.name, n);
+      else this.gitByToken.delete(who.name);
     }
   }
 

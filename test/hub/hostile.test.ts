@@ -294,6 +294,32 @@ describe('git http-backend processes are bounded', () => {
   });
 });
 
+describe('one token cannot take every git process slot', () => {
+  test('slow upload-pack bodies from a site token fill only its share; a publisher still pushes', async () => {
+    const th = await startTestHub({ tokens: true, limits: { gitProcesses: 4, gitProcessesPerToken: 2 } });
+    await pushRepo(th, 'reg');
+    const slow: Array<Awaited<ReturnType<typeof openSocket>>> = [];
+    try {
+      for (let i = 0; i < 4; i++) {
+        const s = await openSocket(th.url);
+        // A body announced but dripped: each request holds its slot for as long as the client likes.
+        s.sock.write(`POST /reg.git/git-upload-pack HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${th.secrets.site}\r\nContent-Type: application/x-git-upload-pack-request\r\nContent-Length: 100\r\n\r\n0032want`);
+        slow.push(s);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      // Past its share the token is refused at once rather than queued for a slot.
+      await new Promise((r) => setTimeout(r, 200));
+      expect(slow.map((s) => /^HTTP\/1\.1 (\d+)/.exec(s.received())?.[1] ?? 'waiting')).toEqual(['waiting', 'waiting', '503', '503']);
+      expect(slow[2]!.received()).toMatch(/retry-after: 5/i);
+      // Two slots are left for everyone else: the publisher's push goes through while the site's requests still hang.
+      await within(pushRepo(th, 'reg2'), 15_000, 'publisher push');
+      expect(th.hub.metrics.value('modelsync_hub_git_processes')).toBe(2);
+    } finally {
+      for (const s of slow) s.sock.destroy();
+    }
+  });
+});
+
 describe('git request bodies are bounded after decompression', () => {
   test('a small gzip body that inflates into a pack over the limit is refused, and no ref moves', async () => {
     const th = await startTestHub({ tokens: true, limits: { gitBodyBytes: 1 << 20 } });
