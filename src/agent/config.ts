@@ -20,7 +20,29 @@ export type AgentConfig = AgentConfigFile & {
   configPath?: string;
   /** Where each key given was set: the config file's name, `--flag` or `MODELSYNC_*`. */
   sources?: Partial<Record<keyof AgentConfigFile, string>>;
+  /** The credentials a `hub` URL carried (http://x:<token>@hub), taken out of it: the token when none is given. */
+  hubToken?: string;
 };
+
+/**
+ * A `hub` URL with credentials in it: Node's fetch refuses such URLs, and its
+ * error repeats the URL (secret included) into /status and the logs. The
+ * credentials become the token (unless one is given) and the URL loses them.
+ */
+export function stripHubCredentials<C extends Pick<AgentConfig, 'hub' | 'hubToken'>>(cfg: C): C {
+  if (!cfg.hub) return cfg;
+  let u: URL;
+  try {
+    u = new URL(cfg.hub);
+  } catch {
+    return cfg;
+  }
+  if (!u.username && !u.password) return cfg;
+  const token = u.password ? decodeURIComponent(u.password) : decodeURIComponent(u.username);
+  u.username = '';
+  u.password = '';
+  return { ...cfg, hub: u.toString().replace(/\/$/, ''), hubToken: cfg.hubToken ?? token };
+}
 
 /** Every key of agent.yaml, the flag and variable that set it, and how a string turns into its value. */
 type Kind = 'string' | 'number' | 'boolean' | 'json';
@@ -185,7 +207,7 @@ export async function loadAgentConfig(input: LoadConfigInput): Promise<AgentConf
   for (const [key, o] of origins) {
     if (key in cfg) sources[key as keyof AgentConfigFile] = o.kind === 'file' ? fileArg! : o.name;
   }
-  return { ...cfg, origin: fileArg ? fileArg : 'flags and environment', sources, ...(fileArg ? { configPath: resolve(input.cwd, fileArg) } : {}) };
+  return stripHubCredentials({ ...cfg, origin: fileArg ? fileArg : 'flags and environment', sources, ...(fileArg ? { configPath: resolve(input.cwd, fileArg) } : {}) });
 }
 
 /** The token: MODELSYNC_TOKEN itself, else the content of token_file. */

@@ -27,7 +27,8 @@ import type { VerifyingEntry } from '../store/state.ts';
 import { templateContext } from '../templates/index.ts';
 import { redactUrl } from '../util/redact.ts';
 import { Backoff, systemClock, type Clock, type TimerHandle } from './clock.ts';
-import { parseListen, readSecretFile, readToken, type AgentConfig } from './config.ts';
+import { parseListen, readSecretFile, readToken, stripHubCredentials, type AgentConfig } from './config.ts';
+import { requestErrorMessage } from './net-error.ts';
 import { EventSubscriber, type ServerSentEvent } from './events.ts';
 import { buildActivationHooks, type ServiceReport } from './hooks.ts';
 import { emptyMetrics, renderMetrics, type AgentMetrics } from './metrics.ts';
@@ -205,8 +206,9 @@ export class Agent {
 
   /** Build an agent: reads the token and webhook secret (errors name the file, never the content). */
   static async create(config: AgentConfig, deps: AgentDeps = {}): Promise<Agent> {
+    config = stripHubCredentials(config);
     const agent = new Agent(config, deps);
-    agent.token = await readToken(config, agent.env);
+    agent.token = (await readToken(config, agent.env)) ?? config.hubToken;
     // A registry URL with the token in it (https://x:<token>@hub/registry.git) serves the same hub's events and reports.
     if (agent.token === undefined && config.hub && /^https?:\/\//i.test(config.registry)) {
       const { url, token } = splitCredentials(config.registry);
@@ -750,7 +752,7 @@ export class Agent {
       this.lastReportAt = this.clock.now();
       this.lastReportError = null;
     } catch (err) {
-      const why = `POST ${redactUrl(url)}: ${errorMessage(err)}`;
+      const why = `POST ${redactUrl(url)}: ${requestErrorMessage(err)}`;
       if (this.lastReportError === null) this.logger.warn({ reason: why }, 'cannot report status to the hub; will report after the next pass');
       this.lastReportError = why;
     }

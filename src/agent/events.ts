@@ -7,6 +7,7 @@
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { redactUrl } from '../util/redact.ts';
+import { requestErrorMessage } from './net-error.ts';
 import { Backoff, type Clock, type TimerHandle } from './clock.ts';
 
 export interface ServerSentEvent {
@@ -153,7 +154,7 @@ export class EventSubscriber {
       }
       error = 'the hub closed the event stream';
     } catch (err) {
-      error = controller.signal.aborted && controller.signal.reason instanceof Error ? controller.signal.reason.message : errorMessage(err);
+      error = controller.signal.aborted && controller.signal.reason instanceof Error ? controller.signal.reason.message : requestErrorMessage(err);
     } finally {
       opts.clock.clearTimeout(idle);
     }

@@ -5,6 +5,8 @@
  */
 import { errorMessage } from '../errors.ts';
 import { redactUrl } from '../util/redact.ts';
+import { redactText } from '../util/redact.ts';
+import { requestErrorMessage } from './net-error.ts';
 import { sleep, systemClock, type Clock } from './clock.ts';
 import { describeResult, httpRequest, runArgv } from './services.ts';
 
@@ -71,7 +73,7 @@ async function once(spec: HealthSpec, budgetMs: number, deps: HealthDeps): Promi
       const r = await runArgv(spec.command, { timeoutMs: budgetMs, env: deps.env, signal: deps.signal });
       return { message: r.code === 0 && !r.timedOut ? '' : describeResult(spec.command, r), timedOut: r.timedOut };
     } catch (err) {
-      return { message: errorMessage(err), timedOut: false };
+      return { message: redactText(errorMessage(err)), timedOut: false };
     }
   }
   if (spec.http) {
@@ -79,7 +81,8 @@ async function once(spec: HealthSpec, budgetMs: number, deps: HealthDeps): Promi
       const r = await httpRequest(deps.fetch, spec.http, 'GET', budgetMs, deps.signal);
       return { message: r.status >= 200 && r.status < 300 ? '' : `GET ${redactUrl(spec.http)} answered ${r.status}`, timedOut: false };
     } catch (err) {
-      return { message: errorMessage(err), timedOut: /timed out/.test(errorMessage(err)) };
+      const message = requestErrorMessage(err);
+      return { message, timedOut: /timed out/.test(message) };
     }
   }
   return { message: '', timedOut: false };

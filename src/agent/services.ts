@@ -6,6 +6,8 @@
 import { spawn } from 'node:child_process';
 import { ServiceError, errorMessage } from '../errors.ts';
 import { redactUrl } from '../util/redact.ts';
+import { redactText } from '../util/redact.ts';
+import { requestErrorMessage } from './net-error.ts';
 import type { ServiceSpec } from '../registry/schema.ts';
 
 export interface CommandResult {
@@ -113,7 +115,7 @@ export async function httpRequest(
     await res.arrayBuffer().catch(() => {});
     return { status: res.status, ms: Date.now() - started };
   } catch (err) {
-    const why = timeout.aborted ? `timed out after ${timeoutMs} ms` : errorMessage(err);
+    const why = timeout.aborted ? `timed out after ${timeoutMs} ms` : requestErrorMessage(err);
     throw new ServiceError(`${method} ${redactUrl(url)}: ${why}`, { url: redactUrl(url) }, err);
   }
 }
@@ -143,7 +145,7 @@ export async function applyService(spec: ServiceSpec, runner: ServiceRunner): Pr
       const ok = r.code === 0 && !r.timedOut;
       return { service: spec.name, action: 'restart', ok, message: ok ? 'restarted' : describeResult(spec.restart, r), ms: r.ms };
     } catch (err) {
-      return { service: spec.name, action: 'restart', ok: false, message: errorMessage(err), ms: Date.now() - started };
+      return { service: spec.name, action: 'restart', ok: false, message: redactText(errorMessage(err)), ms: Date.now() - started };
     }
   }
   if (spec.reload) {
@@ -152,7 +154,7 @@ export async function applyService(spec: ServiceSpec, runner: ServiceRunner): Pr
       const ok = r.status >= 200 && r.status < 300;
       return { service: spec.name, action: 'reload', ok, message: ok ? 'reloaded' : `${spec.reload.method} ${redactUrl(spec.reload.http)} answered ${r.status}`, ms: r.ms };
     } catch (err) {
-      return { service: spec.name, action: 'reload', ok: false, message: errorMessage(err), ms: Date.now() - started };
+      return { service: spec.name, action: 'reload', ok: false, message: redactText(errorMessage(err)), ms: Date.now() - started };
     }
   }
   return { service: spec.name, action: 'none', ok: true, message: 'no restart or reload declared', ms: 0 };

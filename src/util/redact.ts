@@ -14,3 +14,12 @@ export function redactUrl(url: string): string {
     return url.replace(/\/\/[^/@\s]*@/, '//***@');
   }
 }
+
+/**
+ * Mask credentials in free text (an error message that quotes a URL, say):
+ * every `//user:pass@` or `//token@` becomes `//***@`. For anything stored
+ * or logged that may repeat a URL someone typed.
+ */
+export function redactText(text: string): string {
+  return text.replace(/\/\/[^/@\s"'<>]*@/g, '//***@');
+}
