@@ -525,7 +525,10 @@ export class Agent {
     } else if (!degraded && prev && prev.degraded.length > 0) {
       this.logger.info({ was: prev.degraded.map((d) => `${d.model} ${d.version}`) }, 'site recovered: no degraded models');
     }
-    if (reached && prev && prev.commit === undefined) this.logger.info('registry reachable again');
+    if (reached && prev && prev.commit === undefined) {
+      this.logger.info('registry reachable again');
+      this.events?.reconnectNow();
+    }
   }
 
   private setCondition(type: Condition['type'], status: boolean, reason: string, message: string): void {
@@ -748,7 +751,10 @@ export class Agent {
       const res = await this.fetchImpl(url, { method: 'POST', headers, body: JSON.stringify(this.status()), signal: final ? AbortSignal.timeout(timeoutMs) : AbortSignal.any([AbortSignal.timeout(timeoutMs), this.reportAbort.signal]) });
       const text = await res.text().catch(() => '');
       if (!res.ok) throw new Error(`hub answered ${res.status}${text ? `: ${text.slice(0, 200)}` : ''}`);
-      if (this.lastReportError) this.logger.info('status reports reach the hub again');
+      if (this.lastReportError) {
+        this.logger.info('status reports reach the hub again');
+        this.events?.reconnectNow();
+      }
       this.lastReportAt = this.clock.now();
       this.lastReportError = null;
     } catch (err) {

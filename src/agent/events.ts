@@ -102,6 +102,18 @@ export class EventSubscriber {
     void this.connect();
   }
 
+  /**
+   * The hub answers again (a report or a registry fetch got through): re-open
+   * the stream now instead of when the backoff (up to a minute) expires.
+   * Nothing happens while connected or while a connection attempt runs.
+   */
+  reconnectNow(): void {
+    if (this.stopped || this.retryTimer === undefined) return;
+    this.opts.clock.clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    void this.connect();
+  }
+
   stop(): void {
     this.stopped = true;
     this.opts.clock.clearTimeout(this.retryTimer);
@@ -169,6 +181,7 @@ export class EventSubscriber {
     const delay = this.backoff.next();
     opts.logger[news ? 'warn' : 'debug']({ hub: redactUrl(opts.url), retryInMs: delay, reason: error }, wasConnected ? 'hub event stream lost; reconnecting' : 'cannot subscribe to hub events; retrying');
     this.retryTimer = opts.clock.setTimeout(() => {
+      this.retryTimer = undefined;
       if (!this.stopped) void this.connect();
     }, delay);
   }

@@ -174,4 +174,39 @@ describe('agent and hub', () => {
       await hub.close();
     }
   });
+
+  it('the event stream re-opens as soon as the hub answers again, not when its backoff expires', async () => {
+    const data = join(tempDir('agent-hub-'), 'data');
+    let hub = await startHub({ data, listen: '127.0.0.1:0' });
+    const port = new URL(hub.url).port;
+    const reg = await registryOnHub(`${hub.url}/registry.git`);
+    const store = join(tempDir('agent-store-'), 'store');
+    // A backoff of a full minute: only reconnectNow can bring the stream back within the test.
+    const agent = await startAgent(
+      { site: 'alpha', registry: `${hub.url}/registry.git`, store, hub: hub.url, listen: '127.0.0.1:0' },
+      { eventsBackoffBaseMs: 60_000, eventsBackoffMaxMs: 60_000 },
+    );
+    try {
+      await agent.whenIdle();
+      await waitFor(() => agent.status().hub?.connected === true, 'event stream');
+      await hub.close();
+      await waitFor(() => agent.status().hub?.connected === false, 'the agent to notice');
+      await agent.request('manual', 'while the hub is down');
+      await waitFor(() => agent.status().hub?.lastReportError != null, 'a failed report');
+
+      hub = await startHub({ data, listen: `127.0.0.1:${port}` });
+      reg.setCurrent('face', '2025-02-01');
+      reg.commit('promote face 2025-02-01');
+      const t0 = Date.now();
+      await agent.request('manual', 'the hub is back'); // fetches and reports: the hub answers again
+      await waitFor(() => agent.status().hub?.connected === true, 'the event stream to re-open', 5000);
+      expect(Date.now() - t0).toBeLessThan(5000);
+      // And events flow again: a push reaches the agent through the stream.
+      await gitAsync(['push', '-q', 'origin', 'main'], { cwd: reg.dir, env });
+      await waitFor(() => current(store, 'face') === '2025-02-01', 'the pushed version', 10_000);
+    } finally {
+      await agent.stop();
+      await hub.close();
+    }
+  });
 });
