@@ -46,11 +46,11 @@ export interface HubLimits {
   /** Git requests waiting for a process slot; past this they get 503 with Retry-After. */
   gitQueue: number;
   /**
-   * Git requests one token may have running or waiting at once; past it that
-   * token gets 503 with Retry-After. A slot is held while the request body
-   * arrives, so without this one token dripping bodies slowly could hold
-   * every slot and block a publisher's push. An agent makes one git request
-   * at a time.
+   * Git process slots one token may hold at once; its further requests wait
+   * (up to gitQueue) without taking a slot. A slot is held while the request
+   * body arrives, so without this one token dripping bodies slowly could hold
+   * every slot and block a publisher's push; queueing rather than refusing
+   * keeps many agents that share a site token from failing on a burst.
    */
   gitProcessesPerToken: number;
   /** Open event streams per token, so one token cannot take every subscriber slot. */

@@ -88,7 +88,8 @@ export class HubServer {
   /** Open event streams per token name. */
   private readonly streamsByToken = new Map<string, number>();
   /** Git requests running or waiting for a slot, per token name. */
-  private readonly gitByToken = new Map<string, number>();
+  /** Per token, its share of the git slots: past it a token's requests wait, taking no global slot. */
+  private readonly gitByToken = new Map<string, Slots>();
   private baseUrl = '';
   private closing: Promise<void> | null = null;
   private lfsObjectCount = 0;
@@ -397,18 +398,28 @@ Fleet status: <a href="/api/v1/sites">/api/v1/sites</a> · events: <code>/api/v1
       maxBodyBytes: this.opts.limits.gitBodyBytes,
       logger: this.opts.logger,
     };
-    // Loopback mode has one identity for every local client: only the global cap applies there.
-    const mine = this.gitByToken.get(who.name) ?? 0;
-    if (this.opts.tokens && mine >= this.opts.limits.gitProcessesPerToken) {
-      this.opts.logger.info({ who: who.name, running: mine, route: ctx.route.name }, 'git request refused: token at its share of git processes');
-      throw new HttpError(503, 'TooManyGitRequests', `token "${who.name}" already has ${mine} git requests in progress; retry shortly`, { 'Retry-After': '5' });
+    const gone = new Promise<void>((resolve) => ctx.res.once('close', () => resolve()));
+    const busy = (): HttpError => new HttpError(503, 'TooManyGitRequests', 'the hub is busy with other git requests; retry shortly', { 'Retry-After': '5' });
+    // A token's share first (waiting there holds no global slot), so one token dripping request
+    // bodies slowly holds at most its share and a publisher still pushes; agents sharing a
+    // token queue rather than fail. Loopback mode has one identity: only the global cap there.
+    let share: Slots | undefined;
+    let releaseShare: (() => void) | null = null;
+    if (this.opts.tokens) {
+      share = this.gitByToken.get(who.name) ?? new Slots(this.opts.limits.gitProcessesPerToken, this.opts.limits.gitQueue);
+      this.gitByToken.set(who.name, share);
+      releaseShare = await share.acquire(gone);
+      if (!releaseShare) {
+        this.forgetShareIfIdle(who.name, share);
+        if (ctx.res.destroyed) return;
+        throw busy();
+      }
     }
-    this.gitByToken.set(who.name, mine + 1);
     try {
-      const release = await this.gitSlots.acquire(new Promise<void>((resolve) => ctx.res.once('close', () => resolve())));
+      const release = await this.gitSlots.acquire(gone);
       if (!release) {
         if (ctx.res.destroyed) return;
-        throw new HttpError(503, 'TooManyGitRequests', 'the hub is busy with other git requests; retry shortly', { 'Retry-After': '5' });
+        throw busy();
       }
       try {
         await this.runGit(ctx, repo, rest, who, backend);
@@ -416,10 +427,15 @@ Fleet status: <a href="/api/v1/sites">/api/v1/sites</a> · events: <code>/api/v1
         release();
       }
     } finally {
-      const n = (this.gitByToken.get(who.name) ?? 1) - 1;
-      if (n > 0) this.gitByToken.set(who.name, n);
-      else this.gitByToken.delete(who.name);
+      if (releaseShare && share) {
+        releaseShare();
+        this.forgetShareIfIdle(who.name, share);
+      }
     }
+  }
+
+  private forgetShareIfIdle(name: string, share: Slots): void {
+    if (share.inUse === 0 && share.queued === 0 && this.gitByToken.get(name) === share) this.gitByToken.delete(name);
   }
 
   private async runGit(ctx: RequestContext, repo: string, rest: string, who: Identity, backend: Parameters<typeof runHttpBackend>[2]): Promise<void> {
