@@ -774,19 +774,30 @@ export class Agent {
   private async watchPins(): Promise<void> {
     const layout = new StoreLayout(this.config.store);
     const file = layout.pinsFile;
-    const read = (): Promise<string> => fsp.readFile(file, 'utf8').catch(() => '');
-    let seen = await read();
+    // The same watch covers the nudge a `modelsync reconcile` (--force, say) leaves after switching
+    // versions under a running agent: its services are restarted and checked now, not at the next trigger.
+    const nudge = layout.nudgeFile;
+    const read = (f: string): Promise<string> => fsp.readFile(f, 'utf8').catch(() => '');
+    let seen = await read(file);
+    let nudged = await read(nudge);
     await fsp.mkdir(layout.root, { recursive: true });
-    const w = watch(layout.root, { ignoreInitial: true, depth: 0, followSymlinks: false, ignored: (p: string) => p !== layout.root && p !== file });
+    const w = watch(layout.root, { ignoreInitial: true, depth: 0, followSymlinks: false, ignored: (p: string) => p !== layout.root && p !== file && p !== nudge });
     this.pinsWatch = w;
     const onChange = (): void => {
       this.clock.clearTimeout(this.pinsTimer);
       this.pinsTimer = this.clock.setTimeout(() => {
-        void read().then((text) => {
-          if (text === seen || this.stopping) return;
-          seen = text;
-          this.logger.info({ pins: file }, 'local pins changed: running a pass');
-          this.fire('pin', 'pins.json changed');
+        void Promise.all([read(file), read(nudge)]).then(([text, note]) => {
+          if (this.stopping) return;
+          if (text !== seen) {
+            seen = text;
+            nudged = note;
+            this.logger.info({ pins: file }, 'local pins changed: running a pass');
+            this.fire('pin', 'pins.json changed');
+          } else if (note !== nudged && note !== '') {
+            nudged = note;
+            this.logger.info({ by: note.trim() }, 'versions were switched outside the agent: running a pass');
+            this.fire('manual', 'modelsync reconcile switched versions on this store');
+          }
         });
       }, this.deps.watchDebounceMs ?? 250);
     };

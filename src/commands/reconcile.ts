@@ -1,12 +1,13 @@
-import { readFileSync } from 'node:fs';
+import { promises as fsp, readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { resolve } from 'node:path';
-import { ConfigError, UsageError } from '../errors.ts';
+import { ConfigError, UsageError, errorMessage } from '../errors.ts';
 import { reconcile, type ReconcileResult, type PassProgress } from '../reconcile/index.ts';
 import type { ModelOutcome } from '../reconcile/result.ts';
 import { checkRegistryLocation } from '../reconcile/registry-access.ts';
-import { createLogger, logFormatFor } from '../log.ts';
+import { createLogger, logFormatFor, type Logger } from '../log.ts';
+import { StoreLayout } from '../store/layout.ts';
 import { printJson, type CommandContext } from './context.ts';
 import { formatBytes, formatDuration } from '../reconcile/format.ts';
 
@@ -64,12 +65,21 @@ export async function reconcileCommand(opts: ReconcileCommandOptions, ctx: Comma
     onProgress: bar?.update,
   });
   bar?.done();
+  if (!opts.dryRun && result.changed.length > 0) await nudgeAgent(resolve(ctx.cwd, opts.store), logger);
   // isomorphic-git fetched over the global keep-alive agents: close idle sockets so the process exits now.
   http.globalAgent.destroy();
   https.globalAgent.destroy();
   if (opts.json) printJson(ctx, result);
   else ctx.out(renderResult(result));
   return result.exitCode;
+}
+
+/** Tell an agent running on this store that versions were switched under it (it watches this file). */
+async function nudgeAgent(store: string, logger: Logger): Promise<void> {
+  const file = new StoreLayout(store).nudgeFile;
+  await fsp.writeFile(file, `${new Date().toISOString()} reconcile pid ${process.pid}\n`).catch((err: unknown) => {
+    logger.debug({ err: errorMessage(err), file }, 'could not nudge an agent on this store');
+  });
 }
 
 const OUTCOME_WORDS: Record<string, string> = {

@@ -37,6 +37,14 @@ export class StoreLayout {
   get pinsFile(): string {
     return join(this.root, 'pins.json');
   }
+  /**
+   * Touched by a `modelsync reconcile` that switched versions, so an agent on
+   * the same store restarts and checks the services at once instead of at its
+   * next trigger.
+   */
+  get nudgeFile(): string {
+    return join(this.root, 'nudge');
+  }
   get lockFile(): string {
     return join(this.root, 'lock');
   }

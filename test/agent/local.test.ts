@@ -293,6 +293,33 @@ describe('triggers', () => {
     await agent.stop();
   });
 
+  it('`reconcile --force` under a running agent: the agent notices at once and restarts and checks the services', async () => {
+    const reg = registry();
+    const dir = tempDir('agent-force-');
+    const store = join(dir, 'store');
+    const { services, log } = sentinel(store, dir);
+    const agent = await startAgent({ site: 'alpha', registry: reg.dir, store, services, schedule: '0 0 1 1 *' }, { watchDebounceMs: 50 });
+    await agent.whenIdle();
+    // A break-glass pin lifted leaves a newer version active: a conflict the agent leaves alone.
+    expect((await cliAsync(['pin', 'face', '2025-03-01', '--store', store], { cwd: dir, env })).status).toBe(0);
+    await waitFor(() => current(store, 'face') === '2025-03-01', 'the pin');
+    expect((await cliAsync(['unpin', 'face', '--store', store], { cwd: dir, env })).status).toBe(0);
+    await waitFor(() => agent.status().lastPass?.status === 'conflict', 'the conflict');
+    await agent.whenIdle();
+    const before = restarts(log).length;
+
+    const forced = await cliAsync(['reconcile', '--site', 'alpha', '--registry', reg.dir, '--store', store, '--force'], { cwd: dir, env });
+    expect(forced.status, forced.stderr).toBe(0);
+    expect(current(store, 'face')).toBe('2025-01-01');
+    // No registry change, no schedule: only the nudge reconcile left in the store starts this pass.
+    await waitFor(() => restarts(log).length > before, 'the agent to restart the service for the forced version');
+    await agent.whenIdle();
+    expect(restarts(log).at(-1)).toBe('2025-01-01');
+    expect(agent.status().lastPass?.triggers).toEqual(['manual']);
+    expect(agent.status().health).toBe('Ready');
+    await agent.stop();
+  });
+
   it('webhooks: a burst while a pass runs costs one more pass; bad signatures start none', async () => {
     const reg = registry();
     const dir = tempDir('agent-hook-');
