@@ -12,6 +12,7 @@ import { printJson, type CommandContext } from './context.ts';
 import { formatBytes, formatDuration } from '../reconcile/format.ts';
 
 export interface ReconcileCommandOptions {
+  config?: string;
   site?: string;
   registry?: string;
   store?: string;
@@ -40,8 +41,9 @@ export function readToken(tokenFile: string | undefined, ctx: CommandContext): s
   return env ? env : undefined;
 }
 
-export async function reconcileCommand(opts: ReconcileCommandOptions, ctx: CommandContext): Promise<number> {
-  if (!opts.site || !opts.registry || !opts.store) throw new UsageError('reconcile needs --site, --registry and --store');
+export async function reconcileCommand(given: ReconcileCommandOptions, ctx: CommandContext): Promise<number> {
+  const { opts, token } = await withAgentConfig(given, ctx);
+  if (!opts.site || !opts.registry || !opts.store) throw new UsageError('reconcile needs --site, --registry and --store (or --config <agent.yaml>)');
   const concurrency = opts.concurrency === undefined ? undefined : Number(opts.concurrency);
   if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64)) {
     throw new UsageError(`--concurrency must be an integer from 1 to 64 (got ${opts.concurrency})`);
@@ -57,7 +59,7 @@ export async function reconcileCommand(opts: ReconcileCommandOptions, ctx: Comma
     registry,
     store: resolve(ctx.cwd, opts.store),
     branch: opts.branch,
-    token: readToken(opts.tokenFile, ctx),
+    token,
     force: opts.force,
     dryRun: opts.dryRun,
     concurrency,
@@ -72,6 +74,26 @@ export async function reconcileCommand(opts: ReconcileCommandOptions, ctx: Comma
   if (opts.json) printJson(ctx, result);
   else ctx.out(renderResult(result));
   return result.exitCode;
+}
+
+/**
+ * `--config agent.yaml`: the site's own settings, so an operator answering a
+ * conflict types `reconcile --config /etc/modelsync/agent.yaml --force`
+ * rather than retyping them. Flags win over the file; the token is the
+ * agent's (token_file, MODELSYNC_TOKEN) unless --token-file is given.
+ */
+async function withAgentConfig(opts: ReconcileCommandOptions, ctx: CommandContext): Promise<{ opts: ReconcileCommandOptions; token: string | undefined }> {
+  if (!opts.config) return { opts, token: readToken(opts.tokenFile, ctx) };
+  const { loadAgentConfig, readToken: agentToken } = await import('../agent/config.ts');
+  const cfg = await loadAgentConfig({
+    file: opts.config,
+    flags: { site: opts.site, registry: opts.registry, store: opts.store, branch: opts.branch },
+    env: {},
+    cwd: ctx.cwd,
+  });
+  const merged = { ...opts, site: cfg.site, registry: cfg.registry, store: cfg.store, branch: cfg.branch };
+  const token = opts.tokenFile || ctx.env.MODELSYNC_TOKEN_FILE ? readToken(opts.tokenFile, ctx) : await agentToken(cfg, ctx.env);
+  return { opts: merged, token };
 }
 
 /** Tell an agent running on this store that versions were switched under it (it watches this file). */

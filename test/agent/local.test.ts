@@ -308,7 +308,9 @@ describe('triggers', () => {
     await agent.whenIdle();
     const before = restarts(log).length;
 
-    const forced = await cliAsync(['reconcile', '--site', 'alpha', '--registry', reg.dir, '--store', store, '--force'], { cwd: dir, env });
+    // The operator answers with the agent's own config rather than retyping site, registry and store.
+    writeFileSync(join(dir, 'agent.yaml'), `site: alpha\nregistry: ${reg.dir}\nstore: ./store\n`);
+    const forced = await cliAsync(['reconcile', '--config', 'agent.yaml', '--force'], { cwd: dir, env });
     expect(forced.status, forced.stderr).toBe(0);
     expect(current(store, 'face')).toBe('2025-01-01');
     // No registry change, no schedule: only the nudge reconcile left in the store starts this pass.
