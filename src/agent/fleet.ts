@@ -8,6 +8,7 @@ import { EXIT, printJson } from '../commands/context.ts';
 import { readToken } from '../commands/reconcile.ts';
 import { formatAge, formatDuration } from '../reconcile/format.ts';
 import { redactUrl } from '../util/redact.ts';
+import { fetchFailureReason } from './net-error.ts';
 
 /** What the hub returns per site: the agent's report (AgentStatus) plus the hub's receivedAt. */
 export interface FleetSite {
@@ -31,8 +32,7 @@ export async function fetchFleet(hub: string, token: string | undefined, fetchIm
     res = await fetchImpl(url, { headers, signal: AbortSignal.timeout(15_000) });
   } catch (err) {
     // fetch's own message is "fetch failed"; the reason (ECONNREFUSED, ENOTFOUND…) is its cause.
-    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    const why = cause?.code ?? cause?.message;
+    const why = fetchFailureReason(err);
     throw new NetworkError(`cannot reach the hub at ${redactUrl(url)}: ${errorMessage(err)}${why ? ` (${why})` : ''}`, { url: redactUrl(url) }, err);
   }
   if (res.status === 401 && !token) {

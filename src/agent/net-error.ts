@@ -8,10 +8,15 @@
 import { errorMessage } from '../errors.ts';
 import { redactText } from '../util/redact.ts';
 
+/** The reason fetch keeps in `err.cause`: its code (ECONNREFUSED…), else its message. */
+export function fetchFailureReason(err: unknown): string | undefined {
+  const cause = (err as { cause?: { code?: unknown; message?: unknown } } | null)?.cause;
+  return typeof cause?.code === 'string' ? cause.code : typeof cause?.message === 'string' ? cause.message : undefined;
+}
+
 export function requestErrorMessage(err: unknown): string {
   const message = errorMessage(err);
-  const cause = (err as { cause?: { code?: unknown; message?: unknown } } | null)?.cause;
-  const why = typeof cause?.code === 'string' ? cause.code : typeof cause?.message === 'string' ? cause.message : undefined;
+  const why = fetchFailureReason(err);
   let text: string;
   if (message === 'fetch failed') text = `cannot reach the server${why ? ` (${why})` : ''}`;
   else text = why && !message.includes(why) ? `${message} (${why})` : message;
