@@ -127,5 +127,3 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
   });
   res.end(res.req.method === 'HEAD' ? undefined : text);
 }
-
-export { listenError };

@@ -5,8 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { ServiceError, errorMessage } from '../errors.ts';
-import { redactUrl } from '../util/redact.ts';
-import { redactText } from '../util/redact.ts';
+import { redactText, redactUrl } from '../util/redact.ts';
 import { requestErrorMessage } from './net-error.ts';
 import type { ServiceSpec } from '../registry/schema.ts';
 
