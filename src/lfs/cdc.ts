@@ -195,8 +195,6 @@ export class ChunkIndexWriter {
   private readonly cut: Chunk[] = [];
   private started = false;
   private first = true;
-  /** Chunks written so far. */
-  count = 0;
 
   constructor(readonly params: ChunkParams = DEFAULT_CHUNK_PARAMS) {
     this.chunker = new Chunker(params);
@@ -210,7 +208,6 @@ export class ChunkIndexWriter {
   entry(c: Chunk): string {
     const sep = this.first ? '' : ',';
     this.first = false;
-    this.count++;
     return `${sep}[${c.size},"${c.sha256}"]`;
   }
 
@@ -220,20 +217,22 @@ export class ChunkIndexWriter {
 
   /** The index text for the chunks that ended in `buf` (the head too, the first time). */
   push(buf: Buffer): string {
-    let text = this.started ? '' : this.head();
     this.chunker.push(buf, this.cut);
-    for (const c of this.cut) text += this.entry(c);
-    this.cut.length = 0;
-    return text;
+    return this.flush();
   }
 
   /** The rest of the index, once the whole file went through `push`. */
   end(oid: string, size: number): string {
-    let text = this.started ? '' : this.head();
     this.chunker.end(this.cut);
+    return this.flush() + this.tail(oid, size);
+  }
+
+  /** The head if not yet written, then the entries of the chunks just cut. */
+  private flush(): string {
+    let text = this.started ? '' : this.head();
     for (const c of this.cut) text += this.entry(c);
     this.cut.length = 0;
-    return text + this.tail(oid, size);
+    return text;
   }
 }
 
