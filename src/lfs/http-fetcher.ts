@@ -75,15 +75,13 @@ export class HttpFetcher implements ObjectFetcher {
       'download',
       todo,
     );
-    const counters = { networkBytes: 0 };
-    const attemptCtx: AttemptContext = {
+    const attemptCtx: Omit<AttemptContext, 'counters'> = {
       transport: this.transport,
       endpointOrigin: this.endpoint.origin,
       authorization: this.endpoint.authorization(),
       bucket: this.bucket,
       signal: options.signal,
       onProgress: options.onProgress,
-      counters,
     };
 
     try {
@@ -97,18 +95,16 @@ export class HttpFetcher implements ObjectFetcher {
           try {
             await this.fetchOne(obj, part, actions, { ...attemptCtx, counters: own }, options);
           } catch (err) {
-            actions.finish(obj);
-            counters.networkBytes += own.networkBytes;
-            result.bytesByOid![obj.oid] = own.networkBytes;
             if (options.signal?.aborted || isAbort(err)) throw err;
             const error = toModelsyncError(err, secrets);
             this.logger.warn({ oid: obj.oid, code: error.code, err: error.message }, 'LFS object not fetched');
             result.failed.push({ obj, error });
             return;
+          } finally {
+            actions.finish(obj);
+            result.bytesTransferred += own.networkBytes;
+            result.bytesByOid![obj.oid] = own.networkBytes;
           }
-          actions.finish(obj);
-          counters.networkBytes += own.networkBytes;
-          result.bytesByOid![obj.oid] = own.networkBytes;
           try {
             await options.onVerified(obj, part);
             result.fetched.push(obj);
@@ -126,7 +122,6 @@ export class HttpFetcher implements ObjectFetcher {
     } finally {
       this.lastBatchRequests = actions.requests;
     }
-    result.bytesTransferred = counters.networkBytes;
     return result;
   }
 
