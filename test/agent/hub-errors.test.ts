@@ -8,8 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { gitAsync, isolatedGitEnv, tempDir } from '../helpers/env.ts';
 import { startTestHub } from '../helpers/hub.ts';
-import { TestRegistry } from '../reconcile/helpers/registry.ts';
-import { bytes, captureLogger, current, startAgent, waitFor } from './helpers/agent.ts';
+import { captureLogger, current, faceRegistry, startAgent, waitFor } from './helpers/agent.ts';
 
 const env = isolatedGitEnv();
 
@@ -24,11 +23,7 @@ async function closedPort(): Promise<number> {
 describe('agent hub connection', () => {
   it('a hub URL with credentials: they become the token and never show in /status or the logs', async () => {
     const th = await startTestHub({ tokens: true, sites: ['alpha'] });
-    const reg = TestRegistry.init(tempDir('agent-hubcred-reg-'), env);
-    reg.addVersion('face', '1', { 'model.bin': bytes(10_000, 1) });
-    reg.setCurrent('face', '1');
-    reg.site('alpha', {});
-    reg.commit('v1');
+    const reg = faceRegistry('agent-hubcred-reg-', env);
     reg.git('remote', 'add', 'origin', th.repoUrl('registry', th.secrets.publisher));
     await gitAsync(['push', '-q', '-u', 'origin', 'main'], { cwd: reg.dir, env });
     const secret = th.secrets.bySite.alpha!;
@@ -50,11 +45,7 @@ describe('agent hub connection', () => {
 
   it('a hub that cannot be reached: the reason (ECONNREFUSED) in /status and the log, never the credentials', async () => {
     const port = await closedPort();
-    const reg = TestRegistry.init(tempDir('agent-hubdown-reg-'), env);
-    reg.addVersion('face', '1', { 'model.bin': bytes(10_000, 1) });
-    reg.setCurrent('face', '1');
-    reg.site('alpha', {});
-    reg.commit('v1');
+    const reg = faceRegistry('agent-hubdown-reg-', env);
     const cap = captureLogger();
     const store = join(tempDir('agent-hubdown-'), 'store');
     const agent = await startAgent({ site: 'alpha', registry: reg.dir, store, hub: `http://x:SECRET-hub-token@127.0.0.1:${port}` }, { logger: cap.logger });

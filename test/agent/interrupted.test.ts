@@ -10,20 +10,14 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readState, StoreLayout } from '../../src/store/index.ts';
 import { isolatedGitEnv, tempDir } from '../helpers/env.ts';
-import { TestRegistry } from '../reconcile/helpers/registry.ts';
-import { bytes, current, startAgent, waitFor } from './helpers/agent.ts';
+import { current, faceRegistry, startAgent, waitFor } from './helpers/agent.ts';
 
 const env = isolatedGitEnv();
 const node = process.execPath;
 
 describe('a pass interrupted during health checks', () => {
   it('keeps the new version, owes the verdict, and the next start restarts and checks again', async () => {
-    const reg = TestRegistry.init(tempDir('agent-int-reg-'), env);
-    reg.addVersion('face', '1', { 'model.bin': bytes(20_000, 1) });
-    reg.addVersion('face', '2', { 'model.bin': bytes(20_000, 2) });
-    reg.setCurrent('face', '1');
-    reg.site('alpha', {});
-    reg.commit('v1');
+    const reg = faceRegistry('agent-int-reg-', env, { versions: ['1', '2'], size: 20_000 });
     const dir = tempDir('agent-int-');
     const store = join(dir, 'store');
     const log = join(dir, 'restarts.log');

@@ -12,8 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { renderFleet, type FleetSite } from '../../src/agent/fleet.ts';
 import { isolatedGitEnv, tempDir } from '../helpers/env.ts';
 import { startTestHub } from '../helpers/hub.ts';
-import { TestRegistry } from '../reconcile/helpers/registry.ts';
-import { bytes, captureLogger, current, startAgent, waitFor } from './helpers/agent.ts';
+import { captureLogger, current, faceRegistry, startAgent, waitFor } from './helpers/agent.ts';
 
 const env = isolatedGitEnv();
 const node = process.execPath;
@@ -26,12 +25,7 @@ async function sites(url: string): Promise<FleetSite[]> {
 describe('stopping the agent', () => {
   it('SIGTERM during a failing health check: no failure logged, the last report owes the verdict', async () => {
     const th = await startTestHub();
-    const reg = TestRegistry.init(tempDir('agent-stop-reg-'), env);
-    reg.addVersion('face', '1', { 'model.bin': bytes(10_000, 1) });
-    reg.addVersion('face', '2', { 'model.bin': bytes(10_000, 2) });
-    reg.setCurrent('face', '1');
-    reg.site('alpha', {});
-    reg.commit('v1');
+    const reg = faceRegistry('agent-stop-reg-', env, { versions: ['1', '2'] });
     const dir = tempDir('agent-stop-');
     const store = join(dir, 'store');
     const log = join(dir, 'restarts.log');
@@ -85,11 +79,7 @@ describe('stopping the agent', () => {
 
   it('stopped while idle: a last report with phase "stopped" reaches the hub', async () => {
     const th = await startTestHub();
-    const reg = TestRegistry.init(tempDir('agent-stop-reg-'), env);
-    reg.addVersion('face', '1', { 'model.bin': bytes(10_000, 1) });
-    reg.setCurrent('face', '1');
-    reg.site('alpha', {});
-    reg.commit('v1');
+    const reg = faceRegistry('agent-stop-reg-', env);
     const store = join(tempDir('agent-stop-'), 'store');
     const agent = await startAgent({ site: 'alpha', registry: reg.dir, store, hub: th.url });
     await agent.whenIdle();
@@ -110,11 +100,7 @@ describe('stopping the agent', () => {
     const silent = createServer(() => {});
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
     const hub = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
-    const reg = TestRegistry.init(tempDir('agent-stop-reg-'), env);
-    reg.addVersion('face', '1', { 'model.bin': bytes(10_000, 1) });
-    reg.setCurrent('face', '1');
-    reg.site('alpha', {});
-    reg.commit('v1');
+    const reg = faceRegistry('agent-stop-reg-', env);
     const store = join(tempDir('agent-stop-'), 'store');
     const agent = await startAgent({ site: 'alpha', registry: reg.dir, store, hub });
     await agent.whenIdle();

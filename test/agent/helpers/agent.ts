@@ -10,6 +10,8 @@ import type { AgentConfig } from '../../../src/agent/config.ts';
 import { AgentConfigFile } from '../../../src/registry/schema.ts';
 import { silentLogger, type Logger } from '../../../src/log.ts';
 import pino from 'pino';
+import { tempDir } from '../../helpers/env.ts';
+import { TestRegistry } from '../../reconcile/helpers/registry.ts';
 
 const agents: Agent[] = [];
 afterAll(async () => {
@@ -26,6 +28,20 @@ export async function startAgent(fields: Record<string, unknown>, deps: AgentDep
   agents.push(agent);
   if (start) await agent.start();
   return agent;
+}
+
+/**
+ * A registry (a fresh temp dir named by `prefix`) with model face at the
+ * given versions (`size` bytes each, seeded by the version), site alpha
+ * running face 1, committed as "v1".
+ */
+export function faceRegistry(prefix: string, env: NodeJS.ProcessEnv, opts: { versions?: string[]; size?: number } = {}): TestRegistry {
+  const reg = TestRegistry.init(tempDir(prefix), env);
+  for (const v of opts.versions ?? ['1']) reg.addVersion('face', v, { 'model.bin': bytes(opts.size ?? 10_000, Number(v)) });
+  reg.setCurrent('face', '1');
+  reg.site('alpha', {});
+  reg.commit('v1');
+  return reg;
 }
 
 export function bytes(n: number, seed: number): Buffer {
