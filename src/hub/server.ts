@@ -87,7 +87,6 @@ export class HubServer {
   private readonly gitSlots: Slots;
   /** Open event streams per token name. */
   private readonly streamsByToken = new Map<string, number>();
-  /** Git requests running or waiting for a slot, per token name. */
   /** Per token, its share of the git slots: past it a token's requests wait, taking no global slot. */
   private readonly gitByToken = new Map<string, Slots>();
   private baseUrl = '';
@@ -399,43 +398,45 @@ Fleet status: <a href="/api/v1/sites">/api/v1/sites</a> · events: <code>/api/v1
       logger: this.opts.logger,
     };
     const gone = new Promise<void>((resolve) => ctx.res.once('close', () => resolve()));
-    const busy = (): HttpError => new HttpError(503, 'TooManyGitRequests', 'the hub is busy with other git requests; retry shortly', { 'Retry-After': '5' });
-    // A token's share first (waiting there holds no global slot), so one token dripping request
-    // bodies slowly holds at most its share and a publisher still pushes; agents sharing a
-    // token queue rather than fail. Loopback mode has one identity: only the global cap there.
-    let share: Slots | undefined;
-    let releaseShare: (() => void) | null = null;
-    if (this.opts.tokens) {
-      share = this.gitByToken.get(who.name) ?? new Slots(this.opts.limits.gitProcessesPerToken, this.opts.limits.gitQueue);
-      this.gitByToken.set(who.name, share);
-      releaseShare = await share.acquire(gone);
-      if (!releaseShare) {
-        this.forgetShareIfIdle(who.name, share);
-        if (ctx.res.destroyed) return;
-        throw busy();
-      }
+    // Loopback mode has one identity for every local client: only the global cap there.
+    const release = await this.gitSlot(this.opts.tokens ? who.name : null, gone);
+    if (!release) {
+      if (ctx.res.destroyed) return;
+      throw new HttpError(503, 'TooManyGitRequests', 'the hub is busy with other git requests; retry shortly', { 'Retry-After': '5' });
     }
     try {
-      const release = await this.gitSlots.acquire(gone);
-      if (!release) {
-        if (ctx.res.destroyed) return;
-        throw busy();
-      }
-      try {
-        await this.runGit(ctx, repo, rest, who, backend);
-      } finally {
-        release();
-      }
+      await this.runGit(ctx, repo, rest, who, backend);
     } finally {
-      if (releaseShare && share) {
-        releaseShare();
-        this.forgetShareIfIdle(who.name, share);
-      }
+      release();
     }
   }
 
-  private forgetShareIfIdle(name: string, share: Slots): void {
-    if (share.inUse === 0 && share.queued === 0 && this.gitByToken.get(name) === share) this.gitByToken.delete(name);
+  /**
+   * A git process slot for a request by token `name` (null: no per-token
+   * share); null if a queue is full or the client left while waiting. The
+   * token's share comes first (waiting there holds no global slot), so one
+   * token dripping request bodies slowly holds at most its share and a
+   * publisher still pushes; agents sharing a token queue rather than fail.
+   */
+  private async gitSlot(name: string | null, gone: Promise<void>): Promise<(() => void) | null> {
+    if (name === null) return this.gitSlots.acquire(gone);
+    const share = this.gitByToken.get(name) ?? new Slots(this.opts.limits.gitProcessesPerToken, this.opts.limits.gitQueue);
+    this.gitByToken.set(name, share);
+    const releaseShare = await share.acquire(gone);
+    const release = releaseShare && (await this.gitSlots.acquire(gone));
+    const done = (): void => {
+      releaseShare?.();
+      // An idle share is dropped, so the map holds only tokens with git requests under way.
+      if (share.inUse === 0 && share.queued === 0 && this.gitByToken.get(name) === share) this.gitByToken.delete(name);
+    };
+    if (!release) {
+      done();
+      return null;
+    }
+    return () => {
+      release();
+      done();
+    };
   }
 
   private async runGit(ctx: RequestContext, repo: string, rest: string, who: Identity, backend: Parameters<typeof runHttpBackend>[2]): Promise<void> {
