@@ -17,7 +17,7 @@ import {
 } from './schema.ts';
 import type { RegistrySource } from './source.ts';
 import { inferScheme, matchesScheme, schemeDescription, sortVersions } from './versions.ts';
-import { parseYamlFile, type YamlFile } from './yaml-file.ts';
+import { parseYamlFile, type YamlFile, type YamlPath } from './yaml-file.ts';
 import { zodProblems } from './zod-problems.ts';
 import { desiredModels, resolveSite } from './desired.ts';
 import { TemplateError, compileTemplate, renderTemplate, templateContext, type Template } from '../templates/index.ts';
@@ -252,28 +252,7 @@ async function checkVersionContent(
 ): Promise<void> {
   for (const { i, f } of m.files) {
     const path = versionFilePath(model, version, f.name);
-    let content;
-    try {
-      content = await source.inspect(path);
-    } catch (err) {
-      problems.push(yf.problem(['files', i, 'name'], `cannot read ${path}: ${errorMessage(err)}`));
-      continue;
-    }
-    if (!content) {
-      problems.push(yf.problem(['files', i, 'name'], `file ${path} is missing`));
-      continue;
-    }
-    if (content.kind === 'pointer') {
-      if (content.pointer.oid !== f.sha256) problems.push(yf.problem(['files', i, 'sha256'], `does not match the LFS pointer in ${path} (oid sha256:${content.pointer.oid})`));
-      if (content.pointer.size !== f.size) problems.push(yf.problem(['files', i, 'size'], `is ${f.size} but the LFS pointer in ${path} says ${content.pointer.size}`));
-    } else {
-      if (content.size !== f.size) {
-        problems.push(yf.problem(['files', i, 'size'], `is ${f.size} but ${path} has ${content.size} bytes`));
-        continue;
-      }
-      const digest = await content.digest();
-      if (digest.sha256 !== f.sha256) problems.push(yf.problem(['files', i, 'sha256'], `does not match the content of ${path} (sha256 ${digest.sha256})`));
-    }
+    await checkBlob(source, path, f, { file: ['files', i, 'name'], sha256: ['files', i, 'sha256'], size: ['files', i, 'size'] }, `file ${path} is missing`, yf, problems);
   }
   for (const { i, f } of m.files) if (f.chunks) await checkChunkIndex(source, model, version, i, f, yf, problems);
   // Files in the version folder that the manifest does not list were probably forgotten.
@@ -313,28 +292,42 @@ async function checkChunkIndex(
 ): Promise<void> {
   const chunks = f.chunks!;
   const path = chunkIndexPath(model, version, f.name);
+  await checkBlob(
+    source, path, { sha256: chunks.oid, size: chunks.size },
+    { file: ['files', i, 'chunks'], sha256: ['files', i, 'chunks', 'oid'], size: ['files', i, 'chunks', 'size'] },
+    `names a chunk index, but ${path} is missing (publish writes it; remove chunks or add the index)`, yf, problems,
+  );
+}
+
+/**
+ * Whether `path` holds what the manifest says: an LFS pointer with that oid
+ * and size, or (a smudged checkout, after git lfs pull) the content itself.
+ * `at` names the manifest fields each kind of mismatch is reported at.
+ */
+async function checkBlob(
+  source: RegistrySource, path: string, want: { sha256: string; size: number },
+  at: { file: YamlPath; sha256: YamlPath; size: YamlPath }, missing: string, yf: YamlFile, problems: Problem[],
+): Promise<void> {
   let content;
   try {
     content = await source.inspect(path);
   } catch (err) {
-    problems.push(yf.problem(['files', i, 'chunks'], `cannot read ${path}: ${errorMessage(err)}`));
+    problems.push(yf.problem(at.file, `cannot read ${path}: ${errorMessage(err)}`));
     return;
   }
   if (!content) {
-    problems.push(yf.problem(['files', i, 'chunks'], `names a chunk index, but ${path} is missing (publish writes it; remove chunks or add the index)`));
+    problems.push(yf.problem(at.file, missing));
     return;
   }
-  if (content.kind !== 'pointer') {
-    // A smudged checkout (git lfs pull) holds the index itself.
-    if (content.size !== chunks.size) problems.push(yf.problem(['files', i, 'chunks', 'size'], `is ${chunks.size} but ${path} has ${content.size} bytes`));
-    else {
-      const digest = await content.digest();
-      if (digest.sha256 !== chunks.oid) problems.push(yf.problem(['files', i, 'chunks', 'oid'], `does not match the content of ${path} (sha256 ${digest.sha256})`));
-    }
-    return;
+  if (content.kind === 'pointer') {
+    if (content.pointer.oid !== want.sha256) problems.push(yf.problem(at.sha256, `does not match the LFS pointer in ${path} (oid sha256:${content.pointer.oid})`));
+    if (content.pointer.size !== want.size) problems.push(yf.problem(at.size, `is ${want.size} but the LFS pointer in ${path} says ${content.pointer.size}`));
+  } else if (content.size !== want.size) {
+    problems.push(yf.problem(at.size, `is ${want.size} but ${path} has ${content.size} bytes`));
+  } else {
+    const digest = await content.digest();
+    if (digest.sha256 !== want.sha256) problems.push(yf.problem(at.sha256, `does not match the content of ${path} (sha256 ${digest.sha256})`));
   }
-  if (content.pointer.oid !== chunks.oid) problems.push(yf.problem(['files', i, 'chunks', 'oid'], `does not match the LFS pointer in ${path} (oid sha256:${content.pointer.oid})`));
-  if (content.pointer.size !== chunks.size) problems.push(yf.problem(['files', i, 'chunks', 'size'], `is ${chunks.size} but the LFS pointer in ${path} says ${content.pointer.size}`));
 }
 
 function checkModel(info: ModelInfo, regYaml: YamlFile | null, problems: Problem[]): void {
