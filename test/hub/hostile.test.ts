@@ -46,6 +46,16 @@ async function pushRepo(th: TestHub, repo: string): Promise<void> {
   await gitAsync(['push', '-q', th.repoUrl(repo, th.secrets.publisher), 'main'], { cwd: work, env });
 }
 
+/** The upload action the hub grants the publisher for one object of "reg". */
+async function uploadAction(th: TestHub, oid: string, size: number): Promise<{ href: string; header: Record<string, string> }> {
+  const res = await fetch(`${th.url}/reg.git/info/lfs/objects/batch`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${th.secrets.publisher}`, 'Content-Type': LFS },
+    body: JSON.stringify({ operation: 'upload', objects: [{ oid, size }] }),
+  });
+  return ((await res.json()) as { objects: Array<{ actions: { upload: { href: string; header: Record<string, string> } } }> }).objects[0]!.actions.upload;
+}
+
 describe('hostile clients against a hub with tokens', () => {
   let th: TestHub;
   const logLines: string[] = [];
@@ -103,12 +113,7 @@ describe('hostile clients against a hub with tokens', () => {
   test('an upload action is bound to the size the batch declared', async () => {
     const bytes = randomBytes(10_000);
     const oid = sha(bytes);
-    const res = await fetch(`${th.url}/reg.git/info/lfs/objects/batch`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${th.secrets.publisher}`, 'Content-Type': LFS },
-      body: JSON.stringify({ operation: 'upload', objects: [{ oid, size: 100 }] }),
-    });
-    const up = ((await res.json()) as { objects: Array<{ actions: { upload: { href: string; header: Record<string, string> } } }> }).objects[0]!.actions.upload;
+    const up = await uploadAction(th, oid, 100);
     const put = await fetch(up.href, { method: 'PUT', headers: up.header, body: bytes });
     expect(put.status).toBe(422);
     expect(((await put.json()) as { code: string }).code).toBe('SizeMismatch');
@@ -120,12 +125,7 @@ describe('hostile clients against a hub with tokens', () => {
   test('a chunked upload that runs past its granted size gets 413, like a Content-Length one, and stores nothing', async () => {
     const bytes = randomBytes(200_000);
     const oid = sha(bytes);
-    const res = await fetch(`${th.url}/reg.git/info/lfs/objects/batch`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${th.secrets.publisher}`, 'Content-Type': LFS },
-      body: JSON.stringify({ operation: 'upload', objects: [{ oid, size: 1000 }] }),
-    });
-    const up = ((await res.json()) as { objects: Array<{ actions: { upload: { href: string; header: Record<string, string> } } }> }).objects[0]!.actions.upload;
+    const up = await uploadAction(th, oid, 1000);
     const { sock, received, closed } = await openSocket(th.url);
     sock.write(`PUT ${new URL(up.href).pathname} HTTP/1.1\r\nHost: x\r\nAuthorization: ${up.header.Authorization}\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n`);
     for (let i = 0; i < bytes.length; i += 50_000) {
@@ -189,12 +189,7 @@ describe('hostile clients against a hub with tokens', () => {
   test('a download aborted half-way releases its file and its request slot', async () => {
     const bytes = randomBytes(24 << 20);
     const oid = sha(bytes);
-    const res = await fetch(`${th.url}/reg.git/info/lfs/objects/batch`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${th.secrets.publisher}`, 'Content-Type': LFS },
-      body: JSON.stringify({ operation: 'upload', objects: [{ oid, size: bytes.length }] }),
-    });
-    const up = ((await res.json()) as { objects: Array<{ actions: { upload: { href: string; header: Record<string, string> } } }> }).objects[0]!.actions.upload;
+    const up = await uploadAction(th, oid, bytes.length);
     expect((await fetch(up.href, { method: 'PUT', headers: up.header, body: bytes })).status).toBe(200);
     const openObjectFds = (): number =>
       readdirSync('/proc/self/fd').filter((fd) => {
