@@ -52,17 +52,16 @@ function quoted(value: string): Scalar {
   return s;
 }
 
-/** A version as YAML source, in the style of the scalar it replaces; integer-looking ones are always quoted. */
 /** Whether YAML would read this plain scalar as a number (then a version must be quoted). */
 function looksNumeric(value: string): boolean {
   return /^[-+]?(\d[\d_]*(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/.test(value) || /^0[xo][0-9a-fA-F]+$/.test(value) || /^[-+]?\.(inf|Inf|INF|nan|NaN|NAN)$/.test(value);
 }
 
+/** A version as YAML source, in the style of the scalar it replaces; numeric- or keyword-looking ones are always quoted. */
 function scalarSource(value: string, style: Scalar['type']): string {
-  const numeric = looksNumeric(value);
   if (style === Scalar.QUOTE_SINGLE) return `'${value.replace(/'/g, "''")}'`;
   const keyword = /^(true|false|null|~|yes|no|on|off|y|n)$/i.test(value);
-  if (style === Scalar.PLAIN && !numeric && !keyword && /^[A-Za-z0-9][A-Za-z0-9_.+-]*$/.test(value)) return value;
+  if (style === Scalar.PLAIN && !looksNumeric(value) && !keyword && /^[A-Za-z0-9][A-Za-z0-9_.+-]*$/.test(value)) return value;
   return JSON.stringify(value);
 }
 
