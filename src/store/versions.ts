@@ -191,19 +191,20 @@ export async function restore(layout: StoreLayout, model: string, from: string, 
 
 /** Remove a version directory: moved under tmp/ first (atomic), then deleted. */
 export async function removeVersion(layout: StoreLayout, model: string, version: string): Promise<void> {
-  const trash = tmpName(layout, 'trash');
-  await fsp.mkdir(layout.tmpDir, { recursive: true });
-  await fsp.rename(layout.versionDir(model, version), trash);
-  await fsyncDir(layout.modelDir(model));
-  await fsp.rm(trash, { recursive: true, force: true });
+  await removeDir(layout, layout.versionDir(model, version));
 }
 
 /** Remove a whole model (its links and every version): moved under tmp/ in one rename, then deleted. */
 export async function removeModel(layout: StoreLayout, model: string): Promise<void> {
+  await removeDir(layout, layout.modelDir(model));
+}
+
+/** One rename under tmp/ (readers see the directory whole or gone), its parent synced, then the delete. */
+async function removeDir(layout: StoreLayout, dir: string): Promise<void> {
   const trash = tmpName(layout, 'trash');
   await fsp.mkdir(layout.tmpDir, { recursive: true });
-  await fsp.rename(layout.modelDir(model), trash);
-  await fsyncDir(layout.modelsDir);
+  await fsp.rename(dir, trash);
+  await fsyncDir(dirname(dir));
   await fsp.rm(trash, { recursive: true, force: true });
 }
 
