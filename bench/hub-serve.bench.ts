@@ -13,28 +13,19 @@
  *   serving one object of sizeMb/4 and one of sizeMb; flat means streaming.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes, randomFillSync } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { BenchContext, BenchReport, BenchRow } from './run.ts';
-import { MiB, startHub, vmHwmKiB } from './common.ts';
+import { MiB, makeFile, startHub, vmHwmKiB } from './common.ts';
 
 // Downloads per contender; the best counts (the machine is shared, noise only slows things down).
 const ROUNDS = 5;
 
-/** Write `mb` MiB of incompressible bytes, hashing as we go. */
+/** `mb` MiB of incompressible bytes (common.ts makeFile), as an LFS object. */
 async function makeObject(path: string, mb: number): Promise<{ oid: string; size: number }> {
-  const hash = createHash('sha256');
-  const block = randomFillSync(Buffer.alloc(MiB));
-  const out = createWriteStream(path);
-  for (let i = 0; i < mb; i++) {
-    block.writeUInt32LE(i, 0); // every MiB distinct, cheaply
-    hash.update(block);
-    if (!out.write(Buffer.from(block))) await new Promise<void>((r) => out.once('drain', () => r()));
-  }
-  await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
-  return { oid: hash.digest('hex'), size: mb * MiB };
+  return { oid: await makeFile(path, mb * MiB, mb), size: mb * MiB };
 }
 
 interface CurlResult {

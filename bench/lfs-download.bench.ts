@@ -13,8 +13,8 @@
  *   and both peaks are reported.
  */
 import { spawnSync } from 'node:child_process';
-import { createHash, randomBytes, randomFillSync } from 'node:crypto';
-import { createWriteStream, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requestBatch } from '../src/lfs/batch.ts';
 import { discoverEndpoint, uploadObjects } from '../src/lfs/index.ts';
@@ -22,21 +22,13 @@ import { HttpTransport } from '../src/lfs/http.ts';
 import { DEFAULT_RETRY } from '../src/lfs/retry.ts';
 import { silentLogger } from '../src/log.ts';
 import type { BenchContext, BenchReport, BenchRow } from './run.ts';
-import { MiB, ROOT, startHub } from './common.ts';
+import { MiB, ROOT, makeFile, startHub } from './common.ts';
 
 const CHILD = join(ROOT, 'bench/lfs-download-child.ts');
 
+/** `mb` MiB of incompressible bytes (common.ts makeFile), as an LFS object. */
 async function makeObject(path: string, mb: number): Promise<{ oid: string; size: number }> {
-  const hash = createHash('sha256');
-  const block = randomFillSync(Buffer.alloc(MiB));
-  const out = createWriteStream(path);
-  for (let i = 0; i < mb; i++) {
-    block.writeUInt32LE(i, 0);
-    hash.update(block);
-    if (!out.write(Buffer.from(block))) await new Promise<void>((r) => out.once('drain', () => r()));
-  }
-  await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
-  return { oid: hash.digest('hex'), size: mb * MiB };
+  return { oid: await makeFile(path, mb * MiB, mb), size: mb * MiB };
 }
 
 /** Run under /usr/bin/time; returns stdout and the peak RSS in KiB. */
