@@ -21,8 +21,6 @@ import type { TokenBucket } from './throttle.ts';
 import { type TransferOptions, transferSetup } from './transfer.ts';
 import type { FetchOptions, FetchResult, LfsObject, ObjectFetcher } from './types.ts';
 
-export { DEFAULT_CONCURRENCY } from './transfer.ts';
-
 /** However often a transfer makes progress and drops, give up after this many attempts. */
 const MAX_ATTEMPTS_WITH_PROGRESS = 50;
 
