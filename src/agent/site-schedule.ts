@@ -9,8 +9,6 @@
  * registry cannot be read, the site's schedule recorded by the store's last
  * pass is used, and failing that the default, each with a note saying so.
  */
-import http from 'node:http';
-import https from 'node:https';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -80,9 +78,6 @@ async function siteSchedule(cfg: AgentConfig, deps: ScheduleDeps): Promise<{ sch
     if (own.length > 0) throw new Error(`the site files are invalid at ${opened.commit.slice(0, 12)}: ${own[0]!.file}:${own[0]!.line}: ${own[0]!.message}`);
     return { schedule: resolveSite(registry, cfg.site).schedule, commit: opened.commit };
   } finally {
-    // isomorphic-git fetched over the global keep-alive agents: let the command exit now.
-    http.globalAgent.destroy();
-    https.globalAgent.destroy();
     await rm(dir, { recursive: true, force: true }).catch(() => {});
   }
 }
