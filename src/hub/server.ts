@@ -108,8 +108,11 @@ export class HubServer {
    * its connection read since the previous one finished instead.
    */
   private readonly countedRead = new WeakMap<Socket, number>();
+  /** Host names besides loopback ones a tokenless hub answers to: that of --public-url (parsed once, not per request). */
+  private readonly publicHosts: readonly string[];
 
   constructor(private readonly opts: HubServerOptions) {
+    this.publicHosts = hostsOf(opts.publicUrl);
     this.repos = new RepoStore(opts.data);
     this.objects = new LfsObjects(this.repos);
     this.sites = new SitesStatus(opts.data, opts.logger);
@@ -620,16 +623,6 @@ Fleet status: <a href="/api/v1/sites">/api/v1/sites</a> · events: <code>/api/v1
 
   // ---- helpers ----
 
-  /** Host names besides loopback ones a tokenless hub answers to: that of --public-url. */
-  private get publicHosts(): string[] {
-    if (!this.opts.publicUrl) return [];
-    try {
-      return [new URL(this.opts.publicUrl).hostname.toLowerCase().replace(/^\[|\]$/g, '')];
-    } catch {
-      return [];
-    }
-  }
-
   private publicBase(req: IncomingMessage): string {
     if (this.opts.publicUrl) return this.opts.publicUrl.replace(/\/+$/, '');
     // The client reached us at Host; hrefs must work from where it stands.
@@ -658,4 +651,14 @@ Fleet status: <a href="/api/v1/sites">/api/v1/sites</a> · events: <code>/api/v1
 
 function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/** The host name of a URL, as isLoopbackHost compares it; none for no URL or a bad one. */
+function hostsOf(url: string | undefined): string[] {
+  if (!url) return [];
+  try {
+    return [new URL(url).hostname.toLowerCase().replace(/^\[|\]$/g, '')];
+  } catch {
+    return [];
+  }
 }
