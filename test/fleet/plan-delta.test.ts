@@ -4,7 +4,7 @@
  * from a real hub, and compare the estimate with the bytes it fetched.
  */
 import { createHash } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -62,6 +62,18 @@ describe('plan: the chunk-delta estimate against a real reconcile', () => {
     const m = plan.sites[0]!.models[0]!;
     expect(m).toMatchObject({ model: 'big', kind: 'upgrade', full: v2.length, unknown: false });
     expect(m.files[0]!.basis).toBe('delta');
+
+    // What the CI jobs in docs/registry.md do: a clone without LFS content, then only the chunk indexes.
+    await g('push', '-q', 'origin', 'bigger');
+    const ci = join(root, 'ci');
+    await gitAsync(['clone', '-q', th.repoUrl('models', th.secrets.publisher), ci], { cwd: root, env: { ...env, GIT_LFS_SKIP_SMUDGE: '1' } });
+    await gitAsync(['checkout', '-q', 'bigger'], { cwd: ci, env: { ...env, GIT_LFS_SKIP_SMUDGE: '1' } });
+    const noIndexes = JSON.parse((await cliAsync(['plan', '--base', 'origin/main', '--head', 'HEAD', '--format', 'json'], { cwd: ci, env })).stdout) as typeof plan;
+    expect(noIndexes.sites[0]!.models[0]).toMatchObject({ estimate: v2.length, unknown: true });
+    await gitAsync(['lfs', 'pull', '--include=registry/**/.chunks/**'], { cwd: ci, env });
+    expect(readFileSync(join(ci, 'registry/big/2/w.bin'), 'utf8')).toMatch(/^version https:\/\/git-lfs/); // still a pointer: no model bytes
+    const inCi = JSON.parse((await cliAsync(['plan', '--base', 'origin/main', '--head', 'HEAD', '--format', 'json'], { cwd: ci, env })).stdout) as typeof plan;
+    expect(inCi.sites[0]!.models[0]!.estimate).toBe(m.estimate);
 
     // Merge and deploy.
     await g('checkout', '-q', 'main');
