@@ -52,7 +52,9 @@ export function formatPlanText(plan: ChangePlan): string {
     out.push('', `site ${s.site}${s.status === 'changed' ? '' : ` (${s.status === 'added' ? 'new site' : 'site file removed'})`}`);
     for (const e of s.errors) out.push(`  error: ${escapeControl(e)}`);
     for (const m of s.models) {
-      out.push(`  ${m.model}  ${versions(m)}  ${m.kind}${m.reason === 'override' ? ' (override)' : ''}  ${bytesOf(m)}`);
+      // A rollback usually goes to the version the site kept as `previous`: then nothing is fetched.
+      const kept = m.kind === 'rollback' && m.full > 0 ? ' (nothing if the site kept it as previous)' : '';
+      out.push(`  ${m.model}  ${versions(m)}  ${m.kind}${m.reason === 'override' ? ' (override)' : ''}  ${bytesOf(m)}${kept}`);
       for (const f of m.files) out.push(`    ${fileLine(f)}`);
     }
     for (const t of s.templates) {
@@ -131,6 +133,6 @@ export function formatPlanMarkdown(plan: ChangePlan): string {
       }
     }
   }
-  if (plan.sites.length > 0) out.push(`${plural(plan.unaffected, 'other site')} unaffected. Fetch sizes are for a site that holds the version before the change; chunk deltas are counted where both versions carry a chunk index (≤: an index was not available, so an upper bound). Local pins live on the sites and are not known here.`);
+  if (plan.sites.length > 0) out.push(`${plural(plan.unaffected, 'other site')} unaffected. Fetch sizes are for a site that holds the version before the change (after a rollback, one that kept the older version as previous fetches nothing); chunk deltas are counted where both versions carry a chunk index (≤: an index was not available, so an upper bound). Local pins live on the sites and are not known here.`);
   return `${out.join('\n').trimEnd()}\n`;
 }

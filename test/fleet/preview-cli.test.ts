@@ -35,7 +35,7 @@ describe('modelsync plan', () => {
     const base = g('merge-base', 'main', 'feature').slice(0, 12);
     expect(r.stdout).toContain(`plan: merge base with main ${base} → working tree\n`);
     expect(r.stdout).toContain('1 of 3 sites change, 2 unaffected');
-    expect(r.stdout).toMatch(/^site alpha\n {2}face_recognition {2}2025-12-08 → 2025-11-20 {2}rollback {2}9\.8 KiB$/m);
+    expect(r.stdout).toMatch(/^site alpha\n {2}face_recognition {2}2025-12-08 → 2025-11-20 {2}rollback {2}9\.8 KiB \(nothing if the site kept it as previous\)$/m);
     expect(r.stdout).toContain('    changed facemodel.pickle (4.3 KiB): fetch 4.3 KiB, full\n');
     expect(r.stdout).toContain('    -recognizer: /var/lib/modelsync/models/face_recognition/2025-12-08/facemodel.pickle\n');
     expect(r.stdout).toContain('    +recognizer: /var/lib/modelsync/models/face_recognition/2025-11-20/facemodel.pickle\n');
