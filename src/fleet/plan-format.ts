@@ -127,7 +127,7 @@ export function formatPlanMarkdown(plan: ChangePlan): string {
   }
   const errors = plan.sites.filter((s) => s.errors.length > 0);
   if (errors.length > 0) {
-    out.push('#### Sites that cannot resolve head', '');
+    out.push('#### Sites that will not apply head', '');
     for (const s of errors) for (const e of s.errors) out.push(`- **${cell(s.site)}**: ${cell(e)}`);
     out.push('');
   }

@@ -178,3 +178,17 @@ describe('markdown for a fleet', () => {
     expect(formatPlanText(plan)).toContain('line 59 s199 /var/lib/modelsync/models/face/2');
   });
 });
+
+describe('a site file removed at head', () => {
+  it('is listed as removed with what its agent does (nothing), not as models removed', async () => {
+    const base = await side({ ...BASE_FILES, 'registry/model_registry.yaml': REG({ face: '1', ssd: '2025-02-01' }) }, 'main');
+    const files: Record<string, string> = { ...BASE_FILES, 'registry/model_registry.yaml': REG({ face: '1', ssd: '2025-02-01' }) };
+    delete files['sites/gamma.yaml'];
+    const head = await side(files, 'feature');
+    const plan = planChange({ base, head, problems: [], chunks: () => undefined });
+    expect(plan.sites).toHaveLength(1);
+    expect(plan.sites[0]).toMatchObject({ site: 'gamma', status: 'removed', full: 0, estimate: 0, models: [], templates: [] });
+    expect(plan.sites[0]!.errors[0]).toMatch(/its agent changes nothing/);
+    expect(formatPlanText(plan)).toContain('site gamma (site file removed)');
+  });
+});
