@@ -132,6 +132,9 @@ program
   .option('--concurrency <n>', 'parallel downloads', '8')
   .option('--dry-run', 'print the plan, change nothing')
   .option('--force', 'apply the declared version over conflicts')
+  .option('--verify-allowed-signers <file>', "apply only commits signed by these SSH keys (ssh-keygen's allowed_signers format)")
+  .option('--verify-gpg-keys <file>', 'apply only commits signed by these armored OpenPGP public keys')
+  .option('--verify-mode <mode>', 'tip (default: the new tip) or every (each commit since the last applied one)')
   .option('--json', 'print one JSON document')
   .action((o) => run(async () => (await import('./commands/reconcile.ts')).reconcileCommand, o));
 
@@ -161,6 +164,9 @@ program
   .option('--verify-interval-s <seconds>', 'seconds between re-verifications of active files, 0 = off (default 3600)')
   .option('--concurrency <n>', 'parallel downloads (default 8)')
   .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
+  .option('--verify-allowed-signers <file>', "apply only commits signed by these SSH keys (ssh-keygen's allowed_signers format)")
+  .option('--verify-gpg-keys <file>', 'apply only commits signed by these armored OpenPGP public keys')
+  .option('--verify-mode <mode>', 'tip (default: the new tip) or every (each commit since the last applied one)')
   .action((o) => run(async () => (await import('./commands/agent.ts')).agentCommand, o));
 
 program

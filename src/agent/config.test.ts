@@ -43,6 +43,25 @@ describe('loadAgentConfig', () => {
     expect(cfg.templates).toBe(false);
   });
 
+  it('verify: paths in the file resolve against it; flags and MODELSYNC_VERIFY_* variables set keys inside the block', async () => {
+    const d = dir();
+    writeFileSync(join(d, 'agent.yaml'), `${base}verify:\n  allowed_signers: keys/allowed_signers\n`);
+    const fromFile = await loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: '/' });
+    expect(fromFile.verify).toEqual({ allowed_signers: join(d, 'keys/allowed_signers'), mode: 'tip' });
+    const layered = await loadAgentConfig({
+      file: join(d, 'agent.yaml'),
+      cwd: '/work',
+      env: { MODELSYNC_VERIFY_MODE: 'every', MODELSYNC_VERIFY_GPG_KEYS: 'env.asc' },
+      flags: { verifyGpgKeys: 'flag.asc' },
+    });
+    expect(layered.verify).toEqual({ allowed_signers: join(d, 'keys/allowed_signers'), gpg_keys: '/work/flag.asc', mode: 'every' });
+    await expect(loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: '/', env: { MODELSYNC_VERIFY_MODE: 'all' } })).rejects.toThrow(/MODELSYNC_VERIFY_MODE: mode: /);
+    writeFileSync(join(d, 'agent.yaml'), `${base}verify:\n  mode: every\n  alowed_signers: x\n`);
+    await expect(loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: '/' })).rejects.toThrow(/agent.yaml:\d+:\d+: verify.alowed_signers: unknown key "alowed_signers" \(did you mean "allowed_signers"\?\)/);
+    writeFileSync(join(d, 'agent.yaml'), `${base}verify:\n  mode: every\n`);
+    await expect(loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: '/' })).rejects.toThrow(/verify: give allowed_signers, gpg_keys or both/);
+  });
+
   it('works from flags and variables alone', async () => {
     const cfg = await loadAgentConfig({
       cwd: '/srv',

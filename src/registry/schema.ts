@@ -126,6 +126,19 @@ export const ServiceSpec = z
   .refine((s) => !(s.restart && s.reload), { message: 'give restart or reload, not both' });
 export type ServiceSpec = z.infer<typeof ServiceSpec>;
 
+/** Which registry commits this site applies: only those signed by a key trusted here (src/trust). */
+export const VerifySpec = z
+  .strictObject({
+    /** ssh-keygen's allowed_signers format: principals (matched against the committer e-mail), options, key. */
+    allowed_signers: z.string().min(1).optional(),
+    /** Armored OpenPGP public keys (`gpg --armor --export`). */
+    gpg_keys: z.string().min(1).optional(),
+    /** tip: the new tip; every: each commit since the last applied one, merged branches included. */
+    mode: z.enum(['tip', 'every']).default('tip'),
+  })
+  .refine((v) => v.allowed_signers !== undefined || v.gpg_keys !== undefined, 'give allowed_signers, gpg_keys or both: a site that trusts no key would apply nothing');
+export type VerifySpec = z.infer<typeof VerifySpec>;
+
 export const AgentConfigFile = z.strictObject({
   site: z.string().regex(NAME_RE, 'must be a site name'),
   registry: z.string().min(1),
@@ -147,6 +160,7 @@ export const AgentConfigFile = z.strictObject({
   verify_interval_s: z.number().nonnegative().default(3600),
   concurrency: z.int().positive().max(64).default(8),
   log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
+  verify: VerifySpec.optional(),
 });
 export type AgentConfigFile = z.infer<typeof AgentConfigFile>;
 
