@@ -49,6 +49,10 @@ program
   .addOption(repoOpt(true))
   .option('--rev <rev>', 'validate a commit (branch, tag or oid) instead of the working tree')
   .option('--staged', 'validate what is staged (what the next commit would record)')
+  .option('--verify-signatures', 'also check commit signatures as a verifying site would: the tip (--rev, default HEAD), or every commit since --base')
+  .option('--allowed-signers <file>', "with --verify-signatures: trusted SSH keys (ssh-keygen's allowed_signers format)")
+  .option('--gpg-keys <file>', 'with --verify-signatures: trusted armored OpenPGP public keys')
+  .option('--base <rev>', 'with --verify-signatures: check every commit in <rev>..HEAD (a pull request: its target branch)')
   .option('--json', 'print one JSON document')
   .action((o) => run(async () => (await import('./commands/validate.ts')).validateCommand, o));
 
@@ -67,6 +71,7 @@ program
   .option('--source <text>', 'manifest source field')
   .option('--description <text>', 'manifest description')
   .option('--message <msg>', 'commit message')
+  .option('--sign', "sign the commit with git's signing config (user.signingkey, gpg.format), as git commit -S")
   .option('--json', 'print one JSON document')
   .action((model, version, files, o) => run(async () => (await import('./commands/publish.ts')).publishCommand, { ...o, model, version, files }));
 
@@ -79,6 +84,7 @@ program
   .option('--push', 'push afterwards')
   .option('--remote <name>', 'remote to push to', 'origin')
   .option('--token-file <file>', 'with --push: file holding the hub token (or MODELSYNC_TOKEN)')
+  .option('--sign', "sign the commit with git's signing config (user.signingkey, gpg.format), as git commit -S")
   .option('--json', 'print one JSON document')
   .action((model, version, o) => run(async () => (await import('./commands/promote.ts')).promoteCommand, { ...o, model, version }));
 
@@ -91,6 +97,7 @@ program
   .option('--push', 'push afterwards')
   .option('--remote <name>', 'remote to push to', 'origin')
   .option('--token-file <file>', 'with --push: file holding the hub token (or MODELSYNC_TOKEN)')
+  .option('--sign', "sign the commit with git's signing config (user.signingkey, gpg.format), as git commit -S")
   .option('--json', 'print one JSON document')
   .action((model, o) => run(async () => (await import('./commands/rollback.ts')).rollbackCommand, { ...o, model }));
 

@@ -79,11 +79,30 @@ export interface VerifyOutcome {
 
 /** Verify, or throw UntrustedCommit naming the first commit refused and why. */
 export async function verifyRegistry(input: VerifyInput): Promise<VerifyOutcome> {
+  const checked = await checkCommits(input, { stopAtFirst: true });
+  if ('refused' in checked) throw untrusted(input.tip, checked.at, checked.refused);
+  const commits: VerifyOutcome['commits'] = [];
+  for (const c of checked.commits) {
+    if (!c.verdict.trusted) throw untrusted(input.tip, c.commit, c.verdict.reason);
+    commits.push({ commit: c.commit, signer: c.verdict.signer, format: c.verdict.format, cached: c.cached });
+  }
+  return { commits, ...(checked.deepenedTo ? { deepenedTo: checked.deepenedTo } : {}) };
+}
+
+export type CheckedCommits =
+  | { commits: Array<{ commit: string; verdict: Verdict; cached: boolean }>; deepenedTo?: number }
+  | { refused: string; at: string };
+
+/**
+ * The verdict on each commit of the range, newest first (`validate
+ * --verify-signatures` lists them all); with stopAtFirst, up to the oldest
+ * refused one, so a pass stops at the first commit a reader of `git log` meets.
+ */
+export async function checkCommits(input: VerifyInput, opts: { stopAtFirst?: boolean } = {}): Promise<CheckedCommits> {
   const reader = gitReader(input.gitdir, input.deepen);
   const range = await commitsToVerify(reader, input.tip, input.base, input.mode);
-  if (!range.ok) throw untrusted(input.tip, range.at, range.reason);
-  const out: VerifyOutcome = { commits: [], ...(range.deepenedTo ? { deepenedTo: range.deepenedTo } : {}) };
-  // Oldest first, so the commit named is the first bad one a reader of `git log` meets.
+  if (!range.ok) return { refused: range.reason, at: range.at };
+  const commits: Array<{ commit: string; verdict: Verdict; cached: boolean }> = [];
   for (const commit of [...range.commits].reverse()) {
     const key = `${input.policy.id}:${commit}`;
     let v = verdicts.get(key);
@@ -94,10 +113,10 @@ export async function verifyRegistry(input: VerifyInput): Promise<VerifyOutcome>
       if (verdicts.size >= VERDICT_CACHE) verdicts.delete(verdicts.keys().next().value!);
       verdicts.set(key, v);
     }
-    if (!v.trusted) throw untrusted(input.tip, commit, v.reason);
-    out.commits.unshift({ commit, signer: v.signer, format: v.format, cached });
+    commits.unshift({ commit, verdict: v, cached });
+    if (!v.trusted && opts.stopAtFirst) break;
   }
-  return out;
+  return { commits, ...(range.deepenedTo ? { deepenedTo: range.deepenedTo } : {}) };
 }
 
 function untrusted(tip: string, commit: string, reason: string): UntrustedCommit {
