@@ -139,3 +139,34 @@ export function gitReader(gitdir: string, deepen?: (depth: number) => Promise<bo
     ...(deepen ? { deepen } : {}),
   };
 }
+
+export interface PassVerifyInput {
+  settings: VerifySettings;
+  gitdir: string;
+  tip: string;
+  /** The commit the store last applied (state.json's appliedCommit). */
+  appliedCommit?: string;
+  deepen?: (depth: number) => Promise<boolean>;
+  now: () => Date;
+  logger: { info(o: object, msg: string): void; debug(o: object, msg: string): void };
+}
+
+/**
+ * The reconcile pass's trust step, right after the fetch: throws
+ * UntrustedCommit (stalling: the same tip is not retried) or ConfigError;
+ * otherwise the pass goes on. A tip already verified under the same keys
+ * costs a map lookup.
+ */
+export async function verifyFetchedRegistry(input: PassVerifyInput): Promise<VerifyOutcome> {
+  const started = performance.now();
+  const policy = await loadPolicy(input.settings);
+  const out = await verifyRegistry({ policy, mode: input.settings.mode, gitdir: input.gitdir, tip: input.tip, base: input.appliedCommit, deepen: input.deepen, now: input.now });
+  const fresh = out.commits.filter((c) => !c.cached);
+  const ms = Math.round((performance.now() - started) * 10) / 10;
+  if (fresh.length > 0) {
+    input.logger.info({ commit: input.tip, mode: input.settings.mode, verified: fresh.length, signer: out.commits[0]?.signer, ms, ...(out.deepenedTo ? { deepenedTo: out.deepenedTo } : {}) }, 'registry commit signature verified');
+  } else {
+    input.logger.debug({ commit: input.tip, ms }, 'registry commit already verified');
+  }
+  return out;
+}
