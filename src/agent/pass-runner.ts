@@ -86,6 +86,7 @@ export class PassRunner {
         concurrency: config.concurrency,
         logger: this.o.logger,
         signal: this.o.signal,
+        ...(config.verify ? { verify: config.verify } : {}),
       });
     } catch (err) {
       result = failedResult(config, err, startedAt);

@@ -9,6 +9,7 @@ import type { FetcherFactory } from './fetcher.ts';
 import type { DesiredInput, Plan } from './plan.ts';
 import type { OpenedRegistry } from './registry-access.ts';
 import type { PassError } from './result.ts';
+import type { VerifySettings } from '../trust/index.ts';
 
 /**
  * Files kept as plain git blobs (not LFS pointers) are read into memory by
@@ -58,6 +59,8 @@ export interface ReconcileOptions {
   maxPlainBlobBytes?: number;
   /** Free bytes on the store's filesystem, for tests (default: statfs). */
   freeBytes?: () => Promise<number>;
+  /** Apply only commits signed by keys trusted here (agent.yaml `verify:`); absent: no signature check. */
+  verify?: VerifySettings;
 }
 
 export interface Activation {
