@@ -47,33 +47,68 @@ export async function commitsToVerify(reader: CommitReader, tip: string, base: s
 
 type Walk = { kind: 'done'; commits: string[] } | { kind: 'missing'; missing: string; seen: number } | { kind: 'too-many' };
 
+const TIP = 1;
+const BASE = 2;
+
+/**
+ * git's own rev-list base..tip walk: commits are painted from both ends and
+ * taken newest first, so only history newer than where the two meet is read,
+ * not the whole ancestry of base. A commit is excluded only when painted from
+ * base, i.e. when it truly is an ancestor of base; clock skew can at worst
+ * make the walk take an ancestor of base as new (a refusal too many, never
+ * one too few).
+ */
 async function walk(reader: CommitReader, tip: string, base: string, limit: number): Promise<Walk> {
-  // Everything known to be reachable from base (parent ids of present commits included, even when absent).
-  const excluded = new Set<string>();
-  const stack = [base];
-  while (stack.length) {
-    const oid = stack.pop()!;
-    if (excluded.has(oid)) continue;
-    excluded.add(oid);
-    const raw = await reader.read(oid);
-    if (raw) stack.push(...splitCommit(raw).parents);
-  }
+  const paint = new Map<string, number>();
+  const info = new Map<string, { time: number; parents: string[] } | null>();
+  const load = async (oid: string): Promise<{ time: number; parents: string[] } | null> => {
+    if (!info.has(oid)) {
+      const raw = await reader.read(oid);
+      const c = raw ? splitCommit(raw) : null;
+      info.set(oid, c ? { time: c.committerTime, parents: c.parents } : null);
+    }
+    return info.get(oid)!;
+  };
+  // Newest first; missing commits (unknown time) sort last.
+  const queue: Array<{ oid: string; time: number }> = [];
+  const taken = new Set<string>();
+  const push = async (oid: string, flag: number): Promise<void> => {
+    const had = paint.get(oid) ?? 0;
+    if ((had | flag) === had) return;
+    paint.set(oid, had | flag);
+    // Queued: the new paint travels on when it is taken. Taken already (as new): again, to carry base's paint down.
+    if (had !== 0 && !taken.has(oid)) return;
+    if (taken.has(oid) && queue.some((q) => q.oid === oid)) return;
+    const c = await load(oid);
+    const time = c ? c.time : -Infinity;
+    let at = queue.findIndex((q) => q.time < time);
+    if (at === -1) at = queue.length;
+    queue.splice(at, 0, { oid, time });
+  };
+  await push(base, BASE);
+  await push(tip, TIP);
   const commits: string[] = [];
-  const seen = new Set<string>();
-  const queue = [tip];
-  let missing: string | undefined;
-  while (queue.length) {
-    const oid = queue.shift()!;
-    if (seen.has(oid) || excluded.has(oid)) continue;
-    seen.add(oid);
-    const raw = await reader.read(oid);
-    if (!raw) {
-      missing ??= oid;
+  const missing: string[] = [];
+  // Stop once nothing left in the queue can lead to a commit not reachable from base.
+  while (queue.some((q) => paint.get(q.oid) !== (TIP | BASE) && paint.get(q.oid) !== BASE)) {
+    const { oid } = queue.shift()!;
+    taken.add(oid);
+    const flags = paint.get(oid)!;
+    const c = info.get(oid) ?? null;
+    if (flags & BASE) {
+      if (c) for (const p of c.parents) await push(p, BASE);
+      continue;
+    }
+    if (!c) {
+      missing.push(oid);
       continue;
     }
     commits.push(oid);
     if (commits.length > limit) return { kind: 'too-many' };
-    queue.push(...splitCommit(raw).parents);
+    for (const p of c.parents) await push(p, TIP);
   }
-  return missing ? { kind: 'missing', missing, seen: commits.length } : { kind: 'done', commits };
+  // A commit taken as new and painted from base later (clock skew) is an ancestor of base after all.
+  const fresh = commits.filter((oid) => !(paint.get(oid)! & BASE));
+  const gap = missing.find((oid) => !(paint.get(oid)! & BASE));
+  return gap ? { kind: 'missing', missing: gap, seen: fresh.length } : { kind: 'done', commits: fresh };
 }

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { git as runGit, isolatedGitEnv, tempDir, writeTree } from '../helpers/env.ts';
 import { UntrustedCommit } from '../../src/errors.ts';
-import { buildPolicy, verifyRegistry, type TrustPolicy } from '../../src/trust/index.ts';
+import { buildPolicy, gitReader, verifyRegistry, type TrustPolicy } from '../../src/trust/index.ts';
+import { commitsToVerify } from '../../src/trust/range.ts';
 import { allowedSignersLine, sshIdentity, type SshIdentity } from './keys.ts';
 
 const env = isolatedGitEnv();
@@ -78,6 +79,20 @@ describe('which commits are verified', () => {
     expect(out.commits[0]!.signer).toContain('author@example.test SHA256:');
     // The verdicts are remembered per commit: a second look verifies nothing again.
     expect((await verify(dir, b, base, 'every')).commits.every((c) => c.cached)).toBe(true);
+  });
+
+  it('every: reads only history newer than where tip and base meet, not all of base\'s ancestry', async () => {
+    const dir = repo();
+    for (let i = 0; i < 40; i++) commit(dir, false);
+    const base = commit(dir, true);
+    commit(dir, true);
+    const tip = commit(dir, true);
+    const inner = gitReader(join(dir, '.git'));
+    let reads = 0;
+    const counting = { read: (oid: string) => (reads++, inner.read(oid)) };
+    const r = await commitsToVerify(counting, tip, base, 'every');
+    expect(r).toEqual({ ok: true, commits: [tip, g(dir, 'rev-parse', 'HEAD~1')] });
+    expect(reads).toBeLessThan(8);
   });
 
   it('every, shallow clone: deepens until the last applied commit is reached, refuses what is beyond reach', async () => {
