@@ -11,7 +11,8 @@ import { describe, expect, it } from 'vitest';
 import { cliAsync, git, gitAsync, isolatedGitEnv, tempDir } from '../helpers/env.ts';
 import { startTestHub } from '../helpers/hub.ts';
 import { TestRegistry } from '../reconcile/helpers/registry.ts';
-import { bytes, captureLogger, current, startAgent, waitFor } from '../agent/helpers/agent.ts';
+import { agentConfig, bytes, captureLogger, current, startAgent, waitFor } from '../agent/helpers/agent.ts';
+import { effectiveSchedule } from '../../src/agent/site-schedule.ts';
 import { allowedSignersLine, pgpIdentity, sshIdentity, type PgpIdentity, type SshIdentity } from './keys.ts';
 
 const env = isolatedGitEnv();
@@ -140,6 +141,22 @@ describe('agent with verify: against a local registry', () => {
     const r3 = await reconcile();
     expect(r3.status, r3.stdout).toBe(0);
     expect(current(store, 'face')).toBe('2');
+  });
+});
+
+describe('the systemd timer\'s schedule', () => {
+  it('is not taken from a tip the site would refuse', async () => {
+    const reg = faceRegistry('trust-sched-reg-');
+    reg.site('alpha', { schedule: '*/5 * * * *' });
+    signedCommit(reg, 'every five minutes');
+    const verify = { allowed_signers: trustFile(allowedSignersLine(release)), mode: 'every' as const };
+    const cfg = agentConfig({ site: 'alpha', registry: reg.dir, store: join(tempDir('trust-sched-'), 'store'), verify });
+    expect(await effectiveSchedule(cfg)).toMatchObject({ schedule: '*/5 * * * *', source: 'site' });
+    reg.site('alpha', { schedule: '* * * * *' });
+    const unsigned = signedCommit(reg, 'every minute, unsigned', null);
+    const choice = await effectiveSchedule(cfg);
+    expect(choice.schedule).not.toBe('* * * * *');
+    expect(choice.note).toContain(`untrusted registry commit ${unsigned.slice(0, 12)}: unsigned`);
   });
 });
 
