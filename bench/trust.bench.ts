@@ -118,6 +118,7 @@ export default async function trustBench(ctx: BenchContext): Promise<BenchReport
   const changed = performance.now();
   const r = await reconcile({ site: 'edge', registry: pub, store, verify: { allowed_signers: allowed, mode: 'every' } });
   rows.push({ metric: 'pass on a new signed tip, mode every', value: (performance.now() - changed).toFixed(1), unit: 'ms', note: `${r.status}; verify-signatures step ${r.stepMs['verify-signatures'] ?? 0} ms` });
+  run('gpgconf', ['--kill', 'all'], { cwd: work, env });
   rmSync(work, { recursive: true, force: true });
   return { name: 'commit verification (trust)', rows };
 }

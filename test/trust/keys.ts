@@ -6,7 +6,14 @@
 import { spawnSync } from 'node:child_process';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { afterAll } from 'vitest';
 import { tempDir } from '../helpers/env.ts';
+
+// gpg starts a gpg-agent per GNUPGHOME: stop each before its directory goes (hooks run last-registered first).
+const homes: string[] = [];
+afterAll(() => {
+  for (const h of homes.splice(0)) spawnSync('gpgconf', ['--kill', 'all'], { env: { ...process.env, GNUPGHOME: h } });
+});
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, input?: string): string {
   const r = spawnSync(cmd, args, { env, encoding: 'utf8', input });
@@ -49,6 +56,7 @@ export function sshIdentity(type: 'ed25519' | 'rsa' | 'ecdsa-256' | 'ecdsa-384' 
 export function pgpIdentity(opts: { email?: string; algo?: string; expire?: string; fakedTime?: string } = {}): PgpIdentity {
   const email = opts.email ?? 'release@example.test';
   const gnupgHome = tempDir('modelsync-gnupg-');
+  homes.push(gnupgHome);
   chmodSync(gnupgHome, 0o700);
   const env: NodeJS.ProcessEnv = { ...process.env, GNUPGHOME: gnupgHome };
   const faked = opts.fakedTime ? ['--faked-system-time', `${opts.fakedTime}!`] : [];
