@@ -41,7 +41,8 @@ export function parseAllowedSigners(text: string): ParsedAllowedSigners {
     if (!fields) return problems.push({ line: lineNo, message: 'unbalanced quotes' });
     const [principals, ...rest] = fields;
     let opts: string | undefined;
-    if (rest.length > 0 && !KEY_TYPE.test(rest[0]!)) opts = rest.shift();
+    // A field shaped like a key type is one (an unknown type is reported as such, not as an option).
+    if (rest.length > 0 && !KEY_TYPE.test(rest[0]!) && !/^(ssh|ecdsa|sk)-[\w.@-]+$/.test(rest[0]!)) opts = rest.shift();
     const [keyType, b64] = rest;
     if (!principals || !keyType || !b64) return problems.push({ line: lineNo, message: 'expected: principals [options] keytype base64-key [comment]' });
     if (!KEY_TYPE.test(keyType)) return problems.push({ line: lineNo, message: `unknown key type ${JSON.stringify(keyType.slice(0, 40))}` });
