@@ -87,6 +87,9 @@ export const TemplateSpec = z.strictObject({
 });
 export type TemplateSpec = z.infer<typeof TemplateSpec>;
 
+/** The bandwidth floor (DESIGN.md, "Safety rules"). */
+export const MIN_LIMIT_KBPS = 64;
+
 export const SiteFile = z.strictObject({
   description: z.string().optional(),
   extends: z.array(z.string().min(1)).optional(),
@@ -95,7 +98,7 @@ export const SiteFile = z.strictObject({
   overrides: z.record(ModelName, Version).optional(),
   schedule: z.string().optional(),
   retention: z.strictObject({ keep: z.int().nonnegative() }).optional(),
-  bandwidth: z.strictObject({ limit_kbps: z.int().positive() }).optional(),
+  bandwidth: z.strictObject({ limit_kbps: z.int().min(MIN_LIMIT_KBPS, `must be at least ${MIN_LIMIT_KBPS} (kilobits per second): a slower limit holds the store lock for hours`) }).optional(),
   templates: z.array(TemplateSpec).optional(),
 });
 export type SiteFile = z.infer<typeof SiteFile>;
