@@ -101,7 +101,7 @@ export const fetchObjects: Step = async (ctx) => {
     try {
       const res = await fetcher.fetch([...lfsNeeded.values()], {
         tmpDir: ctx.store.layout.downloadsDir,
-        signal: ctx.opts.signal,
+        signal: ctx.signal,
         delta: chunkIndexes.size === 0 ? undefined : deltaHints(ctx, chunkIndexes, deltaBases),
         onVerified: async (obj, path) => {
           await objects.adopt(path, obj);
