@@ -170,6 +170,7 @@ program
   .option('--no-templates', 'do not render the registry templates')
   .option('--verify-interval-s <seconds>', 'seconds between re-verifications of active files, 0 = off (default 3600)')
   .option('--concurrency <n>', 'parallel downloads (default 8)')
+  .option('--pass-timeout <duration>', 'overall deadline of a pass: seconds, or 90s, 30m, 1h (default 30m); then it stops, keeps partial downloads and releases the lock')
   .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
   .option('--verify-allowed-signers <file>', "apply only commits signed by these SSH keys (ssh-keygen's allowed_signers format)")
   .option('--verify-gpg-keys <file>', 'apply only commits signed by these armored OpenPGP public keys')

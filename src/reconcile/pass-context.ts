@@ -51,6 +51,8 @@ export interface ReconcileOptions {
   now?: () => Date;
   onProgress?: (p: PassProgress) => void;
   signal?: AbortSignal;
+  /** The pass's overall deadline (`pass_timeout`): past it the pass stops, keeps partial downloads and releases the lock. */
+  timeoutMs?: number;
   /** Apply the site's retention after a pass that changed something (default true). */
   retention?: boolean;
   /** How long a server (registry or LFS) may stay silent mid-request before the pass gives up on it (default 60 s). */
@@ -76,6 +78,8 @@ export interface Activation {
 
 export interface PassContext {
   opts: ReconcileOptions;
+  /** opts.signal, or the pass's deadline, whichever fires first: what every step stops on. */
+  signal?: AbortSignal;
   logger: Logger;
   barrier: Barrier;
   now: () => Date;
