@@ -24,6 +24,8 @@ export interface TrustPolicy {
   id: string;
   /** Where the material came from, for messages. */
   describe: string;
+  /** The allowed_signers file's name, for "not in …". */
+  signersName?: string;
 }
 
 export class TrustConfigError extends Error {}
@@ -51,7 +53,10 @@ export async function buildPolicy(input: { allowedSigners?: { name: string; text
   if (signers.length === 0 && pgpKeys.length === 0) {
     throw new TrustConfigError(`${[input.allowedSigners?.name, input.gpgKeys?.name].filter(Boolean).join(' and ') || 'verify'}: no trusted key given; a site that trusts nobody would apply nothing`);
   }
-  return { signers, pgpKeys, id: h.digest('hex'), describe: [input.allowedSigners?.name, input.gpgKeys?.name].filter(Boolean).join(', ') };
+  return {
+    signers, pgpKeys, id: h.digest('hex'), describe: [input.allowedSigners?.name, input.gpgKeys?.name].filter(Boolean).join(', '),
+    ...(input.allowedSigners ? { signersName: input.allowedSigners.name } : {}),
+  };
 }
 
 /** Decide one commit from its raw object bytes (content without the `commit <size>\0` header). */
@@ -67,7 +72,8 @@ export async function verifyCommitObject(policy: TrustPolicy, raw: Uint8Array, n
   if (isSshSignature(c.signature)) {
     const v = verifySshSignature(c.signature, c.payload, GIT_NAMESPACE);
     if (!v.ok) return { trusted: false, reason: v.reason };
-    return sshTrust(policy.signers, v.key, v.fingerprint, c.committerEmail, c.committerTime, policy.describe);
+    if (policy.signers.length === 0) return { trusted: false, reason: `signed with SSH key ${v.fingerprint}, but no allowed_signers are configured` };
+    return sshTrust(policy.signers, v.key, v.fingerprint, c.committerEmail, c.committerTime, policy.signersName ?? 'allowed_signers');
   }
   if (isPgpSignature(c.signature)) {
     if (policy.pgpKeys.length === 0) return { trusted: false, reason: 'signed with OpenPGP, but no gpg_keys are configured' };
@@ -86,7 +92,7 @@ export async function verifyCommitObject(policy: TrustPolicy, raw: Uint8Array, n
  */
 function sshTrust(signers: readonly AllowedSigner[], key: Buffer, fp: string, email: string, time: number, where: string): Verdict {
   const lines = signers.filter((s) => !s.certAuthority && s.key.equals(key));
-  if (lines.length === 0) return { trusted: false, reason: `signed by SSH key ${fp}, which is not in ${where || 'allowed_signers'}` };
+  if (lines.length === 0) return { trusted: false, reason: `signed by SSH key ${fp}, which is not in ${where}` };
   const why: string[] = [];
   for (const s of lines) {
     if (!matchPatternList(email, s.principals)) {

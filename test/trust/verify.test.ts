@@ -59,6 +59,9 @@ describe('SSH signatures made by git commit -S (gpg.format=ssh)', () => {
     const v = await verifyCommitObject(await ssh([trusted]), await raw(dir, oid), now());
     expect(v.trusted).toBe(false);
     expect(!v.trusted && v.reason).toMatch(/^signed by SSH key SHA256:\S+, which is not in allowed_signers$/);
+    // Trusting only OpenPGP keys, an SSH signature is refused for what it is.
+    const pgpOnly = await pgp(pgpIdentity().armoredPublic);
+    expect(await verifyCommitObject(pgpOnly, await raw(dir, oid), now())).toMatchObject({ trusted: false, reason: expect.stringMatching(/^signed with SSH key SHA256:\S+, but no allowed_signers are configured$/) });
   });
 
   it('honours principals: a trusted key committing as someone its line does not allow is refused', async () => {
