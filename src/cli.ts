@@ -71,7 +71,8 @@ program
   .option('--source <text>', 'manifest source field')
   .option('--description <text>', 'manifest description')
   .option('--message <msg>', 'commit message')
-  .option('--sign', "sign the commit with git's signing config (user.signingkey, gpg.format), as git commit -S")
+  .option('--sign', "sign the commit with git's signing config (user.signingkey, gpg.format), as git commit -S (default when commit.gpgsign is true)")
+  .option('--no-sign', 'do not sign, even when commit.gpgsign is true')
   .option('--json', 'print one JSON document')
   .action((model, version, files, o) => run(async () => (await import('./commands/publish.ts')).publishCommand, { ...o, model, version, files }));
 
@@ -84,7 +85,8 @@ program
   .option('--push', 'push afterwards')
   .option('--remote <name>', 'remote to push to', 'origin')
   .option('--token-file <file>', 'with --push: file holding the hub token (or MODELSYNC_TOKEN)')
-  .option('--sign', "sign the commit with git's signing config (user.signingkey, gpg.format), as git commit -S")
+  .option('--sign', "sign the commit with git's signing config (user.signingkey, gpg.format), as git commit -S (default when commit.gpgsign is true)")
+  .option('--no-sign', 'do not sign, even when commit.gpgsign is true')
   .option('--json', 'print one JSON document')
   .action((model, version, o) => run(async () => (await import('./commands/promote.ts')).promoteCommand, { ...o, model, version }));
 
@@ -97,7 +99,8 @@ program
   .option('--push', 'push afterwards')
   .option('--remote <name>', 'remote to push to', 'origin')
   .option('--token-file <file>', 'with --push: file holding the hub token (or MODELSYNC_TOKEN)')
-  .option('--sign', "sign the commit with git's signing config (user.signingkey, gpg.format), as git commit -S")
+  .option('--sign', "sign the commit with git's signing config (user.signingkey, gpg.format), as git commit -S (default when commit.gpgsign is true)")
+  .option('--no-sign', 'do not sign, even when commit.gpgsign is true')
   .option('--json', 'print one JSON document')
   .action((model, o) => run(async () => (await import('./commands/rollback.ts')).rollbackCommand, { ...o, model }));
 

@@ -42,6 +42,20 @@ export async function signingConfig(repoDir: string, env: NodeJS.ProcessEnv): Pr
   return { format, key, program: (await get('gpg.openpgp.program')) ?? (await get('gpg.program')) ?? 'gpg' };
 }
 
+/**
+ * The signer a command uses: with `--sign`, or when git itself would sign
+ * (`commit.gpgsign=true`), so a publisher who set that up for `git commit`
+ * does not push unsigned modelsync commits that verifying sites refuse.
+ */
+export async function commandSigner(sign: boolean | undefined, repoDir: string, env: NodeJS.ProcessEnv): Promise<Signer | undefined> {
+  if (sign === false) return undefined;
+  if (!sign) {
+    const r = await run('git', ['config', '--type=bool', '--get', 'commit.gpgsign'], { cwd: repoDir, env });
+    if (r.code !== 0 || r.stdout.trim() !== 'true') return undefined;
+  }
+  return gitSigner(repoDir, env);
+}
+
 export async function gitSigner(repoDir: string, env: NodeJS.ProcessEnv): Promise<Signer> {
   const cfg = await signingConfig(repoDir, env);
   return (payload) => (cfg.format === 'ssh' ? signSsh(cfg, payload, env) : signPgp(cfg, payload, env));

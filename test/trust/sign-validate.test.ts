@@ -75,6 +75,18 @@ describe('--sign', () => {
     expect(ok(['validate', '--verify-signatures', '--gpg-keys', keys, '--rev', 'HEAD'], dir)).toContain('signatures ok: tip');
   });
 
+  it('commit.gpgsign=true signs without --sign, as git commit would; --no-sign does not', () => {
+    const dir = registry();
+    g(dir, 'config', 'gpg.format', 'ssh');
+    g(dir, 'config', 'user.signingkey', ssh.keyFile);
+    g(dir, 'config', 'commit.gpgsign', 'true');
+    ok(['publish', 'm', '2025-01-01', modelFile('one')], dir);
+    expect(git(['-c', `gpg.ssh.allowedSignersFile=${signers}`, 'verify-commit', 'HEAD'], { cwd: dir, env, allowFail: true }).status).toBe(0);
+    ok(['publish', 'm', '2025-02-01', modelFile('two'), '--no-sign'], dir);
+    const r = git(['-c', `gpg.ssh.allowedSignersFile=${signers}`, 'verify-commit', 'HEAD'], { cwd: dir, env, allowFail: true });
+    expect(r.status).not.toBe(0);
+  });
+
   it('without a signing key, --sign stops before anything is committed', () => {
     const dir = registry();
     g(dir, 'config', 'gpg.format', 'ssh');
