@@ -289,6 +289,7 @@ export class Agent {
     m.coalescedTotal = this.queue.coalesced;
     m.conflicts = result.conflicts.length;
     m.degraded = result.degraded.length > 0;
+    m.untrusted = this.config.verify ? result.errors.some((e) => e.code === 'UntrustedCommit') : null;
     m.healsTotal = this.healer?.healed ?? 0;
     if (this.view.lastSuccessAt !== null) m.lastSuccessTimestamp = this.view.lastSuccessAt / 1000;
     if (this.view.lastFetchAt !== null) m.lastFetchTimestamp = this.view.lastFetchAt / 1000;

@@ -73,6 +73,7 @@ describe('agent with verify: against a local registry', () => {
     expect(status.health).toBe('Stalled');
     expect(status.conditions.find((c) => c.type === 'Stalled')).toMatchObject({ status: true, reason: 'Untrusted', message: expect.stringContaining(unsigned.slice(0, 12)) });
     expect(status.lastPass!.errors[0]!.code).toBe('UntrustedCommit');
+    expect(await (await fetch(`${agent.url}/metrics`)).text()).toContain('modelsync_untrusted{site="alpha"} 1');
     // `status --store` says it too.
     const st = await cliAsync(['status', '--store', store], { cwd: store, env });
     expect(st.stdout).toContain(`Stalled (untrusted): nothing of commit ${tip.slice(0, 12)} is applied`);
@@ -92,6 +93,7 @@ describe('agent with verify: against a local registry', () => {
     expect(current(store, 'face')).toBe('4');
     expect(agent.status().health).toBe('Ready');
     expect(agent.status().conditions.find((c) => c.type === 'Stalled')).toMatchObject({ status: false, reason: 'None' });
+    expect(agent.metricsText()).toContain('modelsync_untrusted{site="alpha"} 0');
     expect(cap.lines().some((l) => l.msg === 'registry commit signature verified' && l.commit === fixed)).toBe(true);
   });
 
