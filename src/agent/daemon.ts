@@ -22,6 +22,7 @@ import { silentLogger, type Logger } from '../log.ts';
 import { reconcile as defaultReconcile } from '../reconcile/index.ts';
 import { splitCredentials } from '../reconcile/registry-access.ts';
 import type { ReconcileResult } from '../reconcile/index.ts';
+import { loadPolicy } from '../trust/index.ts';
 import { iso, type AgentDeps, type AgentStatus, type Health, type PassOutcome } from './agent-types.ts';
 import { Backoff, systemClock, type Clock, type TimerHandle } from './clock.ts';
 import { parseListen, readSecretFile, readToken, stripHubCredentials, type AgentConfig } from './config.ts';
@@ -112,6 +113,8 @@ export class Agent {
       if (token && new URL(url).origin === new URL(config.hub).origin) agent.token = token;
     }
     if (config.webhook_secret_file) agent.webhookSecret = await readSecretFile(config.webhook_secret_file, 'webhook_secret_file');
+    // An unreadable or empty trust file stops the agent at start, not at its first pass.
+    if (config.verify) await loadPolicy(config.verify);
     if (config.hub) {
       agent.hub = new HubLink({
         hub: config.hub,
@@ -286,6 +289,7 @@ export class Agent {
     m.coalescedTotal = this.queue.coalesced;
     m.conflicts = result.conflicts.length;
     m.degraded = result.degraded.length > 0;
+    m.untrusted = this.config.verify ? result.errors.some((e) => e.code === 'UntrustedCommit') : null;
     m.healsTotal = this.healer?.healed ?? 0;
     if (this.view.lastSuccessAt !== null) m.lastSuccessTimestamp = this.view.lastSuccessAt / 1000;
     if (this.view.lastFetchAt !== null) m.lastFetchTimestamp = this.view.lastFetchAt / 1000;

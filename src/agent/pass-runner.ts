@@ -8,6 +8,7 @@ import type { ReconcileOptions, ReconcileResult } from '../reconcile/index.ts';
 import type { ActivatedModel, PassInfo } from '../reconcile/hooks.ts';
 import { StoreLayout, readLink } from '../store/index.ts';
 import { templateContext } from '../templates/index.ts';
+import { durationMs } from '../util/duration.ts';
 import type { AgentStatus } from './agent-types.ts';
 import type { Clock } from './clock.ts';
 import type { AgentConfig } from './config.ts';
@@ -86,6 +87,8 @@ export class PassRunner {
         concurrency: config.concurrency,
         logger: this.o.logger,
         signal: this.o.signal,
+        ...(config.verify ? { verify: config.verify } : {}),
+        timeoutMs: durationMs(config.pass_timeout),
       });
     } catch (err) {
       result = failedResult(config, err, startedAt);

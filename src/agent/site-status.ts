@@ -121,6 +121,9 @@ export class SiteStatus {
       this.setCondition('Ready', false, 'VerdictOwed',
         `switched ${what}; health check owed (cut short before a verdict), the next pass restarts its services and checks again`);
     }
+    // Stalled (untrusted): the tip is refused until the registry changes (a new commit), not retried.
+    const untrusted = result.errors.find((e) => e.code === 'UntrustedCommit');
+    if (this.config.verify) this.setCondition('Stalled', Boolean(untrusted), untrusted ? 'Untrusted' : 'None', untrusted ? untrusted.message.split('\n')[0]! : '');
     const degraded = result.degraded.length > 0;
     this.setCondition('Degraded', degraded, degraded ? 'HealthCheckFailed' : 'Healthy',
       degraded ? result.degraded.map((d) => `${d.model} ${d.version}: ${d.reason}`).join('; ') : '');
@@ -180,6 +183,7 @@ export class SiteStatus {
     const c = (t: Condition['type']): boolean => this.conditions.get(t)?.status ?? false;
     if (!this.last || this.judging) return 'Progressing';
     if (c('Degraded')) return 'Degraded';
+    if (c('Stalled')) return 'Stalled';
     if (c('Stale')) return 'Stale';
     if (this.last.result.status === 'failed') return 'Failed';
     // Switched but not judged (a health check cut short): still on its way, never Ready.

@@ -9,6 +9,7 @@ import type { FetcherFactory } from './fetcher.ts';
 import type { DesiredInput, Plan } from './plan.ts';
 import type { OpenedRegistry } from './registry-access.ts';
 import type { PassError } from './result.ts';
+import type { VerifySettings } from '../trust/index.ts';
 
 /**
  * Files kept as plain git blobs (not LFS pointers) are read into memory by
@@ -50,6 +51,8 @@ export interface ReconcileOptions {
   now?: () => Date;
   onProgress?: (p: PassProgress) => void;
   signal?: AbortSignal;
+  /** The pass's overall deadline (`pass_timeout`): past it the pass stops, keeps partial downloads and releases the lock. */
+  timeoutMs?: number;
   /** Apply the site's retention after a pass that changed something (default true). */
   retention?: boolean;
   /** How long a server (registry or LFS) may stay silent mid-request before the pass gives up on it (default 60 s). */
@@ -58,6 +61,8 @@ export interface ReconcileOptions {
   maxPlainBlobBytes?: number;
   /** Free bytes on the store's filesystem, for tests (default: statfs). */
   freeBytes?: () => Promise<number>;
+  /** Apply only commits signed by keys trusted here (agent.yaml `verify:`); absent: no signature check. */
+  verify?: VerifySettings;
 }
 
 export interface Activation {
@@ -73,6 +78,8 @@ export interface Activation {
 
 export interface PassContext {
   opts: ReconcileOptions;
+  /** opts.signal, or the pass's deadline, whichever fires first: what every step stops on. */
+  signal?: AbortSignal;
   logger: Logger;
   barrier: Barrier;
   now: () => Date;

@@ -11,7 +11,9 @@
  */
 import { rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { PassTimeoutError } from '../errors.ts';
 import { silentLogger } from '../log.ts';
+import { formatDuration } from './format.ts';
 import { Store, emptyState, noBarrier } from '../store/index.ts';
 import { buildVersions, runHooks, switchCurrent } from './activate.ts';
 import { fetchObjects } from './fetch-objects.ts';
@@ -19,13 +21,22 @@ import { fetchRegistry, lock, resolveDesired, validate } from './load.ts';
 import { planStep } from './observe.ts';
 import type { PassContext, ReconcileOptions, Step } from './pass-context.ts';
 import { applyRetention, describeRegistry, outcomesOf, recordState, unmanagedModels } from './record.ts';
+import { verifyFetchedRegistry } from '../trust/index.ts';
 import { asModelsyncError, exitCodeOf, passError, statusOf, type ReconcileResult } from './result.ts';
+
+/** Nothing of a commit is read further unless a key this site trusts signed it (src/trust). */
+const verifySignatures: Step = async (ctx) => {
+  if (!ctx.opts.verify) return;
+  const o = ctx.opened!;
+  await verifyFetchedRegistry({ settings: ctx.opts.verify, gitdir: o.gitdir, tip: o.commit, appliedCommit: ctx.state.appliedCommit, deepen: o.deepen, now: ctx.now, logger: ctx.logger });
+};
 
 export { MAX_PLAIN_BLOB_BYTES, type PassProgress, type ReconcileOptions } from './pass-context.ts';
 
 const STEPS: Array<[string, Step]> = [
   ['lock', lock],
   ['fetch-registry', fetchRegistry],
+  ['verify-signatures', verifySignatures],
   ['validate', validate],
   ['resolve-desired', resolveDesired],
   ['plan', planStep],
@@ -35,14 +46,17 @@ const STEPS: Array<[string, Step]> = [
   ['hooks', runHooks],
 ];
 
-const DRY_RUN_STEPS = new Set(['lock', 'fetch-registry', 'validate', 'resolve-desired', 'plan']);
+const DRY_RUN_STEPS = new Set(['lock', 'fetch-registry', 'verify-signatures', 'validate', 'resolve-desired', 'plan']);
 
 // ---------------------------------------------------------------- the pass
 
 export async function reconcile(opts: ReconcileOptions): Promise<ReconcileResult> {
   const now = opts.now ?? (() => new Date());
+  // The deadline's timer is unref'd: it never holds a finished process open.
+  const deadline = opts.timeoutMs ? AbortSignal.timeout(opts.timeoutMs) : undefined;
   const ctx: PassContext = {
     opts,
+    signal: deadline && opts.signal ? AbortSignal.any([opts.signal, deadline]) : (deadline ?? opts.signal),
     logger: opts.logger ?? silentLogger,
     barrier: opts.barrier ?? noBarrier,
     now,
@@ -65,19 +79,32 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileResult
     unfetched: new Set(),
     stepMs: {},
   };
+  let stepName = '';
   try {
     for (const [name, step] of STEPS) {
       if (opts.dryRun && !DRY_RUN_STEPS.has(name)) break;
+      stepName = name;
       const t = performance.now();
       await step(ctx);
       ctx.stepMs[name] = Math.round(performance.now() - t);
       ctx.logger.debug({ step: name, ms: ctx.stepMs[name] }, 'step done');
+      // The step stopped on the deadline (its downloads aborted): no later step starts.
+      if (deadline?.aborted) throw passTimedOut(opts.timeoutMs!, name);
       await ctx.barrier(`step:${name}`);
     }
   } catch (err) {
     ctx.errors.push(passError(err));
   }
+  // Stopped by its deadline mid-step (a download, a health check): say so first, whatever the step reported.
+  if (deadline?.aborted && !ctx.errors.some((e) => e.code === 'PassTimeoutError')) ctx.errors.unshift(passError(passTimedOut(opts.timeoutMs!, stepName)));
   return finish(ctx);
+}
+
+function passTimedOut(timeoutMs: number, step: string): PassTimeoutError {
+  return new PassTimeoutError(
+    `the pass ran past its deadline (pass_timeout ${formatDuration(timeoutMs)}) during ${step} and stopped; what is active stays, partial downloads are kept and the next pass resumes them`,
+    { timeoutMs, step },
+  );
 }
 
 /** The one place that turns a pass into state, a log line and a result. */
