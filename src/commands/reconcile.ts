@@ -18,6 +18,7 @@ export interface ReconcileCommandOptions {
   store?: string;
   branch?: string;
   tokenFile?: string;
+  username?: string;
   concurrency?: string;
   dryRun?: boolean;
   force?: boolean;
@@ -49,7 +50,14 @@ export async function reconcileCommand(given: ReconcileCommandOptions, ctx: Comm
     throw new UsageError(`--concurrency must be an integer from 1 to 64 (got ${opts.concurrency})`);
   }
   checkRegistryLocation(opts.registry);
-  const registry = /^[a-z][a-z0-9+.-]*:\/\//i.test(opts.registry) ? opts.registry : resolve(ctx.cwd, opts.registry);
+  let registry = /^[a-z][a-z0-9+.-]*:\/\//i.test(opts.registry) ? opts.registry : resolve(ctx.cwd, opts.registry);
+  const username = opts.username ?? (opts.config ? undefined : ctx.env.MODELSYNC_USERNAME || undefined);
+  if (username !== undefined) {
+    const { registryUserProblem, withRegistryUser } = await import('../agent/config.ts');
+    const problem = registryUserProblem(registry, token !== undefined);
+    if (problem) throw new UsageError(`--username: ${problem}`);
+    registry = withRegistryUser(registry, username);
+  }
   const bar = !opts.json && process.stderr.isTTY ? progressBar() : undefined;
   // A person at a terminal gets the human output below; log lines then only add warnings and errors, readably.
   const format = logFormatFor({ json: opts.json, stderrIsTTY: Boolean(process.stderr.isTTY), env: ctx.env });
@@ -87,8 +95,12 @@ async function withAgentConfig(opts: ReconcileCommandOptions, ctx: CommandContex
   const { loadAgentConfig, readToken: agentToken } = await import('../agent/config.ts');
   const cfg = await loadAgentConfig({
     file: opts.config,
-    flags: { site: opts.site, registry: opts.registry, store: opts.store, branch: opts.branch },
-    env: {},
+    flags: { site: opts.site, registry: opts.registry, store: opts.store, branch: opts.branch, username: opts.username },
+    // Only what says who we are: the rest of the agent's environment is not this command's.
+    env: {
+      ...(ctx.env.MODELSYNC_USERNAME ? { MODELSYNC_USERNAME: ctx.env.MODELSYNC_USERNAME } : {}),
+      ...(opts.tokenFile || ctx.env.MODELSYNC_TOKEN_FILE || ctx.env.MODELSYNC_TOKEN ? { MODELSYNC_TOKEN: 'given' } : {}),
+    },
     cwd: ctx.cwd,
   });
   const merged = { ...opts, site: cfg.site, registry: cfg.registry, store: cfg.store, branch: cfg.branch };
