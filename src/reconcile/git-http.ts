@@ -33,7 +33,24 @@ async function collect(body: AsyncIterableIterator<Uint8Array> | undefined): Pro
   return Buffer.concat(parts);
 }
 
-export function boundedHttpClient(idleTimeoutMs: number): HttpClient {
+export interface BoundedClientOptions {
+  /**
+   * Query parameters to add to every request to `origin` (a host that takes
+   * its token as `?private_token=`): isomorphic-git appends `/info/refs?…` to
+   * the URL as a string, so a URL with a query of its own would break.
+   */
+  query?: { origin: string; params: URLSearchParams };
+}
+
+export function boundedHttpClient(idleTimeoutMs: number, options: BoundedClientOptions = {}): HttpClient {
+  const withQuery = (url: string): string => {
+    const q = options.query;
+    if (!q || q.params.size === 0) return url;
+    const u = new URL(url);
+    if (u.origin !== q.origin) return url;
+    for (const [k, v] of q.params) if (!u.searchParams.has(k)) u.searchParams.append(k, v);
+    return u.toString();
+  };
   const once = (url: string, method: string, headers: Record<string, string>, body: Buffer | undefined): Promise<http.IncomingMessage> =>
     new Promise((resolve, reject) => {
       const u = new URL(url);
@@ -63,7 +80,7 @@ export function boundedHttpClient(idleTimeoutMs: number): HttpClient {
       let headers = { ...(r.headers ?? {}) };
       const origin = new URL(url).origin;
       for (let hop = 0; ; hop++) {
-        const res = await once(url, method, headers, body);
+        const res = await once(withQuery(url), method, headers, body);
         const status = res.statusCode ?? 0;
         const location = res.headers.location;
         if ([301, 302, 303, 307, 308].includes(status) && location && hop < MAX_REDIRECTS && (method === 'GET' || status === 307 || status === 308)) {

@@ -208,12 +208,17 @@ function scrub(message: string, url: string): string {
 }
 
 async function openRemote(loc: RegistryLocation, opts: { cacheDir: string; logger: Logger }): Promise<OpenedRegistry> {
-  const { url, token: urlToken, username: urlUser } = splitCredentials(loc.registry, loc.token);
+  const { url: given, token: urlToken, username: urlUser } = splitCredentials(loc.registry, loc.token);
   const token = loc.token ?? urlToken;
   const username = loc.username ?? urlUser;
   const gitdir = opts.cacheDir;
   const ref = `refs/remotes/origin/${loc.branch}`;
-  const http = boundedHttpClient(loc.timeoutMs ?? DEFAULT_NETWORK_TIMEOUT_MS);
+  // A query (a token some hosts take in the URL) rides on each request, never in the URL git builds on.
+  const parsed = new URL(given);
+  const query = new URLSearchParams(parsed.search);
+  parsed.search = '';
+  const url = parsed.toString().replace(/\/$/, '');
+  const http = boundedHttpClient(loc.timeoutMs ?? DEFAULT_NETWORK_TIMEOUT_MS, { query: { origin: parsed.origin, params: query } });
   const user = username ?? 'modelsync';
   // Answer only the first challenge: a refused token must not loop.
   let asked = 0;
@@ -232,7 +237,7 @@ async function openRemote(loc: RegistryLocation, opts: { cacheDir: string; logge
   const opened = (commit: string, transferred: boolean) => openedRemote(gitdir, commit, url, withUser(url, username), token, transferred);
 
   try {
-    await ensureCache(gitdir, url);
+    await ensureCache(gitdir, given);
   } catch (err) {
     throw await mapError(err);
   }
@@ -269,7 +274,7 @@ async function openRemote(loc: RegistryLocation, opts: { cacheDir: string; logge
         await fsp.rm(gitdir, { recursive: true, force: true });
         asked = 0;
         try {
-          await ensureCache(gitdir, url);
+          await ensureCache(gitdir, given);
           await fetchShallow(gitdir, url, loc.branch, auth, http);
         } catch (err2) {
           throw await mapError(err2);

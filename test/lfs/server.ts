@@ -47,6 +47,8 @@ export interface RequestRecord {
   path: string;
   headers: IncomingMessage['headers'];
   status?: number;
+  /** Object bytes the server handed to the socket for this request (downloads). */
+  bytes?: number;
 }
 
 export interface LfsTestServerOptions {
@@ -141,6 +143,11 @@ export class LfsTestServer {
     this.faults.set(oid, [...(this.faults.get(oid) ?? []), ...faults]);
   }
 
+  /** Object bytes sent to clients, all downloads together. */
+  get bytesSent(): number {
+    return this.requests.reduce((n, r) => n + (r.bytes ?? 0), 0);
+  }
+
   downloadsOf(oid: string): RequestRecord[] {
     return this.requests.filter((r) => r.method === 'GET' && r.path.includes(oid));
   }
@@ -166,7 +173,7 @@ export class LfsTestServer {
       const m = /\/objects\/([0-9a-f]{64})$/.exec(url.pathname);
       if (m && (server === 'storage' || url.pathname.startsWith(base))) {
         if (!this.transferAllowed(server, req, url, res)) return;
-        if (req.method === 'GET') return await this.download(m[1]!, req, res);
+        if (req.method === 'GET') return await this.download(m[1]!, req, res, rec);
         if (req.method === 'PUT') return await this.upload(m[1]!, req, res);
       }
       json(res, 404, { message: `no route for ${req.method} ${url.pathname}` });
@@ -180,6 +187,8 @@ export class LfsTestServer {
   private access(req: IncomingMessage): 'ok' | 401 | 403 {
     const token = this.options.token;
     if (!token) return 'ok';
+    // GitLab also takes the token in the query string (`?private_token=`).
+    if (new URL(req.url ?? '/', 'http://x').searchParams.get('private_token') === token) return 'ok';
     const h = req.headers.authorization ?? '';
     if (h === `Bearer ${token}` && this.options.username === undefined) return 'ok';
     const m = /^Basic (.+)$/.exec(h);
@@ -273,7 +282,7 @@ export class LfsTestServer {
     json(res, 200, { transfer: 'basic', objects, hash_algo: 'sha256' }, 'application/vnd.git-lfs+json');
   }
 
-  private async download(oid: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async download(oid: string, req: IncomingMessage, res: ServerResponse, rec: RequestRecord): Promise<void> {
     const obj = this.objects.get(oid);
     if (!obj) return json(res, 404, { message: 'not found' });
     const queue = this.faults.get(oid);
@@ -325,7 +334,8 @@ export class LfsTestServer {
         return; // stall: leave the response open
       }
       sent += buf.length;
-      if (!(await write(res, buf))) return;
+      rec.bytes = sent;
+        if (!(await write(res, buf))) return;
     }
     res.end();
   }
