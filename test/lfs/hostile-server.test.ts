@@ -257,7 +257,7 @@ describe('LFS client against a hostile server', () => {
       res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Basic realm="x"' });
       res.end(JSON.stringify({ message: 'credentials needed' }));
     });
-    const registry = await hostile((_req, res) => res.writeHead(500).end());
+    const registry = await hostile((_req, res) => void res.writeHead(500).end());
     const f = fetcher(registry.url, { lfsconfig: `[lfs]\n\turl = ${foreign.origin}/other.git/info/lfs\n` });
     const run = await runFetch(f, [obj]);
     const message = run.result.failed[0]!.error.message;

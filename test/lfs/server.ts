@@ -39,7 +39,9 @@ export type DownloadFault =
   /** Answer 200 with the whole object even when a Range was asked for. */
   | { ignoreRange: true }
   /** Redirect (302) to the storage server with a presigned-style `?sig=` URL. */
-  | { redirectToStorage: true };
+  | { redirectToStorage: true }
+  /** Answer a Range with a 206 that starts at this offset instead (a cache serving from its own block boundary). */
+  | { startAt: number };
 
 export interface RequestRecord {
   server: 'lfs' | 'storage';
@@ -303,7 +305,7 @@ export class LfsTestServer {
     let last = obj.size - 1;
     const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
     if (range && !(fault && 'ignoreRange' in fault) && this.options.ranges !== 'ignore') {
-      start = Number(range[1]);
+      start = fault && 'startAt' in fault ? fault.startAt : Number(range[1]);
       if (range[2] && this.options.ranges !== 'to-end') last = Math.min(last, Number(range[2]));
       if (start >= obj.size || last < start) {
         res.writeHead(416, { 'content-range': `bytes */${obj.size}` });
