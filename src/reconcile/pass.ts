@@ -19,6 +19,7 @@ import { buildVersions, runHooks, switchCurrent } from './activate.ts';
 import { fetchObjects } from './fetch-objects.ts';
 import { fetchRegistry, lock, resolveDesired, validate } from './load.ts';
 import { planStep } from './observe.ts';
+import { repairActive } from './repair.ts';
 import type { PassContext, ReconcileOptions, Step } from './pass-context.ts';
 import { applyRetention, describeRegistry, outcomesOf, recordState, unmanagedModels } from './record.ts';
 import { asModelsyncError, exitCodeOf, passError, statusOf, type ReconcileResult } from './result.ts';
@@ -33,6 +34,7 @@ const STEPS: Array<[string, Step]> = [
   ['plan', planStep],
   ['fetch-objects', fetchObjects],
   ['build-versions', buildVersions],
+  ['repair-active', repairActive],
   ['switch', switchCurrent],
   ['hooks', runHooks],
 ];
