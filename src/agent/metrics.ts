@@ -12,6 +12,8 @@ export interface AgentMetrics {
   triggersTotal: Record<string, number>;
   coalescedTotal: number;
   bytesFetchedTotal: number;
+  /** 429/503 answers from LFS servers and storage that were waited out (Retry-After). */
+  throttledTotal: number;
   conflicts: number;
   degraded: boolean;
   stalenessSeconds: number | null;
@@ -30,6 +32,7 @@ export function emptyMetrics(): AgentMetrics {
     triggersTotal: {},
     coalescedTotal: 0,
     bytesFetchedTotal: 0,
+    throttledTotal: 0,
     conflicts: 0,
     degraded: false,
     stalenessSeconds: null,
@@ -56,6 +59,7 @@ export function renderMetrics(site: string, m: AgentMetrics): string {
   metric('modelsync_triggers_total', 'counter', 'Pass requests by trigger.', Object.entries(m.triggersTotal).map(([k, v]) => [`${s},trigger="${label(k)}"`, v]));
   metric('modelsync_triggers_coalesced_total', 'counter', 'Triggers that joined an already queued pass.', [[s, m.coalescedTotal]]);
   metric('modelsync_bytes_fetched_total', 'counter', 'Bytes of model content downloaded.', [[s, m.bytesFetchedTotal]]);
+  metric('modelsync_lfs_throttled_total', 'counter', 'LFS answers 429 or 503 (batch API or storage) waited out as Retry-After said, then retried.', [[s, m.throttledTotal]]);
   metric('modelsync_conflicts', 'gauge', 'Models whose active version is newer than declared and left alone.', [[s, m.conflicts]]);
   metric('modelsync_degraded', 'gauge', '1 when a version failed its health check and was rolled back.', [[s, m.degraded ? 1 : 0]]);
   metric('modelsync_heals_total', 'counter', 'Model files restored after being modified or deleted on the site.', [[s, m.healsTotal]]);

@@ -100,7 +100,8 @@ export const RANGE_CONCURRENCY = 4;
  * after a failed final checksum it is the caller's to remove.
  */
 export async function executeDelta(ctx: AttemptContext, obj: LfsObject, action: LfsAction, part: string, plan: readonly Segment[], from: number, hash: Hash): Promise<{ reused: number }> {
-  const out = await fsp.open(part, from > 0 ? 'r+' : 'w');
+  // Read back at the end for the hash: opened for reading as well as writing.
+  const out = await fsp.open(part, from > 0 ? 'r+' : 'w+');
   const sources = new Map<string, fsp.FileHandle>();
   let reused = 0;
   let written = from;

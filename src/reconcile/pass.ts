@@ -154,6 +154,7 @@ async function finish(ctx: PassContext): Promise<ReconcileResult> {
     degraded,
     unmanaged,
     bytesFetched: ctx.bytesFetched,
+    ...(ctx.throttled ? { throttled: ctx.throttled } : {}),
     registryReachedAt: ctx.opened ? ctx.state.lastFetchAt : undefined,
     bytesPlanned: ctx.plan?.bytes ?? 0,
     durationMs: Math.round(performance.now() - ctx.started),

@@ -160,8 +160,11 @@ describe('a site against hosts we did not write (stock git http-backend, danglin
     const v1oid = lfsObjects.map((f) => f.split('/').pop()!).find((oid) => h.server.objects.get(oid)!.size === SIZE)!;
     h.server.fault(v1oid, { status: 503, retryAfter: '1' });
     const started = Date.now();
-    const { second } = await syncAndDelta(h);
+    const { first, second } = await syncAndDelta(h);
     expect(Date.now() - started).toBeGreaterThan(1900);
+    // Counted for metrics (modelsync_lfs_throttled_total): two batch answers and one storage answer.
+    expect(first.throttled).toBe(3);
+    expect(second.throttled).toBeUndefined();
     const batches = h.server.requests.filter((r) => r.path.endsWith('/objects/batch'));
     expect(batches.slice(0, 3).map((r) => r.status)).toEqual([429, 503, 200]);
     const storage = h.server.requests.filter((r) => r.server === 'storage' && r.path.includes(v1oid));
