@@ -136,6 +136,27 @@ describe('a site against hosts we did not write (stock git http-backend, danglin
     for (const r of withAuth) expect(basicUser(r.headers.authorization)).toBe('gitlab+deploy-token-7');
   });
 
+  it('reconcile --username (and MODELSYNC_USERNAME) sends that user name with the token file', async () => {
+    const h = await host({ username: 'gitlab+deploy-token-7' });
+    await h.publish(c1);
+    const tokenFile = join(tempDir(), 'token');
+    writeFileSync(tokenFile, `${TOKEN}\n`);
+    const store = join(tempDir(), 'store');
+    const args = ['reconcile', '--site', 'alpha', '--registry', h.server.remoteUrl, '--store', store, '--token-file', tokenFile, '--json'];
+    const byFlag = await cliAsync([...args, '--username', 'gitlab+deploy-token-7'], { cwd: repo, env });
+    expect(byFlag.status, byFlag.stderr).toBe(0);
+    expect(JSON.parse(byFlag.stdout)).toMatchObject({ changed: [{ model: 'big', to: '1' }] });
+    await h.publish(c2);
+    const byEnv = await cliAsync(args, { cwd: repo, env: { ...env, MODELSYNC_USERNAME: 'gitlab+deploy-token-7' } });
+    expect(byEnv.status, byEnv.stderr).toBe(0);
+    expect(readFileSync(join(store, 'models/big/current/w.bin')).equals(v2)).toBe(true);
+    for (const r of h.server.requests.filter((q) => q.headers.authorization)) expect(basicUser(r.headers.authorization)).toBe('gitlab+deploy-token-7');
+    // Without a token the user name has nothing to go with: a usage error, not a token made of the user name.
+    const alone = await cliAsync(['reconcile', '--site', 'alpha', '--registry', h.server.remoteUrl, '--store', store, '--username', 'x'], { cwd: repo, env });
+    expect(alone.status).toBe(2);
+    expect(alone.stderr).toMatch(/--username: needs a token to go with it/);
+  });
+
   it('a server whose 206 runs to the end of the object (ranges bytes=a-b answered a-end): the delta still costs under 2 MiB', async () => {
     const h = await host({ ranges: 'to-end' });
     const { first, second } = await syncAndDelta(h);
