@@ -165,8 +165,8 @@ describe('a site against hosts we did not write (stock git http-backend, danglin
     expect(ranged.length).toBeGreaterThan(0);
     for (const r of ranged) expect(r.status).toBe(206);
     expect(second.bytesFetched).toBeLessThan(2 << 20);
-    // eslint-disable-next-line no-console
-    console.log(`206-to-end: delta fetched ${second.bytesFetched} bytes in ${ranged.length} range requests; the server handed ${h.server.bytesSent - SIZE} bytes to its sockets`);
+    // What the sender pushed into its sockets before seeing the close (docs/lfs.md quotes it): more than we read, bounded by buffers.
+    expect(h.server.bytesSent - SIZE).toBeLessThan(SIZE);
   });
 
   it('a server that answers a Range with 200 and the whole object: sync and upgrade succeed (the delta falls back)', async () => {
