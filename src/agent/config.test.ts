@@ -163,3 +163,30 @@ describe('parseListen', () => {
     expect(parseListen('a:99999')).toBeNull();
   });
 });
+
+describe('username (HTTP Basic user for the registry host)', () => {
+  it('comes from agent.yaml, MODELSYNC_USERNAME or --username (flag wins) and rides in the registry URL', async () => {
+    const d = dir();
+    writeFileSync(join(d, 'agent.yaml'), `${base}username: gitlab+deploy-token-7\n`);
+    const file = await loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: '/' });
+    expect(file.username).toBe('gitlab+deploy-token-7');
+    expect(new URL(file.registry).username).toBe(encodeURIComponent('gitlab+deploy-token-7'));
+    expect(new URL(file.registry).password).toBe('');
+    const env = await loadAgentConfig({ file: join(d, 'agent.yaml'), env: { MODELSYNC_USERNAME: 'x-token-auth' }, cwd: '/' });
+    expect(new URL(env.registry).username).toBe('x-token-auth');
+    const flag = await loadAgentConfig({ file: join(d, 'agent.yaml'), env: { MODELSYNC_USERNAME: 'x-token-auth' }, flags: { username: 'bob' }, cwd: '/' });
+    expect(new URL(flag.registry).username).toBe('bob');
+  });
+
+  it('is refused without a token to go with it, for a local registry, and with a colon', async () => {
+    const d = dir();
+    const noToken = base.replace('token_file: token\n', '');
+    writeFileSync(join(d, 'a.yaml'), `${noToken}username: deploy\n`);
+    await expect(loadAgentConfig({ file: join(d, 'a.yaml'), cwd: '/' })).rejects.toThrow(/a\.yaml:\d+:\d+: username: needs a token to go with it: set token_file \(or MODELSYNC_TOKEN\)/);
+    expect((await loadAgentConfig({ file: join(d, 'a.yaml'), env: { MODELSYNC_TOKEN: 't' }, cwd: '/' })).username).toBe('deploy');
+    writeFileSync(join(d, 'b.yaml'), `${base.replace('https://hub.example/registry.git', '/srv/registry')}username: deploy\n`);
+    await expect(loadAgentConfig({ file: join(d, 'b.yaml'), cwd: '/' })).rejects.toThrow(/username: applies to http\(s\) registries only/);
+    writeFileSync(join(d, 'c.yaml'), `${base}username: "a:b"\n`);
+    await expect(loadAgentConfig({ file: join(d, 'c.yaml'), cwd: '/' })).rejects.toThrow(/username.*must not contain ":"/);
+  });
+});

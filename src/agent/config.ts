@@ -44,6 +44,39 @@ export function stripHubCredentials<C extends Pick<AgentConfig, 'hub' | 'hubToke
   return { ...cfg, hub: u.toString().replace(/\/$/, ''), hubToken: cfg.hubToken ?? token };
 }
 
+/**
+ * Why `username` cannot be used with this registry, or undefined. A user name
+ * goes with a token; without one it would be taken for the token itself.
+ */
+export function registryUserProblem(registry: string, haveToken: boolean): string | undefined {
+  if (!/^https?:\/\//i.test(registry)) return 'applies to http(s) registries only (a local registry needs no credentials)';
+  let u: URL;
+  try {
+    u = new URL(registry);
+  } catch {
+    return undefined; // the registry's own check says what is wrong
+  }
+  if (!haveToken && !u.password) return 'needs a token to go with it: set token_file (or MODELSYNC_TOKEN)';
+  return undefined;
+}
+
+/**
+ * The registry URL carrying the Basic user name (`https://user@host/x.git`):
+ * the one place a user name rides along to Git and to same-origin LFS, as it
+ * does when the operator writes it into the URL. `username` wins over a user
+ * already in the URL; a password in the URL is kept.
+ */
+export function withRegistryUser(registry: string, username: string | undefined): string {
+  if (username === undefined || !/^https?:\/\//i.test(registry)) return registry;
+  try {
+    const u = new URL(registry);
+    u.username = encodeURIComponent(username);
+    return u.toString();
+  } catch {
+    return registry;
+  }
+}
+
 /** Every key of agent.yaml, the flag and variable that set it, and how a string turns into its value. */
 type Kind = 'string' | 'number' | 'boolean' | 'json';
 export const AGENT_KEYS: ReadonlyArray<{ key: keyof AgentConfigFile; kind: Kind; path?: boolean; help: string }> = [
@@ -51,6 +84,7 @@ export const AGENT_KEYS: ReadonlyArray<{ key: keyof AgentConfigFile; kind: Kind;
   { key: 'registry', kind: 'string', help: 'registry URL or local path' },
   { key: 'branch', kind: 'string', help: 'registry branch (default main)' },
   { key: 'token_file', kind: 'string', path: true, help: 'file holding the hub token (or MODELSYNC_TOKEN)' },
+  { key: 'username', kind: 'string', help: 'HTTP Basic user name sent with the token to the registry host (default: the URL\'s, else modelsync)' },
   { key: 'store', kind: 'string', path: true, help: 'the site store' },
   { key: 'config_dir', kind: 'string', path: true, help: 'where templates are rendered' },
   { key: 'listen', kind: 'string', help: 'host:port for /status, /healthz, /metrics and the webhook' },
@@ -236,6 +270,10 @@ export async function loadAgentConfig(input: LoadConfigInput): Promise<AgentConf
       extra.push(at('schedule', errorMessage(err).replace(/^schedule: /, '')));
     }
   }
+  if (cfg.username !== undefined) {
+    const problem = registryUserProblem(cfg.registry, cfg.token_file !== undefined || Boolean(env.MODELSYNC_TOKEN));
+    if (problem) extra.push(at('username', problem));
+  }
   if (cfg.listen !== undefined && !parseListen(cfg.listen)) extra.push(at('listen', `${JSON.stringify(cfg.listen)} is not host:port (e.g. 127.0.0.1:9470)`));
   const names = new Set<string>();
   cfg.services.forEach((s, i) => {
@@ -247,7 +285,7 @@ export async function loadAgentConfig(input: LoadConfigInput): Promise<AgentConf
   for (const [key, o] of origins) {
     if (key in cfg) sources[key as keyof AgentConfigFile] = o.kind === 'file' ? fileArg! : o.name;
   }
-  return stripHubCredentials({ ...cfg, origin: fileArg ? fileArg : 'flags and environment', sources, ...(fileArg ? { configPath: resolve(input.cwd, fileArg) } : {}) });
+  return stripHubCredentials({ ...cfg, registry: withRegistryUser(cfg.registry, cfg.username), origin: fileArg ? fileArg : 'flags and environment', sources, ...(fileArg ? { configPath: resolve(input.cwd, fileArg) } : {}) });
 }
 
 /** The token: MODELSYNC_TOKEN itself, else the content of token_file. */

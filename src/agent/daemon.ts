@@ -286,6 +286,7 @@ export class Agent {
     m.lastPassDurationSeconds = result.durationMs / 1000;
     m.passesTotal[result.status === 'failed' ? 'error' : result.status === 'degraded' ? 'degraded' : result.status === 'conflict' ? 'conflict' : 'ok']++;
     m.bytesFetchedTotal += result.bytesFetched;
+    m.throttledTotal += result.throttled ?? 0;
     m.coalescedTotal = this.queue.coalesced;
     m.conflicts = result.conflicts.length;
     m.degraded = result.degraded.length > 0;

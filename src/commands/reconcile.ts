@@ -19,6 +19,7 @@ export interface ReconcileCommandOptions {
   store?: string;
   branch?: string;
   tokenFile?: string;
+  username?: string;
   concurrency?: string;
   dryRun?: boolean;
   force?: boolean;
@@ -55,7 +56,14 @@ export async function reconcileCommand(given: ReconcileCommandOptions, ctx: Comm
     throw new UsageError(`--concurrency must be an integer from 1 to 64 (got ${opts.concurrency})`);
   }
   checkRegistryLocation(opts.registry);
-  const registry = /^[a-z][a-z0-9+.-]*:\/\//i.test(opts.registry) ? opts.registry : resolve(ctx.cwd, opts.registry);
+  let registry = /^[a-z][a-z0-9+.-]*:\/\//i.test(opts.registry) ? opts.registry : resolve(ctx.cwd, opts.registry);
+  const username = opts.username ?? (opts.config ? undefined : ctx.env.MODELSYNC_USERNAME || undefined);
+  if (username !== undefined) {
+    const { registryUserProblem, withRegistryUser } = await import('../agent/config.ts');
+    const problem = registryUserProblem(registry, token !== undefined);
+    if (problem) throw new UsageError(`--username: ${problem}`);
+    registry = withRegistryUser(registry, username);
+  }
   const bar = !opts.json && process.stderr.isTTY ? progressBar() : undefined;
   // A person at a terminal gets the human output below; log lines then only add warnings and errors, readably.
   const format = logFormatFor({ json: opts.json, stderrIsTTY: Boolean(process.stderr.isTTY), env: ctx.env });
@@ -94,8 +102,12 @@ async function withAgentConfig(opts: ReconcileCommandOptions, ctx: CommandContex
   const { loadAgentConfig, readToken: agentToken } = await import('../agent/config.ts');
   const cfg = await loadAgentConfig({
     file: opts.config,
-    flags: { site: opts.site, registry: opts.registry, store: opts.store, branch: opts.branch, verifyAllowedSigners: opts.verifyAllowedSigners, verifyGpgKeys: opts.verifyGpgKeys, verifyMode: opts.verifyMode },
-    env: {},
+    flags: { site: opts.site, registry: opts.registry, store: opts.store, branch: opts.branch, username: opts.username, verifyAllowedSigners: opts.verifyAllowedSigners, verifyGpgKeys: opts.verifyGpgKeys, verifyMode: opts.verifyMode },
+    // Only what says who we are: the rest of the agent's environment is not this command's.
+    env: {
+      ...(ctx.env.MODELSYNC_USERNAME ? { MODELSYNC_USERNAME: ctx.env.MODELSYNC_USERNAME } : {}),
+      ...(opts.tokenFile || ctx.env.MODELSYNC_TOKEN_FILE || ctx.env.MODELSYNC_TOKEN ? { MODELSYNC_TOKEN: 'given' } : {}),
+    },
     cwd: ctx.cwd,
   });
   const merged = { ...opts, site: cfg.site, registry: cfg.registry, store: cfg.store, branch: cfg.branch, verify: cfg.verify };

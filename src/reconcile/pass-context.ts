@@ -99,6 +99,8 @@ export interface PassContext {
   errors: PassError[];
   warnings: string[];
   bytesFetched: number;
+  /** 429/503 answers from the LFS server or storage that were waited out (Retry-After) and retried. */
+  throttled?: number;
   /** Bytes fetched per model (an object shared by models counts for the first); absent: not known for that model. */
   modelBytes: Map<string, number>;
   /** Models part of whose bytes the fetcher did not attribute to objects: their per-model figure is unknown. */

@@ -19,6 +19,7 @@ import { buildVersions, runHooks, switchCurrent } from './activate.ts';
 import { fetchObjects } from './fetch-objects.ts';
 import { fetchRegistry, lock, resolveDesired, validate } from './load.ts';
 import { planStep } from './observe.ts';
+import { repairActive } from './repair.ts';
 import type { PassContext, ReconcileOptions, Step } from './pass-context.ts';
 import { applyRetention, describeRegistry, outcomesOf, recordState, unmanagedModels } from './record.ts';
 import { verifyFetchedRegistry } from '../trust/index.ts';
@@ -42,6 +43,7 @@ const STEPS: Array<[string, Step]> = [
   ['plan', planStep],
   ['fetch-objects', fetchObjects],
   ['build-versions', buildVersions],
+  ['repair-active', repairActive],
   ['switch', switchCurrent],
   ['hooks', runHooks],
 ];
@@ -161,6 +163,7 @@ async function finish(ctx: PassContext): Promise<ReconcileResult> {
     degraded,
     unmanaged,
     bytesFetched: ctx.bytesFetched,
+    ...(ctx.throttled ? { throttled: ctx.throttled } : {}),
     registryReachedAt: ctx.opened ? ctx.state.lastFetchAt : undefined,
     bytesPlanned: ctx.plan?.bytes ?? 0,
     durationMs: Math.round(performance.now() - ctx.started),

@@ -74,6 +74,8 @@ export interface ReconcileResult {
    */
   unmanaged: Array<{ model: string; active?: string }>;
   bytesFetched: number;
+  /** 429/503 answers (LFS batch API or storage) waited out and retried this pass; absent when none. */
+  throttled?: number;
   /** When this pass reached the registry (state.json's lastFetchAt; staleness counts from here). */
   registryReachedAt?: string;
   /** Dry run: bytes the pass would fetch. */

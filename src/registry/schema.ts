@@ -148,6 +148,8 @@ export const AgentConfigFile = z.strictObject({
   registry: z.string().min(1),
   branch: z.string().min(1).default('main'),
   token_file: z.string().optional(),
+  /** HTTP Basic user name sent with the token to the registry's origin (Git and same-origin LFS); default the URL's, else `modelsync`. */
+  username: z.string().min(1).max(256).regex(/^[^:\s]+$/, 'must not contain ":" or spaces (HTTP Basic)').optional(),
   store: z.string().min(1),
   config_dir: z.string().optional(),
   listen: z.string().optional(),
