@@ -5,7 +5,7 @@ import { conditionOn, decide, type SiteReport } from './decide.ts';
 
 const T0 = Date.parse('2026-01-15T10:00:00Z');
 const MIN = 60_000;
-const fleet: RolloutSite[] = ['alpha', 'beta', 'gamma', 'delta', 'epsilon'].map((name) => ({ name, labels: name === 'alpha' ? { wave: 'canary' } : { ring: name < 'd' ? 'early' : 'late' } }));
+const fleet: RolloutSite[] = ['alpha', 'beta', 'gamma', 'delta', 'epsilon'].map((name) => ({ name, labels: (name === 'alpha' ? { wave: 'canary' } : { ring: name < 'd' ? 'early' : 'late' }) as Record<string, string> }));
 
 function rollout(wave = 'canary', status: RolloutFile['state']['status'] = 'progressing', halt = 1): RolloutFile {
   return {
