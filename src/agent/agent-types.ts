@@ -39,10 +39,10 @@ export interface PassOutcome {
   finishedAt: number;
 }
 
-export type Health = 'Progressing' | 'Ready' | 'Conflict' | 'Stale' | 'Failed' | 'Degraded';
+export type Health = 'Progressing' | 'Ready' | 'Conflict' | 'Stale' | 'Failed' | 'Degraded' | 'Waiting';
 
 export interface Condition {
-  type: 'Ready' | 'Degraded' | 'Conflict' | 'Stale' | 'HubConnected';
+  type: 'Ready' | 'Degraded' | 'Conflict' | 'Stale' | 'HubConnected' | 'Waiting';
   status: boolean;
   reason: string;
   message: string;

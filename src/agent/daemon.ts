@@ -64,6 +64,8 @@ export class Agent {
   private registryWatch: Watch | undefined;
   private pinsWatch: Watch | undefined;
   private retryTimer: TimerHandle | undefined;
+  /** A pass when the maintenance window opens, for switches held outside it. */
+  private windowTimer: TimerHandle | undefined;
   private started = false;
   private stopping = false;
 
@@ -222,6 +224,7 @@ export class Agent {
     this.cron?.stop();
     this.hub?.stopEvents();
     this.clock.clearTimeout(this.retryTimer);
+    this.clock.clearTimeout(this.windowTimer);
     await this.registryWatch?.close();
     await this.pinsWatch?.close();
     await this.healer?.stop();
@@ -292,6 +295,8 @@ export class Agent {
     m.models = this.view.models.map((x) => ({ model: x.model, declared: x.declared, active: x.active ?? undefined, inSync: x.active === x.desired && !x.verdictOwed }));
 
     this.scheduleRetry(result);
+    this.clock.clearTimeout(this.windowTimer);
+    this.windowTimer = result.waitUntil && !this.stopping ? this.clock.setTimeout(() => this.fire('schedule', 'maintenance window opens'), Math.max(0, Date.parse(result.waitUntil) - this.clock.now())) : undefined;
     this.reportSoon();
   }
 

@@ -61,6 +61,7 @@ export function renderFleet(sites: readonly FleetSite[], now = Date.now()): stri
     for (const m of models) if (m.verdictOwed) notes.push(`health check owed ${m.model} ${m.verdictOwed.version}`);
     // A break-glass pin is in sync with what the site was told to run, not with the registry: say so.
     for (const m of models) if (m.drift) notes.push(`pinned ${m.model} ${m.desired ?? m.active ?? '?'} (declared ${m.declared ?? '?'})`);
+    if (s.health === 'Waiting') notes.push('Waiting (window)');
     if (s.lastError && s.health !== 'Ready') notes.push(s.lastError.slice(0, 100));
     const age = Date.parse(s.receivedAt);
     const stale = staleSeconds(s, now);

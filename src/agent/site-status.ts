@@ -126,6 +126,9 @@ export class SiteStatus {
       degraded ? result.degraded.map((d) => `${d.model} ${d.version}: ${d.reason}`).join('; ') : '');
     const conflicted = result.conflicts.length > 0;
     this.setCondition('Conflict', conflicted, conflicted ? 'LocalChangeNewer' : 'None', result.conflicts.map((c) => c.detail).join('; '));
+    const waiting = result.models.filter((m) => m.outcome === 'waiting');
+    this.setCondition('Waiting', waiting.length > 0, waiting.length ? 'Window' : 'None',
+      waiting.length ? `${waiting.map((m) => `${m.model} ${m.from ?? '-'} → ${m.desired}`).join(', ')} fetched and verified; switching when the maintenance window opens${result.waitUntil ? ` (${result.waitUntil})` : ''}` : '');
     const staleness = this.stalenessSeconds();
     const stale = this.isStale(result, staleness);
     this.setCondition('Stale', stale, stale ? 'RegistryUnreachable' : 'Fresh',
@@ -185,6 +188,7 @@ export class SiteStatus {
     // Switched but not judged (a health check cut short): still on its way, never Ready.
     if (this.owed.length > 0) return 'Progressing';
     if (c('Conflict')) return 'Conflict';
+    if (c('Waiting')) return 'Waiting';
     return 'Ready';
   }
 

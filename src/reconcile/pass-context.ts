@@ -113,6 +113,8 @@ export interface PassContext {
   judged?: boolean;
   /** Milliseconds spent in each step, for the debug log and the result. */
   stepMs: Record<string, number>;
+  /** A switch is held for the maintenance window that opens then (window.ts). */
+  waitUntil?: Date;
 }
 
 export type Step = (ctx: PassContext) => Promise<void>;

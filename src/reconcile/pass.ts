@@ -142,6 +142,7 @@ async function finish(ctx: PassContext): Promise<ReconcileResult> {
     startedAt: ctx.startedAt,
     stepMs: ctx.stepMs,
     desiredFrom: ctx.fromSnapshot ? 'snapshot' : ctx.registry ? 'registry' : undefined,
+    ...(ctx.waitUntil ? { waitUntil: ctx.waitUntil.toISOString() } : {}),
   };
   const switches = changed.map((c) => `${c.model}:${c.from ?? '-'}→${c.to}`);
   const summary = {

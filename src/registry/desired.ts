@@ -7,7 +7,7 @@ import { NotFoundError, ValidationError } from '../errors.ts';
 import { resolveRollout, type RolloutSite } from '../fleet/rollout.ts';
 import { siteFilePath } from './layout.ts';
 import type { Registry, SiteDoc } from './load.ts';
-import type { SiteFile, TemplateSpec } from './schema.ts';
+import type { MaintenanceWindow, SiteFile, TemplateSpec } from './schema.ts';
 
 export const DEFAULT_RETENTION_KEEP = 3;
 
@@ -21,6 +21,8 @@ export interface ResolvedSite {
   retention: { keep: number };
   bandwidth?: { limit_kbps: number };
   templates: TemplateSpec[];
+  /** Maintenance windows; empty = the site may switch any time. */
+  windows: MaintenanceWindow[];
 }
 
 /**
@@ -41,6 +43,7 @@ export function resolveSite(registry: Registry, site: string): ResolvedSite {
     retention: { keep: merged.retention?.keep ?? DEFAULT_RETENTION_KEEP },
     bandwidth: merged.bandwidth,
     templates: merged.templates ?? [],
+    windows: merged.windows ?? [],
   };
 }
 
