@@ -79,8 +79,24 @@ program
   .option('--push', 'push afterwards')
   .option('--remote <name>', 'remote to push to', 'origin')
   .option('--token-file <file>', 'with --push: file holding the hub token (or MODELSYNC_TOKEN)')
+  .option('--now', 'switch every site at once, even when the model has a rollout policy')
   .option('--json', 'print one JSON document')
   .action((model, version, o) => run(async () => (await import('./commands/promote.ts')).promoteCommand, { ...o, model, version }));
+
+program
+  .command('rollout')
+  .description('staged rollouts: status, advance, pause, resume, abort <model>; run [--once] (the controller, for registries on other hosts)')
+  .argument('<action>', 'status | advance | pause | resume | abort | run')
+  .argument('[model]')
+  .addOption(repoOpt())
+  .option('--hub <url>', 'where the sites report (status: show each site; run: required)')
+  .option('--once', 'run: one round, then exit (cron, CI)')
+  .option('--interval <duration>', 'run: time between rounds', '30s')
+  .option('--push', 'push each step (run: pull before each round)')
+  .option('--remote <name>', 'remote to push to', 'origin')
+  .option('--token-file <file>', 'hub token, for --hub and --push (or MODELSYNC_TOKEN)')
+  .option('--json', 'print one JSON document')
+  .action((action, model, o) => run(async () => (await import('./commands/rollout.ts')).rolloutCommand, { ...o, action, model }));
 
 program
   .command('rollback')
