@@ -134,6 +134,7 @@ program
   .option('--listen <host:port>', 'address to listen on', '127.0.0.1:9080')
   .option('--tokens <file>', 'tokens file (without one, loopback clients only)')
   .option('--public-url <url>', 'base URL clients use, when behind a proxy')
+  .option('--rollout-interval <seconds>', 'seconds between rounds of the rollout controller over the hub\'s repos (0: off)', '10')
   .action((o) => run(async () => (await import('./commands/serve.ts')).serveCommand, o));
 
 program
