@@ -5,7 +5,7 @@
  * one commit per step, each undone by a stock `git revert`; people advance,
  * pause, resume and abort through the CLI.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
@@ -121,9 +121,13 @@ describe('rollout steps', () => {
     expect(reg.git('show', '--name-only', '--format=', 'HEAD').split('\n').sort()).toEqual(['registry/model_registry.yaml', 'registry/rollouts/face.yaml']);
     expect(run('rollout', 'status', 'face').stdout).toContain('no rollout of face is in progress');
 
+    // A publish of a model with a policy does not switch everyone: it leaves the promotion (the rollout) to promote.
+    const w = join(tempDir('rollout-w3-'), 'w.bin');
+    writeFileSync(w, 'three');
+    const pub = run('publish', 'face', '3', w);
+    expect(pub.stdout).toContain('Not promoted: face has a rollout policy');
+    expect(parse(readFileSync(join(reg.dir, 'registry/model_registry.yaml'), 'utf8')).models.face.current_version).toBe('2');
     // A new rollout, aborted: every site stays on current_version.
-    reg.addVersion('face', '3', { 'w.bin': 'three' });
-    reg.commit('publish face 3');
     expect(run('promote', 'face', '3').status).toBe(0);
     expect(run('rollout', 'abort', 'face').stdout).toContain('Rollout face 3: abort, every site back to 2');
     expect(existsSync(join(reg.dir, 'registry/rollouts/face.yaml'))).toBe(false);
