@@ -127,6 +127,38 @@ program
   .option('--json', 'print one JSON document')
   .action((model, o) => run(async () => (await import('./commands/list.ts')).versionsCommand, { ...o, model }));
 
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+program
+  .command('plan')
+  .description('what a change deploys where: per site and model base -> head, bytes to fetch, rendered template diffs')
+  .addOption(repoOpt(true))
+  .option('--base <rev>', 'what the sites run now (default: the merge base with the default branch)')
+  .option('--head <rev>', 'the change (default: the working tree)')
+  .option('--site <site>', 'only this site (repeatable)', collect)
+  .addOption(new Option('--format <format>', 'output format').choices(['text', 'markdown', 'json']).default('text'))
+  .option('--json', 'same as --format json')
+  .action((o) => run(async () => (await import('./commands/plan.ts')).planCommand, o));
+
+program
+  .command('render')
+  .description("render a site's templates as its agent would, printed or written under --out")
+  .requiredOption('--site <site>', 'the site')
+  .addOption(repoOpt(true))
+  .option('--rev <rev>', 'read a commit instead of the working tree')
+  .option('--store <dir>', "the site's store path the templates see", '/var/lib/modelsync')
+  .option('--out <dir>', 'write each template under this directory instead of printing it')
+  .option('--json', 'print one JSON document')
+  .action((o) => run(async () => (await import('./commands/render.ts')).renderCommand, o));
+
+program
+  .command('sites')
+  .description('site x model -> declared version, overrides and group defaults marked')
+  .addOption(repoOpt(true))
+  .option('--rev <rev>', 'read a commit instead of the working tree')
+  .option('--json', 'print one JSON document')
+  .action((o) => run(async () => (await import('./commands/sites.ts')).sitesCommand, o));
+
 program
   .command('serve')
   .description('the hub: Git smart HTTP, Git LFS, events, fleet status')

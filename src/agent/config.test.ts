@@ -1,11 +1,12 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { tempDir } from '../../test/helpers/env.ts';
 import { loadAgentConfig, parseListen, readToken } from './config.ts';
 
+// Removed after the file: these directories hold token files.
 function dir(): string {
-  return mkdtempSync(join(tmpdir(), 'modelsync-agentcfg-'));
+  return tempDir('modelsync-agentcfg-');
 }
 
 const base = `site: beta
