@@ -5,6 +5,9 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { formatProblem } from '../../src/errors.ts';
+import { desiredState } from '../../src/fleet/desired.ts';
+import { siteMatrix } from '../../src/fleet/matrix.ts';
+import { rolloutViews } from '../../src/fleet/rollouts.ts';
 import { desiredModels, resolveSite } from '../../src/registry/desired.ts';
 import { loadRegistry } from '../../src/registry/load.ts';
 import { WorkTreeSource } from '../../src/registry/source.ts';
@@ -53,6 +56,19 @@ describe('rollout file', () => {
     const versionOf = (s: string) => desiredModels(registry, resolveSite(registry, s)).get('face')!;
     expect(versionOf('alpha')).toMatchObject({ version: '2026-01-15', rollout: { wave: 'canary', reached: true } });
     for (const s of ['beta', 'gamma', 'delta']) expect(versionOf(s).version).toBe('2025-12-08');
+  });
+
+  it('is what the agent planner (desiredState), `sites` and the dashboard listing see', async () => {
+    const { registry } = await load(base());
+    expect(desiredState(registry, 'alpha').models[0]).toMatchObject({ model: 'face', version: '2026-01-15' });
+    expect(desiredState(registry, 'beta').models[0]).toMatchObject({ model: 'face', version: '2025-12-08' });
+    const m = siteMatrix(registry);
+    expect(Object.fromEntries(m.sites.map((r) => [r.site, r.models.face?.version]))).toEqual({
+      alpha: '2026-01-15', beta: '2025-12-08', delta: '2025-12-08', gamma: '2025-12-08',
+    });
+    const [view] = rolloutViews(registry);
+    expect(view).toMatchObject({ model: 'face', status: 'progressing', from: '2025-12-08', version: '2026-01-15' });
+    expect(view!.waves.map((w) => [w.name, w.reached, w.sites.length])).toEqual([['canary', true, 1], ['quarter', false, 1], ['all', false, 2]]);
   });
 
   it('lets a site override win over the rollout', async () => {
