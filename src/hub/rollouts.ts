@@ -10,6 +10,7 @@ import { readdir } from 'node:fs/promises';
 import git from 'isomorphic-git';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import type { RolloutView } from '../fleet/rollout.ts';
 import { ROLLOUTS_DIR } from '../registry/layout.ts';
 import { RolloutController } from '../rollout/controller.ts';
 import { BareRepo } from '../rollout/repo.ts';
@@ -32,6 +33,8 @@ export interface HubRolloutsOptions {
 const NUDGE_DEBOUNCE_MS = 200;
 
 export class HubRollouts {
+  /** What the last round saw, per repo, for GET /api/v1/rollouts and the dashboard. */
+  private readonly seen = new Map<string, RolloutView[]>();
   private readonly controllers = new Map<string, { branch: string; c: RolloutController }>();
   private timer: NodeJS.Timeout | undefined;
   private nudgeTimer: NodeJS.Timeout | undefined;
@@ -85,8 +88,13 @@ export class HubRollouts {
     for (const name of names) {
       if (this.stopped) return;
       try {
-        if (!(await this.hasRollouts(name))) continue;
-        await this.controllerFor(name).then((c) => c?.tick());
+        if (!(await this.hasRollouts(name))) {
+          this.seen.delete(name);
+          continue;
+        }
+        const c = await this.controllerFor(name);
+        await c?.tick();
+        this.seen.set(name, c?.views ?? []);
       } catch (err) {
         this.o.logger.warn({ repo: name, err: errorMessage(err) }, 'rollout round failed');
       }
@@ -127,6 +135,11 @@ export class HubRollouts {
     });
     this.controllers.set(name, { branch, c });
     return c;
+  }
+
+  /** Every rollout in progress on the hub's repos as of the last round, with its waves. */
+  views(): Array<RolloutView & { repo: string }> {
+    return [...this.seen].sort(([a], [b]) => (a < b ? -1 : 1)).flatMap(([repo, vs]) => vs.map((v) => ({ repo, ...v })));
   }
 
   async stop(): Promise<void> {

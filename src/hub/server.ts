@@ -273,6 +273,7 @@ export class HubServer {
     if (path === '/metrics') return only({ name: 'metrics', family: 'plain', handle: (c) => this.metricsPage(c) }, 'GET');
     if (path === '/api/v1/events') return only({ name: 'events', family: 'api', handle: (c) => this.eventStream(c) }, 'GET');
     if (path === '/api/v1/sites') return only({ name: 'sites', family: 'api', handle: (c) => this.listSites(c) }, 'GET');
+    if (path === '/api/v1/rollouts') return only({ name: 'rollouts', family: 'api', handle: (c) => this.listRollouts(c) }, 'GET');
     const site = /^\/api\/v1\/sites\/([^/]+)\/status$/.exec(path);
     if (site) return only({ name: 'site-status', family: 'api', handle: (c) => this.reportSite(c, site[1]!) }, 'POST');
     if (path.startsWith('/api/')) return { ...notFound, family: 'api' };
@@ -633,6 +634,11 @@ Fleet status: <a href="/api/v1/sites">/api/v1/sites</a> · events: <code>/api/v1
     // A site token sees only the sites it reports for.
     const filter = roleAtLeast(who.role, 'publisher') ? undefined : (s: string): boolean => maySiteReport(who, s);
     sendJson(ctx.res, 200, { sites: this.sites.list(filter) });
+  }
+
+  private async listRollouts(ctx: RequestContext): Promise<void> {
+    this.authorize(ctx, 'publisher');
+    sendJson(ctx.res, 200, { rollouts: this.rollouts?.views() ?? [] });
   }
 
   // ---- helpers ----

@@ -6,6 +6,8 @@
  */
 import { GitError, errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import type { RolloutView } from '../fleet/rollout.ts';
+import { rolloutViews } from '../fleet/rollouts.ts';
 import { modelPopulation } from '../registry/desired.ts';
 import { MODEL_REGISTRY_FILE } from '../registry/layout.ts';
 import { decide, type Decision } from './decide.ts';
@@ -36,6 +38,8 @@ export interface TickOutcome {
 export class RolloutController {
   /** Per `model@version`: when each site was first seen Ready on it (soak counts from there). */
   private readonly ready = new Map<string, Map<string, number>>();
+  /** The rollouts as the last tick left them (after its steps), for people. */
+  views: RolloutView[] = [];
 
   constructor(private readonly deps: ControllerDeps) {}
 
@@ -51,6 +55,7 @@ export class RolloutController {
     const models = [...head.registry.rollouts.keys()].sort();
     if (models.length === 0) {
       this.ready.clear();
+      this.views = [];
       return [];
     }
     const reports = await observeReports(this.deps.status);
@@ -89,6 +94,7 @@ export class RolloutController {
       if (!next) break;
       head = next;
     }
+    this.views = rolloutViews(head.registry);
     return out;
   }
 

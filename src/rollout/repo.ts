@@ -6,8 +6,10 @@
  * branch moved since it was decided.
  */
 import * as fs from 'node:fs';
+import { promises as fsp } from 'node:fs';
+import { dirname, join } from 'node:path';
 import git from 'isomorphic-git';
-import { GitError, ValidationError, type Problem } from '../errors.ts';
+import { GitError, LockedError, ValidationError, type Problem } from '../errors.ts';
 import { buildTree, commitOnBranch, commitTreeOid, currentBranch, branchHead, openWorkRepo, resolveAuthor, type TreeChange, type WorkRepo } from '../registry/git-repo.ts';
 import { loadRegistry, type Registry } from '../registry/load.ts';
 import { CommitSource, TreeSource, type RegistrySource } from '../registry/source.ts';
@@ -102,7 +104,37 @@ export class BareRepo implements RolloutRepo {
     const who = await resolveAuthor(repo, env);
     const message = step.message.endsWith('\n') ? step.message : `${step.message}\n`;
     const commit = await git.commit({ fs, gitdir: this.gitdir, message, author: who.author, committer: who.committer, tree, parent: [base], noUpdateBranch: true });
-    await git.writeRef({ fs, gitdir: this.gitdir, ref: `refs/heads/${this.branch}`, value: commit, force: true });
+    await this.moveBranch(base, commit);
     return commit;
+  }
+
+  /**
+   * Point the branch at `to` as git does: `<ref>.lock` created exclusively,
+   * written, fsynced and renamed over the ref, so a reader (http-backend
+   * serving an agent) never sees a half-written ref.
+   */
+  private async moveBranch(from: string, to: string): Promise<void> {
+    const ref = join(this.gitdir, 'refs', 'heads', ...this.branch.split('/'));
+    const lock = `${ref}.lock`;
+    await fsp.mkdir(dirname(ref), { recursive: true });
+    let fh: fsp.FileHandle | undefined;
+    try {
+      fh = await fsp.open(lock, 'wx');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new LockedError(`branch ${this.branch} is being updated (${lock} exists); nothing was committed`, { lock });
+      throw err;
+    }
+    try {
+      if ((await this.tip()) !== from) throw new GitError(`branch ${this.branch} moved while committing; nothing was committed`, { branch: this.branch });
+      await fh.writeFile(`${to}\n`);
+      await fh.sync();
+      await fh.close();
+      fh = undefined;
+      await fsp.rename(lock, ref);
+    } catch (err) {
+      await fh?.close().catch(() => {});
+      await fsp.rm(lock, { force: true }).catch(() => {});
+      throw err;
+    }
   }
 }

@@ -96,5 +96,11 @@ describe('staged rollout through the hub', () => {
     const halt = execFileSync('git', ['show', '--format=%B', '--name-only', 'HEAD'], { cwd: bare, encoding: 'utf8' });
     expect(halt).toContain('1 site Degraded on 2: beta');
     expect(halt.trim().split('\n').pop()).toBe('registry/rollouts/face.yaml');
+
+    // The hub lists the rollout and where it stands (for the dashboard and scripts).
+    await waitFor(async () => ((await (await fetch(`${th.url}/api/v1/rollouts`)).json()) as { rollouts: Array<{ status: string }> }).rollouts[0]?.status === 'halted', 'the hub listing the halted rollout');
+    const { rollouts } = (await (await fetch(`${th.url}/api/v1/rollouts`)).json()) as { rollouts: Array<Record<string, unknown> & { waves: Array<Record<string, unknown>> }> };
+    expect(rollouts[0]).toMatchObject({ repo: 'registry', model: 'face', version: '2', from: '1', status: 'halted' });
+    expect(rollouts[0]!.waves.map((w) => [w.name, w.sites])).toEqual([['canary', ['alpha']], ['early', ['beta', 'gamma']], ['all', ['delta', 'epsilon']]]);
   });
 });
