@@ -4,7 +4,7 @@
  * declares. Pure: no I/O, so the planner's inputs are easy to build in tests.
  */
 import { NotFoundError, ValidationError } from '../errors.ts';
-import { resolveRollout, type RolloutSite } from '../fleet/rollout.ts';
+import { resolveRollout, type RolloutSite } from './rollout-waves.ts';
 import { siteFilePath } from './layout.ts';
 import type { Registry, SiteDoc } from './load.ts';
 import type { MaintenanceWindow, SiteFile, TemplateSpec } from './schema.ts';
@@ -137,7 +137,7 @@ export function desiredModels(registry: Registry, site: ResolvedSite, pins: Reco
   for (const model of [...selected].sort()) {
     const info = registry.models.get(model);
     if (!info?.entry) throw new NotFoundError(`site ${site.name} selects model ${JSON.stringify(model)}, which the registry does not declare`, { model });
-    // A staged rollout decides between its `from` and `version` for this site (src/fleet/rollout.ts).
+    // A staged rollout decides between its `from` and `version` for this site (src/registry/rollout-waves.ts).
     const rollout = registry.rollouts?.get(model)?.data;
     const placed = rollout ? resolveRollout(rollout, site.name, modelPopulation(registry, model)) : undefined;
     const declared = placed?.version ?? info.entry.current_version;

@@ -1,10 +1,10 @@
 /**
  * registry/rollouts/<model>.yaml: a staged rollout in progress. Loaded and
  * checked here, every problem at the file and line that causes it; which
- * version a site gets under it is src/fleet/rollout.ts.
+ * version a site gets under it is src/registry/rollout-waves.ts.
  */
 import type { Problem } from '../errors.ts';
-import { selectWave, type RolloutSite } from '../fleet/rollout.ts';
+import { selectWave, type RolloutSite } from './rollout-waves.ts';
 import { parseDuration } from '../util/duration.ts';
 import { MODEL_REGISTRY_FILE, ROLLOUTS_DIR, ROLLOUTS_NAME, manifestPath } from './layout.ts';
 import { NAME_RE, RolloutFile, type RolloutPolicy, type Wave } from './schema.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { RolloutSite } from '../fleet/rollout.ts';
+import type { RolloutSite } from '../registry/rollout-waves.ts';
 import type { RolloutFile } from '../registry/schema.ts';
 import { conditionOn, decide, type SiteReport } from './decide.ts';
 

@@ -10,7 +10,7 @@
  *   later of `state.since` and the moment the last of them was first seen Ready;
  * - otherwise wait, saying for what.
  */
-import { reachedSites, reachedWaveCount, type RolloutSite } from '../fleet/rollout.ts';
+import { reachedSites, reachedWaveCount, type RolloutSite } from '../registry/rollout-waves.ts';
 import type { RolloutFile } from '../registry/schema.ts';
 import { formatDuration, parseDuration } from '../util/duration.ts';
 
