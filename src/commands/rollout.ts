@@ -8,6 +8,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { fetchFleet } from '../agent/fleet.ts';
 import { UsageError } from '../errors.ts';
+import { escapeControl } from '../fleet/plan-format.ts';
 import { rolloutView } from '../fleet/rollout.ts';
 import { modelPopulation } from '../registry/desired.ts';
 import { resolveRepoDir } from '../registry/open.ts';
@@ -99,7 +100,7 @@ async function status(repo: CheckoutRepo, opts: RolloutOptions, ctx: CommandCont
     printJson(ctx, { model: opts.model, commit: head.commit, rollout: { ...view, waves: view.waves.map((w) => ({ ...w, ...(reports ? { conditions: Object.fromEntries(w.sites.map((s) => [s, cond(s)])) } : {}) })) } });
     return EXIT.ok;
   }
-  const lines = [`${view.model} ${view.from} → ${view.version}: ${view.status} at wave ${doc.data.state.wave} since ${view.since}${view.reason ? ` (${view.reason})` : ''}`];
+  const lines = [`${view.model} ${view.from} → ${view.version}: ${view.status} at wave ${doc.data.state.wave} since ${view.since}${view.reason ? ` (${escapeControl(view.reason)})` : ''}`];
   for (const w of view.waves) {
     const sites = w.sites.map((s) => (reports ? `${s} (${cond(s)})` : s)).join(', ') || '(none)';
     lines.push(`  ${w.current ? '▶' : w.reached ? '✓' : ' '} ${w.name.padEnd(12)} ${w.soak ? `soak ${w.soak}`.padEnd(12) : ''.padEnd(12)} ${sites}`);
