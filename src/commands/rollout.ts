@@ -59,7 +59,7 @@ export async function rolloutCommand(opts: RolloutOptions, ctx: CommandContext):
     if (!opts.hub) throw new UsageError('rollout run needs --hub <url> (where the sites report)');
     const intervalMs = parseDuration(opts.interval ?? '30s');
     if (intervalMs === null || intervalMs < 1000) throw new UsageError(`--interval ${opts.interval}: give a duration of at least 1s, e.g. 30s`);
-    const controller = new RolloutController({ repo, status: hubSource(opts.hub, readToken(opts.tokenFile, ctx)), now: () => new Date(), logger: ctx.logger });
+    const controller = new RolloutController({ repo, status: hubSource(opts.hub, readToken(opts.tokenFile, ctx)), now: () => new Date(), logger: ctx.logger, remembers: !opts.once });
     for (;;) {
       // Decide on what the remote holds now, not on an old clone.
       if (opts.push) await run('git', ['pull', '--ff-only', '-q', opts.remote ?? 'origin'], { cwd: repoDir, env: ctx.env });

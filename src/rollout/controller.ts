@@ -24,6 +24,11 @@ export interface ControllerDeps {
   withLock?: <T>(fn: () => Promise<T>) => Promise<T>;
   /** After a step is committed (the hub emits its ref-changed event here). */
   onCommitted?: (commit: string, before: string) => Promise<void> | void;
+  /**
+   * False for a one-shot run (cron, CI): nothing remembers when sites were
+   * first seen Ready, so the soak counts from the wave's `state.since`.
+   */
+  remembers?: boolean;
 }
 
 export interface TickOutcome {
@@ -68,6 +73,7 @@ export class RolloutController {
       const now = this.deps.now();
       const { decision, readySince } = decide({
         rollout: r, population: modelPopulation(head.registry, model), reports, readySince: this.ready.get(key) ?? new Map(), now: now.getTime(),
+        ...(this.deps.remembers === false ? { firstSeen: Date.parse(r.state.since) } : {}),
       });
       this.ready.set(key, readySince);
       const outcome: TickOutcome = { model, version: r.version, decision };

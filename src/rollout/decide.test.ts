@@ -47,6 +47,12 @@ describe('controller decisions (controlled clock)', () => {
     expect(due.decision).toMatchObject({ kind: 'advance', from: 'canary', to: 'early' });
   });
 
+  it('without memory (a one-shot run), counts the soak from state.since', () => {
+    const r = rollout();
+    const d = decide({ rollout: r, population: fleet, reports: reports(on('alpha', 'v2')), readySince: new Map(), now: T0 + 30 * MIN, firstSeen: T0 });
+    expect(d.decision).toMatchObject({ kind: 'advance', to: 'early' });
+  });
+
   it('restarts the soak when a site stops being Ready', () => {
     const r = rollout();
     const a = decide({ rollout: r, population: fleet, reports: reports(on('alpha', 'v2')), readySince: new Map(), now: T0 });

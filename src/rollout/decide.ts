@@ -58,6 +58,12 @@ export interface DecideInput {
   reports: ReadonlyMap<string, SiteReport>;
   readySince: ReadySince;
   now: number;
+  /**
+   * When a site seen Ready for the first time counts as Ready from (default
+   * now). A one-shot controller (`rollout run --once`) has no memory between
+   * runs and passes the wave's `state.since`.
+   */
+  firstSeen?: number;
 }
 
 export interface DecideOutput {
@@ -74,7 +80,7 @@ export function decide(input: DecideInput): DecideOutput {
   const pending: string[] = [];
   for (const s of sites) {
     const c = conditionOn(reports.get(s), r.model, r.version);
-    if (c === 'ready') readySince.set(s, input.readySince.get(s) ?? now);
+    if (c === 'ready') readySince.set(s, input.readySince.get(s) ?? input.firstSeen ?? now);
     else if (c === 'degraded') degraded.push(s);
     else pending.push(s);
   }
