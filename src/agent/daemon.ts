@@ -32,7 +32,8 @@ import { PassQueue, QueueClosedError, type Trigger, type TriggerSource } from '.
 import { DEFAULT_SCHEDULE, CronTrigger } from './schedule.ts';
 import { SelfHealer } from './selfheal.ts';
 import { startAgentServer, type AgentServer } from './server.ts';
-import { SiteStatus } from './site-status.ts';
+import { SiteStatus, serviceModelProblems } from './site-status.ts';
+import { StoreLayout, readState } from '../store/index.ts';
 import { defaultEngine } from './templates.ts';
 import { watchLocalRegistry, watchPins, type Watch, type WatchOptions } from './watches.ts';
 
@@ -199,7 +200,17 @@ export class Agent {
     this.hub?.startEvents();
     if (!/^https?:\/\//i.test(cfg.registry)) this.registryWatch = await watchLocalRegistry(cfg.registry, this.watchOptions());
 
+    // At start, against what the last validated pass resolved (the first pass checks again).
+    const snap = await readState(new StoreLayout(cfg.store)).then(({ state }) => state.snapshot, () => undefined);
+    if (snap) this.checkServiceModels(new Set(snap.desired.map((d) => String(d.model))), 'start');
+
     this.fire('start');
+  }
+
+  /** A service naming a model the site does not run is outside the health gate: say so, loudly, every time. */
+  private checkServiceModels(siteModels: ReadonlySet<string>, when: 'start' | 'pass'): void {
+    this.view.serviceProblems = serviceModelProblems(this.config, siteModels);
+    for (const p of this.view.serviceProblems) this.logger.warn({ service: p.service, model: p.model, at: when }, p.message);
   }
 
   /** Ask for a pass; resolves when the pass that covers this request finished. */
@@ -278,6 +289,8 @@ export class Agent {
       }
     }
     this.view.record(outcome);
+    // The plan ran: its models are the ones this site runs.
+    if (result.stepMs.plan !== undefined) this.checkServiceModels(new Set(result.models.map((x) => x.model)), 'pass');
 
     const m = this.metrics;
     m.lastPassDurationSeconds = result.durationMs / 1000;
