@@ -25,7 +25,7 @@ import type { ReconcileResult } from '../reconcile/index.ts';
 import { iso, type AgentDeps, type AgentStatus, type Health, type PassOutcome } from './agent-types.ts';
 import { Backoff, systemClock, type Clock, type TimerHandle } from './clock.ts';
 import { parseListen, readSecretFile, readToken, stripHubCredentials, type AgentConfig } from './config.ts';
-import { HubLink } from './hub-link.ts';
+import { HubLink, type ReportResult } from './hub-link.ts';
 import { emptyMetrics, renderMetrics, type AgentMetrics } from './metrics.ts';
 import { PassRunner } from './pass-runner.ts';
 import { PassQueue, QueueClosedError, type Trigger, type TriggerSource } from './queue.ts';
@@ -140,12 +140,18 @@ export class Agent {
     return this.server?.url;
   }
 
+  /** How the last report to the hub went (undefined: no hub, or none sent yet). */
+  get lastReport(): ReportResult | undefined {
+    return this.hub?.lastReport;
+  }
+
   get passes(): number {
     return this.queue.passes;
   }
 
   /** One pass with services and health checks, a report to the hub, then done (`agent --once`). */
   async once(): Promise<PassOutcome> {
+    if (this.hub) this.hub.oneShot = true;
     const outcome = await this.queue.request({ source: 'manual', detail: '--once', at: this.clock.now() });
     await this.hub?.flush();
     return outcome;

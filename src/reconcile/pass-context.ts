@@ -52,6 +52,8 @@ export interface ReconcileOptions {
   signal?: AbortSignal;
   /** The pass's overall deadline (`pass_timeout`): past it the pass stops, keeps partial downloads and releases the lock. */
   timeoutMs?: number;
+  /** A store locked by another live process: wait up to this long for it (default 0: fail at once with LockedError). */
+  lockWaitMs?: number;
   /** Apply the site's retention after a pass that changed something (default true). */
   retention?: boolean;
   /** How long a server (registry or LFS) may stay silent mid-request before the pass gives up on it (default 60 s). */
