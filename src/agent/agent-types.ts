@@ -96,6 +96,11 @@ export interface AgentStatus {
   /** Models in the store the site no longer selects: kept as they are, not managed. */
   unmanaged: ReconcileResult['unmanaged'];
   services: ServiceReport[];
+  /**
+   * Services whose `models:` name a model this site does not run (a typo, a model dropped from the site):
+   * such a service is never restarted or health-checked for it, so the health gate does not cover it.
+   */
+  serviceProblems: Array<{ service: string; model: string; message: string }>;
   templates: Array<Pick<RenderOutcome, 'src' | 'dest' | 'status' | 'message'>>;
   selfHeal: { restored: number; recent: Damage[]; lastVerifyAt: string | null };
   hub: { url: string; connected: boolean; lastReportAt: string | null; lastReportError: string | null } | null;

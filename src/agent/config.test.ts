@@ -107,6 +107,17 @@ describe('loadAgentConfig', () => {
     expect(e4.message).toMatch(/--schedule: .*not a valid cron expression/);
   });
 
+  it('refuses a schedule firing more than once a minute, naming where it was set (issue 9 item 5)', async () => {
+    const d = dir();
+    writeFileSync(join(d, 'agent.yaml'), `${base}schedule: "*/10 * * * * *"\n`);
+    const e1 = await loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: d }).then(() => new Error('expected a failure'), (e: Error) => e);
+    expect(e1.message).toMatch(/agent\.yaml:10:11: schedule: "\*\/10 \* \* \* \* \*" fires 6 times a minute .*at most once a minute/);
+    const e2 = await loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: d, env: { MODELSYNC_SCHEDULE: '* * * * * *' } }).then(() => new Error('expected a failure'), (e: Error) => e);
+    expect(e2.message).toMatch(/MODELSYNC_SCHEDULE: .*fires 60 times a minute/);
+    writeFileSync(join(d, 'agent.yaml'), base);
+    expect((await loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: d, flags: { schedule: '0 * * * * *' } })).schedule).toBe('0 * * * * *');
+  });
+
   it('reports YAML syntax errors with their position', async () => {
     const d = dir();
     writeFileSync(join(d, 'agent.yaml'), 'site: beta\nservices: [\n');

@@ -25,14 +25,15 @@ import type { ReconcileResult } from '../reconcile/index.ts';
 import { iso, type AgentDeps, type AgentStatus, type Health, type PassOutcome } from './agent-types.ts';
 import { Backoff, systemClock, type Clock, type TimerHandle } from './clock.ts';
 import { parseListen, readSecretFile, readToken, stripHubCredentials, type AgentConfig } from './config.ts';
-import { HubLink } from './hub-link.ts';
+import { HubLink, type ReportResult } from './hub-link.ts';
 import { emptyMetrics, renderMetrics, type AgentMetrics } from './metrics.ts';
 import { PassRunner } from './pass-runner.ts';
 import { PassQueue, QueueClosedError, type Trigger, type TriggerSource } from './queue.ts';
 import { DEFAULT_SCHEDULE, CronTrigger } from './schedule.ts';
 import { SelfHealer } from './selfheal.ts';
 import { startAgentServer, type AgentServer } from './server.ts';
-import { SiteStatus } from './site-status.ts';
+import { SiteStatus, serviceModelProblems } from './site-status.ts';
+import { StoreLayout, readState } from '../store/index.ts';
 import { defaultEngine } from './templates.ts';
 import { watchLocalRegistry, watchPins, type Watch, type WatchOptions } from './watches.ts';
 
@@ -141,12 +142,18 @@ export class Agent {
     return this.server?.url;
   }
 
+  /** How the last report to the hub went (undefined: no hub, or none sent yet). */
+  get lastReport(): ReportResult | undefined {
+    return this.hub?.lastReport;
+  }
+
   get passes(): number {
     return this.queue.passes;
   }
 
   /** One pass with services and health checks, a report to the hub, then done (`agent --once`). */
   async once(): Promise<PassOutcome> {
+    if (this.hub) this.hub.oneShot = true;
     const outcome = await this.queue.request({ source: 'manual', detail: '--once', at: this.clock.now() });
     await this.hub?.flush();
     return outcome;
@@ -201,7 +208,17 @@ export class Agent {
     this.hub?.startEvents();
     if (!/^https?:\/\//i.test(cfg.registry)) this.registryWatch = await watchLocalRegistry(cfg.registry, this.watchOptions());
 
+    // At start, against what the last validated pass resolved (the first pass checks again).
+    const snap = await readState(new StoreLayout(cfg.store)).then(({ state }) => state.snapshot, () => undefined);
+    if (snap) this.checkServiceModels(new Set(snap.desired.map((d) => String(d.model))), 'start');
+
     this.fire('start');
+  }
+
+  /** A service naming a model the site does not run is outside the health gate: say so, loudly, every time. */
+  private checkServiceModels(siteModels: ReadonlySet<string>, when: 'start' | 'pass'): void {
+    this.view.serviceProblems = serviceModelProblems(this.config, siteModels);
+    for (const p of this.view.serviceProblems) this.logger.warn({ service: p.service, model: p.model, at: when }, p.message);
   }
 
   /** Ask for a pass; resolves when the pass that covers this request finished. */
@@ -281,6 +298,8 @@ export class Agent {
       }
     }
     this.view.record(outcome);
+    // The plan ran: its models are the ones this site runs.
+    if (result.stepMs.plan !== undefined) this.checkServiceModels(new Set(result.models.map((x) => x.model)), 'pass');
 
     const m = this.metrics;
     m.lastPassDurationSeconds = result.durationMs / 1000;

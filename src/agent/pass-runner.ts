@@ -8,6 +8,7 @@ import type { ReconcileOptions, ReconcileResult } from '../reconcile/index.ts';
 import type { ActivatedModel, PassInfo } from '../reconcile/hooks.ts';
 import { StoreLayout, readLink } from '../store/index.ts';
 import { templateContext } from '../templates/index.ts';
+import { durationMs } from '../util/duration.ts';
 import type { AgentStatus } from './agent-types.ts';
 import type { Clock } from './clock.ts';
 import type { AgentConfig } from './config.ts';
@@ -88,6 +89,7 @@ export class PassRunner {
         now: () => new Date(this.o.clock.now()),
         logger: this.o.logger,
         signal: this.o.signal,
+        timeoutMs: durationMs(config.pass_timeout),
       });
     } catch (err) {
       result = failedResult(config, err, startedAt);

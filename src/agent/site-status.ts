@@ -14,6 +14,7 @@ import type { AgentConfig } from './config.ts';
 import type { ServiceReport } from './hooks.ts';
 import { capitalise, degradedWords, readyMessage } from './pass-words.ts';
 import { nextCronRun } from './schedule.ts';
+import { suggest } from '../registry/zod-problems.ts';
 
 /** The parts of /status other rooms of the agent own. */
 export interface StatusSources {
@@ -33,6 +34,7 @@ export class SiteStatus {
   last: PassOutcome | undefined;
   models: AgentStatus['models'] = [];
   serviceReports: ServiceReport[] = [];
+  serviceProblems: AgentStatus['serviceProblems'] = [];
   /** Switches whose health verdict is owed (state.json's `verifying`): never Ready for them until judged. */
   owed: VerifyingEntry[] = [];
   lastSuccessAt: number | null = null;
@@ -239,6 +241,7 @@ export class SiteStatus {
       models: this.models,
       unmanaged: this.unmanaged,
       services: this.serviceReports,
+      serviceProblems: this.serviceProblems,
       templates: this.sources.templates(),
       selfHeal: this.sources.selfHeal(),
       hub: this.config.hub && hub
@@ -247,4 +250,21 @@ export class SiteStatus {
       lastError: r?.errors[0] ? `${r.errors[0].code}: ${r.errors[0].message.split('\n')[0]}` : null,
     };
   }
+}
+
+/** Each service model the site does not run, with the words of the warning (start, every pass, /status, the hub). */
+export function serviceModelProblems(config: Pick<AgentConfig, 'services'>, siteModels: ReadonlySet<string>): AgentStatus['serviceProblems'] {
+  const out: AgentStatus['serviceProblems'] = [];
+  const known = [...siteModels].sort();
+  for (const s of config.services) {
+    for (const model of s.models) {
+      if (siteModels.has(model)) continue;
+      out.push({
+        service: s.name,
+        model,
+        message: `service ${s.name} names model ${model}, which this site does not run${suggest(model, known)}: it is never restarted or health-checked for a switch (site models: ${known.join(', ') || 'none'})`,
+      });
+    }
+  }
+  return out;
 }

@@ -86,7 +86,7 @@ async function judgeSwitches(ctx: PassContext, hooks: ActivationHooks): Promise<
   await writeState(layout, ctx.state);
   await ctx.barrier('hooks:verifying');
   const activated: ActivatedModel[] = changed.map((a) => ({ model: a.model, version: a.version, from: a.from, currentDir: layout.link(a.model, 'current') }));
-  const stopped = (): boolean => ctx.opts.signal?.aborted === true;
+  const stopped = (): boolean => ctx.signal?.aborted === true;
   const owe = (why: string): void => {
     ctx.verdictOwed = new Set(changed.map((a) => a.model));
     const what = changed.map((a) => `${a.model} ${a.version}`).join(', ');

@@ -6,10 +6,11 @@ import { ValidationError } from '../errors.ts';
 import type { DeltaHints, LfsObject, ObjectFetcher } from '../lfs/types.ts';
 import { versionFilePath } from '../registry/layout.ts';
 import { MAX_POINTER_SIZE } from '../registry/lfs-pointer.ts';
+import { MIN_LIMIT_KBPS } from '../registry/schema.ts';
 import { observeModel } from '../store/index.ts';
 import { defaultFetcherFactory, type FetcherFactory } from './fetcher.ts';
 import { formatBytes } from './format.ts';
-import { gitObjectSize } from './git-object-size.ts';
+import { gitObjectSize } from '../registry/git-object-size.ts';
 import { loadValidated } from './load.ts';
 import { reserveSpace } from './observe.ts';
 import { MAX_PLAIN_BLOB_BYTES, type PassContext, type Step } from './pass-context.ts';
@@ -100,7 +101,7 @@ export const fetchObjects: Step = async (ctx) => {
     try {
       const res = await fetcher.fetch([...lfsNeeded.values()], {
         tmpDir: ctx.store.layout.downloadsDir,
-        signal: ctx.opts.signal,
+        signal: ctx.signal,
         delta: chunkIndexes.size === 0 ? undefined : deltaHints(ctx, chunkIndexes, deltaBases),
         onVerified: async (obj, path) => {
           await objects.adopt(path, obj);
@@ -208,7 +209,8 @@ async function makeFetcher(ctx: PassContext): Promise<ObjectFetcher> {
     lfsconfig: lfs.lfsconfig,
     token: lfs.token,
     concurrency: ctx.opts.concurrency,
-    limitKbps: ctx.site?.bandwidth?.limit_kbps,
+    // A desired state reused from an older state.json may predate the floor: it holds here too.
+    limitKbps: ctx.site?.bandwidth ? Math.max(MIN_LIMIT_KBPS, ctx.site.bandwidth.limit_kbps) : undefined,
     timeoutMs: ctx.opts.networkTimeoutMs,
     logger: ctx.logger,
   });

@@ -50,6 +50,10 @@ export interface ReconcileOptions {
   now?: () => Date;
   onProgress?: (p: PassProgress) => void;
   signal?: AbortSignal;
+  /** The pass's overall deadline (`pass_timeout`): past it the pass stops, keeps partial downloads and releases the lock. */
+  timeoutMs?: number;
+  /** A store locked by another live process: wait up to this long for it (default 0: fail at once with LockedError). */
+  lockWaitMs?: number;
   /** Apply the site's retention after a pass that changed something (default true). */
   retention?: boolean;
   /** How long a server (registry or LFS) may stay silent mid-request before the pass gives up on it (default 60 s). */
@@ -73,6 +77,8 @@ export interface Activation {
 
 export interface PassContext {
   opts: ReconcileOptions;
+  /** opts.signal, or the pass's deadline, whichever fires first: what every step stops on. */
+  signal?: AbortSignal;
   logger: Logger;
   barrier: Barrier;
   now: () => Date;

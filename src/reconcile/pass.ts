@@ -2,21 +2,27 @@
  * One reconcile pass as named steps (DESIGN.md, "Reconcile"):
  *
  *   lock → fetch registry → validate → resolve desired → observe → plan
- *        → fetch objects → build versions → switch → hooks → record state → retention
+ *        → fetch objects → build versions → repair active → switch → hooks
+ *        → record state → retention
  *
  * Each step reads and writes one PassContext; the first step that throws ends
  * the pass (per-model problems are collected instead, so one bad model does
- * not hold the others back). `finish` is the one place that turns the outcome
+ * not hold the others back), and so does the pass's deadline (`timeoutMs`).
+ * The steps live in load.ts, observe.ts, fetch-objects.ts, activate.ts and
+ * repair.ts; record.ts turns the outcome into state. `finish` is the one place that turns the outcome
  * into state.json, the summary log line and the ReconcileResult.
  */
 import { rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { PassTimeoutError } from '../errors.ts';
 import { silentLogger } from '../log.ts';
+import { formatDuration } from './format.ts';
 import { Store, emptyState, noBarrier } from '../store/index.ts';
 import { buildVersions, runHooks, switchCurrent } from './activate.ts';
 import { fetchObjects } from './fetch-objects.ts';
 import { fetchRegistry, lock, resolveDesired, validate } from './load.ts';
 import { planStep } from './observe.ts';
+import { repairActive } from './repair.ts';
 import type { PassContext, ReconcileOptions, Step } from './pass-context.ts';
 import { applyRetention, describeRegistry, outcomesOf, recordState, unmanagedModels } from './record.ts';
 import { asModelsyncError, exitCodeOf, passError, statusOf, type ReconcileResult } from './result.ts';
@@ -31,6 +37,7 @@ const STEPS: Array<[string, Step]> = [
   ['plan', planStep],
   ['fetch-objects', fetchObjects],
   ['build-versions', buildVersions],
+  ['repair-active', repairActive],
   ['switch', switchCurrent],
   ['hooks', runHooks],
 ];
@@ -41,8 +48,11 @@ const DRY_RUN_STEPS = new Set(['lock', 'fetch-registry', 'validate', 'resolve-de
 
 export async function reconcile(opts: ReconcileOptions): Promise<ReconcileResult> {
   const now = opts.now ?? (() => new Date());
+  // The deadline's timer is unref'd: it never holds a finished process open.
+  const deadline = opts.timeoutMs ? AbortSignal.timeout(opts.timeoutMs) : undefined;
   const ctx: PassContext = {
     opts,
+    signal: deadline && opts.signal ? AbortSignal.any([opts.signal, deadline]) : (deadline ?? opts.signal),
     logger: opts.logger ?? silentLogger,
     barrier: opts.barrier ?? noBarrier,
     now,
@@ -65,19 +75,32 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileResult
     unfetched: new Set(),
     stepMs: {},
   };
+  let stepName = '';
   try {
     for (const [name, step] of STEPS) {
       if (opts.dryRun && !DRY_RUN_STEPS.has(name)) break;
+      stepName = name;
       const t = performance.now();
       await step(ctx);
       ctx.stepMs[name] = Math.round(performance.now() - t);
       ctx.logger.debug({ step: name, ms: ctx.stepMs[name] }, 'step done');
+      // The step stopped on the deadline (its downloads aborted): no later step starts.
+      if (deadline?.aborted) throw passTimedOut(opts.timeoutMs!, name);
       await ctx.barrier(`step:${name}`);
     }
   } catch (err) {
     ctx.errors.push(passError(err));
   }
+  // Stopped by its deadline mid-step (a download, a health check): say so first, whatever the step reported.
+  if (deadline?.aborted && !ctx.errors.some((e) => e.code === 'PassTimeoutError')) ctx.errors.unshift(passError(passTimedOut(opts.timeoutMs!, stepName)));
   return finish(ctx);
+}
+
+function passTimedOut(timeoutMs: number, step: string): PassTimeoutError {
+  return new PassTimeoutError(
+    `the pass ran past its deadline (pass_timeout ${formatDuration(timeoutMs)}) during ${step} and stopped; what is active stays, partial downloads are kept and the next pass resumes them`,
+    { timeoutMs, step },
+  );
 }
 
 /** The one place that turns a pass into state, a log line and a result. */
