@@ -90,6 +90,11 @@ function html(text: string): string {
   return escapeControl(text).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
+/** Sites named in one table row before "and N more". */
+const MAX_SITES_PER_ROW = 12;
+/** GitHub refuses comments over 65536 characters; Gitea and GitLab allow more. Diffs stop here. */
+const COMMENT_BUDGET = 55_000;
+
 export function formatPlanMarkdown(plan: ChangePlan): string {
   const out: string[] = [];
   const invalid = plan.problems.length > 0;
@@ -104,24 +109,39 @@ export function formatPlanMarkdown(plan: ChangePlan): string {
   for (const s of plan.sites) for (const m of s.models) byModel.set(m.model, [...(byModel.get(m.model) ?? []), { site: s, m }]);
   for (const [model, rows] of [...byModel].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     out.push(`#### ${cell(model)}`, '', '| site | version | kind | files | fetch (estimate) | in full |', '|---|---|---|---|---|---|');
+    // Sites with the same change share a row: a fleet's comment stays readable.
+    const groups = new Map<string, { sites: string[]; line: (sites: string) => string }>();
     for (const { site, m } of rows) {
       const files = m.files.length === 0 ? '—' : m.files.map((f) => `${f.change} \`${cell(f.name)}\``).join('<br>');
       const est = m.full === 0 ? '0 B' : `${m.unknown ? '≤ ' : ''}${formatBytes(m.estimate)}`;
-      out.push(`| ${cell(site.site)} | ${cell(versions(m))} | ${m.kind}${m.reason === 'override' ? ' (override)' : ''} | ${files} | ${est} | ${formatBytes(m.full)} |`);
+      const rest = ` | ${cell(versions(m))} | ${m.kind}${m.reason === 'override' ? ' (override)' : ''} | ${files} | ${est} | ${formatBytes(m.full)} |`;
+      const g = groups.get(rest) ?? { sites: [], line: (sites: string) => `| ${sites}${rest}` };
+      g.sites.push(cell(site.site));
+      groups.set(rest, g);
+    }
+    for (const g of groups.values()) {
+      const shown = g.sites.length > MAX_SITES_PER_ROW ? `${g.sites.slice(0, MAX_SITES_PER_ROW).join(', ')} and ${g.sites.length - MAX_SITES_PER_ROW} more` : g.sites.join(', ');
+      out.push(g.line(shown));
     }
     out.push('');
   }
   const errors = plan.sites.filter((s) => s.errors.length > 0);
   if (errors.length > 0) {
-    out.push('#### Sites that cannot resolve head', '');
+    out.push('#### Sites that will not apply head', '');
     for (const s of errors) for (const e of s.errors) out.push(`- **${cell(s.site)}**: ${cell(e)}`);
     out.push('');
   }
   const templated = plan.sites.filter((s) => s.templates.length > 0);
   if (templated.length > 0) {
     out.push('#### Rendered templates', '');
+    let used = out.join('\n').length;
+    let omitted = 0;
     for (const s of templated) {
       for (const t of s.templates) {
+        if (used > COMMENT_BUDGET) {
+          omitted++;
+          continue;
+        }
         const note = templateNote(t);
         out.push(`<details><summary>${html(s.site)}: <code>${html(t.dest)}</code> (from <code>${html(t.src)}</code>)${html(note)}</summary>`, '');
         if (t.diff) {
@@ -130,8 +150,10 @@ export function formatPlanMarkdown(plan: ChangePlan): string {
           out.push(`${f}diff`, text, f);
         }
         out.push('', '</details>', '');
+        used = out.join('\n').length;
       }
     }
+    if (omitted > 0) out.push(`${plural(omitted, 'more template diff')} not shown (a pull-request comment holds about 64 KB); \`modelsync plan\` prints them all.`, '');
   }
   if (plan.sites.length > 0) out.push(`${plural(plan.unaffected, 'other site')} unaffected. Fetch sizes are for a site that holds the version before the change (after a rollback, one that kept the older version as previous fetches nothing); chunk deltas are counted where both versions carry a chunk index (≤: an index was not available, so an upper bound). Local pins live on the sites and are not known here.`);
   return `${out.join('\n').trimEnd()}\n`;

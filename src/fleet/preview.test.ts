@@ -150,9 +150,45 @@ describe('markdown', () => {
     expect(md.split('\n')[0]).toBe('### modelsync plan: 2 of 3 sites change, 1 unaffected; sites fetch ≈ 519 KiB (8.0 MiB in full) in all');
     expect(md).toContain('#### face\n\n| site | version | kind | files | fetch (estimate) | in full |\n|---|---|---|---|---|---|\n| alpha | 1 → 2 | upgrade | changed `w.bin` | 513 KiB | 8.0 MiB |');
     expect(md).toContain('#### ssd\n');
-    expect(md).toContain('| gamma | 2025-02-01 → 2025-01-01 | rollback |');
+    // Sites with the same change share a row.
+    expect(md).toContain('| alpha, gamma | 2025-02-01 → 2025-01-01 | rollback |');
     expect(md).toContain('<details><summary>alpha: <code>face.yaml</code>');
     // The template's ``` run is inside a longer fence.
     expect(md).toContain('````diff\n');
+  });
+});
+
+describe('markdown for a fleet', () => {
+  it('groups sites with the same change into one row and stays under a comment\'s size limit', async () => {
+    const fleet: Record<string, string> = {};
+    for (let i = 0; i < 200; i++) fleet[`sites/s${String(i).padStart(3, '0')}.yaml`] = 'models: [face]\ntemplates:\n  - {src: templates/big.j2, dest: big.yaml}\n';
+    fleet['templates/big.j2'] = `{% for i in range(60) %}line {{ i }} {{ site.name }} {{ models.face.dir }}\n{% endfor %}`;
+    const files = { ...BASE_FILES, ...fleet };
+    const base = await side({ ...files, 'registry/model_registry.yaml': REG({ face: '1', ssd: '2025-02-01' }) }, 'main');
+    const head = await side({ ...files, 'registry/model_registry.yaml': REG({ face: '2', ssd: '2025-02-01' }) }, 'feature');
+    const plan = planChange({ base, head, problems: [], chunks: () => undefined });
+    expect(plan.sites).toHaveLength(201);
+    const md = formatPlanMarkdown(plan);
+    expect(md.length).toBeLessThan(65_536);
+    const rows = md.split('\n').filter((l) => l.includes('| 1 → 2 |'));
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatch(/^\| alpha, s000, s001, .*, s010 and 189 more \| 1 → 2 \| upgrade \|/);
+    expect(md).toMatch(/\d+ more template diffs not shown/);
+    // The text form has everything.
+    expect(formatPlanText(plan)).toContain('line 59 s199 /var/lib/modelsync/models/face/2');
+  });
+});
+
+describe('a site file removed at head', () => {
+  it('is listed as removed with what its agent does (nothing), not as models removed', async () => {
+    const base = await side({ ...BASE_FILES, 'registry/model_registry.yaml': REG({ face: '1', ssd: '2025-02-01' }) }, 'main');
+    const files: Record<string, string> = { ...BASE_FILES, 'registry/model_registry.yaml': REG({ face: '1', ssd: '2025-02-01' }) };
+    delete files['sites/gamma.yaml'];
+    const head = await side(files, 'feature');
+    const plan = planChange({ base, head, problems: [], chunks: () => undefined });
+    expect(plan.sites).toHaveLength(1);
+    expect(plan.sites[0]).toMatchObject({ site: 'gamma', status: 'removed', full: 0, estimate: 0, models: [], templates: [] });
+    expect(plan.sites[0]!.errors[0]).toMatch(/its agent changes nothing/);
+    expect(formatPlanText(plan)).toContain('site gamma (site file removed)');
   });
 });

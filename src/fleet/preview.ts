@@ -131,8 +131,10 @@ function previewSite(site: string, input: PreviewInput, store: string, baseT: Te
   const head = resolveSide(input.head.registry, site);
   const inBase = input.base.registry.sites.has(site);
   const inHead = input.head.registry.sites.has(site);
-  const errors = head.error ? [head.error] : [];
   const status: SitePreview['status'] = !inBase && inHead ? 'added' : inBase && !inHead ? 'removed' : 'changed';
+  // The agent of a site whose file is gone fails its passes ("not declared") and keeps running what it has.
+  if (status === 'removed') head.error = `sites/${site}.yaml is removed: its agent changes nothing and reports the site as not declared`;
+  const errors = head.error ? [head.error] : [];
 
   const models: ModelChange[] = [];
   // A head that does not resolve changes nothing on the site (its agent refuses the commit).
