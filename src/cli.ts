@@ -87,7 +87,7 @@ program
   .command('rollout')
   .description('staged rollouts: status, advance, pause, resume, abort <model>; run [--once] (the controller, for registries on other hosts)')
   .argument('<action>', 'status | advance | pause | resume | abort | run')
-  .argument('[model]')
+  .argument('[model]', 'the model (status without one lists every rollout in progress)')
   .addOption(repoOpt())
   .option('--hub <url>', 'where the sites report (status: show each site; run: required)')
   .option('--once', 'run: one round, then exit (cron, CI)')

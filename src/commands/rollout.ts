@@ -10,6 +10,7 @@ import { fetchFleet } from '../agent/fleet.ts';
 import { UsageError } from '../errors.ts';
 import { escapeControl } from '../fleet/plan-format.ts';
 import { rolloutView } from '../fleet/rollout.ts';
+import { rolloutViews } from '../fleet/rollouts.ts';
 import { modelPopulation } from '../registry/desired.ts';
 import { resolveRepoDir } from '../registry/open.ts';
 import { pushAfterCommit, type PushResult } from '../registry/push.ts';
@@ -47,7 +48,7 @@ function hubSource(hub: string, token: string | undefined): StatusSource {
 export async function rolloutCommand(opts: RolloutOptions, ctx: CommandContext): Promise<number> {
   const action = opts.action ?? '';
   if (!ACTIONS.has(action)) throw new UsageError(`unknown rollout action ${JSON.stringify(action)} (status, advance, pause, resume, abort, run)`);
-  if (action !== 'run' && !opts.model) throw new UsageError(`rollout ${action} needs a model`);
+  if (action !== 'run' && action !== 'status' && !opts.model) throw new UsageError(`rollout ${action} needs a model`);
   const repoDir = await resolveRepoDir(ctx.cwd, opts.repo);
   const repo = new CheckoutRepo(repoDir, ctx.env);
   if (action === 'status') return status(repo, opts, ctx);
@@ -87,6 +88,19 @@ export async function rolloutCommand(opts: RolloutOptions, ctx: CommandContext):
 
 async function status(repo: CheckoutRepo, opts: RolloutOptions, ctx: CommandContext): Promise<number> {
   const head = await repo.head();
+  if (!opts.model) {
+    // Every rollout in progress, one line each.
+    const views = head ? rolloutViews(head.registry) : [];
+    if (opts.json) printJson(ctx, { commit: head?.commit, rollouts: views });
+    else if (views.length === 0) ctx.out('no rollout in progress');
+    else {
+      ctx.out(views.map((v) => {
+        const reached = v.waves.filter((w) => w.reached).length;
+        return `${v.model} ${v.from} → ${v.version}: ${v.status}, ${reached}/${v.waves.length} waves reached (${v.waves.map((w) => `${w.name}${w.current ? '*' : ''}`).join(', ')})`;
+      }).join('\n'));
+    }
+    return EXIT.ok;
+  }
   const doc = head?.registry.rollouts.get(opts.model!);
   if (!head || !doc) {
     if (opts.json) printJson(ctx, { model: opts.model, rollout: null });

@@ -102,5 +102,5 @@ describe('staged rollout through the hub', () => {
     const { rollouts } = (await (await fetch(`${th.url}/api/v1/rollouts`)).json()) as { rollouts: Array<Record<string, unknown> & { waves: Array<Record<string, unknown>> }> };
     expect(rollouts[0]).toMatchObject({ repo: 'registry', model: 'face', version: '2', from: '1', status: 'halted' });
     expect(rollouts[0]!.waves.map((w) => [w.name, w.sites])).toEqual([['canary', ['alpha']], ['early', ['beta', 'gamma']], ['all', ['delta', 'epsilon']]]);
-  });
+  }, 120_000);
 });

@@ -44,5 +44,5 @@ describe('rollout run --once', () => {
     const status = await run('rollout', 'status', 'face', '--hub', th.url);
     expect(status.stdout).toContain('face 1 → 2: halted at wave all');
     expect(status.stdout).toMatch(/all +beta \(degraded\)/);
-  });
+  }, 120_000);
 });

@@ -98,7 +98,7 @@ describe('rollout steps', () => {
       'Rollout face 2: wave canary → north',
       'Rollout face 2: start, wave canary',
     ]);
-  });
+  }, 120_000);
 
   it('people advance, pause, resume and abort; the last advance finishes: current_version set, file removed', () => {
     const reg = registry();
@@ -108,6 +108,7 @@ describe('rollout steps', () => {
     expect(run('rollout', 'pause', 'face').stdout).toContain('Rollout face 2: pause at wave canary');
     expect(rolloutFile(reg).state.status).toBe('paused');
     expect(run('rollout', 'resume', 'face').stdout).toContain('Rollout face 2: resume at wave canary');
+    expect(run('rollout', 'status').stdout).toBe('face 1 → 2: progressing, 1/3 waves reached (canary*, north, all)\n');
     const st = run('rollout', 'status', 'face');
     expect(st.stdout).toContain('face 1 → 2: progressing at wave canary');
     expect(st.stdout).toMatch(/▶ canary +soak 10m +alpha/);
@@ -135,5 +136,5 @@ describe('rollout steps', () => {
     const now = run('promote', 'face', '3', '--now');
     expect(now.stdout).toContain('Promoted face: 2 -> 3');
     expect(existsSync(join(reg.dir, 'registry/rollouts/face.yaml'))).toBe(false);
-  });
+  }, 120_000);
 });
