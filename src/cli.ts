@@ -87,8 +87,24 @@ program
   .option('--token-file <file>', 'with --push: file holding the hub token (or MODELSYNC_TOKEN)')
   .option('--sign', "sign the commit with git's signing config (user.signingkey, gpg.format), as git commit -S (default when commit.gpgsign is true)")
   .option('--no-sign', 'do not sign, even when commit.gpgsign is true')
+  .option('--now', 'switch every site at once, even when the model has a rollout policy')
   .option('--json', 'print one JSON document')
   .action((model, version, o) => run(async () => (await import('./commands/promote.ts')).promoteCommand, { ...o, model, version }));
+
+program
+  .command('rollout')
+  .description('staged rollouts: status, advance, pause, resume, abort <model>; run [--once] (the controller, for registries on other hosts)')
+  .argument('<action>', 'status | advance | pause | resume | abort | run')
+  .argument('[model]', 'the model (status without one lists every rollout in progress)')
+  .addOption(repoOpt())
+  .option('--hub <url>', 'where the sites report (status: show each site; run: required)')
+  .option('--once', 'run: one round, then exit (cron, CI)')
+  .option('--interval <duration>', 'run: time between rounds', '30s')
+  .option('--push', 'push each step (run: pull before each round)')
+  .option('--remote <name>', 'remote to push to', 'origin')
+  .option('--token-file <file>', 'hub token, for --hub and --push (or MODELSYNC_TOKEN)')
+  .option('--json', 'print one JSON document')
+  .action((action, model, o) => run(async () => (await import('./commands/rollout.ts')).rolloutCommand, { ...o, action, model }));
 
 program
   .command('rollback')
@@ -160,6 +176,7 @@ program
   .option('--listen <host:port>', 'address to listen on', '127.0.0.1:9080')
   .option('--tokens <file>', 'tokens file (without one, loopback clients only)')
   .option('--public-url <url>', 'base URL clients use, when behind a proxy')
+  .option('--rollout-interval <seconds>', 'seconds between rounds of the rollout controller over the hub\'s repos (0: off)', '10')
   .action((o) => run(async () => (await import('./commands/serve.ts')).serveCommand, o));
 
 program

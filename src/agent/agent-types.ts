@@ -39,10 +39,10 @@ export interface PassOutcome {
   finishedAt: number;
 }
 
-export type Health = 'Progressing' | 'Ready' | 'Conflict' | 'Stale' | 'Failed' | 'Degraded' | 'Stalled';
+export type Health = 'Progressing' | 'Ready' | 'Conflict' | 'Stale' | 'Failed' | 'Degraded' | 'Stalled' | 'Waiting';
 
 export interface Condition {
-  type: 'Ready' | 'Degraded' | 'Conflict' | 'Stale' | 'HubConnected' | 'Stalled';
+  type: 'Ready' | 'Degraded' | 'Conflict' | 'Stale' | 'HubConnected' | 'Stalled' | 'Waiting';
   status: boolean;
   reason: string;
   message: string;
@@ -96,6 +96,11 @@ export interface AgentStatus {
   /** Models in the store the site no longer selects: kept as they are, not managed. */
   unmanaged: ReconcileResult['unmanaged'];
   services: ServiceReport[];
+  /**
+   * Services whose `models:` name a model this site does not run (a typo, a model dropped from the site):
+   * such a service is never restarted or health-checked for it, so the health gate does not cover it.
+   */
+  serviceProblems: Array<{ service: string; model: string; message: string }>;
   templates: Array<Pick<RenderOutcome, 'src' | 'dest' | 'status' | 'message'>>;
   selfHeal: { restored: number; recent: Damage[]; lastVerifyAt: string | null };
   hub: { url: string; connected: boolean; lastReportAt: string | null; lastReportError: string | null } | null;

@@ -26,14 +26,15 @@ import { loadPolicy } from '../trust/index.ts';
 import { iso, type AgentDeps, type AgentStatus, type Health, type PassOutcome } from './agent-types.ts';
 import { Backoff, systemClock, type Clock, type TimerHandle } from './clock.ts';
 import { parseListen, readSecretFile, readToken, stripHubCredentials, type AgentConfig } from './config.ts';
-import { HubLink } from './hub-link.ts';
+import { HubLink, type ReportResult } from './hub-link.ts';
 import { emptyMetrics, renderMetrics, type AgentMetrics } from './metrics.ts';
 import { PassRunner } from './pass-runner.ts';
 import { PassQueue, QueueClosedError, type Trigger, type TriggerSource } from './queue.ts';
 import { DEFAULT_SCHEDULE, CronTrigger } from './schedule.ts';
 import { SelfHealer } from './selfheal.ts';
 import { startAgentServer, type AgentServer } from './server.ts';
-import { SiteStatus } from './site-status.ts';
+import { SiteStatus, serviceModelProblems } from './site-status.ts';
+import { StoreLayout, readState } from '../store/index.ts';
 import { defaultEngine } from './templates.ts';
 import { watchLocalRegistry, watchPins, type Watch, type WatchOptions } from './watches.ts';
 
@@ -65,6 +66,8 @@ export class Agent {
   private registryWatch: Watch | undefined;
   private pinsWatch: Watch | undefined;
   private retryTimer: TimerHandle | undefined;
+  /** A pass when the maintenance window opens, for switches held outside it. */
+  private windowTimer: TimerHandle | undefined;
   private started = false;
   private stopping = false;
 
@@ -142,12 +145,18 @@ export class Agent {
     return this.server?.url;
   }
 
+  /** How the last report to the hub went (undefined: no hub, or none sent yet). */
+  get lastReport(): ReportResult | undefined {
+    return this.hub?.lastReport;
+  }
+
   get passes(): number {
     return this.queue.passes;
   }
 
   /** One pass with services and health checks, a report to the hub, then done (`agent --once`). */
   async once(): Promise<PassOutcome> {
+    if (this.hub) this.hub.oneShot = true;
     const outcome = await this.queue.request({ source: 'manual', detail: '--once', at: this.clock.now() });
     await this.hub?.flush();
     return outcome;
@@ -202,7 +211,17 @@ export class Agent {
     this.hub?.startEvents();
     if (!/^https?:\/\//i.test(cfg.registry)) this.registryWatch = await watchLocalRegistry(cfg.registry, this.watchOptions());
 
+    // At start, against what the last validated pass resolved (the first pass checks again).
+    const snap = await readState(new StoreLayout(cfg.store)).then(({ state }) => state.snapshot, () => undefined);
+    if (snap) this.checkServiceModels(new Set(snap.desired.map((d) => String(d.model))), 'start');
+
     this.fire('start');
+  }
+
+  /** A service naming a model the site does not run is outside the health gate: say so, loudly, every time. */
+  private checkServiceModels(siteModels: ReadonlySet<string>, when: 'start' | 'pass'): void {
+    this.view.serviceProblems = serviceModelProblems(this.config, siteModels);
+    for (const p of this.view.serviceProblems) this.logger.warn({ service: p.service, model: p.model, at: when }, p.message);
   }
 
   /** Ask for a pass; resolves when the pass that covers this request finished. */
@@ -225,6 +244,7 @@ export class Agent {
     this.cron?.stop();
     this.hub?.stopEvents();
     this.clock.clearTimeout(this.retryTimer);
+    this.clock.clearTimeout(this.windowTimer);
     await this.registryWatch?.close();
     await this.pinsWatch?.close();
     await this.healer?.stop();
@@ -281,6 +301,8 @@ export class Agent {
       }
     }
     this.view.record(outcome);
+    // The plan ran: its models are the ones this site runs.
+    if (result.stepMs.plan !== undefined) this.checkServiceModels(new Set(result.models.map((x) => x.model)), 'pass');
 
     const m = this.metrics;
     m.lastPassDurationSeconds = result.durationMs / 1000;
@@ -297,6 +319,8 @@ export class Agent {
     m.models = this.view.models.map((x) => ({ model: x.model, declared: x.declared, active: x.active ?? undefined, inSync: x.active === x.desired && !x.verdictOwed }));
 
     this.scheduleRetry(result);
+    this.clock.clearTimeout(this.windowTimer);
+    this.windowTimer = result.waitUntil && !this.stopping ? this.clock.setTimeout(() => this.fire('schedule', 'maintenance window opens'), Math.max(0, Date.parse(result.waitUntil) - this.clock.now())) : undefined;
     this.reportSoon();
   }
 

@@ -52,6 +52,8 @@ export class HubLink {
   lastReportAt: number | null = null;
   lastReportError: string | null = null;
   lastReport: ReportResult | undefined;
+  /** `agent --once`: there is no next pass to report after. */
+  oneShot = false;
 
   constructor(private readonly o: HubLinkOptions) {}
 
@@ -152,7 +154,7 @@ export class HubLink {
       const res = await this.o.fetch(url, { method: 'POST', headers, body: JSON.stringify(this.o.status()), signal });
       httpStatus = res.status;
       const text = await res.text().catch(() => '');
-      if (!res.ok) throw new Error(`hub answered ${res.status}${text ? `: ${text.slice(0, 200)}` : ''}`);
+      if (!res.ok) throw new Error(`hub answered ${res.status}${text.trim() ? `: ${text.trim().slice(0, 200)}` : ''}`);
       if (this.lastReportError) {
         this.o.logger.info('status reports reach the hub again');
         this.events?.reconnectNow();
@@ -162,7 +164,7 @@ export class HubLink {
       this.lastReport = { ok: true, httpStatus };
     } catch (err) {
       const why = `POST ${redactUrl(url)}: ${requestErrorMessage(err)}`;
-      if (this.lastReportError === null) this.o.logger.warn({ reason: why }, 'cannot report status to the hub; will report after the next pass');
+      if (this.lastReportError === null || this.oneShot) this.o.logger.warn({ reason: why }, this.oneShot ? 'cannot report status to the hub; the hub will not show this pass' : 'cannot report status to the hub; will report after the next pass');
       this.lastReportError = why;
       this.lastReport = { ok: false, error: why, ...(httpStatus !== undefined ? { httpStatus } : {}) };
     }

@@ -85,6 +85,8 @@ export class PassRunner {
         expectedCommit,
         hooks,
         concurrency: config.concurrency,
+        // The agent's clock decides maintenance windows too (tests drive it).
+        now: () => new Date(this.o.clock.now()),
         logger: this.o.logger,
         signal: this.o.signal,
         ...(config.verify ? { verify: config.verify } : {}),

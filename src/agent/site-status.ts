@@ -14,6 +14,7 @@ import type { AgentConfig } from './config.ts';
 import type { ServiceReport } from './hooks.ts';
 import { capitalise, degradedWords, readyMessage } from './pass-words.ts';
 import { nextCronRun } from './schedule.ts';
+import { suggest } from '../registry/zod-problems.ts';
 
 /** The parts of /status other rooms of the agent own. */
 export interface StatusSources {
@@ -33,6 +34,7 @@ export class SiteStatus {
   last: PassOutcome | undefined;
   models: AgentStatus['models'] = [];
   serviceReports: ServiceReport[] = [];
+  serviceProblems: AgentStatus['serviceProblems'] = [];
   /** Switches whose health verdict is owed (state.json's `verifying`): never Ready for them until judged. */
   owed: VerifyingEntry[] = [];
   lastSuccessAt: number | null = null;
@@ -129,6 +131,9 @@ export class SiteStatus {
       degraded ? result.degraded.map((d) => `${d.model} ${d.version}: ${d.reason}`).join('; ') : '');
     const conflicted = result.conflicts.length > 0;
     this.setCondition('Conflict', conflicted, conflicted ? 'LocalChangeNewer' : 'None', result.conflicts.map((c) => c.detail).join('; '));
+    const waiting = result.models.filter((m) => m.outcome === 'waiting');
+    this.setCondition('Waiting', waiting.length > 0, waiting.length ? 'Window' : 'None',
+      waiting.length ? `${waiting.map((m) => `${m.model} ${m.from ?? '-'} → ${m.desired}`).join(', ')} fetched and verified; switching when the maintenance window opens${result.waitUntil ? ` (${result.waitUntil})` : ''}` : '');
     const staleness = this.stalenessSeconds();
     const stale = this.isStale(result, staleness);
     this.setCondition('Stale', stale, stale ? 'RegistryUnreachable' : 'Fresh',
@@ -189,6 +194,7 @@ export class SiteStatus {
     // Switched but not judged (a health check cut short): still on its way, never Ready.
     if (this.owed.length > 0) return 'Progressing';
     if (c('Conflict')) return 'Conflict';
+    if (c('Waiting')) return 'Waiting';
     return 'Ready';
   }
 
@@ -239,6 +245,7 @@ export class SiteStatus {
       models: this.models,
       unmanaged: this.unmanaged,
       services: this.serviceReports,
+      serviceProblems: this.serviceProblems,
       templates: this.sources.templates(),
       selfHeal: this.sources.selfHeal(),
       hub: this.config.hub && hub
@@ -247,4 +254,21 @@ export class SiteStatus {
       lastError: r?.errors[0] ? `${r.errors[0].code}: ${r.errors[0].message.split('\n')[0]}` : null,
     };
   }
+}
+
+/** Each service model the site does not run, with the words of the warning (start, every pass, /status, the hub). */
+export function serviceModelProblems(config: Pick<AgentConfig, 'services'>, siteModels: ReadonlySet<string>): AgentStatus['serviceProblems'] {
+  const out: AgentStatus['serviceProblems'] = [];
+  const known = [...siteModels].sort();
+  for (const s of config.services) {
+    for (const model of s.models) {
+      if (siteModels.has(model)) continue;
+      out.push({
+        service: s.name,
+        model,
+        message: `service ${s.name} names model ${model}, which this site does not run${suggest(model, known)}: it is never restarted or health-checked for a switch (site models: ${known.join(', ') || 'none'})`,
+      });
+    }
+  }
+  return out;
 }

@@ -47,6 +47,7 @@ export async function publishCommand(opts: PublishOptions, ctx: CommandContext):
   ctx.out(`Published ${r.model} ${r.version} (${r.files.length} file${r.files.length === 1 ? '' : 's'}) in commit ${r.commit.slice(0, 12)} on ${r.branch}`);
   for (const f of r.files) ctx.out(`  ${f.name}  ${f.size} bytes  sha256:${f.sha256}${f.storage === 'blob' ? '  (plain blob)' : ''}`);
   if (r.promoted) ctx.out(r.previous ? `Promoted: ${r.model} ${r.previous} -> ${r.version}` : `Promoted: ${r.model} is now at ${r.version}`);
+  else if (opts.promote !== false) ctx.out(`Not promoted: ${r.model} has a rollout policy; start the staged rollout with: modelsync promote ${r.model} ${r.version}`);
   else ctx.out(`Not promoted; make it current with: modelsync promote ${r.model} ${r.version}`);
   if (pushed) ctx.out(`Pushed ${pushed.branch} to ${pushed.remote} (${pushed.uploaded} LFS object${pushed.uploaded === 1 ? '' : 's'} uploaded, ${pushed.skipped} already there)`);
   else ctx.out('Not pushed; sites see it once you push (git push, or modelsync publish --push next time).');

@@ -11,6 +11,7 @@ import { StoreLayout } from '../store/layout.ts';
 import { printJson, type CommandContext } from './context.ts';
 import { formatBytes, formatDuration } from '../reconcile/format.ts';
 import type { VerifySettings } from '../trust/index.ts';
+import { durationMs } from '../util/duration.ts';
 
 export interface ReconcileCommandOptions {
   config?: string;
@@ -48,8 +49,11 @@ export function readToken(tokenFile: string | undefined, ctx: CommandContext): s
   return env ? env : undefined;
 }
 
+/** How long `reconcile` waits for a store locked by a running pass (an agent's), saying so. */
+export const RECONCILE_LOCK_WAIT_MS = 120_000;
+
 export async function reconcileCommand(given: ReconcileCommandOptions, ctx: CommandContext): Promise<number> {
-  const { opts, token } = await withAgentConfig(given, ctx);
+  const { opts, token, passTimeoutMs } = await withAgentConfig(given, ctx);
   if (!opts.site || !opts.registry || !opts.store) throw new UsageError('reconcile needs --site, --registry and --store (or --config <agent.yaml>)');
   const concurrency = opts.concurrency === undefined ? undefined : Number(opts.concurrency);
   if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64)) {
@@ -80,6 +84,9 @@ export async function reconcileCommand(given: ReconcileCommandOptions, ctx: Comm
     logger,
     onProgress: bar?.update,
     ...verifySettings(opts, ctx),
+    // An agent's pass holds the lock for a while: wait for it (bounded) rather than fail at once.
+    lockWaitMs: opts.dryRun ? 0 : RECONCILE_LOCK_WAIT_MS,
+    ...(passTimeoutMs !== undefined ? { timeoutMs: passTimeoutMs } : {}),
   });
   bar?.done();
   if (!opts.dryRun && result.changed.length > 0) await nudgeAgent(resolve(ctx.cwd, opts.store), logger);
@@ -97,7 +104,7 @@ export async function reconcileCommand(given: ReconcileCommandOptions, ctx: Comm
  * rather than retyping them. Flags win over the file; the token is the
  * agent's (token_file, MODELSYNC_TOKEN) unless --token-file is given.
  */
-async function withAgentConfig(opts: ReconcileCommandOptions, ctx: CommandContext): Promise<{ opts: ReconcileCommandOptions; token: string | undefined }> {
+async function withAgentConfig(opts: ReconcileCommandOptions, ctx: CommandContext): Promise<{ opts: ReconcileCommandOptions; token: string | undefined; passTimeoutMs?: number }> {
   if (!opts.config) return { opts, token: readToken(opts.tokenFile, ctx) };
   const { loadAgentConfig, readToken: agentToken } = await import('../agent/config.ts');
   const cfg = await loadAgentConfig({
@@ -112,7 +119,7 @@ async function withAgentConfig(opts: ReconcileCommandOptions, ctx: CommandContex
   });
   const merged = { ...opts, site: cfg.site, registry: cfg.registry, store: cfg.store, branch: cfg.branch, verify: cfg.verify };
   const token = opts.tokenFile || ctx.env.MODELSYNC_TOKEN_FILE ? readToken(opts.tokenFile, ctx) : await agentToken(cfg, ctx.env);
-  return { opts: merged, token };
+  return { opts: merged, token, passTimeoutMs: durationMs(cfg.pass_timeout) };
 }
 
 /** The site's verify settings: agent.yaml's block (--config) with the flags over it, or the flags alone. */

@@ -28,6 +28,10 @@ export interface HubOptions {
   /** Base URL clients use (behind a proxy); LFS hrefs are built from it. */
   publicUrl?: string;
   limits?: Partial<HubLimits>;
+  /** Seconds between rounds of the rollout controller over the hub's repos; 0 turns it off (default 10). */
+  rolloutIntervalS?: number;
+  /** The rollout controller's clock (tests). */
+  rolloutNow?: () => Date;
 }
 
 export interface Hub {
@@ -62,6 +66,8 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     heartbeatMs: opts.heartbeatMs ?? 15_000,
     publicUrl: opts.publicUrl,
     limits: { ...DEFAULT_LIMITS, ...opts.limits },
+    rolloutIntervalMs: (opts.rolloutIntervalS ?? 10) * 1000,
+    rolloutNow: opts.rolloutNow,
   });
   const url = await server.listen(host, port);
   if (tokens) logger.info({ url, data, tokens: tokens.size }, 'hub listening');

@@ -20,6 +20,7 @@ import { LfsObjects } from './lfs-objects.ts';
 import type { HubLimits } from './limits.ts';
 import { Metrics } from './metrics.ts';
 import { RepoStore, diffRefs, repoNameProblem } from './repos.ts';
+import { HubRollouts } from './rollouts.ts';
 import { SitesStatus, siteNameProblem } from './sites-status.ts';
 import { Slots } from './slots.ts';
 import { listenError } from '../util/listen-error.ts';
@@ -32,6 +33,10 @@ export interface HubServerOptions {
   heartbeatMs: number;
   publicUrl?: string;
   limits: HubLimits;
+  /** Rounds of the rollout controller over the hub's repos (0: no controller). */
+  rolloutIntervalMs?: number;
+  /** The controller's clock (tests). */
+  rolloutNow?: () => Date;
 }
 
 /** How a route reports errors. */
@@ -82,6 +87,7 @@ export class HubServer {
   readonly events: EventHub;
   readonly sites: SitesStatus;
   readonly metrics = new Metrics();
+  readonly rollouts: HubRollouts | undefined;
   private readonly actions = new ActionTokens();
   private readonly inflight = new Set<ServerResponse>();
   private readonly gitSlots: Slots;
@@ -126,6 +132,11 @@ export class HubServer {
     this.countRejected = m.counter('modelsync_hub_lfs_uploads_rejected_total', 'LFS uploads refused, by reason.');
     this.countRefEvents = m.counter('modelsync_hub_ref_events_total', 'Ref change events published.');
     this.countAuthFailures = m.counter('modelsync_hub_auth_failures_total', 'Requests refused for missing or invalid credentials (401) or insufficient role (403).');
+    if (opts.rolloutIntervalMs) {
+      this.rollouts = new HubRollouts({
+        repos: this.repos, sites: this.sites, events: this.events, logger: opts.logger, intervalMs: opts.rolloutIntervalMs, now: opts.rolloutNow, onEvent: () => this.countRefEvents(),
+      });
+    }
     m.gauge('modelsync_hub_lfs_objects', 'LFS objects on disk across repositories (counted at start, then as they are stored).', () => this.lfsObjectCount);
     m.gauge('modelsync_hub_event_subscribers', 'Open server-sent event streams.', () => this.events.subscriberCount);
     m.gauge('modelsync_hub_sites', 'Sites with a stored status report.', () => this.sites.size);
@@ -166,12 +177,14 @@ export class HubServer {
     const shownHost = host === '0.0.0.0' || host === '::' || host === '' ? '127.0.0.1' : host;
     this.baseUrl = `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${addr.port}`;
     void this.countObjectsOnDisk();
+    this.rollouts?.start();
     return this.baseUrl;
   }
 
   /** Stop accepting, end event streams, let in-flight requests finish (up to the grace period). */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      await this.rollouts?.stop();
       const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
       this.events.close();
       this.server.closeIdleConnections();
@@ -261,6 +274,7 @@ export class HubServer {
     if (path === '/metrics') return only({ name: 'metrics', family: 'plain', handle: (c) => this.metricsPage(c) }, 'GET');
     if (path === '/api/v1/events') return only({ name: 'events', family: 'api', handle: (c) => this.eventStream(c) }, 'GET');
     if (path === '/api/v1/sites') return only({ name: 'sites', family: 'api', handle: (c) => this.listSites(c) }, 'GET');
+    if (path === '/api/v1/rollouts') return only({ name: 'rollouts', family: 'api', handle: (c) => this.listRollouts(c) }, 'GET');
     const site = /^\/api\/v1\/sites\/([^/]+)\/status$/.exec(path);
     if (site) return only({ name: 'site-status', family: 'api', handle: (c) => this.reportSite(c, site[1]!) }, 'POST');
     if (path.startsWith('/api/')) return { ...notFound, family: 'api' };
@@ -613,6 +627,7 @@ Fleet status: <a href="/api/v1/sites">/api/v1/sites</a> · events: <code>/api/v1
     if (nestedDeeperThan(body, this.opts.limits.jsonDepth)) throw new HttpError(422, 'InvalidReport', `a status report may nest at most ${this.opts.limits.jsonDepth} levels deep`);
     const rec = await this.sites.put(site, body as Record<string, unknown>);
     sendJson(ctx.res, 200, { ok: true, site, receivedAt: rec.receivedAt });
+    this.rollouts?.nudge();
   }
 
   private async listSites(ctx: RequestContext): Promise<void> {
@@ -620,6 +635,11 @@ Fleet status: <a href="/api/v1/sites">/api/v1/sites</a> · events: <code>/api/v1
     // A site token sees only the sites it reports for.
     const filter = roleAtLeast(who.role, 'publisher') ? undefined : (s: string): boolean => maySiteReport(who, s);
     sendJson(ctx.res, 200, { sites: this.sites.list(filter) });
+  }
+
+  private async listRollouts(ctx: RequestContext): Promise<void> {
+    this.authorize(ctx, 'publisher');
+    sendJson(ctx.res, 200, { rollouts: this.rollouts?.views() ?? [] });
   }
 
   // ---- helpers ----

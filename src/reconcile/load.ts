@@ -2,11 +2,12 @@
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ValidationError } from '../errors.ts';
+import { LockedError, ValidationError } from '../errors.ts';
 import { desiredState } from '../fleet/desired.ts';
+import { formatDuration } from './format.ts';
 import type { ResolvedSite } from '../registry/desired.ts';
 import { loadRegistry, type Registry } from '../registry/load.ts';
-import { acquireLock, pinMap, readState, type StoreState } from '../store/index.ts';
+import { acquireLock, pinMap, readState, type StoreLock, type StoreState } from '../store/index.ts';
 import type { PassContext, Step } from './pass-context.ts';
 import type { DesiredInput } from './plan.ts';
 import { openRegistry } from './registry-access.ts';
@@ -19,7 +20,7 @@ export const lock: Step = async (ctx) => {
     return;
   }
   await ctx.store.ensure();
-  ctx.lock = await acquireLock(ctx.store.layout.lockFile, `reconcile ${ctx.opts.site}`);
+  ctx.lock = await lockWaiting(ctx);
   const loaded = await readState(ctx.store.layout, { moveAsideCorrupt: true });
   if (loaded.warning) {
     ctx.warnings.push(loaded.warning);
@@ -88,3 +89,29 @@ export const resolveDesired: Step = async (ctx) => {
   ctx.site = state.site;
   ctx.desired = state.models;
 };
+
+/**
+ * The store lock; held by another live process (a running agent's pass), it is
+ * waited for up to `lockWaitMs`, saying so once, then LockedError as before.
+ */
+async function lockWaiting(ctx: PassContext): Promise<StoreLock> {
+  const path = ctx.store.layout.lockFile;
+  const purpose = `reconcile ${ctx.opts.site}`;
+  const waitMs = ctx.opts.lockWaitMs ?? 0;
+  const until = performance.now() + waitMs;
+  let said = false;
+  for (;;) {
+    try {
+      const lock = await acquireLock(path, purpose);
+      if (said) ctx.logger.warn({ waitedMs: Math.round(performance.now() - (until - waitMs)) }, 'store lock taken; going on');
+      return lock;
+    } catch (err) {
+      if (!(err instanceof LockedError) || performance.now() >= until || ctx.signal?.aborted) throw err;
+      if (!said) {
+        ctx.logger.warn({ holder: err.data }, `${err.message}; waiting up to ${formatDuration(waitMs)} for it`);
+        said = true;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}

@@ -53,6 +53,8 @@ export interface ReconcileOptions {
   signal?: AbortSignal;
   /** The pass's overall deadline (`pass_timeout`): past it the pass stops, keeps partial downloads and releases the lock. */
   timeoutMs?: number;
+  /** A store locked by another live process: wait up to this long for it (default 0: fail at once with LockedError). */
+  lockWaitMs?: number;
   /** Apply the site's retention after a pass that changed something (default true). */
   retention?: boolean;
   /** How long a server (registry or LFS) may stay silent mid-request before the pass gives up on it (default 60 s). */
@@ -122,6 +124,8 @@ export interface PassContext {
   judged?: boolean;
   /** Milliseconds spent in each step, for the debug log and the result. */
   stepMs: Record<string, number>;
+  /** A switch is held for the maintenance window that opens then (window.ts). */
+  waitUntil?: Date;
 }
 
 export type Step = (ctx: PassContext) => Promise<void>;

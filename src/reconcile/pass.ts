@@ -2,11 +2,14 @@
  * One reconcile pass as named steps (DESIGN.md, "Reconcile"):
  *
  *   lock → fetch registry → validate → resolve desired → observe → plan
- *        → fetch objects → build versions → switch → hooks → record state → retention
+ *        → fetch objects → build versions → repair active → switch → hooks
+ *        → record state → retention
  *
  * Each step reads and writes one PassContext; the first step that throws ends
  * the pass (per-model problems are collected instead, so one bad model does
- * not hold the others back). `finish` is the one place that turns the outcome
+ * not hold the others back), and so does the pass's deadline (`timeoutMs`).
+ * The steps live in load.ts, observe.ts, fetch-objects.ts, activate.ts and
+ * repair.ts; record.ts turns the outcome into state. `finish` is the one place that turns the outcome
  * into state.json, the summary log line and the ReconcileResult.
  */
 import { rm } from 'node:fs/promises';
@@ -172,6 +175,7 @@ async function finish(ctx: PassContext): Promise<ReconcileResult> {
     startedAt: ctx.startedAt,
     stepMs: ctx.stepMs,
     desiredFrom: ctx.fromSnapshot ? 'snapshot' : ctx.registry ? 'registry' : undefined,
+    ...(ctx.waitUntil ? { waitUntil: ctx.waitUntil.toISOString() } : {}),
   };
   const switches = changed.map((c) => `${c.model}:${c.from ?? '-'}→${c.to}`);
   const summary = {

@@ -66,6 +66,8 @@ export interface ModelPlan {
   bytes: number;
   /** A local decision differs from the registry (a pin). */
   drift?: string;
+  /** Fetched and verified but not switched: outside the site's maintenance window (window.ts). */
+  held?: 'window';
 }
 
 export interface PlanInput {

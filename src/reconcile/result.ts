@@ -11,6 +11,7 @@ export type ModelOutcomeKind =
   | 'activated'   // current switched (or repaired) to the desired version
   | 'planned'     // dry run: what would happen
   | 'conflict'    // left alone
+  | 'waiting'     // fetched and verified, switched when the site's maintenance window opens
   | 'degraded'    // switched, failed its health check, switched back (or skipped: failed before at this commit)
   | 'failed';     // an error stopped this model; its current is untouched
 
@@ -88,6 +89,8 @@ export interface ReconcileResult {
   stepMs: Record<string, number>;
   /** Whether the desired state was read from the registry or reused from the last validated pass at the same commit. */
   desiredFrom?: 'registry' | 'snapshot';
+  /** Switches are held outside the maintenance window; the next one opens then (ISO 8601). */
+  waitUntil?: string;
 }
 
 export const EXIT_CODES = { ok: 0, error: 1, conflicts: 3, degraded: 4 } as const;

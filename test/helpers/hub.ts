@@ -23,6 +23,8 @@ export interface TestHubOptions {
   data?: string;
   /** Reuse a tokens file written by an earlier startTestHub. */
   tokensFile?: string;
+  /** Seconds between rollout controller rounds (the hub's default otherwise). */
+  rolloutIntervalS?: number;
 }
 
 export interface TestSecrets {
@@ -74,7 +76,7 @@ export async function startTestHub(opts: TestHubOptions = {}): Promise<TestHub> 
     tokensFile = join(tempDir('modelsync-tokens-'), 'tokens.yaml');
     writeFileSync(tokensFile, `${lines.join('\n')}\n`);
   }
-  const hub = await startHub({ data, listen: '127.0.0.1:0', tokensFile, heartbeatMs: opts.heartbeatMs, limits: opts.limits, logger: opts.logger });
+  const hub = await startHub({ data, listen: '127.0.0.1:0', tokensFile, heartbeatMs: opts.heartbeatMs, limits: opts.limits, logger: opts.logger, rolloutIntervalS: opts.rolloutIntervalS });
   running.push(hub);
   const base = new URL(hub.url);
   return {
