@@ -103,6 +103,8 @@ program
   .option('--push', 'push each step (run: pull before each round)')
   .option('--remote <name>', 'remote to push to', 'origin')
   .option('--token-file <file>', 'hub token, for --hub and --push (or MODELSYNC_TOKEN)')
+  .option('--sign', "sign each step with git's signing config (default when commit.gpgsign is true), so sites with verify: accept it")
+  .option('--no-sign', 'do not sign, even when commit.gpgsign is true')
   .option('--json', 'print one JSON document')
   .action((action, model, o) => run(async () => (await import('./commands/rollout.ts')).rolloutCommand, { ...o, action, model }));
 

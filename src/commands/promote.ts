@@ -5,7 +5,7 @@ import { withInterrupts } from '../registry/interrupt.ts';
 import { promoteVersion } from '../registry/promote.ts';
 import { checkPushRemote, pushAfterCommit } from '../registry/push.ts';
 import { resolveRepoDir } from '../registry/open.ts';
-import { commandSigner } from '../trust/sign.ts';
+import { commandSigner, type Signer } from '../trust/sign.ts';
 import { EXIT, printJson, type CommandContext } from './context.ts';
 import { readToken } from './reconcile.ts';
 
@@ -52,8 +52,8 @@ export async function pushAuth(
  * file (see src/rollout/). With --now a rollout in progress is aborted (its
  * own commit) and the promotion switches everyone.
  */
-async function stagedPromote(repoDir: string, opts: PromoteOptions, ctx: CommandContext): Promise<StepResult | undefined> {
-  const repo = new CheckoutRepo(repoDir, ctx.env);
+async function stagedPromote(repoDir: string, opts: PromoteOptions, ctx: CommandContext, sign: Signer | undefined): Promise<StepResult | undefined> {
+  const repo = new CheckoutRepo(repoDir, ctx.env, sign);
   if (opts.now) {
     await abortIfRunning(repo, opts.model ?? '', new Date()).catch((err: unknown) => {
       if (!(err instanceof ValidationError)) throw err; // an invalid head: promote reports it
@@ -72,7 +72,7 @@ export async function promoteCommand(opts: PromoteOptions, ctx: CommandContext):
   const auth = await pushAuth(opts, repoDir, ctx);
   // Before anything is committed: a missing signing key stops the command, not a commit half made.
   const sign = await commandSigner(opts.sign, repoDir, ctx.env);
-  const staged = await stagedPromote(repoDir, opts, ctx);
+  const staged = await stagedPromote(repoDir, opts, ctx, sign);
   if (staged) {
     const pushed = opts.push ? await pushAfterCommit({ repoDir, remote: opts.remote ?? 'origin', env: ctx.env, ...auth, logger: ctx.logger }, `started the rollout of ${opts.model}`, staged.commit) : undefined;
     if (opts.json) printJson(ctx, { ok: true, rollout: true, ...staged, pushed });

@@ -19,6 +19,7 @@ import { conditionOn } from '../rollout/decide.ts';
 import { manualStep, type ManualAction } from '../rollout/manual.ts';
 import { observeReports, type StatusSource } from '../rollout/observe.ts';
 import { CheckoutRepo } from '../rollout/repo.ts';
+import { commandSigner } from '../trust/sign.ts';
 import { parseDuration } from '../util/duration.ts';
 import { EXIT, printJson, type CommandContext } from './context.ts';
 import { pushAuth } from './promote.ts';
@@ -36,6 +37,8 @@ export interface RolloutOptions {
   hub?: string;
   once?: boolean;
   interval?: string;
+  /** Sign each step with git's signing config; default: as commit.gpgsign says. */
+  sign?: boolean;
   json?: boolean;
 }
 
@@ -50,8 +53,9 @@ export async function rolloutCommand(opts: RolloutOptions, ctx: CommandContext):
   if (!ACTIONS.has(action)) throw new UsageError(`unknown rollout action ${JSON.stringify(action)} (status, advance, pause, resume, abort, run)`);
   if (action !== 'run' && action !== 'status' && !opts.model) throw new UsageError(`rollout ${action} needs a model`);
   const repoDir = await resolveRepoDir(ctx.cwd, opts.repo);
-  const repo = new CheckoutRepo(repoDir, ctx.env);
-  if (action === 'status') return status(repo, opts, ctx);
+  if (action === 'status') return status(new CheckoutRepo(repoDir, ctx.env), opts, ctx);
+  // Before anything is committed: a missing signing key stops the command, not a step half made.
+  const repo = new CheckoutRepo(repoDir, ctx.env, await commandSigner(opts.sign, repoDir, ctx.env));
   const auth = await pushAuth(opts, repoDir, ctx);
   const push = async (what: string, commit: string): Promise<PushResult | undefined> =>
     opts.push ? pushAfterCommit({ repoDir, remote: opts.remote ?? 'origin', env: ctx.env, ...auth, logger: ctx.logger }, what, commit) : undefined;

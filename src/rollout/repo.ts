@@ -45,7 +45,8 @@ async function validateTree(repo: WorkRepo, tree: string, what: string): Promise
 
 /** A checkout: commits with the same machinery (and checks) as promote, working tree kept in step. */
 export class CheckoutRepo implements RolloutRepo {
-  constructor(readonly dir: string, private readonly env: NodeJS.ProcessEnv) {}
+  /** `sign` signs each step as `--sign` does for promote, so sites that verify signatures accept the steps. */
+  constructor(readonly dir: string, private readonly env: NodeJS.ProcessEnv, private readonly sign?: (payload: string) => Promise<string>) {}
 
   get name(): string {
     return this.dir;
@@ -60,7 +61,7 @@ export class CheckoutRepo implements RolloutRepo {
   async apply(step: Step, base: string): Promise<string> {
     const repo = await openWorkRepo(this.dir);
     const r = await commitOnBranch(repo, {
-      env: this.env, what: `refusing to commit "${step.message.split('\n')[0]}"`,
+      env: this.env, sign: this.sign, what: `refusing to commit "${step.message.split('\n')[0]}"`,
       prepare: async (b) => {
         if (b.commit !== base) throw new GitError(`branch ${b.branch} moved (now ${b.commit?.slice(0, 12)}) since the step was decided on ${base.slice(0, 12)}; nothing was committed`, { branch: b.branch });
         return { message: step.message, changes: step.changes, extra: undefined };

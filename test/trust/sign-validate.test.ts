@@ -3,7 +3,7 @@
  * (stock git verifies the result), and `validate --verify-signatures` lets
  * CI refuse a pull request that verifying sites would refuse.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { cli, git, isolatedGitEnv, tempDir } from '../helpers/env.ts';
@@ -62,6 +62,34 @@ describe('--sign', () => {
     const out = ok(['validate', '--verify-signatures', '--allowed-signers', signers, '--base', base], dir);
     expect(out).toContain('signatures ok: 4 commits in');
     expect(out.match(/^signed {5}[0-9a-f]{12} {2}author@example.test SHA256:/gm)).toHaveLength(4);
+  });
+
+  it('a staged promote and rollout steps --sign: every step commit verifies, so sites with verify: follow the rollout', () => {
+    const dir = registry();
+    g(dir, 'config', 'gpg.format', 'ssh');
+    g(dir, 'config', 'user.signingkey', ssh.keyFile);
+    ok(['publish', 'm', '2025-01-01', modelFile('one'), '--sign'], dir);
+    ok(['publish', 'm', '2025-02-01', modelFile('two'), '--sign', '--no-promote'], dir);
+    writeFileSync(join(dir, 'sites/alpha.yaml'), 'labels: {wave: canary}\n');
+    const regFile = join(dir, 'registry/model_registry.yaml');
+    const text = readFileSync(regFile, 'utf8').replace(/(current_version: "2025-01-01"\n)/, '$1    rollout:\n      waves:\n        - {name: canary, sites: {labels: {wave: canary}}, soak: 1m}\n        - {name: all, sites: all}\n      halt: {degraded: 1}\n');
+    expect(text).toContain('rollout:');
+    writeFileSync(regFile, text);
+    g(dir, 'add', '-A');
+    g(dir, '-c', 'commit.gpgsign=true', 'commit', '-q', '--no-verify', '-m', 'm: rollout policy');
+    const base = g(dir, 'rev-parse', 'HEAD');
+    expect(ok(['promote', 'm', '2025-02-01', '--sign'], dir)).toContain('rollout status m');
+    ok(['rollout', 'pause', 'm', '--sign'], dir);
+    ok(['rollout', 'resume', 'm', '--sign'], dir);
+    const commits = g(dir, 'rev-list', `${base}..HEAD`).split('\n');
+    expect(commits).toHaveLength(3);
+    for (const c of commits) {
+      const r = git(['-c', `gpg.ssh.allowedSignersFile=${signers}`, 'verify-commit', c], { cwd: dir, env, allowFail: true });
+      expect(r.status, r.stderr).toBe(0);
+    }
+    // Without --sign (and no commit.gpgsign) a step is unsigned, which a verifying site refuses.
+    ok(['rollout', 'pause', 'm'], dir);
+    expect(git(['-c', `gpg.ssh.allowedSignersFile=${signers}`, 'verify-commit', 'HEAD'], { cwd: dir, env, allowFail: true }).status).not.toBe(0);
   });
 
   it('promote --sign with OpenPGP (gpg.format default, user.signingkey a fingerprint): stock git and modelsync verify it', () => {
