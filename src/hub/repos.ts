@@ -5,7 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { lfsObjectRelPath } from '../registry/lfs-pointer.ts';
@@ -58,6 +58,12 @@ export class RepoStore {
   /** git-lfs's own layout inside the bare repo, so `git lfs` run there finds the objects. */
   objectPath(name: string, oid: string): string {
     return join(this.gitDir(name), lfsObjectRelPath(oid));
+  }
+
+  /** The repositories on disk, by name (`registry` for repos/registry.git). */
+  async list(): Promise<string[]> {
+    const names = await readdir(this.reposDir).catch(() => [] as string[]);
+    return names.filter((n) => n.endsWith('.git') && !repoNameProblem(n.slice(0, -4))).map((n) => n.slice(0, -4)).sort();
   }
 
   async exists(name: string): Promise<boolean> {
