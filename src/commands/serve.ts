@@ -8,6 +8,7 @@ export interface ServeOptions {
   listen?: string;
   tokens?: string;
   publicUrl?: string;
+  notify?: string;
 }
 
 /**
@@ -21,9 +22,10 @@ export async function serveCommand(opts: ServeOptions, ctx: CommandContext): Pro
     listen: opts.listen,
     tokensFile: opts.tokens === undefined ? undefined : resolve(ctx.cwd, opts.tokens),
     publicUrl: opts.publicUrl,
+    notifyFile: opts.notify === undefined ? undefined : resolve(ctx.cwd, opts.notify),
     logger: ctx.logger,
   });
-  ctx.out(`modelsync hub listening on ${hub.url} (data: ${hub.dataDir})`);
+  ctx.out(`modelsync hub listening on ${hub.url} (data: ${hub.dataDir}); dashboard at ${opts.publicUrl ?? hub.url}/`);
   const signal = await new Promise<NodeJS.Signals>((done) => {
     const on = (s: NodeJS.Signals): void => {
       process.off('SIGINT', on);

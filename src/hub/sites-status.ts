@@ -48,6 +48,8 @@ export class SitesStatus extends EventEmitter<{ report: [SiteRecord]; transition
   private readonly writes = new Map<string, Promise<void>>();
   /** Each site's condition as last derived (a report or a sweep). */
   private readonly conditions = new Map<string, SiteCondition>();
+  /** Each site's last condition other than a pass's Progressing: what transitions are between. */
+  private readonly settled = new Map<string, string>();
   private readonly history: Transition[] = [];
   private seq = 0;
   private readonly now: () => Date;
@@ -82,7 +84,9 @@ export class SitesStatus extends EventEmitter<{ report: [SiteRecord]; transition
         const rec = JSON.parse(await readFile(join(this.dir, f), 'utf8')) as SiteRecord;
         if (rec.site === site && typeof rec.receivedAt === 'string' && rec.report && typeof rec.report === 'object') {
           this.byName.set(site, rec);
-          this.conditions.set(site, this.derive(rec));
+          const c = this.derive(rec);
+          this.conditions.set(site, c);
+          this.settled.set(site, c.condition);
         }
         else this.logger.warn({ file: join(this.dir, f) }, 'ignoring malformed site status file');
       } catch (err) {
@@ -113,14 +117,18 @@ export class SitesStatus extends EventEmitter<{ report: [SiteRecord]; transition
   }
 
   /**
-   * Every site's last report, flattened as `{...report, site, receivedAt}`
-   * (the hub's two fields win over anything the report says), sorted by site.
+   * Every site's last report, flattened as `{...report, site, receivedAt,
+   * condition, conditionReason}` (the hub's fields win over anything the
+   * report says), sorted by site.
    */
   list(filter?: (site: string) => boolean): Array<Record<string, unknown>> {
     return [...this.byName.values()]
       .filter((r) => !filter || filter(r.site))
       .sort((a, b) => a.site.localeCompare(b.site))
-      .map((r) => ({ ...r.report, site: r.site, receivedAt: r.receivedAt }));
+      .map((r) => {
+        const c = this.conditions.get(r.site);
+        return { ...r.report, site: r.site, receivedAt: r.receivedAt, condition: c?.condition ?? 'Unknown', conditionReason: c?.reason ?? '' };
+      });
   }
 
   /** Every site's last record, in no particular order. */
@@ -161,12 +169,19 @@ export class SitesStatus extends EventEmitter<{ report: [SiteRecord]; transition
     return siteCondition(rec.report, Date.parse(rec.receivedAt), this.now().getTime(), this.staleFactor);
   }
 
+  /**
+   * Every pass passes through Progressing; a transition is recorded only
+   * when the settled condition changes (Ready → Progressing → Ready is no
+   * news, Degraded → Progressing → Ready is a recovery).
+   */
   private update(site: string, next: SiteCondition): void {
-    const was = this.conditions.get(site);
     this.conditions.set(site, next);
-    if (was && was.condition === next.condition) return;
+    const was = this.settled.get(site);
+    if (next.condition === 'Progressing' && was !== undefined) return;
+    if (was === next.condition) return;
+    this.settled.set(site, next.condition);
     this.seq += 1;
-    const t: Transition = { seq: this.seq, at: this.now().toISOString(), site, from: was?.condition ?? null, to: next.condition, reason: next.reason.slice(0, 300) };
+    const t: Transition = { seq: this.seq, at: this.now().toISOString(), site, from: was ?? null, to: next.condition, reason: next.reason.slice(0, 300) };
     this.history.push(t);
     // Dropping from the front of a small array is cheap; the ring never exceeds historySize.
     if (this.history.length > this.historySize) this.history.splice(0, this.history.length - this.historySize);
