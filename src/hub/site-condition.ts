@@ -41,6 +41,20 @@ export function str(v: unknown, max = 300): string {
 export function schedulePeriodSeconds(report: ReportView, now: number): number {
   const expr = str(report.schedule, 100);
   if (!expr) return DEFAULT_PERIOD_S;
+  // Every report of every site asks; a fleet shares a handful of schedules.
+  const hit = periodCache.get(expr);
+  if (hit && now - hit.at < PERIOD_CACHE_MS && now >= hit.at) return hit.period;
+  const period = computePeriod(expr, now);
+  if (periodCache.size >= PERIOD_CACHE_SIZE) periodCache.delete(periodCache.keys().next().value!);
+  periodCache.set(expr, { period, at: now });
+  return period;
+}
+
+const periodCache = new Map<string, { period: number; at: number }>();
+const PERIOD_CACHE_SIZE = 256;
+const PERIOD_CACHE_MS = 3_600_000;
+
+function computePeriod(expr: string, now: number): number {
   try {
     const a = nextCronRun(expr, now);
     const b = a === null ? null : nextCronRun(expr, a);
