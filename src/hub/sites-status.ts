@@ -172,12 +172,13 @@ export class SitesStatus extends EventEmitter<{ report: [SiteRecord]; transition
   /**
    * Every pass passes through Progressing; a transition is recorded only
    * when the settled condition changes (Ready → Progressing → Ready is no
-   * news, Degraded → Progressing → Ready is a recovery).
+   * news, Degraded → Progressing → Ready is a recovery, and a new site's
+   * first transition is to where its first pass lands).
    */
   private update(site: string, next: SiteCondition): void {
     this.conditions.set(site, next);
     const was = this.settled.get(site);
-    if (next.condition === 'Progressing' && was !== undefined) return;
+    if (next.condition === 'Progressing') return;
     if (was === next.condition) return;
     this.settled.set(site, next.condition);
     this.seq += 1;

@@ -60,7 +60,7 @@ describe('dashboard in chromium', () => {
     });
     const url = await Promise.race([keptUrl, demo.then(() => { throw new Error(`demo ended early:\n${lines.join('\n')}`); })]);
     expect(lines.join('\n')).toMatch(/dashboard: http:\/\/127\.0\.0\.1:\d+\//);
-    const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     try {
       await page.goto(url);
       await expect.poll(() => page.textContent('#conn'), { timeout: 5000 }).toContain('live');

@@ -23,7 +23,7 @@ th{background:var(--soft);font-weight:600;position:sticky;top:0}
 tr:last-child td{border-bottom:0}
 td.site{font-weight:600}
 .v{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.9em}
-.cell small{display:block;color:var(--mute)}
+.cell small{display:block;color:var(--mute);white-space:normal;max-width:16rem}
 .cell.degraded{background:color-mix(in srgb,var(--bad) 12%,transparent)}
 .cell.conflict{background:color-mix(in srgb,var(--conf) 12%,transparent)}
 .cell.progressing{background:color-mix(in srgb,var(--warn) 12%,transparent)}

@@ -19,6 +19,10 @@ export function conditionClass(condition: string): string {
   return (KNOWN_CONDITIONS as readonly string[]).includes(word) ? `c-${word.toLowerCase()}` : 'c-other';
 }
 
+function clip(s: string, n: number): string {
+  return s.length > n ? `${s.slice(0, n - 1)}…` : s;
+}
+
 export function formatAge(ms: number): string {
   const s = Math.max(0, Math.round(ms / 1000));
   if (s < 90) return `${s} s ago`;
@@ -44,7 +48,7 @@ function cell(c: Cell | undefined): string {
   if (!c) return '<td class="cell mute">–</td>';
   const title = c.note ? ` title="${esc(c.note)}"` : '';
   const declared = c.declared && c.declared !== c.active ? `<small>declared <span class="v">${esc(c.declared)}</span></small>` : '';
-  const note = c.state === 'ok' ? '' : `<small>${esc(c.state)}${c.note ? `: ${esc(c.note.slice(0, 80))}` : ''}</small>`;
+  const note = c.state === 'ok' ? '' : `<small>${esc(c.state)}${c.note ? `: ${esc(clip(c.note, 100))}` : ''}</small>`;
   return `<td class="cell ${c.state}" data-state="${c.state}"${title}><span class="v">${esc(c.active || '-')}</span>${declared}${note}</td>`;
 }
 
@@ -55,7 +59,7 @@ function timelineItem(e: TimelineEntry, now: number): string {
   }
   const t = e.transition;
   const from = t.from === null ? '' : `${esc(t.from)} → `;
-  return `<li data-kind="transition">${ago(t.at, now)}<span class="kind">site</span><span><b>${esc(t.site)}</b> ${from}<span class="${conditionClass(t.to)}">${esc(t.to)}</span></span>${t.reason ? `<span class="mute">${esc(t.reason.slice(0, 160))}</span>` : ''}</li>`;
+  return `<li data-kind="transition">${ago(t.at, now)}<span class="kind">site</span><span><b>${esc(t.site)}</b> ${from}<span class="${conditionClass(t.to)}">${esc(t.to)}</span></span>${t.reason ? `<span class="mute">${esc(clip(t.reason, 200))}</span>` : ''}</li>`;
 }
 
 export function renderDashboard(v: DashboardView, opts: { nonce: string; base: string; now: number }): string {
