@@ -62,13 +62,11 @@ export function renderFleet(sites: readonly FleetSite[], now = Date.now()): stri
     // A break-glass pin is in sync with what the site was told to run, not with the registry: say so.
     for (const m of models) if (m.drift) notes.push(`pinned ${m.model} ${m.desired ?? m.active ?? '?'} (declared ${m.declared ?? '?'})`);
     if (s.lastError && s.health !== 'Ready') notes.push(s.lastError.slice(0, 100));
-    if (s.condition === 'Stale' && typeof s.conditionReason === 'string') notes.push(s.conditionReason);
     const age = Date.parse(s.receivedAt);
     const stale = staleSeconds(s, now);
     return [
       s.site,
-      // The hub's condition: it also knows a site gone silent (Stale) or stopped.
-      String(s.condition ?? s.health ?? 'unknown'),
+      String(s.health ?? 'unknown'),
       typeof s.commit === 'string' ? s.commit.slice(0, 12) : '-',
       Number.isFinite(age) ? `${formatDuration(Math.max(0, now - age))} ago` : '-',
       stale === null ? '-' : formatAge(stale),
