@@ -49,6 +49,10 @@ program
   .addOption(repoOpt(true))
   .option('--rev <rev>', 'validate a commit (branch, tag or oid) instead of the working tree')
   .option('--staged', 'validate what is staged (what the next commit would record)')
+  .option('--verify-signatures', 'also check commit signatures as a verifying site would: the tip (--rev, default HEAD), or every commit since --base')
+  .option('--allowed-signers <file>', "with --verify-signatures: trusted SSH keys (ssh-keygen's allowed_signers format)")
+  .option('--gpg-keys <file>', 'with --verify-signatures: trusted armored OpenPGP public keys')
+  .option('--base <rev>', 'with --verify-signatures: check every commit in <rev>..HEAD (a pull request: its target branch)')
   .option('--json', 'print one JSON document')
   .action((o) => run(async () => (await import('./commands/validate.ts')).validateCommand, o));
 
@@ -67,6 +71,8 @@ program
   .option('--source <text>', 'manifest source field')
   .option('--description <text>', 'manifest description')
   .option('--message <msg>', 'commit message')
+  .option('--sign', "sign the commit with git's signing config (user.signingkey, gpg.format), as git commit -S (default when commit.gpgsign is true)")
+  .option('--no-sign', 'do not sign, even when commit.gpgsign is true')
   .option('--json', 'print one JSON document')
   .action((model, version, files, o) => run(async () => (await import('./commands/publish.ts')).publishCommand, { ...o, model, version, files }));
 
@@ -79,6 +85,8 @@ program
   .option('--push', 'push afterwards')
   .option('--remote <name>', 'remote to push to', 'origin')
   .option('--token-file <file>', 'with --push: file holding the hub token (or MODELSYNC_TOKEN)')
+  .option('--sign', "sign the commit with git's signing config (user.signingkey, gpg.format), as git commit -S (default when commit.gpgsign is true)")
+  .option('--no-sign', 'do not sign, even when commit.gpgsign is true')
   .option('--json', 'print one JSON document')
   .action((model, version, o) => run(async () => (await import('./commands/promote.ts')).promoteCommand, { ...o, model, version }));
 
@@ -91,6 +99,8 @@ program
   .option('--push', 'push afterwards')
   .option('--remote <name>', 'remote to push to', 'origin')
   .option('--token-file <file>', 'with --push: file holding the hub token (or MODELSYNC_TOKEN)')
+  .option('--sign', "sign the commit with git's signing config (user.signingkey, gpg.format), as git commit -S (default when commit.gpgsign is true)")
+  .option('--no-sign', 'do not sign, even when commit.gpgsign is true')
   .option('--json', 'print one JSON document')
   .action((model, o) => run(async () => (await import('./commands/rollback.ts')).rollbackCommand, { ...o, model }));
 
@@ -110,6 +120,38 @@ program
   .option('--rev <rev>', 'read a commit instead of the working tree')
   .option('--json', 'print one JSON document')
   .action((model, o) => run(async () => (await import('./commands/list.ts')).versionsCommand, { ...o, model }));
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+program
+  .command('plan')
+  .description('what a change deploys where: per site and model base -> head, bytes to fetch, rendered template diffs')
+  .addOption(repoOpt(true))
+  .option('--base <rev>', 'what the sites run now (default: the merge base with the default branch)')
+  .option('--head <rev>', 'the change (default: the working tree)')
+  .option('--site <site>', 'only this site (repeatable)', collect)
+  .addOption(new Option('--format <format>', 'output format').choices(['text', 'markdown', 'json']).default('text'))
+  .option('--json', 'same as --format json')
+  .action((o) => run(async () => (await import('./commands/plan.ts')).planCommand, o));
+
+program
+  .command('render')
+  .description("render a site's templates as its agent would, printed or written under --out")
+  .requiredOption('--site <site>', 'the site')
+  .addOption(repoOpt(true))
+  .option('--rev <rev>', 'read a commit instead of the working tree')
+  .option('--store <dir>', "the site's store path the templates see", '/var/lib/modelsync')
+  .option('--out <dir>', 'write each template under this directory instead of printing it')
+  .option('--json', 'print one JSON document')
+  .action((o) => run(async () => (await import('./commands/render.ts')).renderCommand, o));
+
+program
+  .command('sites')
+  .description('site x model -> declared version, overrides and group defaults marked')
+  .addOption(repoOpt(true))
+  .option('--rev <rev>', 'read a commit instead of the working tree')
+  .option('--json', 'print one JSON document')
+  .action((o) => run(async () => (await import('./commands/sites.ts')).sitesCommand, o));
 
 program
   .command('serve')
@@ -133,6 +175,9 @@ program
   .option('--concurrency <n>', 'parallel downloads', '8')
   .option('--dry-run', 'print the plan, change nothing')
   .option('--force', 'apply the declared version over conflicts')
+  .option('--verify-allowed-signers <file>', "apply only commits signed by these SSH keys (ssh-keygen's allowed_signers format)")
+  .option('--verify-gpg-keys <file>', 'apply only commits signed by these armored OpenPGP public keys')
+  .option('--verify-mode <mode>', 'tip (default: the new tip) or every (each commit since the last applied one)')
   .option('--json', 'print one JSON document')
   .action((o) => run(async () => (await import('./commands/reconcile.ts')).reconcileCommand, o));
 
@@ -161,7 +206,11 @@ program
   .option('--no-templates', 'do not render the registry templates')
   .option('--verify-interval-s <seconds>', 'seconds between re-verifications of active files, 0 = off (default 3600)')
   .option('--concurrency <n>', 'parallel downloads (default 8)')
+  .option('--pass-timeout <duration>', 'overall deadline of a pass: seconds, or 90s, 30m, 1h (default 30m); then it stops, keeps partial downloads and releases the lock')
   .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
+  .option('--verify-allowed-signers <file>', "apply only commits signed by these SSH keys (ssh-keygen's allowed_signers format)")
+  .option('--verify-gpg-keys <file>', 'apply only commits signed by these armored OpenPGP public keys')
+  .option('--verify-mode <mode>', 'tip (default: the new tip) or every (each commit since the last applied one)')
   .action((o) => run(async () => (await import('./commands/agent.ts')).agentCommand, o));
 
 program

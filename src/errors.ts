@@ -122,12 +122,33 @@ export class ServiceError extends ModelsyncError {
 }
 
 /**
+ * A pass ran past its overall deadline (`pass_timeout`) and stopped: partial
+ * downloads are kept, the lock released; the next pass resumes.
+ */
+export class PassTimeoutError extends ModelsyncError {
+  constructor(message: string, data?: Record<string, unknown>) {
+    super('PassTimeoutError', message, { data, retry: 'generic' });
+  }
+}
+
+/**
  * The user stopped the command (Ctrl-C, SIGTERM) and it stopped cleanly:
  * whatever it had half done was undone. The CLI exits 130, as a shell does.
  */
 export class InterruptedError extends ModelsyncError {
   constructor(message: string, data?: Record<string, unknown>) {
     super('InterruptedError', message, { data, retry: 'stalling' });
+  }
+}
+
+/**
+ * A registry commit the site's `verify:` config does not trust (unsigned, a bad
+ * signature, a key not trusted, expired or revoked). Stalling: nothing changes
+ * and the same commit is not retried; a new commit on the branch is.
+ */
+export class UntrustedCommit extends ModelsyncError {
+  constructor(message: string, data: { commit: string; reason: string; tip?: string } & Record<string, unknown>) {
+    super('UntrustedCommit', message, { data, retry: 'stalling' });
   }
 }
 

@@ -1,11 +1,12 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { tempDir } from '../../test/helpers/env.ts';
 import { loadAgentConfig, parseListen, readToken } from './config.ts';
 
+// Removed after the file: these directories hold token files.
 function dir(): string {
-  return mkdtempSync(join(tmpdir(), 'modelsync-agentcfg-'));
+  return tempDir('modelsync-agentcfg-');
 }
 
 const base = `site: beta
@@ -41,6 +42,25 @@ describe('loadAgentConfig', () => {
     expect(cfg.branch).toBe('staging');
     expect(cfg.store).toBe('/work/flagstore');
     expect(cfg.templates).toBe(false);
+  });
+
+  it('verify: paths in the file resolve against it; flags and MODELSYNC_VERIFY_* variables set keys inside the block', async () => {
+    const d = dir();
+    writeFileSync(join(d, 'agent.yaml'), `${base}verify:\n  allowed_signers: keys/allowed_signers\n`);
+    const fromFile = await loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: '/' });
+    expect(fromFile.verify).toEqual({ allowed_signers: join(d, 'keys/allowed_signers'), mode: 'tip' });
+    const layered = await loadAgentConfig({
+      file: join(d, 'agent.yaml'),
+      cwd: '/work',
+      env: { MODELSYNC_VERIFY_MODE: 'every', MODELSYNC_VERIFY_GPG_KEYS: 'env.asc' },
+      flags: { verifyGpgKeys: 'flag.asc' },
+    });
+    expect(layered.verify).toEqual({ allowed_signers: join(d, 'keys/allowed_signers'), gpg_keys: '/work/flag.asc', mode: 'every' });
+    await expect(loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: '/', env: { MODELSYNC_VERIFY_MODE: 'all' } })).rejects.toThrow(/MODELSYNC_VERIFY_MODE: mode: /);
+    writeFileSync(join(d, 'agent.yaml'), `${base}verify:\n  mode: every\n  alowed_signers: x\n`);
+    await expect(loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: '/' })).rejects.toThrow(/agent.yaml:\d+:\d+: verify.alowed_signers: unknown key "alowed_signers" \(did you mean "allowed_signers"\?\)/);
+    writeFileSync(join(d, 'agent.yaml'), `${base}verify:\n  mode: every\n`);
+    await expect(loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: '/' })).rejects.toThrow(/verify: give allowed_signers, gpg_keys or both/);
   });
 
   it('works from flags and variables alone', async () => {
@@ -104,6 +124,17 @@ describe('loadAgentConfig', () => {
     expect(e3.message).toMatch(/registry is required: set it in agent.yaml, with --registry or with MODELSYNC_REGISTRY/);
     const e4 = await loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: d, flags: { schedule: '61 * * * *' } }).then(() => new Error('expected a failure'), (e: Error) => e);
     expect(e4.message).toMatch(/--schedule: .*not a valid cron expression/);
+  });
+
+  it('refuses a schedule firing more than once a minute, naming where it was set (issue 9 item 5)', async () => {
+    const d = dir();
+    writeFileSync(join(d, 'agent.yaml'), `${base}schedule: "*/10 * * * * *"\n`);
+    const e1 = await loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: d }).then(() => new Error('expected a failure'), (e: Error) => e);
+    expect(e1.message).toMatch(/agent\.yaml:10:11: schedule: "\*\/10 \* \* \* \* \*" fires 6 times a minute .*at most once a minute/);
+    const e2 = await loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: d, env: { MODELSYNC_SCHEDULE: '* * * * * *' } }).then(() => new Error('expected a failure'), (e: Error) => e);
+    expect(e2.message).toMatch(/MODELSYNC_SCHEDULE: .*fires 60 times a minute/);
+    writeFileSync(join(d, 'agent.yaml'), base);
+    expect((await loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: d, flags: { schedule: '0 * * * * *' } })).schedule).toBe('0 * * * * *');
   });
 
   it('reports YAML syntax errors with their position', async () => {

@@ -8,7 +8,7 @@
 import { promises as fsp } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { ConfigError, UsageError, formatProblem, errorMessage, type Problem } from '../errors.ts';
-import { AgentConfigFile, HealthCheck, ServiceSpec } from '../registry/schema.ts';
+import { AgentConfigFile, HealthCheck, ServiceSpec, VerifySpec } from '../registry/schema.ts';
 import { parseYamlFile, type YamlFile } from '../registry/yaml-file.ts';
 import { suggest, zodProblems } from '../registry/zod-problems.ts';
 import { checkCron } from './schedule.ts';
@@ -62,7 +62,19 @@ export const AGENT_KEYS: ReadonlyArray<{ key: keyof AgentConfigFile; kind: Kind;
   { key: 'templates', kind: 'boolean', help: 'render the registry templates on this machine (default true)' },
   { key: 'verify_interval_s', kind: 'number', help: 'seconds between re-verifications of active files (0 = off)' },
   { key: 'concurrency', kind: 'number', help: 'parallel downloads (default 8)' },
+  { key: 'pass_timeout', kind: 'string', help: 'overall deadline of a pass: seconds, or 90s, 30m, 1h (default 30m)' },
   { key: 'log_level', kind: 'string', help: 'fatal, error, warn, info, debug, trace or silent' },
+];
+
+/**
+ * Keys inside a block of agent.yaml, as flags and variables with the block's
+ * name in front: `verify.allowed_signers` is `--verify-allowed-signers` and
+ * `MODELSYNC_VERIFY_ALLOWED_SIGNERS`.
+ */
+export const NESTED_KEYS: ReadonlyArray<{ parent: 'verify'; key: string; kind: Kind; path?: boolean; help: string }> = [
+  { parent: 'verify', key: 'allowed_signers', kind: 'string', path: true, help: "apply only commits signed by these SSH keys (ssh-keygen's allowed_signers format)" },
+  { parent: 'verify', key: 'gpg_keys', kind: 'string', path: true, help: 'apply only commits signed by these armored OpenPGP public keys' },
+  { parent: 'verify', key: 'mode', kind: 'string', help: 'tip (the new tip) or every (each commit since the last applied one)' },
 ];
 
 export const flagName = (key: string): string => `--${key.replace(/_/g, '-')}`;
@@ -118,6 +130,13 @@ export async function loadAgentConfig(input: LoadConfigInput): Promise<AgentConf
       if (isPath && typeof raw[key] === 'string' && !isAbsolute(raw[key])) raw[key] = resolve(fileDir, raw[key]);
     }
     if (typeof raw.registry === 'string' && looksLikeRelativePath(raw.registry)) raw.registry = resolve(fileDir, raw.registry);
+    for (const { parent, key, path: isPath } of NESTED_KEYS) {
+      const block = raw[parent];
+      if (isPath && block && typeof block === 'object' && !Array.isArray(block)) {
+        const b = block as Record<string, unknown>;
+        if (typeof b[key] === 'string' && !isAbsolute(b[key])) b[key] = resolve(fileDir, b[key]);
+      }
+    }
   }
 
   const set = (key: string, text: unknown, origin: Origin, kind: Kind, isPath: boolean | undefined): void => {
@@ -142,6 +161,27 @@ export async function loadAgentConfig(input: LoadConfigInput): Promise<AgentConf
   for (const { key, kind, path } of AGENT_KEYS) {
     const f = input.flags?.[optionName(key)];
     if (f !== undefined) set(key, typeof f === 'string' ? f : f, { kind: 'flag', name: flagName(key) }, kind, path);
+  }
+  // A block's keys from flags and variables merge into the block the file gave (flag over variable over file).
+  const setNested = (parent: string, key: string, text: string, origin: Origin, kind: Kind, isPath: boolean | undefined): void => {
+    const parsed = convert(text, kind);
+    if (!parsed.ok) {
+      problems.push(originProblem(origin, parsed.message));
+      return;
+    }
+    const value = isPath && typeof parsed.value === 'string' ? resolve(input.cwd, parsed.value) : parsed.value;
+    const block = raw[parent] && typeof raw[parent] === 'object' && !Array.isArray(raw[parent]) ? (raw[parent] as Record<string, unknown>) : {};
+    raw[parent] = { ...block, [key]: value };
+    origins.set(parent, origin);
+  };
+  for (const { parent, key, kind, path } of NESTED_KEYS) {
+    const name = envName(`${parent}_${key}`);
+    const e = env[name];
+    if (e !== undefined && e !== '') setNested(parent, key, e, { kind: 'env', name }, kind, path);
+  }
+  for (const { parent, key, kind, path } of NESTED_KEYS) {
+    const f = input.flags?.[optionName(`${parent}_${key}`)];
+    if (typeof f === 'string') setNested(parent, key, f, { kind: 'flag', name: flagName(`${parent}_${key}`) }, kind, path);
   }
   if (problems.length) throw configProblems(problems);
 
@@ -268,6 +308,7 @@ const KEYS_AT: Array<[RegExp, readonly string[]]> = [
   [/^services\[\d+\]\.health$/, Object.keys(HealthCheck.shape)],
   [/^services\[\d+\]\.reload$/, Object.keys(ServiceSpec.shape.reload.unwrap().shape)],
   [/^services\[\d+\]$/, Object.keys(ServiceSpec.shape)],
+  [/^verify$/, Object.keys(VerifySpec.shape)],
   [/^$/, Object.keys(AgentConfigFile.shape)],
 ];
 

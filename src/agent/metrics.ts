@@ -14,6 +14,8 @@ export interface AgentMetrics {
   bytesFetchedTotal: number;
   conflicts: number;
   degraded: boolean;
+  /** With verify: on, whether the registry's tip is refused (null: verification off, not reported). */
+  untrusted: boolean | null;
   stalenessSeconds: number | null;
   healsTotal: number;
   hubConnected: boolean;
@@ -32,6 +34,7 @@ export function emptyMetrics(): AgentMetrics {
     bytesFetchedTotal: 0,
     conflicts: 0,
     degraded: false,
+    untrusted: null,
     stalenessSeconds: null,
     healsTotal: 0,
     hubConnected: false,
@@ -58,6 +61,7 @@ export function renderMetrics(site: string, m: AgentMetrics): string {
   metric('modelsync_bytes_fetched_total', 'counter', 'Bytes of model content downloaded.', [[s, m.bytesFetchedTotal]]);
   metric('modelsync_conflicts', 'gauge', 'Models whose active version is newer than declared and left alone.', [[s, m.conflicts]]);
   metric('modelsync_degraded', 'gauge', '1 when a version failed its health check and was rolled back.', [[s, m.degraded ? 1 : 0]]);
+  metric('modelsync_untrusted', 'gauge', '1 while the registry tip is refused: not signed by a key this site trusts.', [[s, m.untrusted === null ? null : m.untrusted ? 1 : 0]]);
   metric('modelsync_heals_total', 'counter', 'Model files restored after being modified or deleted on the site.', [[s, m.healsTotal]]);
   metric('modelsync_hub_connected', 'gauge', '1 while the hub event stream is connected.', [[s, m.hubConnected ? 1 : 0]]);
   metric(

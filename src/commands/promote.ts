@@ -3,6 +3,7 @@ import { withInterrupts } from '../registry/interrupt.ts';
 import { promoteVersion } from '../registry/promote.ts';
 import { checkPushRemote, pushAfterCommit } from '../registry/push.ts';
 import { resolveRepoDir } from '../registry/open.ts';
+import { commandSigner } from '../trust/sign.ts';
 import { EXIT, printJson, type CommandContext } from './context.ts';
 import { readToken } from './reconcile.ts';
 
@@ -13,6 +14,8 @@ export interface PromoteOptions {
   push?: boolean;
   remote?: string;
   tokenFile?: string;
+  /** Sign the commit with git's signing config (user.signingkey, gpg.format); default: as commit.gpgsign says. */
+  sign?: boolean;
   json?: boolean;
 }
 
@@ -43,7 +46,9 @@ export async function pushAuth(
 export async function promoteCommand(opts: PromoteOptions, ctx: CommandContext): Promise<number> {
   const repoDir = await resolveRepoDir(ctx.cwd, opts.repo);
   const auth = await pushAuth(opts, repoDir, ctx);
-  const r = await withInterrupts(`promote ${opts.model} ${opts.version}`, (signal) => promoteVersion(repoDir, opts.model ?? '', opts.version ?? '', ctx.env, { signal }));
+  // Before anything is committed: a missing signing key stops the command, not a commit half made.
+  const sign = await commandSigner(opts.sign, repoDir, ctx.env);
+  const r = await withInterrupts(`promote ${opts.model} ${opts.version}`, (signal) => promoteVersion(repoDir, opts.model ?? '', opts.version ?? '', ctx.env, { signal, sign }));
   // Already current: nothing is committed, but --push still pushes (an earlier push may have failed).
   const pushed = opts.push
     ? await pushAfterCommit({ repoDir, remote: opts.remote ?? 'origin', env: ctx.env, ...auth, logger: ctx.logger }, r.unchanged ? `${r.model} ${r.version} was already current` : `promoted ${r.model} ${r.version}`, r.commit)

@@ -10,6 +10,7 @@ import { createLogger, logFormatFor, type Logger } from '../log.ts';
 import { StoreLayout } from '../store/layout.ts';
 import { printJson, type CommandContext } from './context.ts';
 import { formatBytes, formatDuration } from '../reconcile/format.ts';
+import type { VerifySettings } from '../trust/index.ts';
 
 export interface ReconcileCommandOptions {
   config?: string;
@@ -22,6 +23,11 @@ export interface ReconcileCommandOptions {
   dryRun?: boolean;
   force?: boolean;
   json?: boolean;
+  verifyAllowedSigners?: string;
+  verifyGpgKeys?: string;
+  verifyMode?: string;
+  /** From --config's verify: block (flags win). */
+  verify?: VerifySettings;
 }
 
 /** The hub token: --token-file, else MODELSYNC_TOKEN_FILE, else MODELSYNC_TOKEN. Never printed. */
@@ -65,6 +71,7 @@ export async function reconcileCommand(given: ReconcileCommandOptions, ctx: Comm
     concurrency,
     logger,
     onProgress: bar?.update,
+    ...verifySettings(opts, ctx),
   });
   bar?.done();
   if (!opts.dryRun && result.changed.length > 0) await nudgeAgent(resolve(ctx.cwd, opts.store), logger);
@@ -87,13 +94,31 @@ async function withAgentConfig(opts: ReconcileCommandOptions, ctx: CommandContex
   const { loadAgentConfig, readToken: agentToken } = await import('../agent/config.ts');
   const cfg = await loadAgentConfig({
     file: opts.config,
-    flags: { site: opts.site, registry: opts.registry, store: opts.store, branch: opts.branch },
+    flags: { site: opts.site, registry: opts.registry, store: opts.store, branch: opts.branch, verifyAllowedSigners: opts.verifyAllowedSigners, verifyGpgKeys: opts.verifyGpgKeys, verifyMode: opts.verifyMode },
     env: {},
     cwd: ctx.cwd,
   });
-  const merged = { ...opts, site: cfg.site, registry: cfg.registry, store: cfg.store, branch: cfg.branch };
+  const merged = { ...opts, site: cfg.site, registry: cfg.registry, store: cfg.store, branch: cfg.branch, verify: cfg.verify };
   const token = opts.tokenFile || ctx.env.MODELSYNC_TOKEN_FILE ? readToken(opts.tokenFile, ctx) : await agentToken(cfg, ctx.env);
   return { opts: merged, token };
+}
+
+/** The site's verify settings: agent.yaml's block (--config) with the flags over it, or the flags alone. */
+function verifySettings(opts: ReconcileCommandOptions, ctx: CommandContext): { verify?: VerifySettings } {
+  if (opts.verify) return { verify: opts.verify };
+  if (!opts.verifyAllowedSigners && !opts.verifyGpgKeys) {
+    if (opts.verifyMode) throw new UsageError('--verify-mode needs --verify-allowed-signers or --verify-gpg-keys');
+    return {};
+  }
+  const mode = opts.verifyMode ?? 'tip';
+  if (mode !== 'tip' && mode !== 'every') throw new UsageError(`--verify-mode must be tip or every (got ${JSON.stringify(mode)})`);
+  return {
+    verify: {
+      mode,
+      ...(opts.verifyAllowedSigners ? { allowed_signers: resolve(ctx.cwd, opts.verifyAllowedSigners) } : {}),
+      ...(opts.verifyGpgKeys ? { gpg_keys: resolve(ctx.cwd, opts.verifyGpgKeys) } : {}),
+    },
+  };
 }
 
 /** Tell an agent running on this store that versions were switched under it (it watches this file). */

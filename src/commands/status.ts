@@ -45,6 +45,8 @@ export function renderStatus(s: StoreStatus): string {
   if (s.lastPass) {
     const errs = s.lastPass.errors.length ? `; ${s.lastPass.errors[0]!.code}: ${s.lastPass.errors[0]!.message.split('\n')[0]}` : '';
     lines.push(`last pass: ${s.lastPass.status} at ${s.lastPass.at} (${formatDuration(s.lastPass.durationMs)})${errs}`);
+    const untrusted = s.lastPass.errors.find((e) => e.code === 'UntrustedCommit');
+    if (untrusted) lines.push(`Stalled (untrusted): nothing of commit ${s.attemptedCommit?.slice(0, 12) ?? '?'} is applied until a commit signed by a trusted key lands`);
   } else {
     lines.push('last pass: none yet');
   }

@@ -21,6 +21,18 @@ import { errorBodyMessage, protocolError, statusError, wrapNetworkError } from '
 import { describeUrl } from './scrub.ts';
 import type { LfsObject } from './types.ts';
 
+/** Objects smaller than this are downloaded whole: a delta would save too little to pay for reading local files. */
+export const DELTA_MIN_OBJECT_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Whether a delta is worth its extra requests: it must reuse at least 1 MiB
+ * and a tenth of what is left to fetch. The fetcher decides with this, and
+ * `modelsync plan` estimates with it, so the estimate follows the site.
+ */
+export function deltaWorthIt(reusable: number, remaining: number): boolean {
+  return reusable >= Math.max(1024 * 1024, remaining / 10);
+}
+
 /** A piece of the new file, in file order: copied from a local file, or fetched. */
 export type Segment =
   | { kind: 'local'; offset: number; size: number; sha256: string; path: string; from: number }

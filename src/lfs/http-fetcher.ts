@@ -10,7 +10,7 @@ import type { Logger } from '../log.ts';
 import { SHA256_RE } from '../util/hash.ts';
 import { ActionCache } from './actions.ts';
 import { MAX_CHUNK_INDEX_BYTES, parseChunkIndex } from './cdc.ts';
-import { executeDelta, indexLocalFiles, planDelta, plannedBytes } from './delta.ts';
+import { DELTA_MIN_OBJECT_BYTES, deltaWorthIt, executeDelta, indexLocalFiles, planDelta, plannedBytes } from './delta.ts';
 import { type AttemptContext, downloadAttempt, EMPTY_SHA256, inspectPart, isHrefRefused, removePart } from './download.ts';
 import type { LfsEndpoint } from './endpoint.ts';
 import type { HttpTransport } from './http.ts';
@@ -46,7 +46,7 @@ export class HttpFetcher implements ObjectFetcher {
     this.endpoint = opts.endpoint;
     this.description = opts.endpoint.description;
     ({ concurrency: this.concurrency, bucket: this.bucket, retry: this.retry, logger: this.logger, transport: this.transport } = transferSetup(opts));
-    this.deltaMinBytes = opts.deltaMinBytes ?? 4 * 1024 * 1024;
+    this.deltaMinBytes = opts.deltaMinBytes ?? DELTA_MIN_OBJECT_BYTES;
   }
 
   async fetch(objects: readonly LfsObject[], options: FetchOptions): Promise<FetchResult> {
@@ -205,7 +205,7 @@ export class HttpFetcher implements ObjectFetcher {
       const plan = planDelta(index, local, state.bytes);
       const sizes = plannedBytes(plan);
       // Not worth the extra requests when little can be reused.
-      if (sizes.local < Math.max(1024 * 1024, (obj.size - state.bytes) / 10)) {
+      if (!deltaWorthIt(sizes.local, obj.size - state.bytes)) {
         log.debug({ reusable: sizes.local }, 'chunk delta: too little to reuse; downloading whole');
         return false;
       }

@@ -63,6 +63,8 @@ export interface OpenedRegistry {
   lfs: LfsLocation;
   /** Whether Git objects were transferred this time (false when the tip was already local). */
   transferred: boolean;
+  /** A remote's shallow clone: fetch the branch's history to this depth (commit verification needs it). */
+  deepen?: (depth: number) => Promise<boolean>;
 }
 
 export function isRemoteRegistry(registry: string): boolean {
@@ -171,12 +173,23 @@ async function openRemote(loc: RegistryLocation, opts: { cacheDir: string; logge
     headers: token !== undefined ? { authorization: `Basic ${Buffer.from(`modelsync:${token}`).toString('base64')}` } : undefined,
   };
 
+  // The clone is shallow (depth 1): verifying every commit since the last applied one may need more.
+  const deepen = async (depth: number): Promise<boolean> => {
+    asked = 0;
+    try {
+      await fetchShallow(gitdir, loc.branch, auth, http, depth);
+    } catch (err) {
+      throw gitNetworkError(err, url, 'cannot fetch the history of the registry from', token !== undefined);
+    }
+    return true;
+  };
+
   await ensureCache(gitdir, url);
   if (loc.expectedCommit && /^[0-9a-f]{40}$/.test(loc.expectedCommit) && !(await hasCommit(gitdir, loc.expectedCommit))) {
     try {
       await fetchShallow(gitdir, loc.branch, auth, http);
       const fetched = await localRef(gitdir, ref);
-      if (fetched) return openedRemote(gitdir, fetched, url, token, true);
+      if (fetched) return { ...(await openedRemote(gitdir, fetched, url, token, true)), deepen };
     } catch (err) {
       // The hint led nowhere (a deleted branch, a flaky server): the usual path decides, with its own errors.
       opts.logger.debug({ err: errorMessage(err) }, 'fetch of the announced commit failed; listing refs first');
@@ -218,7 +231,7 @@ async function openRemote(loc: RegistryLocation, opts: { cacheDir: string; logge
   }
   const commit = await localRef(gitdir, ref);
   if (!commit) throw new GitError(`fetched ${redactUrl(url)} but ${ref} is missing from the cache`, { url: redactUrl(url) });
-  return openedRemote(gitdir, commit, url, token, transferred);
+  return { ...(await openedRemote(gitdir, commit, url, token, transferred)), deepen };
 }
 
 async function openedRemote(gitdir: string, commit: string, url: string, token: string | undefined, transferred: boolean): Promise<OpenedRegistry> {
@@ -234,7 +247,7 @@ async function openedRemote(gitdir: string, commit: string, url: string, token: 
   };
 }
 
-async function fetchShallow(gitdir: string, branch: string, auth: { onAuth: () => unknown; headers?: Record<string, string> }, http: HttpClient): Promise<void> {
+async function fetchShallow(gitdir: string, branch: string, auth: { onAuth: () => unknown; headers?: Record<string, string> }, http: HttpClient, depth = 1): Promise<void> {
   await git.fetch({
     fs,
     http,
@@ -243,7 +256,7 @@ async function fetchShallow(gitdir: string, branch: string, auth: { onAuth: () =
     ref: branch,
     remoteRef: branch,
     singleBranch: true,
-    depth: 1,
+    depth,
     tags: false,
     onAuth: auth.onAuth as never,
     headers: auth.headers,

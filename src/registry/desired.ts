@@ -30,7 +30,7 @@ export interface ResolvedSite {
 export function resolveSite(registry: Registry, site: string): ResolvedSite {
   const doc = registry.sites.get(site);
   if (!doc) throw new NotFoundError(`site ${JSON.stringify(site)} is not declared in the registry (no ${siteFilePath(site)})`, { site });
-  const merged = mergeChain(registry, doc, new Set());
+  const merged = mergeChain(registry, doc);
   return {
     name: site,
     labels: merged.labels ?? {},
@@ -43,21 +43,42 @@ export function resolveSite(registry: Registry, site: string): ResolvedSite {
   };
 }
 
-function mergeChain(registry: Registry, doc: SiteDoc, visiting: Set<string>): SiteFile {
+function mergeChain(registry: Registry, doc: SiteDoc): SiteFile {
+  let acc: SiteFile = {};
+  for (const d of siteChain(registry, doc.name)) {
+    const own = { ...d.data };
+    delete own.extends;
+    acc = mergeSite(acc, own);
+  }
+  return acc;
+}
+
+/**
+ * The files a site is merged from, in merge order (later wins): each
+ * `extends` entry's own chain depth first, then the site itself. Exposed so
+ * `modelsync sites` can say which file set a value without a second copy of
+ * the order.
+ */
+export function siteChain(registry: Registry, site: string): SiteDoc[] {
+  const doc = registry.sites.get(site);
+  if (!doc) throw new NotFoundError(`site ${JSON.stringify(site)} is not declared in the registry (no ${siteFilePath(site)})`, { site });
+  const out: SiteDoc[] = [];
+  walkChain(registry, doc, new Set(), out);
+  return out;
+}
+
+function walkChain(registry: Registry, doc: SiteDoc, visiting: Set<string>, out: SiteDoc[]): void {
   if (visiting.has(doc.name)) {
     throw new ValidationError([doc.yaml.problem(['extends'], `extends forms a cycle through ${doc.name}`)]);
   }
   visiting.add(doc.name);
-  let acc: SiteFile = {};
   for (const ref of doc.data.extends ?? []) {
     const parent = ref.startsWith('groups/') ? registry.groups.get(ref) : registry.sites.get(ref);
     if (!parent) throw new ValidationError([doc.yaml.problem(['extends'], `${JSON.stringify(ref)} does not resolve`)]);
-    acc = mergeSite(acc, mergeChain(registry, parent, visiting));
+    walkChain(registry, parent, visiting, out);
   }
   visiting.delete(doc.name);
-  const own = { ...doc.data };
-  delete own.extends;
-  return mergeSite(acc, own);
+  out.push(doc);
 }
 
 export function mergeSite(base: SiteFile, over: SiteFile): SiteFile {

@@ -44,6 +44,8 @@ export interface PublishRequest {
   expectSha256?: Record<string, string>;
   /** Ctrl-C: stops hashing and undoes it; see interrupt.ts. */
   signal?: AbortSignal;
+  /** Sign the commit (`--sign`). */
+  sign?: (payload: string) => Promise<string>;
 }
 
 export interface PublishedFile {
@@ -141,7 +143,7 @@ export async function publishVersion(req: PublishRequest): Promise<PublishResult
     const schemaComment = await pathExists(resolve(repo.dir, 'schemas/manifest.schema.json'));
 
     const result = await commitOnBranch(repo, {
-      env: req.env, signal: req.signal, what: `refusing to publish ${model} ${version}`,
+      env: req.env, signal: req.signal, sign: req.sign, what: `refusing to publish ${model} ${version}`,
       // Under the lock, from the branch as it is now: another publish or promote may have landed while we hashed.
       prepare: async (base) => {
         const registryText = await readRegistryAt(repo, base.tree);
