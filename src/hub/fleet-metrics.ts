@@ -9,7 +9,7 @@ import { KNOWN_CONDITIONS, str } from './site-condition.ts';
 import type { SitesStatus } from './sites-status.ts';
 
 export function registerSiteMetrics(m: Metrics, sites: SitesStatus): void {
-  m.gaugeFamily('modelsync_hub_site_condition', 'A site\'s condition as the hub derives it (1 = current): Ready, Progressing, Degraded, Conflict, Waiting, Stale, Stopped, Failed, or a newer agent\'s own.', function* () {
+  m.gaugeFamily('modelsync_hub_site_condition', 'A site\'s condition as the hub derives it (1 = current): Ready, Progressing, Degraded, Conflict, Waiting, Stale, Stopped, Failed, Stalled, or a newer agent\'s own.', function* () {
     for (const [site, c] of sites.allConditions()) {
       for (const k of KNOWN_CONDITIONS) yield { labels: { site, condition: k }, value: c.condition === k ? 1 : 0 };
       if (!(KNOWN_CONDITIONS as readonly string[]).includes(c.condition)) yield { labels: { site, condition: c.condition }, value: 1 };

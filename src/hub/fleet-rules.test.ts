@@ -25,6 +25,8 @@ describe('siteCondition', () => {
   it('passes a newer agent\'s condition through and refuses garbage', () => {
     expect(siteCondition({ health: 'Stalled (untrusted)', lastError: 'UntrustedCommit' }, T, T).condition).toBe('Stalled (untrusted)');
     expect(siteCondition({ health: 'Waiting (window)' }, T, T).condition).toBe('Waiting (window)');
+    expect(siteCondition({ health: 'Stalled', conditions: [{ type: 'Stalled', status: true, reason: 'UntrustedCommit', message: 'tip abc unsigned' }] }, T, T))
+      .toEqual({ condition: 'Stalled', reason: 'UntrustedCommit: tip abc unsigned' });
     expect(siteCondition({ health: '<b>x</b>' }, T, T).condition).toBe('Unknown');
     expect(siteCondition({ health: 42 }, T, T).condition).toBe('Unknown');
   });
@@ -52,7 +54,8 @@ describe('dashboard cells', () => {
   });
   it('escapes and classes unknown conditions neutrally', () => {
     expect(esc(`<img src=x onerror="a">'`)).toBe('&#60;img src=x onerror=&#34;a&#34;&#62;&#39;');
-    expect(conditionClass('Stalled (untrusted)')).toBe('c-other');
+    expect(conditionClass('Stalled (untrusted)')).toBe('c-stalled');
+    expect(conditionClass('Quarantined (by ops)')).toBe('c-other');
     expect(conditionClass('Waiting (window)')).toBe('c-waiting');
   });
 });

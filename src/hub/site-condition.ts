@@ -10,7 +10,7 @@
 import { nextCronRun } from '../agent/schedule.ts';
 
 /** The conditions the dashboard colours; others are shown neutrally. */
-export const KNOWN_CONDITIONS = ['Ready', 'Progressing', 'Degraded', 'Conflict', 'Waiting', 'Stale', 'Stopped', 'Failed'] as const;
+export const KNOWN_CONDITIONS = ['Ready', 'Progressing', 'Degraded', 'Conflict', 'Waiting', 'Stale', 'Stopped', 'Failed', 'Stalled'] as const;
 
 export interface SiteCondition {
   condition: string;

@@ -19,12 +19,15 @@ describe('hub per-site metrics', () => {
     await report(th.url, 'alpha', { health: 'Ready', models: [{ model: 'face', declared: '2', desired: '2', active: '2' }] });
     await report(th.url, 'beta', { health: 'Degraded', conditions: [{ type: 'Degraded', status: true, reason: 'HealthCheckFailed', message: 'face 3: exit 1' }], models: [{ model: 'face', declared: '3', desired: '3', active: '2' }, { model: 'ssd', declared: '1', desired: '1', active: null }] });
     // A newer agent's condition passes through instead of breaking anything.
-    await report(th.url, 'gamma', { health: 'Stalled (untrusted)', models: [] });
+    await report(th.url, 'gamma', { health: 'Stalled', models: [] });
+    await report(th.url, 'delta', { health: 'Quarantined (by ops)', models: [] });
     const text = await (await fetch(`${th.url}/metrics`)).text();
     expect(text).toContain('modelsync_hub_site_condition{condition="Ready",site="alpha"} 1');
     expect(text).toContain('modelsync_hub_site_condition{condition="Degraded",site="alpha"} 0');
     expect(text).toContain('modelsync_hub_site_condition{condition="Degraded",site="beta"} 1');
-    expect(text).toContain('modelsync_hub_site_condition{condition="Stalled (untrusted)",site="gamma"} 1');
+    expect(text).toContain('modelsync_hub_site_condition{condition="Stalled",site="gamma"} 1');
+    expect(text).toContain('modelsync_hub_site_condition{condition="Quarantined (by ops)",site="delta"} 1');
+    expect(text).toContain('modelsync_hub_site_condition{condition="Ready",site="delta"} 0');
     expect(text).toContain('modelsync_hub_site_model_info{active="2",declared="3",model="face",site="beta"} 1');
     expect(text).toContain('modelsync_hub_site_model_info{active="",declared="1",model="ssd",site="beta"} 1');
     const ts = Number(/modelsync_hub_site_last_report_timestamp_seconds\{site="alpha"\} (\S+)/.exec(text)?.[1]);

@@ -31,7 +31,7 @@ td.site{font-weight:600}
 .cond summary,.cond .pill{list-style:none;display:inline-block;padding:.05rem .5rem;border-radius:1rem;font-size:.85em;font-weight:600;border:1px solid currentColor}
 .cond summary::-webkit-details-marker{display:none}
 .cond .why{white-space:normal;max-width:28rem;margin-top:.3rem;font-size:.85em}
-.c-ready{color:var(--ok)}.c-degraded,.c-failed{color:var(--bad)}.c-conflict{color:var(--conf)}
+.c-ready{color:var(--ok)}.c-degraded,.c-failed,.c-stalled{color:var(--bad)}.c-conflict{color:var(--conf)}
 .c-progressing,.c-waiting{color:var(--warn)}.c-stale,.c-stopped,.c-other{color:var(--mute)}
 ol.timeline{list-style:none;padding:0;margin:0}
 ol.timeline li{padding:.35rem 0;border-bottom:1px solid var(--line);display:flex;gap:.6rem;flex-wrap:wrap}
