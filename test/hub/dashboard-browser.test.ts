@@ -5,7 +5,7 @@
  * second) with its reason a click away, site text escaped, and the Basic
  * prompt of a hub with tokens. A screenshot lands in test-artifacts/.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -108,6 +108,10 @@ describe('dashboard in chromium', () => {
       await page.close();
       stop();
       await demo;
+      // --keep keeps the demo directory for a person to look at; a test leaves nothing behind.
+      const kept = lines.map((l) => /^\s*Kept (\S+) \(/.exec(l)?.[1]).find(Boolean);
+      expect(kept).toMatch(/modelsync-demo-/);
+      rmSync(kept!, { recursive: true, force: true });
     }
   }, 120_000);
 
