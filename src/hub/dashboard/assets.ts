@@ -47,10 +47,13 @@ export const SCRIPT = `
   function age(ms){var s=Math.max(0,Math.round(ms/1000));if(s<90)return s+' s ago';var m=Math.round(s/60);if(m<90)return m+' min ago';var h=Math.round(m/60);if(h<48)return h+' h ago';return Math.round(h/24)+' d ago';}
   function tick(){var now=Date.now();document.querySelectorAll('[data-at]').forEach(function(e){var t=Date.parse(e.getAttribute('data-at'));if(!isNaN(t))e.textContent=age(now-t);});}
   setInterval(tick,1000);tick();
-  var busy=false,again=false;
+  // A big fleet reports many times a second: at most one refresh in flight and one every 500 ms.
+  var busy=false,again=false,last=0;
   function refresh(){
     if(busy){again=true;return;}
-    busy=true;
+    var wait=last+500-Date.now();
+    if(wait>0){busy=true;setTimeout(function(){busy=false;refresh();},wait);return;}
+    busy=true;last=Date.now();
     var open=[].map.call(document.querySelectorAll('details[open][data-key]'),function(d){return d.getAttribute('data-key');});
     fetch(location.pathname+location.search,{cache:'no-store',credentials:'same-origin',headers:{accept:'text/html'}}).then(function(r){
       if(!r.ok)throw new Error('HTTP '+r.status);return r.text();
