@@ -179,6 +179,7 @@ program
   .option('--tokens <file>', 'tokens file (without one, loopback clients only)')
   .option('--public-url <url>', 'base URL clients use, when behind a proxy')
   .option('--rollout-interval <seconds>', 'seconds between rounds of the rollout controller over the hub\'s repos (0: off)', '10')
+  .option('--notify <file>', 'notify.yaml: webhooks for degraded, recovered, conflict, stale and rollout events')
   .action((o) => run(async () => (await import('./commands/serve.ts')).serveCommand, o));
 
 program
@@ -239,8 +240,45 @@ program
   .option('--hub <url>', 'hub base URL')
   .option('--store <dir>', 'a site store')
   .option('--token-file <file>', 'token for the hub (or MODELSYNC_TOKEN)')
+  .option('--watch', 'with --hub: keep following the fleet (Ctrl-C to stop)')
   .option('--json', 'print one JSON document')
   .action((o) => run(async () => (await import('./commands/status.ts')).statusCommand, o));
+
+program
+  .command('wait')
+  .description('block until every selected site is Ready on a version (exit 0), any is Degraded (4), or the timeout (5)')
+  .argument('<model>')
+  .argument('<version>')
+  .requiredOption('--hub <url>', 'hub base URL')
+  .option('--sites <selector>', 'site names and * globs, comma-separated (default: every site that carries the model)')
+  .option('--timeout <duration>', 'give up after this long: 90s, 10m, 1h', '10m')
+  .option('--interval <duration>', 'how often to ask the hub', '1s')
+  .option('--token-file <file>', 'token for the hub (or MODELSYNC_TOKEN)')
+  .option('--json', 'print the verdict as one JSON document')
+  .action((model, version, o) => run(async () => (await import('./commands/wait.ts')).waitCommand, { ...o, model, version }));
+
+const token = program.command('token').description("manage the hub's tokens file (the hub picks up changes without a restart)");
+token
+  .command('add')
+  .description('add a token; prints its secret once, stores only its sha256')
+  .argument('<name>')
+  .requiredOption('--role <role>', 'site, publisher or admin')
+  .option('--sites <list>', 'for role site: the sites it may report for, comma-separated (default: its name)')
+  .requiredOption('--tokens <file>', "the hub's tokens file (created if missing)")
+  .option('--json', 'print name, role and secret as one JSON document')
+  .action((name, o) => run(async () => (await import('./commands/token.ts')).tokenCommand, { ...o, name, action: 'add' }));
+token
+  .command('list')
+  .description('names, roles and sites (never secrets)')
+  .requiredOption('--tokens <file>', "the hub's tokens file")
+  .option('--json', 'print one JSON document')
+  .action((o) => run(async () => (await import('./commands/token.ts')).tokenCommand, { ...o, action: 'list' }));
+token
+  .command('revoke')
+  .description('remove a token; a running hub refuses it at once')
+  .argument('<name>')
+  .requiredOption('--tokens <file>', "the hub's tokens file")
+  .action((name, o) => run(async () => (await import('./commands/token.ts')).tokenCommand, { ...o, name, action: 'revoke' }));
 
 program
   .command('gc')
@@ -279,7 +317,7 @@ hooks
 program
   .command('demo')
   .description('the quick start: a hub, three sites, a publish, a conflict and a rollback, on loopback')
-  .option('--keep', 'keep the demo directory afterwards')
+  .option('--keep', 'leave hub and agents running (dashboard live) until Ctrl-C, and keep the demo directory')
   .action((o) => run(async () => (await import('./commands/demo.ts')).demoCommand, o));
 
 try {

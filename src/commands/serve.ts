@@ -9,6 +9,7 @@ export interface ServeOptions {
   tokens?: string;
   publicUrl?: string;
   rolloutInterval?: string;
+  notify?: string;
 }
 
 /**
@@ -25,9 +26,10 @@ export async function serveCommand(opts: ServeOptions, ctx: CommandContext): Pro
     tokensFile: opts.tokens === undefined ? undefined : resolve(ctx.cwd, opts.tokens),
     publicUrl: opts.publicUrl,
     rolloutIntervalS,
+    notifyFile: opts.notify === undefined ? undefined : resolve(ctx.cwd, opts.notify),
     logger: ctx.logger,
   });
-  ctx.out(`modelsync hub listening on ${hub.url} (data: ${hub.dataDir})`);
+  ctx.out(`modelsync hub listening on ${hub.url} (data: ${hub.dataDir}); dashboard at ${opts.publicUrl ?? hub.url}/`);
   const signal = await new Promise<NodeJS.Signals>((done) => {
     const on = (s: NodeJS.Signals): void => {
       process.off('SIGINT', on);
