@@ -37,6 +37,7 @@ import { DEFAULT_SCHEDULE, CronTrigger, nextCronRun } from './schedule.ts';
 import { SelfHealer, type Damage } from './selfheal.ts';
 import { startAgentServer, type AgentServer } from './server.ts';
 import { defaultEngine, renderTemplates, type RenderOutcome, type TemplateEngine } from './templates.ts';
+import { guardedPaths, type GuardedPath } from './guarded-paths.ts';
 
 export const AGENT_VERSION = '0.1.0';
 /** How long the last report on shutdown may take. */
@@ -439,9 +440,8 @@ export class Agent {
   }
 
   /** Files that decide what this site executes or who it is: no template may write them. */
-  private ownFiles(): string[] {
-    const c = this.config;
-    return [c.configPath, c.token_file, c.webhook_secret_file, c.store].filter((p): p is string => typeof p === 'string');
+  private ownFiles(): GuardedPath[] {
+    return guardedPaths(this.config);
   }
 
   // ------------------------------------------------------------------ after a pass

@@ -20,7 +20,7 @@ import { inferScheme, matchesScheme, schemeDescription, sortVersions } from './v
 import { parseYamlFile, type YamlFile, type YamlPath } from './yaml-file.ts';
 import { zodProblems } from './zod-problems.ts';
 import { desiredModels, resolveSite } from './desired.ts';
-import { TemplateError, compileTemplate, renderTemplate, templateContext, type Template } from '../templates/index.ts';
+import { TemplateError, compileTemplate, renderTemplate, reservedDestReason, templateContext, type Template } from '../templates/index.ts';
 
 export interface VersionInfo {
   model: string;
@@ -437,6 +437,8 @@ function checkSite(registry: Registry, doc: SiteDoc, problems: Problem[], declar
     const prev = dests.get(t.dest);
     if (prev !== undefined) problems.push(yaml.problem(['templates', i, 'dest'], `${t.dest} is also written by templates[${prev}]`));
     else dests.set(t.dest, i);
+    const reserved = reservedDestReason(t.dest);
+    if (reserved) problems.push(yaml.problem(['templates', i, 'dest'], `${JSON.stringify(t.dest)} is reserved: ${reserved}`));
     t.models?.forEach((m, j) => {
       if (undeclared(m)) problems.push(yaml.problem(['templates', i, 'models', j], `model ${JSON.stringify(m)} is not declared in ${MODEL_REGISTRY_FILE}`));
     });

@@ -71,6 +71,10 @@ describe('validate: bad input gets a precise error', () => {
       'registry/det/2025-01-01/manifest.yaml:7:11: files[1].name: "manifest.yaml" is reserved for the manifest itself'],
     ['two templates writing the same file', (f) => (f['sites/alpha.yaml'] += '  - src: templates/t.yaml.j2\n    dest: t.yaml\n'),
       'sites/alpha.yaml:6:11: templates[1].dest: t.yaml is also written by templates[0]'],
+    ['a template dest escaping config_dir', (f) => (f['sites/alpha.yaml'] = 'templates:\n  - src: templates/t.yaml.j2\n    dest: ../bin/run.sh\n'),
+      'sites/alpha.yaml:3:11: templates[0].dest: unsafe path "../bin/run.sh": must not contain ".."'],
+    ['a template dest that is the agent\'s record of what it rendered', (f) => (f['sites/alpha.yaml'] = 'templates:\n  - src: templates/t.yaml.j2\n    dest: .modelsync-rendered.json\n'),
+      'sites/alpha.yaml:3:11: templates[0].dest: ".modelsync-rendered.json" is reserved: .modelsync-rendered.json is where the agent records what it rendered'],
     ['a version breaking the scheme', (f) => {
       f['registry/det/v3/manifest.yaml'] = `name: det\nversion: v3\nfiles:\n  - name: w.bin\n    sha256: ${sha('one')}\n    size: 3\n`;
       f['registry/det/v3/w.bin'] = 'one';
