@@ -16,6 +16,7 @@ import {
   type VersionScheme,
 } from './schema.ts';
 import type { RegistrySource } from './source.ts';
+import { treeNameProblems, withoutUnsafeNames } from './tree-names.ts';
 import { inferScheme, matchesScheme, schemeDescription, sortVersions } from './versions.ts';
 import { parseYamlFile, type YamlFile, type YamlPath } from './yaml-file.ts';
 import { zodProblems } from './zod-problems.ts';
@@ -85,8 +86,9 @@ async function readYaml(source: RegistrySource, file: string, problems: Problem[
   return yf;
 }
 
-export async function loadRegistry(source: RegistrySource, options: LoadOptions = {}): Promise<LoadResult> {
-  const problems: Problem[] = [];
+export async function loadRegistry(raw: RegistrySource, options: LoadOptions = {}): Promise<LoadResult> {
+  const problems: Problem[] = await treeNameProblems(raw);
+  const source = withoutUnsafeNames(raw);
   const registry: Registry = { description: source.description, commit: source.commit, models: new Map(), sites: new Map(), groups: new Map() };
 
   // ---- model_registry.yaml ----
