@@ -3,6 +3,7 @@
  * command, so `modelsync --help` stays fast and a command's dependencies load
  * only when it runs. The daemon calls the same command functions.
  */
+import { escapeControlKeepLines } from './util/escape.ts';
 import { Command, CommanderError, Option } from 'commander';
 import { InterruptedError, ModelsyncError, UsageError, errorMessage } from './errors.ts';
 import { EXIT, processContext, type CommandContext } from './commands/context.ts';
@@ -225,9 +226,9 @@ try {
       const body = err instanceof ModelsyncError ? err.toJSON() : { code: 'InternalError', message: errorMessage(err) };
       process.stdout.write(`${JSON.stringify({ ok: false, error: body }, null, 2)}\n`);
     } else if (err instanceof ModelsyncError) {
-      process.stderr.write(`modelsync: ${err.message} [${err.code}]\n`);
+      process.stderr.write(`modelsync: ${escapeControlKeepLines(err.message)} [${err.code}]\n`);
     } else {
-      process.stderr.write(`modelsync: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.stderr.write(`modelsync: internal error: ${escapeControlKeepLines(err instanceof Error ? (err.stack ?? err.message) : String(err))}\n`);
     }
     process.exitCode = code;
   }

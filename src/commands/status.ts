@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { UsageError } from '../errors.ts';
 import { formatAge, formatDuration } from '../reconcile/format.ts';
 import { storeStatus, type StoreStatus } from '../reconcile/status.ts';
+import { escapeControl } from '../util/escape.ts';
 import { printJson, EXIT, type CommandContext } from './context.ts';
 
 export interface StatusCommandOptions {
@@ -53,11 +54,12 @@ export function renderStatus(s: StoreStatus): string {
     if (m.drift) notes.push(`drift: ${m.drift}`);
     if (m.unmanaged) notes.push(`unmanaged: the site no longer selects it${m.unmanaged.since ? ` (since ${m.unmanaged.since})` : ''}; kept as is, \`gc --unmanaged\` removes it${m.pinned ? ' (a pin has no effect on it)' : ''}`);
     else if (m.active === undefined) notes.push('not active');
-    return [m.model, m.declared ?? '-', m.active ?? '-', m.previous ?? '-', notes.join('; ')];
+    return [m.model, m.declared ?? '-', m.active ?? '-', m.previous ?? '-', notes.join('; ')].map(escapeControl);
   });
   const all = [header, ...rows];
   const widths = header.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
   for (const r of all) lines.push(`  ${r.map((c, i) => (i < 4 ? c.padEnd(widths[i]!) : c)).join('  ').trimEnd()}`);
   for (const w of s.warnings) lines.push(`warning: ${w}`);
-  return lines.join('\n');
+  // State and registry text (a recorded error, a site name) is escaped, line by line.
+  return lines.map(escapeControl).join('\n');
 }

@@ -21,6 +21,7 @@ import type { HubLimits } from './limits.ts';
 import { Metrics } from './metrics.ts';
 import { RepoStore, diffRefs, repoNameProblem } from './repos.ts';
 import { SitesStatus, siteNameProblem } from './sites-status.ts';
+import { reportShapeProblem } from './report-shape.ts';
 import { Slots } from './slots.ts';
 import { listenError } from '../util/listen-error.ts';
 
@@ -610,6 +611,8 @@ Fleet status: <a href="/api/v1/sites">/api/v1/sites</a> · events: <code>/api/v1
     const body = await readJsonBody(ctx.req, this.opts.limits.statusBodyBytes);
     if (!body || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(422, 'InvalidReport', 'a status report must be a JSON object');
     if (nestedDeeperThan(body, this.opts.limits.jsonDepth)) throw new HttpError(422, 'InvalidReport', `a status report may nest at most ${this.opts.limits.jsonDepth} levels deep`);
+    const shape = reportShapeProblem(body as Record<string, unknown>);
+    if (shape) throw new HttpError(422, 'InvalidReport', `invalid status report: ${shape}`);
     const rec = await this.sites.put(site, body as Record<string, unknown>);
     sendJson(ctx.res, 200, { ok: true, site, receivedAt: rec.receivedAt });
   }
