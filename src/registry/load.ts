@@ -17,6 +17,7 @@ import {
 } from './schema.ts';
 import type { RegistrySource } from './source.ts';
 import { treeNameProblems, withoutUnsafeNames } from './tree-names.ts';
+import { cronProblem } from '../util/cron.ts';
 import { inferScheme, matchesScheme, schemeDescription, sortVersions } from './versions.ts';
 import { parseYamlFile, type YamlFile, type YamlPath } from './yaml-file.ts';
 import { zodProblems } from './zod-problems.ts';
@@ -430,9 +431,8 @@ function checkSite(registry: Registry, doc: SiteDoc, problems: Problem[], declar
       problems.push(yaml.problem(['overrides', m], `version ${JSON.stringify(v)} of ${m} is not published (${publishedList(info)})`));
     }
   }
-  if (data.schedule !== undefined && !validateCron(data.schedule)) {
-    problems.push(yaml.problem(['schedule'], `${JSON.stringify(data.schedule)} is not a valid cron expression (five or six fields, e.g. "*/15 * * * *")`));
-  }
+  const cronWhy = data.schedule === undefined ? null : cronProblem(data.schedule) ?? (validateCron(data.schedule) ? null : 'node-cron cannot parse it');
+  if (cronWhy) problems.push(yaml.problem(['schedule'], `${JSON.stringify(data.schedule)} is not a valid cron expression (${cronWhy})`));
   // Within one file two templates writing the same file is a mistake (across extends, the site wins by design).
   const dests = new Map<string, number>();
   data.templates?.forEach((t, i) => {

@@ -61,6 +61,10 @@ describe('validate: bad input gets a precise error', () => {
       'templates/t.yaml.j2:1:19: rendering for site alpha: models.nope.dir is undefined: models.nope does not exist (known: det)'],
     ['a missing template', (f) => delete f['templates/t.yaml.j2'], 'sites/alpha.yaml:3:10: templates[0].src: template templates/t.yaml.j2 does not exist'],
     ['a bad cron', (f) => (f['sites/alpha.yaml'] = 'schedule: "every five minutes"\n'), 'sites/alpha.yaml:1:11: schedule: "every five minutes" is not a valid cron expression'],
+    ['a cron minute out of its range', (f) => (f['sites/alpha.yaml'] = 'schedule: "61 * * * *"\n'),
+      'sites/alpha.yaml:1:11: schedule: "61 * * * *" is not a valid cron expression (minute 61 is out of 0–59)'],
+    ['a cron step larger than its field', (f) => (f['sites/alpha.yaml'] = 'schedule: "*/61 * * * *"\n'),
+      'sites/alpha.yaml:1:11: schedule: "*/61 * * * *" is not a valid cron expression (minute step 61 is out of 1–59)'],
     ['an extends cycle', (f) => {
       f['sites/groups/g.yaml'] = 'extends: [groups/h]\n';
       f['sites/groups/h.yaml'] = 'extends: [groups/g]\n';
