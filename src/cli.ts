@@ -29,7 +29,6 @@ const program = new Command()
   .name('modelsync')
   .description('Git is the source of truth for which ML model versions run on which edge site.')
   .version('0.1.0')
-  .showHelpAfterError()
   .exitOverride();
 
 /** `reads`: the command also reads a bare repository (at HEAD); the others commit, so need a checkout. */
@@ -212,6 +211,14 @@ program
   .description('the quick start: a hub, three sites, a publish, a conflict and a rollback, on loopback')
   .option('--keep', 'keep the demo directory afterwards')
   .action((o) => run(async () => (await import('./commands/demo.ts')).demoCommand, o));
+
+// A mistyped flag gets commander's error (with its "did you mean") and one line saying where the
+// options are, not the whole help: the error must stay the line a person reads.
+const hintAfterErrors = (c: Command, path: string): void => {
+  c.showHelpAfterError(`(run 'modelsync ${path}--help' for the ${path ? 'options' : 'commands'})`);
+  for (const sub of c.commands) hintAfterErrors(sub, `${path}${sub.name()} `);
+};
+hintAfterErrors(program, '');
 
 try {
   await program.parseAsync(process.argv);

@@ -23,7 +23,11 @@ export async function serveCommand(opts: ServeOptions, ctx: CommandContext): Pro
     publicUrl: opts.publicUrl,
     logger: ctx.logger,
   });
-  ctx.out(`modelsync hub listening on ${hub.url} (data: ${hub.dataDir})`);
+  // Say where the socket really is: 0.0.0.0 serves the network, which 127.0.0.1 in the URL would hide.
+  const all = /^(0\.0\.0\.0|\[::\]):/.test(hub.listen);
+  ctx.out(all
+    ? `modelsync hub listening on ${hub.listen} (every address of this machine; locally ${hub.url}) (data: ${hub.dataDir})`
+    : `modelsync hub listening on ${hub.url} (data: ${hub.dataDir})`);
   const signal = await new Promise<NodeJS.Signals>((done) => {
     const on = (s: NodeJS.Signals): void => {
       process.off('SIGINT', on);

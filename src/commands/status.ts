@@ -1,9 +1,9 @@
-import { resolve } from 'node:path';
 import { UsageError } from '../errors.ts';
 import { formatAge, formatDuration } from '../reconcile/format.ts';
 import { storeStatus, type StoreStatus } from '../reconcile/status.ts';
 import { escapeControl } from '../util/escape.ts';
 import { printJson, EXIT, type CommandContext } from './context.ts';
+import { hubBaseUrl, requireStore } from './given-paths.ts';
 
 export interface StatusCommandOptions {
   hub?: string;
@@ -14,9 +14,9 @@ export interface StatusCommandOptions {
 
 export async function statusCommand(opts: StatusCommandOptions, ctx: CommandContext): Promise<number> {
   if (opts.hub && opts.store) throw new UsageError('give --hub or --store, not both');
-  if (opts.hub) return (await import('../agent/fleet.ts')).hubStatusCommand(opts, ctx);
+  if (opts.hub) return (await import('../agent/fleet.ts')).hubStatusCommand({ ...opts, hub: hubBaseUrl(opts.hub) }, ctx);
   if (!opts.store) throw new UsageError('give --store <dir> (a site store) or --hub <url>');
-  const status = await storeStatus(resolve(ctx.cwd, opts.store));
+  const status = await storeStatus(requireStore(ctx, opts.store));
   if (opts.json) printJson(ctx, status);
   else ctx.out(renderStatus(status));
   return EXIT.ok;

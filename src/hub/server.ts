@@ -91,6 +91,8 @@ export class HubServer {
   /** Per token, its share of the git slots: past it a token's requests wait, taking no global slot. */
   private readonly gitByToken = new Map<string, Slots>();
   private baseUrl = '';
+  /** host:port as the socket is bound (0.0.0.0:9080 when listening on all addresses). */
+  boundAddress = '';
   private closing: Promise<void> | null = null;
   private lfsObjectCount = 0;
 
@@ -165,6 +167,7 @@ export class HubServer {
     const addr = this.server.address() as AddressInfo;
     const shownHost = host === '0.0.0.0' || host === '::' || host === '' ? '127.0.0.1' : host;
     this.baseUrl = `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${addr.port}`;
+    this.boundAddress = `${addr.address.includes(':') ? `[${addr.address}]` : addr.address}:${addr.port}`;
     void this.countObjectsOnDisk();
     return this.baseUrl;
   }
