@@ -5,7 +5,7 @@
  * really listens; an interrupted reconcile says what it kept.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { interruptedWords } from '../../src/commands/reconcile.ts';
@@ -98,5 +98,28 @@ describe('serve and reconcile say what is true', () => {
     expect(exit).toBe(130);
     expect(err).toMatch(/^modelsync: interrupted \(SIGINT\)/m);
     expect(interruptedWords('SIGINT', { phase: 'fetch', bytes: 33 << 20, total: 120 << 20, objectsDone: 1, objects: 3 } as never)).toBe('interrupted (SIGINT); 33 MiB of 120 MiB kept (1/3 objects complete), the next pass resumes');
+  });
+});
+
+describe('--print-systemd and PrivateTmp', () => {
+  it('warns when the store or a service script lives under /tmp, and not otherwise', async () => {
+    const dir = tempDir('cli-systemd-tmp-');
+    const services = [{ name: 'svc', models: ['m'], health: { command: ['/bin/sh', '/tmp/checks/smoke.sh'] } }];
+    mkdirSync(join(dir, 'etc'));
+    const yaml = (store: string, svc: unknown[]): string => `${JSON.stringify({ site: 'beta', registry: 'https://hub.example/r.git', store, services: svc })}\n`;
+    writeFileSync(join(dir, 'etc', 'agent.yaml'), yaml('/tmp/modelsync-store', services));
+    const r = await cliAsync(['agent', '--config', join(dir, 'etc', 'agent.yaml'), '--print-systemd'], { cwd: dir, env });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain('warning: the store /tmp/modelsync-store is under /tmp, but the unit sets PrivateTmp=true');
+    expect(r.stderr).toContain('warning: a command of services[0] (svc) /tmp/checks/smoke.sh is under /tmp');
+    expect(r.stdout).toContain('# WARNING: the store /tmp/modelsync-store is under /tmp');
+    expect(r.stdout).toContain('PrivateTmp=true');
+  });
+
+  it('says nothing for a store and scripts outside /tmp', async () => {
+    const { serviceUnit, privateTmpWarnings } = await import('../../src/agent/systemd.ts');
+    expect(privateTmpWarnings([{ what: 'the store', path: '/var/lib/modelsync' }, { what: 'x', path: '/opt/tmp/run.sh' }, { what: 'y', path: '/tmpfoo/x' }])).toEqual([]);
+    expect(privateTmpWarnings([{ what: 'the store', path: '/var/tmp/s' }])[0]).toMatch(/^the store \/var\/tmp\/s is under \/var\/tmp/);
+    expect(serviceUnit({ site: 's', configPath: '/etc/a.yaml', node: '/n', cli: '/c', writable: [] })).toContain('PrivateTmp=true');
   });
 });
