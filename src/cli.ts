@@ -160,6 +160,7 @@ program
   .option('--no-templates', 'do not render the registry templates')
   .option('--verify-interval-s <seconds>', 'seconds between re-verifications of active files, 0 = off (default 3600)')
   .option('--concurrency <n>', 'parallel downloads (default 8)')
+  .option('--pass-timeout <duration>', 'overall deadline of a pass: seconds, or 90s, 30m, 1h (default 30m); then it stops, keeps partial downloads and releases the lock')
   .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
   .action((o) => run(async () => (await import('./commands/agent.ts')).agentCommand, o));
 

@@ -124,6 +124,16 @@ export class ServiceError extends ModelsyncError {
 }
 
 /**
+ * A pass ran past its overall deadline (`pass_timeout`) and stopped: partial
+ * downloads are kept, the lock released; the next pass resumes.
+ */
+export class PassTimeoutError extends ModelsyncError {
+  constructor(message: string, data?: Record<string, unknown>) {
+    super('PassTimeoutError', message, { data, retry: 'generic' });
+  }
+}
+
+/**
  * The user stopped the command (Ctrl-C, SIGTERM) and it stopped cleanly:
  * whatever it had half done was undone. The CLI exits 130, as a shell does.
  */

@@ -1,11 +1,12 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { tempDir } from '../../test/helpers/env.ts';
 import { loadAgentConfig, parseListen, readToken } from './config.ts';
 
+// Removed after the file: these directories hold token files.
 function dir(): string {
-  return mkdtempSync(join(tmpdir(), 'modelsync-agentcfg-'));
+  return tempDir('modelsync-agentcfg-');
 }
 
 const base = `site: beta
@@ -104,6 +105,17 @@ describe('loadAgentConfig', () => {
     expect(e3.message).toMatch(/registry is required: set it in agent.yaml, with --registry or with MODELSYNC_REGISTRY/);
     const e4 = await loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: d, flags: { schedule: '61 * * * *' } }).then(() => new Error('expected a failure'), (e: Error) => e);
     expect(e4.message).toMatch(/--schedule: .*not a valid cron expression/);
+  });
+
+  it('refuses a schedule firing more than once a minute, naming where it was set (issue 9 item 5)', async () => {
+    const d = dir();
+    writeFileSync(join(d, 'agent.yaml'), `${base}schedule: "*/10 * * * * *"\n`);
+    const e1 = await loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: d }).then(() => new Error('expected a failure'), (e: Error) => e);
+    expect(e1.message).toMatch(/agent\.yaml:10:11: schedule: "\*\/10 \* \* \* \* \*" fires 6 times a minute .*at most once a minute/);
+    const e2 = await loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: d, env: { MODELSYNC_SCHEDULE: '* * * * * *' } }).then(() => new Error('expected a failure'), (e: Error) => e);
+    expect(e2.message).toMatch(/MODELSYNC_SCHEDULE: .*fires 60 times a minute/);
+    writeFileSync(join(d, 'agent.yaml'), base);
+    expect((await loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: d, flags: { schedule: '0 * * * * *' } })).schedule).toBe('0 * * * * *');
   });
 
   it('reports YAML syntax errors with their position', async () => {

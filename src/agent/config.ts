@@ -62,6 +62,7 @@ export const AGENT_KEYS: ReadonlyArray<{ key: keyof AgentConfigFile; kind: Kind;
   { key: 'templates', kind: 'boolean', help: 'render the registry templates on this machine (default true)' },
   { key: 'verify_interval_s', kind: 'number', help: 'seconds between re-verifications of active files (0 = off)' },
   { key: 'concurrency', kind: 'number', help: 'parallel downloads (default 8)' },
+  { key: 'pass_timeout', kind: 'string', help: 'overall deadline of a pass: seconds, or 90s, 30m, 1h (default 30m)' },
   { key: 'log_level', kind: 'string', help: 'fatal, error, warn, info, debug, trace or silent' },
 ];
 

@@ -16,6 +16,8 @@ export interface FleetSite {
   site: string;
   receivedAt: string;
   health?: string;
+  /** The agent's phase when it reported: `stopped` in the last report of an agent that shut down. */
+  phase?: string;
   commit?: string | null;
   stalenessSeconds?: number | null;
   lastError?: string | null;
@@ -62,13 +64,13 @@ export function renderFleet(sites: readonly FleetSite[], now = Date.now()): stri
     for (const m of models) if (m.verdictOwed) notes.push(`health check owed ${m.model} ${m.verdictOwed.version}`);
     // A break-glass pin is in sync with what the site was told to run, not with the registry: say so.
     for (const m of models) if (m.drift) notes.push(`pinned ${m.model} ${m.desired ?? m.active ?? '?'} (declared ${m.declared ?? '?'})`);
-    if (s.lastError && s.health !== 'Ready') notes.push(s.lastError.slice(0, 100));
+    if (s.lastError && fleetHealth(s) !== 'Ready') notes.push(s.lastError.slice(0, 100));
     const age = Date.parse(s.receivedAt);
     const stale = staleSeconds(s, now);
     // Everything in a row came from a site's report: escaped, so a report cannot paint the terminal.
     return [
       s.site,
-      String(s.health ?? 'unknown'),
+      fleetHealth(s),
       typeof s.commit === 'string' ? s.commit.slice(0, 12) : '-',
       Number.isFinite(age) ? `${formatDuration(Math.max(0, now - age))} ago` : '-',
       stale === null ? '-' : formatAge(stale),
@@ -79,6 +81,15 @@ export function renderFleet(sites: readonly FleetSite[], now = Date.now()): stri
   const all = [header, ...rows];
   const widths = header.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
   return all.map((r) => r.map((c, i) => (i < r.length - 1 ? c.padEnd(widths[i]!) : c)).join('  ').trimEnd()).join('\n');
+}
+
+/**
+ * The health to show: an agent that shut down sent a last report with phase
+ * `stopped`; what it said then (often Ready) is no longer watched by anyone.
+ */
+export function fleetHealth(s: Pick<FleetSite, 'health' | 'phase'>): string {
+  if (s.phase === 'stopped') return 'Stopped';
+  return String(s.health ?? 'unknown');
 }
 
 /**

@@ -1,7 +1,7 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { tempDir } from '../../test/helpers/env.ts';
 import { silentLogger } from '../log.ts';
 import type { ServiceSpec } from '../registry/schema.ts';
 import { systemClock, type Clock, type TimerHandle } from './clock.ts';
@@ -21,7 +21,7 @@ describe('affectedServices', () => {
 
 describe('buildActivationHooks', () => {
   it('restarts only services whose models changed, then health-checks them', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'modelsync-hooks-'));
+    const dir = tempDir('modelsync-hooks-');
     const log = join(dir, 'log');
     const record = (name: string): string[] => [node, '-e', 'require("fs").appendFileSync(process.argv[1], process.argv[2]+"\\n")', log, name];
     const hooks = buildActivationHooks({

@@ -7,6 +7,7 @@
 import cron, { type ScheduledTask } from 'node-cron';
 import { ConfigError } from '../errors.ts';
 import { cronProblem } from '../util/cron.ts';
+import { cronFloorProblem } from '../util/cron-floor.ts';
 import { MAX_TIMEOUT_MS, type Clock, type TimerHandle } from './clock.ts';
 
 export const DEFAULT_SCHEDULE = '*/15 * * * *';
@@ -22,6 +23,8 @@ export function checkCron(expression: string, where = 'schedule'): void {
     const why = v.errors.map((e) => (e.field ? `${e.field}: ${e.message}` : e.message)).join('; ');
     throw new ConfigError(`${where}: ${JSON.stringify(expression)} is not a valid cron expression (${why})`, { expression });
   }
+  const floor = cronFloorProblem(expression);
+  if (floor) throw new ConfigError(`${where}: ${floor}`, { expression });
 }
 
 /**

@@ -21,6 +21,7 @@ import { watch, type FSWatcher } from 'chokidar';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { CURRENT, PREVIOUS, StoreLayout } from '../store/layout.ts';
+import { readState } from '../store/state.ts';
 import { SHA256_RE } from '../util/hash.ts';
 import { sleep, type Clock, type TimerHandle } from './clock.ts';
 
@@ -68,7 +69,7 @@ export class SelfHealer {
   private watcher: FSWatcher | undefined;
   private debounce: TimerHandle | undefined;
   private verifyTimer: TimerHandle | undefined;
-  private pending = new Map<string, 'unlink' | 'change' | 'unlinkDir'>();
+  private pending = new Map<string, 'unlink' | 'change' | 'unlinkDir' | 'add'>();
   private readonly layout: StoreLayout;
   private stopped = true;
   private verifying: Promise<unknown> | undefined;
@@ -93,6 +94,10 @@ export class SelfHealer {
       w.on('unlink', (p) => this.note(p, 'unlink'));
       w.on('change', (p) => this.note(p, 'change'));
       w.on('unlinkDir', (p) => this.note(p, 'unlinkDir'));
+      // A `current` link replaced by hand (ln -sfn) shows as add or change of the link itself.
+      w.on('add', (p) => {
+        if (p.endsWith(`${sep}${CURRENT}`)) this.note(p, 'add');
+      });
       w.on('error', (err) => this.opts.logger.warn({ err: errorMessage(err) }, 'self-heal watch error'));
       await new Promise<void>((resolve) => w.once('ready', () => resolve()));
     }
@@ -108,7 +113,7 @@ export class SelfHealer {
     await this.verifying?.catch(() => {});
   }
 
-  private note(path: string, kind: 'unlink' | 'change' | 'unlinkDir'): void {
+  private note(path: string, kind: 'unlink' | 'change' | 'unlinkDir' | 'add'): void {
     if (this.stopped) return;
     this.pending.set(path, kind);
     this.opts.clock.clearTimeout(this.debounce);
@@ -120,14 +125,20 @@ export class SelfHealer {
     this.pending.clear();
     const found: Damage[] = [];
     let linkGone = false;
+    const relinked: string[] = [];
     for (const [path, kind] of batch) {
       const parts = relative(this.layout.modelsDir, path).split(sep);
       if (parts.length < 2 || parts[0] === '..') continue;
       const [model, version, ...rest] = parts as [string, string, ...string[]];
       if (version === CURRENT || version === PREVIOUS) {
-        if (kind === 'unlink' && version === CURRENT) linkGone = true;
+        if (kind === 'unlink' && version === CURRENT && !(await exists(path))) linkGone = true;
+        else if (version === CURRENT && rest.length === 0) {
+          const moved = await this.relinkedByHand(model);
+          if (moved) relinked.push(moved);
+        }
         continue;
       }
+      if (kind === 'add') continue;
       const active = await this.activeVersions(model);
       if (!active.has(version)) continue;
       if (kind === 'unlinkDir') {
@@ -142,7 +153,23 @@ export class SelfHealer {
       }
     }
     if (linkGone) this.opts.logger.warn('a current link under models/ was removed on the site; reconciling');
-    if (found.length > 0 || linkGone) await this.heal(found, linkGone ? 'current link removed' : undefined);
+    for (const r of relinked) this.opts.logger.warn(`a current link was replaced on the site (${r}); reconciling`);
+    const extra = [...(linkGone ? ['current link removed'] : []), ...relinked.map((r) => `current link replaced: ${r}`)];
+    if (found.length > 0 || extra.length > 0) await this.heal(found, extra.length > 0 ? extra.join(', ') : undefined);
+  }
+
+  /**
+   * A `current` link that names another version than the store's last pass
+   * recorded, while no pass runs: someone switched it by hand. (A pass's own
+   * switch happens while it runs, and it records the new version before it
+   * ends, so it never counts.) Returns "model: recorded → now", or undefined.
+   */
+  private async relinkedByHand(model: string): Promise<string | undefined> {
+    if (this.opts.busy()) return undefined;
+    const now = await fsp.readlink(join(this.layout.modelsDir, model, CURRENT)).catch(() => undefined);
+    const recorded = await readState(this.layout).then(({ state }) => state.models[model]?.active, () => undefined);
+    if (now === undefined || now === recorded) return undefined;
+    return `${model}: ${recorded ?? '-'} → ${now}`;
   }
 
   /** Versions whose damage matters now: what current and previous name. */

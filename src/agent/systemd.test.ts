@@ -43,6 +43,11 @@ describe('cronToOnCalendar', () => {
     expect(() => cronToOnCalendar('0 0 1 * 1')).toThrow(/either matches/);
     expect(() => cronToOnCalendar('0 0 L * *')).toThrow(/cannot express/);
   });
+
+  it('refuses a schedule firing more than once a minute, as every other reader of a schedule does', () => {
+    expect(() => cronToOnCalendar('*/5 * * * * *')).toThrow(/fires 12 times a minute.*at most once a minute/);
+    expect(cronToOnCalendar('30 */15 * * * *')).toBe('*-*-* *:00,15,30,45:30');
+  });
 });
 
 // systemd's own parser is the judge of the unit text and of the cron translation,

@@ -4,6 +4,7 @@
  * whose calendar is the cron expression translated to systemd's syntax.
  */
 import cron from 'node-cron';
+import { cronFloorProblem } from '../util/cron-floor.ts';
 import { ConfigError } from '../errors.ts';
 
 export interface UnitInput {
@@ -142,6 +143,9 @@ export function cronToOnCalendar(expression: string): string {
   } catch (err) {
     throw new ConfigError(`schedule ${JSON.stringify(expression)} is not a valid cron expression: ${(err as Error).message}`);
   }
+  // A schedule recorded by an older store may predate the floor: the timer holds it too.
+  const floor = cronFloorProblem(expression);
+  if (floor) throw new ConfigError(`schedule ${floor}`);
   const nums = (v: Array<number | string>, what: string): number[] => {
     if (v.some((x) => typeof x !== 'number')) {
       throw new ConfigError(`schedule ${JSON.stringify(expression)}: ${what} uses a token systemd timers cannot express; run the agent service instead`);

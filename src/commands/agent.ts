@@ -16,6 +16,9 @@ import { writeFileAtomic } from '../util/fsutil.ts';
 import { EXIT, printJson, type CommandContext } from './context.ts';
 import { renderResult } from './reconcile.ts';
 
+/** `agent --once`: the pass ran (in sync, changed or with conflicts), but the hub did not take its report. */
+export const EXIT_REPORT_NOT_DELIVERED = 5;
+
 export interface AgentCommandOptions extends Record<string, unknown> {
   config?: string;
   once?: boolean;
@@ -38,8 +41,15 @@ export async function agentCommand(opts: AgentCommandOptions, ctx: CommandContex
 
   if (opts.once) {
     const { result } = await agent.once();
-    if (opts.json) printJson(ctx, { ...result, agent: agent.status() });
-    else ctx.out(renderResult(result, { services: cfg.services }));
+    const report = agent.lastReport;
+    const undelivered = cfg.hub && report && !report.ok ? report.error ?? 'not delivered' : undefined;
+    if (opts.json) printJson(ctx, { ...result, agent: agent.status(), ...(cfg.hub ? { report: report ?? null } : {}) });
+    else {
+      ctx.out(renderResult(result, { services: cfg.services }));
+      if (undelivered) ctx.out(`report NOT delivered to the hub: ${undelivered}; the hub does not show this pass (exit ${EXIT_REPORT_NOT_DELIVERED})`);
+    }
+    // A failed or degraded pass says more than the report; otherwise an undelivered report is the news.
+    if (undelivered && (result.exitCode === EXIT.ok || result.exitCode === EXIT.conflicts)) return EXIT_REPORT_NOT_DELIVERED;
     return result.exitCode;
   }
 

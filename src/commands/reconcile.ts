@@ -10,6 +10,7 @@ import { createLogger, logFormatFor, type Logger } from '../log.ts';
 import { StoreLayout } from '../store/layout.ts';
 import { printJson, type CommandContext } from './context.ts';
 import { formatBytes, formatDuration } from '../reconcile/format.ts';
+import { durationMs } from '../util/duration.ts';
 
 export interface ReconcileCommandOptions {
   config?: string;
@@ -45,8 +46,11 @@ export function readToken(tokenFile: string | undefined, ctx: CommandContext): s
   return env ? env : undefined;
 }
 
+/** How long `reconcile` waits for a store locked by a running pass (an agent's), saying so. */
+export const RECONCILE_LOCK_WAIT_MS = 120_000;
+
 export async function reconcileCommand(given: ReconcileCommandOptions, ctx: CommandContext): Promise<number> {
-  const { opts, token } = await withAgentConfig(given, ctx);
+  const { opts, token, passTimeoutMs } = await withAgentConfig(given, ctx);
   if (!opts.site || !opts.registry || !opts.store) throw new UsageError('reconcile needs --site, --registry and --store (or --config <agent.yaml>)');
   const concurrency = opts.concurrency === undefined ? undefined : Number(opts.concurrency);
   if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64)) {
@@ -81,6 +85,9 @@ export async function reconcileCommand(given: ReconcileCommandOptions, ctx: Comm
       progress = p;
       bar?.update(p);
     },
+    // An agent's pass holds the lock for a while: wait for it (bounded) rather than fail at once.
+    lockWaitMs: opts.dryRun ? 0 : RECONCILE_LOCK_WAIT_MS,
+    ...(passTimeoutMs !== undefined ? { timeoutMs: passTimeoutMs } : {}),
   }).finally(() => {
     for (const s of INTERRUPTS) process.off(s, onSignal);
   });
@@ -109,7 +116,7 @@ export function interruptedWords(sig: NodeJS.Signals, p: PassProgress | undefine
  * rather than retyping them. Flags win over the file; the token is the
  * agent's (token_file, MODELSYNC_TOKEN) unless --token-file is given.
  */
-async function withAgentConfig(opts: ReconcileCommandOptions, ctx: CommandContext): Promise<{ opts: ReconcileCommandOptions; token: string | undefined }> {
+async function withAgentConfig(opts: ReconcileCommandOptions, ctx: CommandContext): Promise<{ opts: ReconcileCommandOptions; token: string | undefined; passTimeoutMs?: number }> {
   if (!opts.config) return { opts, token: readToken(opts.tokenFile, ctx) };
   const { loadAgentConfig, readToken: agentToken } = await import('../agent/config.ts');
   const cfg = await loadAgentConfig({
@@ -120,7 +127,7 @@ async function withAgentConfig(opts: ReconcileCommandOptions, ctx: CommandContex
   });
   const merged = { ...opts, site: cfg.site, registry: cfg.registry, store: cfg.store, branch: cfg.branch };
   const token = opts.tokenFile || ctx.env.MODELSYNC_TOKEN_FILE ? readToken(opts.tokenFile, ctx) : await agentToken(cfg, ctx.env);
-  return { opts: merged, token };
+  return { opts: merged, token, passTimeoutMs: durationMs(cfg.pass_timeout) };
 }
 
 /** Tell an agent running on this store that versions were switched under it (it watches this file). */

@@ -5,7 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { lfsObjectRelPath } from '../registry/lfs-pointer.ts';
@@ -45,9 +45,23 @@ export class RepoStore {
     this.tmpDir = join(dataDir, 'tmp');
   }
 
-  async init(): Promise<void> {
+  /**
+   * Create the layout and empty tmp/: what is there at start is left by a hub
+   * that died mid-upload or mid-create (kill -9, power loss). Nothing in tmp/
+   * is ever read back, so all of it goes. Returns what was removed.
+   */
+  async init(): Promise<{ entries: number; bytes: number }> {
     await mkdir(this.reposDir, { recursive: true });
     await mkdir(this.tmpDir, { recursive: true });
+    let entries = 0;
+    let bytes = 0;
+    for (const name of await readdir(this.tmpDir)) {
+      const path = join(this.tmpDir, name);
+      bytes += await treeBytes(path);
+      await rm(path, { recursive: true, force: true });
+      entries++;
+    }
+    return { entries, bytes };
   }
 
   /** Callers validate `name` with repoNameProblem first. */
@@ -145,4 +159,14 @@ export function diffRefs(before: Map<string, string>, after: Map<string, string>
     if (!after.has(ref)) out.push({ ref, before: oid, after: ZERO_OID });
   }
   return out.sort((a, b) => a.ref.localeCompare(b.ref));
+}
+
+/** Bytes under a path (files only; symlinks not followed), for the log line of what tmp/ held. */
+async function treeBytes(path: string): Promise<number> {
+  const st = await lstat(path).catch(() => undefined);
+  if (!st) return 0;
+  if (!st.isDirectory()) return st.isFile() ? st.size : 0;
+  let n = 0;
+  for (const name of await readdir(path).catch(() => [] as string[])) n += await treeBytes(join(path, name));
+  return n;
 }

@@ -154,7 +154,8 @@ export class HubServer {
   }
 
   async listen(host: string, port: number): Promise<string> {
-    await this.repos.init();
+    const leftover = await this.repos.init();
+    if (leftover.entries > 0) this.opts.logger.info({ dir: this.repos.tmpDir, entries: leftover.entries, bytes: leftover.bytes }, 'removed partial uploads an earlier hub left in tmp/');
     await this.sites.load();
     await new Promise<void>((resolve, reject) => {
       const fail = (err: NodeJS.ErrnoException): void => reject(listenError(host, port, err));

@@ -4,8 +4,9 @@
  * and positioned at the file, line and column that causes it.
  */
 import { validate as validateCron } from 'node-cron';
+import { cronFloorProblem } from '../util/cron-floor.ts';
 import type { Problem } from '../errors.ts';
-import { errorMessage } from '../errors.ts';
+import { ValidationError, errorMessage } from '../errors.ts';
 import {
   MODEL_REGISTRY_FILE, REGISTRY_DIR, MANIFEST_NAME, SITES_DIR, GROUPS_DIR, CHUNKS_DIR,
   manifestPath, modelDir, versionFilePath, extendsPath, chunkIndexPath, chunkIndexRelPath, isReservedFileName,
@@ -79,8 +80,21 @@ export interface LoadResult {
 
 const at = (file: string, message: string, path = ''): Problem => ({ file, line: 1, col: 1, path, message });
 
+/** readText, with a file too large to read turned into its problem (and treated as unreadable). */
+async function readTextOrProblem(source: RegistrySource, file: string, problems: Problem[]): Promise<string | null | 'too-large'> {
+  try {
+    return await source.readText(file);
+  } catch (err) {
+    if (!(err instanceof ValidationError)) throw err;
+    problems.push(...err.problems);
+    return 'too-large';
+  }
+}
+
 async function readYaml(source: RegistrySource, file: string, problems: Problem[]): Promise<YamlFile | null> {
-  const text = await source.readText(file);
+  const read = await readTextOrProblem(source, file, problems);
+  // Too large: a stand-in with no value, so the file counts as present (not "missing") but says nothing.
+  const text = read === 'too-large' ? '' : read;
   if (text === null) return null;
   const yf = parseYamlFile(file, text);
   problems.push(...yf.syntaxProblems);
@@ -433,6 +447,8 @@ function checkSite(registry: Registry, doc: SiteDoc, problems: Problem[], declar
   }
   const cronWhy = data.schedule === undefined ? null : cronProblem(data.schedule) ?? (validateCron(data.schedule) ? null : 'node-cron cannot parse it');
   if (cronWhy) problems.push(yaml.problem(['schedule'], `${JSON.stringify(data.schedule)} is not a valid cron expression (${cronWhy})`));
+  const floor = data.schedule !== undefined && !cronWhy ? cronFloorProblem(data.schedule) : undefined;
+  if (floor) problems.push(yaml.problem(['schedule'], floor));
   // Within one file two templates writing the same file is a mistake (across extends, the site wins by design).
   const dests = new Map<string, number>();
   data.templates?.forEach((t, i) => {
@@ -500,8 +516,9 @@ async function checkTemplates(source: RegistrySource, registry: Registry, proble
   for (const doc of [...registry.sites.values(), ...registry.groups.values()]) {
     for (const [i, t] of (doc.data.templates ?? []).entries()) {
       if (!compiled.has(t.src)) {
-        const text = await source.readText(t.src);
-        if (text === null) compiled.set(t.src, 'missing');
+        const text = await readTextOrProblem(source, t.src, problems);
+        if (text === 'too-large') compiled.set(t.src, 'broken');
+        else if (text === null) compiled.set(t.src, 'missing');
         else {
           try {
             compiled.set(t.src, compileTemplate(text, t.src));

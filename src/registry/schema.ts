@@ -3,6 +3,7 @@
  * a misspelt `curent_version` must fail loudly, not be ignored.
  */
 import { z } from 'zod';
+import { DURATION_RE, durationMs } from '../util/duration.ts';
 import { unsafeRelativePathReason } from '../util/safe-path.ts';
 
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -87,6 +88,9 @@ export const TemplateSpec = z.strictObject({
 });
 export type TemplateSpec = z.infer<typeof TemplateSpec>;
 
+/** The bandwidth floor (DESIGN.md, "Safety rules"). */
+export const MIN_LIMIT_KBPS = 64;
+
 export const SiteFile = z.strictObject({
   description: z.string().optional(),
   extends: z.array(z.string().min(1)).optional(),
@@ -95,7 +99,7 @@ export const SiteFile = z.strictObject({
   overrides: z.record(ModelName, Version).optional(),
   schedule: z.string().optional(),
   retention: z.strictObject({ keep: z.int().nonnegative() }).optional(),
-  bandwidth: z.strictObject({ limit_kbps: z.int().positive() }).optional(),
+  bandwidth: z.strictObject({ limit_kbps: z.int().min(MIN_LIMIT_KBPS, `must be at least ${MIN_LIMIT_KBPS} (kilobits per second): a slower limit holds the store lock for hours`) }).optional(),
   templates: z.array(TemplateSpec).optional(),
 });
 export type SiteFile = z.infer<typeof SiteFile>;
@@ -146,6 +150,14 @@ export const AgentConfigFile = z.strictObject({
   /** Seconds between low-priority re-verifications of active files (0 = off). */
   verify_interval_s: z.number().nonnegative().default(3600),
   concurrency: z.int().positive().max(64).default(8),
+  /**
+   * The overall deadline of a pass (seconds, or "30m", "90s", "1h"): after it the pass stops, keeps
+   * partial downloads and releases the store lock, so a server that keeps stalling cannot hold a site.
+   */
+  pass_timeout: z
+    .union([z.number().positive(), z.string().regex(DURATION_RE, 'must be a duration: seconds, or a number with ms, s, m or h (e.g. "30m")')])
+    .refine((v) => durationMs(v) >= 1000, 'must be at least 1 s')
+    .default('30m'),
   log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
 });
 export type AgentConfigFile = z.infer<typeof AgentConfigFile>;

@@ -8,8 +8,9 @@ import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import { join, resolve } from 'node:path';
 import git from 'isomorphic-git';
-import { GitError, NotFoundError } from '../errors.ts';
+import { GitError, NotFoundError, ValidationError } from '../errors.ts';
 import { hashFile, hashBytes, type Digest } from '../util/hash.ts';
+import { gitObjectSize } from './git-object-size.ts';
 import { MAX_POINTER_SIZE, parsePointer, type LfsPointer } from './lfs-pointer.ts';
 
 export interface DirEntry {
@@ -37,8 +38,20 @@ function splitDir(path: string): string {
   return path.replace(/\/+$/, '');
 }
 
-/** Longest text file read from a working tree; see WorkTreeSource.readText. */
-const MAX_TEXT_BYTES = 4 << 20;
+/** Longest text file read from a working tree or a commit; see WorkTreeSource.readText. */
+export const MAX_TEXT_BYTES = 4 << 20;
+
+/**
+ * A registry text file (YAML, a template) too large to read: refused from its
+ * size alone, named, as a validation problem of the file.
+ */
+export function oversizedText(path: string, size: number): ValidationError {
+  const mib = (size / (1 << 20)).toFixed(1);
+  return new ValidationError(
+    [{ file: path, line: 1, col: 1, path: '', message: `file is ${mib} MiB (${size} bytes): too large for a registry text file (YAML files hold at most 1 MiB, templates ${MAX_TEXT_BYTES >> 20} MiB); it was not read` }],
+    `registry file ${path} is too large`,
+  );
+}
 
 export class WorkTreeSource implements RegistrySource {
   readonly description = 'working tree';
@@ -129,6 +142,9 @@ abstract class GitObjectSource implements RegistrySource {
   async readText(path: string): Promise<string | null> {
     const hit = await this.lookup(path);
     if (!hit || hit.type !== 'blob') return null;
+    // isomorphic-git inflates a blob whole (a 100 MB YAML cost ~575 MB): its header says the size first.
+    const size = await gitObjectSize(this.loc.gitdir, hit.oid);
+    if (size !== undefined && size > MAX_TEXT_BYTES) throw oversizedText(path, size);
     // Cut, like WorkTreeSource.readText: a blob too long for a string would throw, not be reported.
     return Buffer.from(await this.blob(hit.oid)).subarray(0, MAX_TEXT_BYTES + 1).toString('utf8');
   }
