@@ -3,6 +3,7 @@
  * command, so `modelsync --help` stays fast and a command's dependencies load
  * only when it runs. The daemon calls the same command functions.
  */
+import { escapeControlKeepLines } from './util/escape.ts';
 import { Command, CommanderError, Option } from 'commander';
 import { InterruptedError, ModelsyncError, UsageError, errorMessage } from './errors.ts';
 import { EXIT, processContext, type CommandContext } from './commands/context.ts';
@@ -28,7 +29,6 @@ const program = new Command()
   .name('modelsync')
   .description('Git is the source of truth for which ML model versions run on which edge site.')
   .version('0.1.0')
-  .showHelpAfterError()
   .exitOverride();
 
 /** `reads`: the command also reads a bare repository (at HEAD); the others commit, so need a checkout. */
@@ -320,6 +320,14 @@ program
   .option('--keep', 'leave hub and agents running (dashboard live) until Ctrl-C, and keep the demo directory')
   .action((o) => run(async () => (await import('./commands/demo.ts')).demoCommand, o));
 
+// A mistyped flag gets commander's error (with its "did you mean") and one line saying where the
+// options are, not the whole help: the error must stay the line a person reads.
+const hintAfterErrors = (c: Command, path: string): void => {
+  c.showHelpAfterError(`(run 'modelsync ${path}--help' for the ${path ? 'options' : 'commands'})`);
+  for (const sub of c.commands) hintAfterErrors(sub, `${path}${sub.name()} `);
+};
+hintAfterErrors(program, '');
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
@@ -333,9 +341,9 @@ try {
       const body = err instanceof ModelsyncError ? err.toJSON() : { code: 'InternalError', message: errorMessage(err) };
       process.stdout.write(`${JSON.stringify({ ok: false, error: body }, null, 2)}\n`);
     } else if (err instanceof ModelsyncError) {
-      process.stderr.write(`modelsync: ${err.message} [${err.code}]\n`);
+      process.stderr.write(`modelsync: ${escapeControlKeepLines(err.message)} [${err.code}]\n`);
     } else {
-      process.stderr.write(`modelsync: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.stderr.write(`modelsync: internal error: ${escapeControlKeepLines(err instanceof Error ? (err.stack ?? err.message) : String(err))}\n`);
     }
     process.exitCode = code;
   }

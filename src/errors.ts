@@ -8,6 +8,8 @@
  * input changes), a *waiting* one clears by itself (retry after a delay), a
  * *generic* one is retried with backoff.
  */
+import { escapeControl, escapeControlKeepLines } from './util/escape.ts';
+
 export type RetryClass = 'stalling' | 'waiting' | 'generic';
 
 export interface ErrorOptions {
@@ -162,8 +164,9 @@ export interface Problem {
   message: string;
 }
 
+/** `file:line:col: path: message`; the file name, path and message come from the registry, so are escaped. */
 export function formatProblem(p: Problem): string {
-  return `${p.file}:${p.line}:${p.col}: ${p.path ? `${p.path}: ` : ''}${p.message}`;
+  return `${escapeControl(p.file)}:${p.line}:${p.col}: ${p.path ? `${escapeControl(p.path)}: ` : ''}${escapeControlKeepLines(p.message)}`;
 }
 
 /** Linux errno codes that mean "the disk cannot take more". */

@@ -1,4 +1,5 @@
 import pino, { type Logger } from 'pino';
+import { escapeControl } from './util/escape.ts';
 
 export type { Logger };
 
@@ -52,8 +53,9 @@ export function prettyLine(line: string): string {
   const lvl = (LEVELS[Number(level)] ?? String(level)).padEnd(5);
   const fields = Object.entries(rest)
     .filter(([, v]) => v !== undefined && !(Array.isArray(v) && v.length === 0))
-    .map(([k, v]) => `${k}=${typeof v === 'string' && /^[^\s"=]+$/.test(v) ? v : JSON.stringify(v)}`);
-  return `${[clock, lvl, String(msg ?? ''), ...fields].filter((x) => x !== '').join(' ')}\n`;
+    .map(([k, v]) => `${escapeControl(k)}=${typeof v === 'string' && /^[^\s"=]+$/.test(v) ? escapeControl(v) : escapeControl(JSON.stringify(v) ?? String(v))}`);
+  // Messages and fields carry registry and site text (a template's error, a file name): escaped.
+  return `${[clock, lvl, escapeControl(String(msg ?? '')), ...fields].filter((x) => x !== '').join(' ')}\n`;
 }
 
 /** A logger that drops everything, for tests and library callers that pass none. */

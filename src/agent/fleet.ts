@@ -7,6 +7,7 @@ import type { CommandContext } from '../commands/context.ts';
 import { EXIT, printJson } from '../commands/context.ts';
 import { readToken } from '../commands/reconcile.ts';
 import { formatAge, formatDuration } from '../reconcile/format.ts';
+import { escapeControl } from '../util/escape.ts';
 import { redactUrl } from '../util/redact.ts';
 import { fetchFailureReason } from './net-error.ts';
 
@@ -67,6 +68,7 @@ export function renderFleet(sites: readonly FleetSite[], now = Date.now()): stri
     if (s.lastError && fleetHealth(s) !== 'Ready') notes.push(s.lastError.slice(0, 100));
     const age = Date.parse(s.receivedAt);
     const stale = staleSeconds(s, now);
+    // Everything in a row came from a site's report: escaped, so a report cannot paint the terminal.
     return [
       s.site,
       fleetHealth(s),
@@ -75,7 +77,7 @@ export function renderFleet(sites: readonly FleetSite[], now = Date.now()): stri
       stale === null ? '-' : formatAge(stale),
       models.length ? `${inSync}/${models.length} in sync` : '-',
       notes.join('; '),
-    ];
+    ].map(escapeControl);
   });
   const all = [header, ...rows];
   const widths = header.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));

@@ -16,6 +16,7 @@ import { buildActivationHooks, type ServiceReport } from './hooks.ts';
 import { failedResult } from './pass-words.ts';
 import type { Trigger } from './queue.ts';
 import { renderTemplates, type RenderOutcome, type TemplateEngine } from './templates.ts';
+import { guardedPaths, type GuardedPath } from './guarded-paths.ts';
 
 export interface PassRunnerOptions {
   config: AgentConfig;
@@ -142,9 +143,8 @@ export class PassRunner {
     return outcomes.filter((o) => o.status === 'error').map((o) => ({ models: o.models, message: o.message ?? 'template failed' }));
   }
 
-  /** Files that decide what this site executes or who it is: no template may write them. */
-  private ownFiles(): string[] {
-    const c = this.o.config;
-    return [c.configPath, c.token_file, c.webhook_secret_file, c.store].filter((p): p is string => typeof p === 'string');
+  /** Files that decide what this site executes or who it is, and what its service commands run: no template may write them. */
+  private ownFiles(): GuardedPath[] {
+    return guardedPaths(this.o.config);
   }
 }

@@ -6,6 +6,7 @@
  */
 import cron, { type ScheduledTask } from 'node-cron';
 import { ConfigError } from '../errors.ts';
+import { cronProblem } from '../util/cron.ts';
 import { cronFloorProblem } from '../util/cron-floor.ts';
 import { MAX_TIMEOUT_MS, type Clock, type TimerHandle } from './clock.ts';
 
@@ -15,6 +16,8 @@ const SEARCH_DAYS = 5 * 366;
 
 /** Checks an expression, naming the field that is wrong. */
 export function checkCron(expression: string, where = 'schedule'): void {
+  const problem = cronProblem(expression);
+  if (problem) throw new ConfigError(`${where}: ${JSON.stringify(expression)} is not a valid cron expression (${problem})`, { expression });
   const v = cron.validateDetailed(expression);
   if (!v.valid) {
     const why = v.errors.map((e) => (e.field ? `${e.field}: ${e.message}` : e.message)).join('; ');

@@ -23,6 +23,23 @@ export interface UnitInput {
 
 export const SERVICE_NAME = 'modelsync-agent';
 
+/**
+ * The units set PrivateTmp=true: the service sees an empty /tmp of its own,
+ * so a store, config_dir or script under /tmp (or /var/tmp) that works when
+ * the agent is run by hand is missing, or lost on every restart, under
+ * systemd. Each such path gets a warning, said before the units.
+ */
+export function privateTmpWarnings(paths: ReadonlyArray<{ what: string; path: string }>): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const { what, path } of paths) {
+    if (!/^\/(var\/)?tmp(\/|$)/.test(path) || seen.has(`${what}\0${path}`)) continue;
+    seen.add(`${what}\0${path}`);
+    out.push(`${what} ${path} is under ${path.startsWith('/var/tmp') ? '/var/tmp' : '/tmp'}, but the unit sets PrivateTmp=true: the service sees its own empty ${path.startsWith('/var/tmp') ? '/var/tmp' : '/tmp'}, so it would not find it there (and a store there starts empty on every restart). Move it, or remove PrivateTmp=true from the unit`);
+  }
+  return out;
+}
+
 /** `modelsync-agent.service`: the daemon, restarted by systemd if it ever exits. */
 export function serviceUnit(u: UnitInput): string {
   return [

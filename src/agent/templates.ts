@@ -9,8 +9,9 @@
  * registry and are joined under config_dir with safeJoin: nothing outside it
  * can be written, whatever the site file says. Nor can a template overwrite
  * the agent's own files when they live there (agent.yaml, the token, the
- * webhook secret, the store): whoever merges to the registry decides
- * versions, never what the site executes.
+ * webhook secret, the store) or anything a service command runs
+ * (guarded-paths.ts): whoever merges to the registry decides versions, never
+ * what the site executes. Outputs are plain data: mode 0644, never executable.
  */
 import { promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
@@ -19,7 +20,8 @@ import type { TemplateSpec } from '../registry/schema.ts';
 import { readFileOrNull, writeFileAtomic } from '../util/fsutil.ts';
 import { sha256Hex } from '../util/hash.ts';
 import { safeJoin } from '../util/safe-path.ts';
-import { compileTemplate, renderTemplate, type TemplateContext } from '../templates/index.ts';
+import { RENDER_RECORD_FILE, compileTemplate, renderTemplate, reservedDestReason, type TemplateContext } from '../templates/index.ts';
+import type { GuardedPath } from './guarded-paths.ts';
 
 export type { TemplateContext };
 
@@ -40,8 +42,11 @@ export interface RenderJob {
   configDir: string;
   /** Render these even if their inputs look unchanged (the models switched in this pass). */
   changedModels?: ReadonlySet<string>;
-  /** Files (and directories, with everything below) a template must never write, whatever config_dir holds. */
-  protectedPaths?: readonly string[];
+  /**
+   * Files (and directories, with everything below) a template must never write, whatever config_dir
+   * holds: plain strings are the agent's own files; see guardedPaths() for the full set on a site.
+   */
+  protectedPaths?: ReadonlyArray<string | GuardedPath>;
 }
 
 export interface RenderOutcome {
@@ -54,7 +59,9 @@ export interface RenderOutcome {
   models: string[];
 }
 
-const INPUTS_FILE = '.modelsync-rendered.json';
+const INPUTS_FILE = RENDER_RECORD_FILE;
+/** Rendered configs are data: readable by the services, executable by nobody. */
+const OUTPUT_MODE = 0o644;
 
 type InputsRecord = Record<string, string>;
 
@@ -64,22 +71,25 @@ export async function renderTemplates(job: RenderJob, engine: TemplateEngine = d
   const previous = await readRecord(recordPath);
   const next: InputsRecord = {};
   const out: RenderOutcome[] = [];
-  const guarded = await Promise.all([...(job.protectedPaths ?? []), recordPath].map(realOrResolved));
+  const guarded = await guardList([...(job.protectedPaths ?? []), { path: recordPath, subtree: false, reason: 'the record of what was rendered' }]);
   for (const spec of job.specs) {
     const models = spec.models ?? Object.keys(job.context.models).sort();
     const base = { src: spec.src, dest: spec.dest, models };
     let dest: string;
     try {
       dest = safeJoin(job.configDir, spec.dest);
+      const reserved = reservedDestReason(spec.dest);
+      if (reserved) throw new Error(`${JSON.stringify(spec.dest)} is reserved: ${reserved}`);
     } catch (err) {
       out.push({ ...base, status: 'error', message: `dest ${errorMessage(err)}` });
       continue;
     }
-    // Where the write would really land (directories inside config_dir may be symlinks).
-    const real = join(await realOrResolved(dirname(dest)), basename(dest));
-    const hit = guarded.find((p) => real === p || real.startsWith(`${p}${sep}`));
+    // Where the write would land, as written and really (directories inside config_dir may be symlinks).
+    const landing = [dest, join(await realOrResolved(dirname(dest)), basename(dest))];
+    const hit = guarded.find((g) => landing.some((l) => l === g.path || (g.subtree && l.startsWith(`${g.path}${sep}`))));
     if (hit !== undefined) {
-      out.push({ ...base, status: 'error', message: `dest ${JSON.stringify(spec.dest)} would overwrite ${hit}, which belongs to the agent; templates never write the agent's own files` });
+      const verb = landing.some((l) => l === hit.path) ? 'would overwrite' : 'would write inside';
+      out.push({ ...base, status: 'error', message: `dest ${JSON.stringify(spec.dest)} ${verb} ${hit.shown}, ${hit.reason}; templates never write what the site executes or the agent's own files` });
       continue;
     }
     let text: string | null;
@@ -113,9 +123,11 @@ export async function renderTemplates(job: RenderJob, engine: TemplateEngine = d
     }
     try {
       if (existing !== null && existing.equals(Buffer.from(rendered))) {
+        // Same bytes, but a rendered file is never left executable.
+        if (((await fsp.stat(dest)).mode & 0o7777) !== OUTPUT_MODE) await fsp.chmod(dest, OUTPUT_MODE);
         out.push({ ...base, status: 'unchanged' });
       } else {
-        await writeFileAtomic(dest, rendered);
+        await writeFileAtomic(dest, rendered, OUTPUT_MODE, { exactMode: true });
         out.push({ ...base, status: 'written' });
       }
       next[spec.dest] = inputs;
@@ -124,6 +136,25 @@ export async function renderTemplates(job: RenderJob, engine: TemplateEngine = d
     }
   }
   if (JSON.stringify(next) !== JSON.stringify(previous)) await writeFileAtomic(recordPath, `${JSON.stringify(next, null, 2)}\n`);
+  return out;
+}
+
+interface Guard {
+  path: string;
+  subtree: boolean;
+  reason: string;
+  /** The path as the agent was told it. */
+  shown: string;
+}
+
+/** Each guarded path as given and as it really is (a symlinked script is guarded at both ends). */
+async function guardList(paths: ReadonlyArray<string | GuardedPath>): Promise<Guard[]> {
+  const out: Guard[] = [];
+  for (const p of paths) {
+    const g = typeof p === 'string' ? { path: p, subtree: true, reason: 'which belongs to the agent' } : p;
+    const given = resolve(g.path);
+    for (const path of new Set([given, await realOrResolved(given)])) out.push({ path, subtree: g.subtree, reason: g.reason, shown: given });
+  }
   return out;
 }
 

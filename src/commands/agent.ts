@@ -9,7 +9,7 @@ import { CLI_PATH, PROJECT_ROOT } from '../paths.ts';
 import { Agent } from '../agent/daemon.ts';
 import { loadAgentConfig, readToken, type AgentConfig } from '../agent/config.ts';
 import { effectiveSchedule } from '../agent/site-schedule.ts';
-import { SERVICE_NAME, serviceUnit, timerUnits, type UnitInput } from '../agent/systemd.ts';
+import { SERVICE_NAME, privateTmpWarnings, serviceUnit, timerUnits, type UnitInput } from '../agent/systemd.ts';
 import { UsageError } from '../errors.ts';
 import { createLogger, logFormatFor } from '../log.ts';
 import { writeFileAtomic } from '../util/fsutil.ts';
@@ -94,6 +94,19 @@ async function systemd(cfg: AgentConfig, opts: AgentCommandOptions, ctx: Command
     const t = timerUnits(input, schedule, cfg.jitter_s, choice.note);
     files.push([`${SERVICE_NAME}-once.service`, t.service], [`${SERVICE_NAME}-once.timer`, t.timer]);
   }
+  const warnings = privateTmpWarnings([
+    { what: 'the store', path: resolve(ctx.cwd, cfg.store) },
+    ...(cfg.config_dir ? [{ what: 'config_dir', path: resolve(ctx.cwd, cfg.config_dir) }] : []),
+    { what: 'agent.yaml', path: input.configPath },
+    ...(cfg.token_file ? [{ what: 'token_file', path: resolve(ctx.cwd, cfg.token_file) }] : []),
+    ...cfg.services.flatMap((s, i) => [...(s.restart ?? []), ...(s.health?.command ?? [])]
+      .filter((a) => a.startsWith('/'))
+      .map((path) => ({ what: `a command of services[${i}] (${s.name})`, path }))),
+  ]);
+  // On stderr, so the printed units stay exactly the units; and as comments in them, for whoever reads the file.
+  for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
+  const warned = warnings.length ? `${warnings.map((w) => `# WARNING: ${w}`).join('\n')}\n` : '';
+  if (warned) for (const f of files) f[1] = warned + f[1];
   if (opts.installSystemd === undefined) {
     ctx.out(files.map(([name, text]) => `# ${name}\n${text}`).join('\n'));
     return EXIT.ok;

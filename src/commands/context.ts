@@ -1,4 +1,5 @@
 import { createLogger, type Logger } from '../log.ts';
+import { escapeControlKeepLines } from '../util/escape.ts';
 
 /**
  * What a command gets from the outside world. The CLI passes the real
@@ -18,7 +19,9 @@ export function processContext(): CommandContext {
   return {
     cwd: process.cwd(),
     env: process.env,
-    out: (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),
+    // The last line of defence: each command escapes what came from a site or a registry where it
+    // prints it (so tables stay aligned); no human output needs a control character but tab and newline.
+    out: (text) => process.stdout.write(escapeControlKeepLines(text.endsWith('\n') ? text : `${text}\n`)),
     logger: createLogger(),
     tty: Boolean(process.stdout.isTTY),
   };

@@ -180,7 +180,7 @@ class Demo {
       let what: string;
       if (!fr) what = 'nothing to do';
       else if (fr.outcome === 'activated') what = `face_recognition ${fr.from} → ${fr.active} (followed the revert)`;
-      else if (fr.outcome === 'conflict') what = `face_recognition stays ${fr.active} (still its local change: conflict, reported)`;
+      else if (fr.outcome === 'conflict') what = `face_recognition stays ${fr.active}: the version put in place on the site is newer than the registry's, so the conflict stays and is reported`;
       else what = `face_recognition stays ${fr.active}`;
       this.out(`   ${r.site.padEnd(6)} converged ${String(r.ms).padStart(5)} ms after the push: ${what}`);
     }
@@ -212,13 +212,15 @@ class Demo {
     await mkdir(dir, { recursive: true });
     // alpha runs a stand-in "sentinel": its restart is logged, its health check reads the rendered
     // config and checks the model file it names exists. Real sites put systemctl and a smoke test here.
+    // The check finds the config next to the log rather than by name: a file a service command names
+    // is never a template's destination (docs/agent.md, Templates), so it could not be rendered.
     const services = site === 'alpha'
       ? [{
         name: 'sentinel',
         models: ['face_detection', 'face_recognition', 'openface_torch'],
         restart: [process.execPath, '-e', 'require("fs").appendFileSync(process.argv[1], new Date().toISOString()+"\\n")', join(dir, 'sentinel-restarts.log')],
         health: {
-          command: [process.execPath, '-e', 'const fs=require("fs");const m=/recognizer: (.*)/.exec(fs.readFileSync(process.argv[1],"utf8"));fs.statSync(m[1].trim())', join(configDir, 'sentinel/tasks/FaceRecon.yaml')],
+          command: [process.execPath, '-e', 'const fs=require("fs"),p=require("path");const m=/recognizer: (.*)/.exec(fs.readFileSync(p.join(p.dirname(process.argv[1]),"rendered","sentinel","tasks","FaceRecon.yaml"),"utf8"));fs.statSync(m[1].trim())', join(dir, 'sentinel-restarts.log')],
           timeout_s: 10,
           interval_s: 0.2,
         },

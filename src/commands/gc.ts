@@ -1,10 +1,10 @@
-import { resolve } from 'node:path';
 import { existsSync } from 'node:fs';
-import { NotFoundError, UsageError } from '../errors.ts';
+import { UsageError } from '../errors.ts';
 import { DEFAULT_RETENTION_KEEP } from '../registry/desired.ts';
 import { formatBytes } from '../reconcile/format.ts';
 import { StoreLayout, acquireLock, collectGarbage, listModels, pinMap, readState, writeState } from '../store/index.ts';
 import { printJson, EXIT, type CommandContext } from './context.ts';
+import { requireStore } from './given-paths.ts';
 
 export interface GcCommandOptions {
   store?: string;
@@ -22,8 +22,8 @@ export async function gcCommand(opts: GcCommandOptions, ctx: CommandContext): Pr
     keep = Number(opts.keep);
     if (!Number.isInteger(keep) || keep < 0) throw new UsageError(`--keep must be a non-negative integer (got ${opts.keep})`);
   }
-  const layout = new StoreLayout(resolve(ctx.cwd, opts.store));
-  if (!existsSync(layout.modelsDir)) throw new NotFoundError(`${layout.root} is not a modelsync store (no models/)`, { store: layout.root });
+  const layout = new StoreLayout(requireStore(ctx, opts.store));
+  if (!existsSync(layout.modelsDir)) throw new UsageError(`--store ${opts.store} is not a modelsync store (no models/ in it)`, { store: layout.root });
   // Lock first, then read: what a pass records meanwhile must not be judged from a stale copy.
   const lock = opts.dryRun ? undefined : await acquireLock(layout.lockFile, 'gc');
   let report;

@@ -1,12 +1,11 @@
-import { resolve } from 'node:path';
-import { existsSync } from 'node:fs';
-import { NotFoundError, UsageError } from '../errors.ts';
+import { UsageError } from '../errors.ts';
 import { NAME_RE, VERSION_RE, RESERVED_VERSION_NAMES } from '../registry/schema.ts';
 import { StoreLayout, removePin, setPin } from '../store/index.ts';
 import { knownRegistry } from '../reconcile/known-registry.ts';
 import { sortVersions } from '../registry/versions.ts';
 import { suggest } from '../registry/zod-problems.ts';
 import { printJson, EXIT, type CommandContext } from './context.ts';
+import { requireStore } from './given-paths.ts';
 
 export interface PinCommandOptions {
   model?: string;
@@ -17,8 +16,7 @@ export interface PinCommandOptions {
 
 function storeLayout(opts: PinCommandOptions, ctx: CommandContext): StoreLayout {
   if (!opts.store || !opts.model) throw new UsageError('give a model and --store <dir>');
-  const layout = new StoreLayout(resolve(ctx.cwd, opts.store));
-  if (!existsSync(layout.root)) throw new NotFoundError(`store ${layout.root} does not exist`, { store: layout.root });
+  const layout = new StoreLayout(requireStore(ctx, opts.store));
   if (!NAME_RE.test(opts.model)) throw new UsageError(`${JSON.stringify(opts.model)} is not a valid model name`);
   return layout;
 }

@@ -42,7 +42,11 @@ export function readToken(tokenFile: string | undefined, ctx: CommandContext): s
       return token;
     } catch (err) {
       if (err instanceof ConfigError) throw err;
-      throw new ConfigError(`cannot read token file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file });
+      const code = (err as NodeJS.ErrnoException).code;
+      const given = tokenFile !== undefined ? '--token-file' : 'MODELSYNC_TOKEN_FILE';
+      // A file the command line names that is not there is a usage error, like --store or --repo (given-paths.ts).
+      if (code === 'ENOENT') throw new UsageError(`cannot read token file ${file}: ENOENT (${given} ${file} does not exist)`, { file });
+      throw new ConfigError(`cannot read token file ${file}: ${code ?? (err as Error).message}`, { file });
     }
   }
   const env = ctx.env.MODELSYNC_TOKEN?.trim();
@@ -72,6 +76,15 @@ export async function reconcileCommand(given: ReconcileCommandOptions, ctx: Comm
   // A person at a terminal gets the human output below; log lines then only add warnings and errors, readably.
   const format = logFormatFor({ json: opts.json, stderrIsTTY: Boolean(process.stderr.isTTY), env: ctx.env });
   const logger = format === 'pretty' ? createLogger({ format, level: ctx.env.MODELSYNC_LOG_LEVEL || 'warn' }) : ctx.logger;
+  let progress: PassProgress | undefined;
+  // Ctrl-C or SIGTERM: say what stays (verified downloads and partial files are kept in the store, the
+  // lock is taken over by the next pass), then exit as the signal would (130, 143).
+  const onSignal = (sig: NodeJS.Signals): void => {
+    bar?.done();
+    process.stderr.write(`modelsync: ${interruptedWords(sig, progress)}\n`);
+    process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGHUP' ? 1 : 15));
+  };
+  for (const s of INTERRUPTS) process.once(s, onSignal);
   const result = await reconcile({
     site: opts.site,
     registry,
@@ -82,11 +95,16 @@ export async function reconcileCommand(given: ReconcileCommandOptions, ctx: Comm
     dryRun: opts.dryRun,
     concurrency,
     logger,
-    onProgress: bar?.update,
+    onProgress: (p) => {
+      progress = p;
+      bar?.update(p);
+    },
     ...verifySettings(opts, ctx),
     // An agent's pass holds the lock for a while: wait for it (bounded) rather than fail at once.
     lockWaitMs: opts.dryRun ? 0 : RECONCILE_LOCK_WAIT_MS,
     ...(passTimeoutMs !== undefined ? { timeoutMs: passTimeoutMs } : {}),
+  }).finally(() => {
+    for (const s of INTERRUPTS) process.off(s, onSignal);
   });
   bar?.done();
   if (!opts.dryRun && result.changed.length > 0) await nudgeAgent(resolve(ctx.cwd, opts.store), logger);
@@ -96,6 +114,15 @@ export async function reconcileCommand(given: ReconcileCommandOptions, ctx: Comm
   if (opts.json) printJson(ctx, result);
   else ctx.out(renderResult(result));
   return result.exitCode;
+}
+
+const INTERRUPTS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+/** What an interrupted `reconcile` leaves: `interrupted (SIGINT); 33 MiB of 120 MiB kept, the next pass resumes`. */
+export function interruptedWords(sig: NodeJS.Signals, p: PassProgress | undefined): string {
+  if (!p || p.total === 0) return `interrupted (${sig}) before any download; each model is on its old version or fully switched, and the next pass does the rest`;
+  if (p.objectsDone === p.objects) return `interrupted (${sig}) after every download (${formatBytes(p.total)}); models switched so far stay, the next pass finishes the rest`;
+  return `interrupted (${sig}); ${formatBytes(p.bytes)} of ${formatBytes(p.total)} kept (${p.objectsDone}/${p.objects} objects complete), the next pass resumes`;
 }
 
 /**

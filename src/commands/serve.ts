@@ -29,7 +29,11 @@ export async function serveCommand(opts: ServeOptions, ctx: CommandContext): Pro
     notifyFile: opts.notify === undefined ? undefined : resolve(ctx.cwd, opts.notify),
     logger: ctx.logger,
   });
-  ctx.out(`modelsync hub listening on ${hub.url} (data: ${hub.dataDir}); dashboard at ${opts.publicUrl ?? hub.url}/`);
+  // Say where the socket really is: 0.0.0.0 serves the network, which 127.0.0.1 in the URL would hide.
+  const all = /^(0\.0\.0\.0|\[::\]):/.test(hub.listen);
+  ctx.out(all
+    ? `modelsync hub listening on ${hub.listen} (every address of this machine; locally ${hub.url}) (data: ${hub.dataDir}); dashboard at ${opts.publicUrl ?? hub.url}/`
+    : `modelsync hub listening on ${hub.url} (data: ${hub.dataDir}); dashboard at ${opts.publicUrl ?? hub.url}/`);
   const signal = await new Promise<NodeJS.Signals>((done) => {
     const on = (s: NodeJS.Signals): void => {
       process.off('SIGINT', on);

@@ -1,8 +1,9 @@
-import { resolve } from 'node:path';
 import { UsageError } from '../errors.ts';
 import { formatAge, formatDuration } from '../reconcile/format.ts';
 import { storeStatus, type StoreStatus } from '../reconcile/status.ts';
+import { escapeControl } from '../util/escape.ts';
 import { printJson, EXIT, type CommandContext } from './context.ts';
+import { hubBaseUrl, requireStore } from './given-paths.ts';
 
 export interface StatusCommandOptions {
   hub?: string;
@@ -15,10 +16,10 @@ export interface StatusCommandOptions {
 
 export async function statusCommand(opts: StatusCommandOptions, ctx: CommandContext): Promise<number> {
   if (opts.hub && opts.store) throw new UsageError('give --hub or --store, not both');
-  if (opts.hub) return (await import('../agent/fleet.ts')).hubStatusCommand(opts, ctx);
+  if (opts.hub) return (await import('../agent/fleet.ts')).hubStatusCommand({ ...opts, hub: hubBaseUrl(opts.hub) }, ctx);
   if (!opts.store) throw new UsageError('give --store <dir> (a site store) or --hub <url>');
   if (opts.watch) throw new UsageError('--watch follows a hub: give --hub <url>');
-  const status = await storeStatus(resolve(ctx.cwd, opts.store));
+  const status = await storeStatus(requireStore(ctx, opts.store));
   if (opts.json) printJson(ctx, status);
   else ctx.out(renderStatus(status));
   return storeExitCode(status);
@@ -65,11 +66,12 @@ export function renderStatus(s: StoreStatus): string {
     if (m.drift) notes.push(`drift: ${m.drift}`);
     if (m.unmanaged) notes.push(`unmanaged: the site no longer selects it${m.unmanaged.since ? ` (since ${m.unmanaged.since})` : ''}; kept as is, \`gc --unmanaged\` removes it${m.pinned ? ' (a pin has no effect on it)' : ''}`);
     else if (m.active === undefined) notes.push('not active');
-    return [m.model, m.declared ?? '-', m.active ?? '-', m.previous ?? '-', notes.join('; ')];
+    return [m.model, m.declared ?? '-', m.active ?? '-', m.previous ?? '-', notes.join('; ')].map(escapeControl);
   });
   const all = [header, ...rows];
   const widths = header.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
   for (const r of all) lines.push(`  ${r.map((c, i) => (i < 4 ? c.padEnd(widths[i]!) : c)).join('  ').trimEnd()}`);
   for (const w of s.warnings) lines.push(`warning: ${w}`);
-  return lines.join('\n');
+  // State and registry text (a recorded error, a site name) is escaped, line by line.
+  return lines.map(escapeControl).join('\n');
 }

@@ -46,6 +46,8 @@ export interface HubOptions {
 export interface Hub {
   /** http://<host>:<port> as bound (127.0.0.1 when listening on all addresses). */
   url: string;
+  /** host:port as bound: `0.0.0.0:9080` for all IPv4 addresses, unlike url. */
+  listen: string;
   /** `on('ref', (e) => …)` for every ref a push changed. */
   events: EventHub;
   metrics: Metrics;
@@ -108,6 +110,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   }
   return {
     url,
+    listen: server.boundAddress,
     events: server.events,
     metrics: server.metrics,
     sites: server.sites,

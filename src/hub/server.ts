@@ -25,6 +25,7 @@ import { HubRollouts } from './rollouts.ts';
 import { SitesStatus, siteNameProblem } from './sites-status.ts';
 import { HistoryCache, serveDashboard } from './dashboard/index.ts';
 import { registerSiteMetrics } from './fleet-metrics.ts';
+import { reportShapeProblem } from './report-shape.ts';
 import { Slots } from './slots.ts';
 import { listenError } from '../util/listen-error.ts';
 
@@ -107,6 +108,8 @@ export class HubServer {
   private tokens: TokenTable | null;
   private readonly history: HistoryCache;
   private readonly sweepTimer: NodeJS.Timeout;
+  /** host:port as the socket is bound (0.0.0.0:9080 when listening on all addresses). */
+  boundAddress = '';
   private closing: Promise<void> | null = null;
   private lfsObjectCount = 0;
 
@@ -196,6 +199,7 @@ export class HubServer {
     const addr = this.server.address() as AddressInfo;
     const shownHost = host === '0.0.0.0' || host === '::' || host === '' ? '127.0.0.1' : host;
     this.baseUrl = `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${addr.port}`;
+    this.boundAddress = `${addr.address.includes(':') ? `[${addr.address}]` : addr.address}:${addr.port}`;
     void this.countObjectsOnDisk();
     this.rollouts?.start();
     return this.baseUrl;
@@ -656,6 +660,8 @@ export class HubServer {
     const body = await readJsonBody(ctx.req, this.opts.limits.statusBodyBytes);
     if (!body || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(422, 'InvalidReport', 'a status report must be a JSON object');
     if (nestedDeeperThan(body, this.opts.limits.jsonDepth)) throw new HttpError(422, 'InvalidReport', `a status report may nest at most ${this.opts.limits.jsonDepth} levels deep`);
+    const shape = reportShapeProblem(body as Record<string, unknown>);
+    if (shape) throw new HttpError(422, 'InvalidReport', `invalid status report: ${shape}`);
     const rec = await this.sites.put(site, body as Record<string, unknown>);
     sendJson(ctx.res, 200, { ok: true, site, receivedAt: rec.receivedAt });
     this.rollouts?.nudge();

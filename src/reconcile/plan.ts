@@ -136,12 +136,15 @@ export function planModel(d: DesiredInput, obs: ObservedInput, mem: RememberedIn
   const drifted = obs.active !== mem.lastApplied;
   const activeIsNewer = newer(obs.active, d.version, d.scheme);
   if (drifted && activeIsNewer !== false) {
+    // Plain words: what is active, how it got there, how it compares with what the registry declares.
     const why = mem.lastApplied === undefined
       ? `active ${obs.active} was not applied by this agent`
-      : `active ${obs.active} differs from ${mem.lastApplied}, the version last applied from the registry`;
-    const cmp = activeIsNewer === null ? 'cannot be ordered against' : 'is newer than';
-    if (force) return applyAs('forced', `${why} and ${cmp} ${d.version}; --force applies ${d.version}`);
-    return decide('conflict', 'conflict', `${why} and ${cmp} ${d.version}; left alone (use --force to apply ${d.version})`);
+      : mem.lastApplied === d.version
+        ? `active ${obs.active} was put in place on the site (the registry's ${d.version} was applied last)`
+        : `active ${obs.active} was put in place on the site (the registry's ${mem.lastApplied} was applied last)`;
+    const cmp = `${activeIsNewer === null ? 'cannot be ordered against' : 'is newer than'} ${d.version}, the declared version`;
+    if (force) return applyAs('forced', `${why} and ${cmp}; --force applies ${d.version}`);
+    return decide('conflict', 'conflict', `${why} and ${cmp}; left alone (use --force to apply ${d.version})`);
   }
   if (drifted) return applyAs('replace-drift', `active ${obs.active} was changed on the site and is older than ${d.version}; applying ${d.version}`);
   if (newer(d.version, obs.active, d.scheme) === false) return applyAs('rollback', `${obs.active} → ${d.version} (the registry went back)`);

@@ -195,11 +195,8 @@ async function initInto(dir: string, req: InitRequest): Promise<InitResult> {
   ];
   commits.push((await commitChanges(repo, { message: 'Initialise modelsync registry', changes: skeleton, env: req.env, what: 'init', signal: req.signal })).commit);
 
-  await setConfig(repo, 'core.hooksPath', HOOKS_DIR);
   await setConfig(repo, 'modelsync.branch', target);
-  const bin = join(src, 'bin', 'modelsync.js');
-  if (await pathExists(bin)) await setConfig(repo, 'modelsync.bin', bin);
-  const lfsFilterConfigured = await configureLfsFilter(repo, req.env);
+  const { lfsFilterConfigured } = await configureCheckout(repo, { env: req.env, sourceRoot: src });
 
   const published: InitResult['published'] = [];
   if (req.example) {
@@ -263,7 +260,22 @@ async function fileModeWorks(probe: string): Promise<boolean> {
   }
 }
 
-async function setConfig(repo: WorkRepo, path: string, value: string): Promise<void> {
+/**
+ * The local git config a registry checkout needs for its hooks to work:
+ * core.hooksPath, modelsync.bin (so a hook finds this modelsync without PATH)
+ * and git-lfs's filter. `init` and `hooks install` (in a fresh clone) both
+ * call this, so a clone is set up exactly as the repository init made.
+ */
+export async function configureCheckout(repo: { gitdir: string }, opts: { env: NodeJS.ProcessEnv; sourceRoot?: string }): Promise<{ bin?: string; lfsFilterConfigured: boolean }> {
+  await setConfig(repo, 'core.hooksPath', HOOKS_DIR);
+  const bin = join(opts.sourceRoot ?? PROJECT_ROOT, 'bin', 'modelsync.js');
+  const hasBin = await pathExists(bin);
+  if (hasBin) await setConfig(repo, 'modelsync.bin', bin);
+  const lfsFilterConfigured = await configureLfsFilter(repo, opts.env);
+  return { ...(hasBin ? { bin } : {}), lfsFilterConfigured };
+}
+
+async function setConfig(repo: { gitdir: string }, path: string, value: string): Promise<void> {
   await git.setConfig({ fs, gitdir: repo.gitdir, path, value });
 }
 
@@ -273,7 +285,7 @@ async function setConfig(repo: WorkRepo, path: string, value: string): Promise<v
  * nobody ran `git lfs install`. Only when git-lfs is on PATH: a required
  * filter that is missing would make every checkout fail.
  */
-async function configureLfsFilter(repo: WorkRepo, env: NodeJS.ProcessEnv): Promise<boolean> {
+async function configureLfsFilter(repo: { gitdir: string }, env: NodeJS.ProcessEnv): Promise<boolean> {
   const found = (env.PATH ?? '').split(delimiter).some((d) => d && fs.existsSync(join(d, 'git-lfs')));
   if (!found) return false;
   await setConfig(repo, 'filter.lfs.clean', 'git-lfs clean -- %f');

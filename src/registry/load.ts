@@ -17,12 +17,14 @@ import {
   type VersionScheme,
 } from './schema.ts';
 import type { RegistrySource } from './source.ts';
+import { treeNameProblems, withoutUnsafeNames } from './tree-names.ts';
+import { cronProblem } from '../util/cron.ts';
 import { inferScheme, matchesScheme, schemeDescription, sortVersions } from './versions.ts';
 import { parseYamlFile, type YamlFile, type YamlPath } from './yaml-file.ts';
 import { zodProblems } from './zod-problems.ts';
 import { desiredModels, modelPopulation, resolveSite } from './desired.ts';
 import { checkPolicy, checkRollouts, loadRollouts, reservedModelName, type RolloutDoc } from './rollouts.ts';
-import { TemplateError, compileTemplate, renderTemplate, templateContext, type Template } from '../templates/index.ts';
+import { TemplateError, compileTemplate, renderTemplate, reservedDestReason, templateContext, type Template } from '../templates/index.ts';
 
 export interface VersionInfo {
   model: string;
@@ -102,8 +104,9 @@ async function readYaml(source: RegistrySource, file: string, problems: Problem[
   return yf;
 }
 
-export async function loadRegistry(source: RegistrySource, options: LoadOptions = {}): Promise<LoadResult> {
-  const problems: Problem[] = [];
+export async function loadRegistry(raw: RegistrySource, options: LoadOptions = {}): Promise<LoadResult> {
+  const problems: Problem[] = await treeNameProblems(raw);
+  const source = withoutUnsafeNames(raw);
   const registry: Registry = { description: source.description, commit: source.commit, models: new Map(), sites: new Map(), groups: new Map(), rollouts: new Map() };
 
   // ---- model_registry.yaml ----
@@ -460,10 +463,9 @@ function checkSite(registry: Registry, doc: SiteDoc, problems: Problem[], declar
       problems.push(yaml.problem(['overrides', m], `version ${JSON.stringify(v)} of ${m} is not published (${publishedList(info)})`));
     }
   }
-  if (data.schedule !== undefined && !validateCron(data.schedule)) {
-    problems.push(yaml.problem(['schedule'], `${JSON.stringify(data.schedule)} is not a valid cron expression (five or six fields, e.g. "*/15 * * * *")`));
-  }
-  const floor = data.schedule !== undefined ? cronFloorProblem(data.schedule) : undefined;
+  const cronWhy = data.schedule === undefined ? null : cronProblem(data.schedule) ?? (validateCron(data.schedule) ? null : 'node-cron cannot parse it');
+  if (cronWhy) problems.push(yaml.problem(['schedule'], `${JSON.stringify(data.schedule)} is not a valid cron expression (${cronWhy})`));
+  const floor = data.schedule !== undefined && !cronWhy ? cronFloorProblem(data.schedule) : undefined;
   if (floor) problems.push(yaml.problem(['schedule'], floor));
   // Within one file two templates writing the same file is a mistake (across extends, the site wins by design).
   const dests = new Map<string, number>();
@@ -471,6 +473,8 @@ function checkSite(registry: Registry, doc: SiteDoc, problems: Problem[], declar
     const prev = dests.get(t.dest);
     if (prev !== undefined) problems.push(yaml.problem(['templates', i, 'dest'], `${t.dest} is also written by templates[${prev}]`));
     else dests.set(t.dest, i);
+    const reserved = reservedDestReason(t.dest);
+    if (reserved) problems.push(yaml.problem(['templates', i, 'dest'], `${JSON.stringify(t.dest)} is reserved: ${reserved}`));
     t.models?.forEach((m, j) => {
       if (undeclared(m)) problems.push(yaml.problem(['templates', i, 'models', j], `model ${JSON.stringify(m)} is not declared in ${MODEL_REGISTRY_FILE}`));
     });

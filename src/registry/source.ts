@@ -83,7 +83,8 @@ export class WorkTreeSource implements RegistrySource {
     try {
       const ents = await fsp.readdir(join(this.root, dir), { withFileTypes: true });
       return ents
-        .filter((e) => e.isFile() || e.isDirectory())
+        // The checkout's own repository is not registry content.
+        .filter((e) => (e.isFile() || e.isDirectory()) && !(splitDir(dir) === '' && e.name === '.git'))
         .map((e) => ({ name: e.name, type: e.isDirectory() ? ('dir' as const) : ('file' as const) }))
         .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     } catch (err) {
@@ -176,16 +177,27 @@ export class TreeSource extends GitObjectSource {
     let p = this.trees.get(dir);
     if (!p) {
       p = (async () => {
-        if (dir === '') return (await git.readTree({ fs, gitdir: this.loc.gitdir, oid: this.rootTree, cache: this.cache })).tree;
+        if (dir === '') return this.readTreeObject(this.rootTree);
         const slash = dir.lastIndexOf('/');
         const parent = await this.tree(slash < 0 ? '' : dir.slice(0, slash));
         const ent = parent?.find((e) => e.path === dir.slice(slash + 1));
         if (!ent || ent.type !== 'tree') return null;
-        return (await git.readTree({ fs, gitdir: this.loc.gitdir, oid: ent.oid, cache: this.cache })).tree;
+        return this.readTreeObject(ent.oid);
       })();
       this.trees.set(dir, p);
     }
     return p;
+  }
+
+  /**
+   * Parsed here, not by git.readTree: that refuses a whole tree when one entry's name is unsafe
+   * (`notes\readme.txt`, `.GIT`), so one such name would stop every read of the registry. Here
+   * every entry is kept and the loader reports the unsafe ones (treeNameProblems) as problems.
+   */
+  private async readTreeObject(oid: string): Promise<Array<{ path: string; oid: string; type: string }>> {
+    const { object, type } = await git.readObject({ fs, gitdir: this.loc.gitdir, oid, format: 'content', cache: this.cache });
+    if (type !== 'tree') throw new GitError(`object ${oid} is a ${type}, not a tree`, { oid });
+    return parseTree(Buffer.from(object as Uint8Array), oid);
   }
 
   protected async lookup(path: string): Promise<{ oid: string; type: 'blob' | 'tree' } | null> {
@@ -307,6 +319,22 @@ function fsWithIndexFile(gitdir: string, indexFile: string): typeof fs {
     if (typeof fn === 'function') promises[key] = (p: unknown, ...rest: unknown[]) => fn.call(fs.promises, map(p), ...rest);
   }
   return { promises } as unknown as typeof fs;
+}
+
+/** A raw tree object's entries (`<mode> <name>\0<20-byte oid>`…), names as stored. */
+function parseTree(buf: Buffer, oid: string): Array<{ path: string; oid: string; type: string }> {
+  const out: Array<{ path: string; oid: string; type: string }> = [];
+  let at = 0;
+  while (at < buf.length) {
+    const space = buf.indexOf(0x20, at);
+    const nul = space < 0 ? -1 : buf.indexOf(0, space);
+    if (space < 0 || nul < 0 || nul + 21 > buf.length) throw new GitError(`tree ${oid} is corrupt at byte ${at}`, { oid });
+    const mode = buf.subarray(at, space).toString('latin1');
+    const type = mode === '40000' || mode === '040000' ? 'tree' : mode === '160000' ? 'commit' : 'blob';
+    out.push({ path: buf.subarray(space + 1, nul).toString('utf8'), oid: buf.subarray(nul + 1, nul + 21).toString('hex'), type });
+    at = nul + 21;
+  }
+  return out;
 }
 
 /** Find the git directory for a checkout or a bare repository. */

@@ -1,7 +1,8 @@
 /** The compiled form of a template: a tree of statements and expressions, each with its source offset. */
+import type { PyFloat } from './numbers.ts';
 
 export type Expr =
-  | { t: 'literal'; value: string | number | boolean | null; pos: number }
+  | { t: 'literal'; value: string | number | PyFloat | boolean | null; pos: number }
   | { t: 'name'; name: string; pos: number }
   | { t: 'attr'; obj: Expr; name: string; pos: number }
   | { t: 'index'; obj: Expr; index: Expr; pos: number }
@@ -9,7 +10,7 @@ export type Expr =
   | { t: 'list'; items: Expr[]; pos: number }
   | { t: 'dict'; entries: Array<{ key: Expr; value: Expr }>; pos: number }
   | { t: 'unary'; op: 'not' | '-' | '+'; expr: Expr; pos: number }
-  | { t: 'binary'; op: '+' | '-' | '*' | '/' | '//' | '%' | '~'; left: Expr; right: Expr; pos: number }
+  | { t: 'binary'; op: '+' | '-' | '*' | '/' | '//' | '%' | '**' | '~'; left: Expr; right: Expr; pos: number }
   | { t: 'logic'; op: 'and' | 'or'; left: Expr; right: Expr; pos: number }
   | { t: 'compare'; first: Expr; rest: Array<{ op: CompareOp; expr: Expr; pos: number }>; pos: number }
   | { t: 'filter'; expr: Expr; name: string; args: Expr[]; kwargs: Array<{ name: string; value: Expr }>; pos: number }

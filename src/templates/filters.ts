@@ -3,6 +3,7 @@
  * data and returns plain data; anything that builds strings or lists charges
  * the render's budget first, so no filter can be used to exhaust memory.
  */
+import { PyFloat, arith, isFloat, isNum, numValue, roundHalfEven } from './numbers.ts';
 import { posix } from 'node:path';
 import { stringify as yamlStringify } from 'yaml';
 import { suggest } from '../registry/zod-problems.ts';
@@ -78,6 +79,8 @@ function pluck(item: Value, attribute: string, budget: Budget): Value {
 function bucketKey(v: Value, budget: Budget): string {
   // Hashing a key costs about a step per character, and a map insert far more than one step.
   budget.charge(UNIQUE_ITEM_COST + (typeof v === 'string' ? v.length : 0));
+  // 1, 1.0 and true are equal in Python, so they must meet.
+  if (isNum(v) || typeof v === 'boolean') return `num:${typeof v === 'boolean' ? Number(v) : numValue(v)}`;
   if (v === null || typeof v !== 'object') return `${typeof v}:${String(v)}`;
   if (isList(v)) return `list:${v.length}`;
   if (isUndefined(v)) return 'undefined';
@@ -94,7 +97,7 @@ function sortKey(v: Value, caseSensitive: boolean, budget: Budget): Value {
 }
 
 function toInt(v: Value, dflt: Value, base: number): Value {
-  if (typeof v === 'number') return Number.isFinite(v) ? Math.trunc(v) : dflt;
+  if (isNum(v)) return Number.isFinite(numValue(v)) ? Math.trunc(numValue(v)) : dflt;
   if (typeof v === 'boolean') return Number(v);
   if (typeof v === 'string') {
     const s = v.trim().replace(/_/g, '');
@@ -110,19 +113,16 @@ function toInt(v: Value, dflt: Value, base: number): Value {
   return dflt;
 }
 
+/** Jinja's float(): always a float; what cannot be read as one gives the default (0.0). */
 function toFloat(v: Value, dflt: Value): Value {
-  if (typeof v === 'number') return v;
-  if (typeof v === 'boolean') return Number(v);
+  if (isNum(v)) return new PyFloat(numValue(v));
+  if (typeof v === 'boolean') return new PyFloat(Number(v));
   if (typeof v === 'string' && v.trim() !== '') {
-    const f = Number(v.trim());
-    return Number.isNaN(f) ? dflt : f;
+    const t = v.trim().replace(/_/g, '');
+    const f = /^[+-]?(inf(inity)?|nan)$/i.test(t) ? Number(t.replace(/inf(inity)?/i, 'Infinity').replace(/nan/i, 'NaN')) : Number(t);
+    return Number.isNaN(f) && !/nan/i.test(t) ? dflt : new PyFloat(f);
   }
   return dflt;
-}
-
-function roundHalfAwayFromZero(n: number, precision: number): number {
-  const f = 10 ** precision;
-  return (Math.sign(n) * Math.round(Math.abs(n) * f)) / f;
 }
 
 const FILTERS: Record<string, Filter> = {
@@ -189,7 +189,7 @@ const FILTERS: Record<string, Filter> = {
     return pieces.slice(0, n + 1).join(neu) + old + pieces.slice(n + 1).join(old);
   },
   int: (v, c) => toInt(v, arg(c, 0, 'default', 0), needInt(arg(c, 1, 'base', 10), 'base')),
-  float: (v, c) => toFloat(v, arg(c, 0, 'default', 0)),
+  float: (v, c) => toFloat(v, arg(c, 0, 'default', new PyFloat(0))),
   bool(v) {
     if (typeof v === 'string') return ['yes', 'on', '1', 'true', 't', 'y'].includes(v.trim().toLowerCase());
     return truthy(v);
@@ -274,18 +274,21 @@ const FILTERS: Record<string, Filter> = {
     return out.map(([k, y]) => [k, y]);
   },
   abs(v, c) {
-    if (typeof v !== 'number') throw new EvalError(`${c.hint} is ${describeType(v)}, not a number`);
-    return Math.abs(v);
+    if (!isNum(v)) throw new EvalError(`${c.hint} is ${describeType(v)}, not a number`);
+    return isFloat(v) ? new PyFloat(Math.abs(v.value)) : Math.abs(v);
   },
+  /** As Jinja's: Python's round() for "common" (an integer stays one, a float is rounded half to even), else a float. */
   round(v, c) {
-    if (typeof v !== 'number') throw new EvalError(`${c.hint} is ${describeType(v)}, not a number`);
+    if (!isNum(v)) throw new EvalError(`${c.hint} is ${describeType(v)}, not a number`);
     const precision = needInt(arg(c, 0, 'precision', 0), 'precision');
     const method = arg(c, 1, 'method', 'common');
+    const x = numValue(v);
     const f = 10 ** precision;
-    if (method === 'ceil') return Math.ceil(v * f) / f;
-    if (method === 'floor') return Math.floor(v * f) / f;
+    if (method === 'ceil') return new PyFloat(Math.ceil(x * f) / f);
+    if (method === 'floor') return new PyFloat(Math.floor(x * f) / f);
     if (method !== 'common') throw new EvalError('round method must be "common", "ceil" or "floor"');
-    return roundHalfAwayFromZero(v, precision);
+    if (isFloat(v)) return new PyFloat(roundHalfEven(x, precision));
+    return precision >= 0 ? x : roundHalfEven(x, precision);
   },
   min(v, c) {
     const items = needList(v, c.hint, c.budget);
@@ -300,8 +303,8 @@ const FILTERS: Record<string, Filter> = {
     let total = arg(c, 1, 'start', 0);
     for (const x of needList(v, c.hint, c.budget)) {
       const y = typeof attribute === 'string' ? pluck(x, attribute, c.budget) : x;
-      if (typeof y !== 'number' || typeof total !== 'number') throw new EvalError(`sum needs numbers, got ${describeType(y)}`);
-      total += y;
+      if (!isNum(y) || !isNum(total)) throw new EvalError(`sum needs numbers, got ${describeType(y)}`);
+      total = arith('+', total, y);
     }
     return total;
   },
@@ -380,20 +383,21 @@ const TESTS: Record<string, Test> = {
   boolean: (v) => typeof v === 'boolean',
   true: (v) => v === true,
   false: (v) => v === false,
-  number: (v) => typeof v === 'number',
-  integer: (v) => typeof v === 'number' && Number.isInteger(v),
-  float: (v) => typeof v === 'number' && !Number.isInteger(v),
+  // As Python's numbers.Number, which booleans are.
+  number: (v) => isNum(v) || typeof v === 'boolean',
+  integer: (v) => typeof v === 'number',
+  float: (v) => isFloat(v),
   string: (v) => typeof v === 'string',
   mapping: (v) => isPlainObject(v),
   sequence: (v) => isList(v) || typeof v === 'string',
   iterable: (v) => isList(v) || typeof v === 'string' || isPlainObject(v),
   lower: (v) => typeof v === 'string' && v === v.toLowerCase(),
   upper: (v) => typeof v === 'string' && v === v.toUpperCase(),
-  even: (v) => typeof v === 'number' && v % 2 === 0,
-  odd: (v) => typeof v === 'number' && Math.abs(v % 2) === 1,
+  even: (v) => isNum(v) && numValue(v) % 2 === 0,
+  odd: (v) => isNum(v) && Math.abs(numValue(v) % 2) === 1,
   divisibleby(v, [n]) {
-    if (typeof v !== 'number' || typeof n !== 'number' || n === 0) throw new EvalError('divisibleby needs two numbers, the second not zero');
-    return v % n === 0;
+    if (!isNum(v) || n === undefined || !isNum(n) || numValue(n) === 0) throw new EvalError('divisibleby needs two numbers, the second not zero');
+    return numValue(v) % numValue(n) === 0;
   },
   eq: (v, [x], b) => equals(v, x ?? new Undefined('argument'), b),
   ne: (v, [x], b) => !equals(v, x ?? new Undefined('argument'), b),

@@ -21,6 +21,7 @@ import { DEFAULT_LIMITS, type Limits } from './values.ts';
 export { TemplateError } from './errors.ts';
 export { DEFAULT_LIMITS, type Limits } from './values.ts';
 export { FILTER_NAMES, TEST_NAMES } from './filters.ts';
+export { RENDER_RECORD_FILE, reservedDestReason } from './dest.ts';
 export { templateContext, type TemplateContext, type TemplateModel, type TemplateFile } from './context.ts';
 
 export type Template = CompiledTemplate;

@@ -4,6 +4,7 @@
  * includes, calls other than range()) is a compile error that says so,
  * rather than something that half works.
  */
+import { PyFloat } from './numbers.ts';
 import type { CompareOp, Expr, Stmt } from './ast.ts';
 import { TemplateError } from './errors.ts';
 import type { Lexed, Token } from './lexer.ts';
@@ -324,9 +325,13 @@ class Parser {
     return left;
   }
 
+  /** Left-associative, as in Jinja (not Python): 2 ** 3 ** 2 is 64, and -2 ** 2 is 4. */
   private powExpr(): Expr {
-    const left = this.unary(true);
-    if (this.isOp('**')) this.fail(this.peek().pos, 'the "**" operator is not supported');
+    let left = this.unary(true);
+    while (this.isOp('**')) {
+      const t = this.next();
+      left = { t: 'binary', op: '**', left, right: this.unary(true), pos: t.pos };
+    }
     return left;
   }
 
@@ -373,7 +378,8 @@ class Parser {
       case 'number': {
         const value = Number(t.value.replace(/_/g, ''));
         if (!Number.isFinite(value)) this.fail(t.pos, `number ${t.value} is out of range`);
-        return { t: 'literal', value, pos: t.pos };
+        // A literal with a fraction or an exponent is a float, as in Jinja: 1.0 prints 1.0, 1e3 prints 1000.0.
+        return { t: 'literal', value: /[.eE]/.test(t.value) ? new PyFloat(value) : value, pos: t.pos };
       }
       case 'op': {
         if (t.value === '(') {

@@ -5,6 +5,7 @@
  * hang or exhaust memory.
  */
 import type { CompareOp, Expr, Stmt } from './ast.ts';
+import { arith, isNum, negate, type ArithOp, type Num } from './numbers.ts';
 import { TemplateError } from './errors.ts';
 import { contains, lookupFilter, lookupTest, unknownFilter } from './filters.ts';
 import {
@@ -220,8 +221,8 @@ class Renderer {
       case 'unary': {
         const v = this.eval(e.expr, scope);
         if (e.op === 'not') return !truthy(v);
-        if (typeof v !== 'number') throw new EvalError(`unary "${e.op}" needs a number, not ${describeType(v)}`);
-        return e.op === '-' ? -v : v;
+        if (!isNum(v)) throw new EvalError(`unary "${e.op}" needs a number, not ${describeType(v)}`);
+        return e.op === '-' ? negate(v) : v;
       }
       case 'logic': {
         const left = this.eval(e.left, scope);
@@ -273,8 +274,8 @@ class Renderer {
       return sa + sb;
     }
     for (const v of [a, b]) if (isUndefined(v)) throw new EvalError(`${v.message()}`);
+    if (isNum(a) && isNum(b)) return this.guardArith(op, a, b);
     if (op === '+') {
-      if (typeof a === 'number' && typeof b === 'number') return a + b;
       if (typeof a === 'string' && typeof b === 'string') {
         this.budget.string(a.length + b.length);
         return a + b;
@@ -286,7 +287,6 @@ class Renderer {
       throw new EvalError(`cannot add ${describeType(a)} and ${describeType(b)} (use "~" to join as text)`);
     }
     if (op === '*') {
-      if (typeof a === 'number' && typeof b === 'number') return a * b;
       const [seq, times] = typeof b === 'number' ? [a, b] : [b, a];
       if (typeof times === 'number' && Number.isInteger(times) && (typeof seq === 'string' || isList(seq))) {
         const n = Math.max(0, times);
@@ -302,20 +302,15 @@ class Renderer {
       throw new EvalError(`cannot multiply ${describeType(a)} by ${describeType(b)}`);
     }
     if (typeof a === 'string' && op === '%') throw new EvalError('string formatting with "%" is not supported; use "~" and filters');
-    if (typeof a !== 'number' || typeof b !== 'number') throw new EvalError(`"${op}" needs numbers, not ${describeType(a)} and ${describeType(b)}`);
-    switch (op) {
-      case '-':
-        return a - b;
-      case '/':
-        if (b === 0) throw new EvalError('division by zero');
-        return a / b;
-      case '//':
-        if (b === 0) throw new EvalError('division by zero');
-        return Math.floor(a / b);
-      case '%':
-        if (b === 0) throw new EvalError('modulo by zero');
-        // Python's modulo takes the sign of the divisor.
-        return ((a % b) + b) % b;
+    throw new EvalError(`"${op}" needs numbers, not ${describeType(a)} and ${describeType(b)}`);
+  }
+
+  /** Python's arithmetic on two numbers (numbers.ts), its errors as EvalErrors. */
+  private guardArith(op: ArithOp, a: Num, b: Num): Value {
+    try {
+      return arith(op, a, b);
+    } catch (err) {
+      throw new EvalError((err as Error).message);
     }
   }
 

@@ -8,6 +8,9 @@
  * null) and nothing else: no prototype chain, no getters, no functions, no
  * class instances. Everything a template produces is plain data too.
  */
+import { PyFloat, fromJs, isNum, numRepr, numValue, floatRepr } from './numbers.ts';
+
+export { PyFloat } from './numbers.ts';
 
 /** Names that lead out of plain data in JavaScript, or in Python for templates written against Jinja. */
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype', '__defineGetter__', '__defineSetter__', '__lookupGetter__', '__lookupSetter__']);
@@ -32,7 +35,7 @@ export class Undefined {
   }
 }
 
-export type Value = string | number | boolean | null | Undefined | Value[] | { [key: string]: Value };
+export type Value = string | number | PyFloat | boolean | null | Undefined | Value[] | { [key: string]: Value };
 export type PlainObject = { [key: string]: Value };
 
 /** A failure inside evaluation; the renderer positions it at the node being evaluated. */
@@ -120,7 +123,8 @@ function ownData(obj: object, key: string): unknown {
 /** Reject anything that is not plain data before a template can hold it. */
 export function admit(v: unknown, hint: string): Value {
   if (v === undefined) return new Undefined(hint);
-  if (v === null || typeof v === 'string' || typeof v === 'boolean' || typeof v === 'number') return v;
+  if (typeof v === 'number') return fromJs(v);
+  if (v === null || typeof v === 'string' || typeof v === 'boolean' || v instanceof PyFloat) return v;
   if (v instanceof Undefined || isList(v) || isPlainObject(v)) return v as Value;
   throw new EvalError(`${hint} is not plain data (${describeType(v)}) and cannot be used in a template`);
 }
@@ -168,7 +172,7 @@ export function entriesOf(obj: PlainObject, hint: string): Array<[string, Value]
 export function truthy(v: Value): boolean {
   if (isUndefined(v) || v === null) return false;
   if (typeof v === 'boolean') return v;
-  if (typeof v === 'number') return v !== 0 && !Number.isNaN(v);
+  if (isNum(v)) return numValue(v) !== 0 && !Number.isNaN(numValue(v));
   if (typeof v === 'string') return v.length > 0;
   if (isList(v)) return v.length > 0;
   return keysOf(v).length > 0;
@@ -176,10 +180,11 @@ export function truthy(v: Value): boolean {
 
 export function describeType(v: unknown): string {
   if (v instanceof Undefined) return 'undefined';
+  if (v instanceof PyFloat) return 'a float';
   if (v === null) return 'none';
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return isPlainObject(v) ? 'a mapping' : 'an object';
-  if (typeof v === 'number') return Number.isInteger(v) ? 'an integer' : 'a float';
+  if (typeof v === 'number') return 'an integer';
   if (typeof v === 'boolean') return 'a boolean';
   return `a ${typeof v}`;
 }
@@ -188,23 +193,17 @@ export function describeType(v: unknown): string {
 export function toStr(v: Value, budget: Budget): string {
   if (typeof v === 'string') return v;
   if (isUndefined(v)) throw new EvalError(`${v.message()}`);
-  if (typeof v === 'number' || typeof v === 'boolean' || v === null) return scalarRepr(v);
+  if (isNum(v) || typeof v === 'boolean' || v === null) return scalarRepr(v);
   const out = new Writer(budget);
   writeRepr(v, out, 0);
   return out.text();
 }
 
-function scalarRepr(v: number | boolean | null): string {
+function scalarRepr(v: number | PyFloat | boolean | null): string {
   if (v === null) return 'None';
   if (v === true) return 'True';
   if (v === false) return 'False';
-  return formatNumber(v);
-}
-
-export function formatNumber(n: number): string {
-  if (Number.isNaN(n)) return 'nan';
-  if (!Number.isFinite(n)) return n > 0 ? 'inf' : '-inf';
-  return String(n);
+  return numRepr(v);
 }
 
 /** Accumulates serialised text, charging every piece to the budget as it goes. */
@@ -229,7 +228,7 @@ function writeRepr(v: Value, out: Writer, depth: number): void {
   if (depth > MAX_DEPTH) throw new EvalError('value is nested too deeply to print');
   if (isUndefined(v)) throw new EvalError(`${v.message()}`);
   if (typeof v === 'string') return out.push(pyQuote(v));
-  if (typeof v !== 'object' || v === null) return out.push(scalarRepr(v));
+  if (typeof v !== 'object' || v === null || v instanceof PyFloat) return out.push(scalarRepr(v));
   if (isList(v)) {
     out.push('[');
     v.forEach((x, i) => {
@@ -261,7 +260,9 @@ export function toJson(v: Value, budget: Budget, indent = 0): string {
     if (depth > MAX_DEPTH) throw new EvalError('value is nested too deeply to serialise');
     if (isUndefined(x)) throw new EvalError(`${x.message()}`);
     if (x === null || typeof x === 'boolean' || typeof x === 'string') return out.push(JSON.stringify(x));
-    if (typeof x === 'number') return out.push(Number.isFinite(x) ? JSON.stringify(x) : 'null');
+    // As Python's json.dumps: floats keep their ".0", and NaN and infinities are written as JavaScript literals.
+    if (typeof x === 'number') return out.push(String(x));
+    if (x instanceof PyFloat) return out.push(Number.isNaN(x.value) ? 'NaN' : !Number.isFinite(x.value) ? (x.value > 0 ? 'Infinity' : '-Infinity') : floatRepr(x.value));
     if (isList(x)) {
       if (x.length === 0) return out.push('[]');
       out.push('[');
@@ -295,6 +296,8 @@ export function equals(a: Value, b: Value, budget: Budget, depth = 0): boolean {
   budget.charge(textCost(a, b));
   if (isUndefined(a) || isUndefined(b)) return isUndefined(a) && isUndefined(b);
   if (a === b) return true;
+  // 1 == 1.0, as in Python; True == 1 too.
+  if ((isNum(a) || typeof a === 'boolean') && (isNum(b) || typeof b === 'boolean')) return numOf(a) === numOf(b);
   if (isList(a) && isList(b)) return a.length === b.length && a.every((x, i) => equals(x, b[i]!, budget, depth + 1));
   if (isPlainObject(a) && isPlainObject(b)) {
     const ka = keysOf(a);
@@ -304,12 +307,19 @@ export function equals(a: Value, b: Value, budget: Budget, depth = 0): boolean {
   return false;
 }
 
+function numOf(v: number | PyFloat | boolean): number {
+  return typeof v === 'boolean' ? Number(v) : numValue(v);
+}
+
 /** Ordering for <, >, sort: numbers with numbers, strings with strings, lists item by item. */
 export function compareValues(a: Value, b: Value, budget: Budget, depth = 0): number {
   if (depth > MAX_DEPTH) throw new EvalError('values are nested too deeply to compare');
   budget.charge(textCost(a, b));
-  if (typeof a === 'number' && typeof b === 'number') return a < b ? -1 : a > b ? 1 : 0;
-  if (typeof a === 'boolean' && typeof b === 'boolean') return Number(a) - Number(b);
+  if ((isNum(a) || typeof a === 'boolean') && (isNum(b) || typeof b === 'boolean')) {
+    const x = numOf(a);
+    const y = numOf(b);
+    return x < y ? -1 : x > y ? 1 : 0;
+  }
   if (typeof a === 'string' && typeof b === 'string') return a < b ? -1 : a > b ? 1 : 0;
   if (isList(a) && isList(b)) {
     for (let i = 0; i < Math.min(a.length, b.length); i++) {

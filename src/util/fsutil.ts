@@ -22,12 +22,14 @@ export function tempSibling(path: string): string {
  * Write a file so a reader sees either the old content or all of the new,
  * never a partial file: write a temp sibling, fsync it, rename over, fsync dir.
  */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644, opts: { exactMode?: boolean } = {}): Promise<void> {
   await fsp.mkdir(dirname(path), { recursive: true });
   const tmp = tempSibling(path);
   let fh: fsp.FileHandle | undefined;
   try {
     fh = await fsp.open(tmp, 'wx', mode);
+    // open()'s mode is narrowed by the umask; exactMode means this mode and no other.
+    if (opts.exactMode) await fh.chmod(mode);
     await fh.writeFile(data);
     await fh.sync();
     await fh.close();

@@ -41,6 +41,10 @@ describe('modelsync demo', () => {
     expect(stdout).toMatch(/beta +converged +\d+ ms after the push/);
     expect(stdout).toMatch(/gamma +converged +\d+ ms after the push: face_recognition stays 2025-11-20 \(site override\)/);
     expect(stdout).toMatch(/gamma: CONFLICT — active 2026-01-15/);
+    // Said plainly: what is active, how it got there, how it compares with the declared version.
+    expect(stdout).toMatch(/gamma: CONFLICT — active 2026-01-15 was put in place on the site \(the registry's 2025-11-20 was applied last\) and is newer than 2025-11-20, the declared version; left alone/);
+    expect(stdout).toMatch(/gamma +converged +\d+ ms after the push: face_recognition stays 2026-01-15: the version put in place on the site is newer than the registry's, so the conflict stays and is reported/);
+    expect(stdout).not.toMatch(/still its local change|the version last applied from the registry and/);
     expect(stdout).toMatch(/\$ modelsync rollback face_recognition/);
     expect(stdout).toMatch(/alpha +converged +\d+ ms after the push: face_recognition 2026-01-15 → 2025-12-08/);
     expect(stdout).toMatch(/sentinel restarted, health check passed/);

@@ -39,7 +39,8 @@ describe('templates rendered by the agent', () => {
     const out = join(configDir, 'sentinel/face.yaml');
     const seen = join(dir, 'seen.log');
     // The restart records what the config said at that moment: it must already name the new version.
-    const services = [{ name: 'sentinel', models: ['face'], restart: [node, '-e', 'const fs=require("fs");fs.appendFileSync(process.argv[1], fs.readFileSync(process.argv[2],"utf8").split("\\n")[1]+"\\n")', seen, out] }];
+    // The config is found from seen.log's directory, not named in the argv: a file a service command names is never a template's dest.
+    const services = [{ name: 'sentinel', models: ['face'], restart: [node, '-e', 'const fs=require("fs"),p=require("path");fs.appendFileSync(process.argv[1], fs.readFileSync(p.join(p.dirname(process.argv[1]),"rendered/sentinel/face.yaml"),"utf8").split("\\n")[1]+"\\n")', seen] }];
     const agent = await startAgent({ site: 'alpha', registry: reg.dir, store, config_dir: configDir, services });
     await agent.whenIdle();
     expect(readFileSync(out, 'utf8')).toBe(`# rendered for alpha (north)\nface_model: 1\nweights: ${store}/models/face/1/model.bin\n`);

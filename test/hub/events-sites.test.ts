@@ -137,15 +137,16 @@ describe('fleet status', () => {
   });
 
   test('a site reports for itself; the fleet view shows the last report with receivedAt', async () => {
-    const r1 = await post('beta', th.secrets.bySite.beta!, { state: 'InSync', models: { face: '2025-01-01' } });
+    const r1 = await post('beta', th.secrets.bySite.beta!, { state: 'InSync', models: [{ model: 'face', active: '2025-01-01' }] });
     expect(r1.status).toBe(200);
     await r1.arrayBuffer();
-    const r2 = await post('beta', th.secrets.bySite.beta!, { state: 'Degraded', models: { face: '2025-01-02' }, site: 'spoofed', receivedAt: 'never' });
+    const r2 = await post('beta', th.secrets.bySite.beta!, { state: 'Degraded', models: [{ model: 'face', active: '2025-01-02' }], site: 'spoofed', receivedAt: 'never' });
     expect(r2.status).toBe(200);
     await r2.arrayBuffer();
     const sites = await list(th.secrets.publisher);
     expect(sites).toHaveLength(1);
-    expect(sites[0]).toMatchObject({ site: 'beta', state: 'Degraded', models: { face: '2025-01-02' } });
+    // models is a list of {model, ...} (the hub refuses other shapes: status --hub reads it).
+    expect(sites[0]).toMatchObject({ site: 'beta', state: 'Degraded', models: [{ model: 'face', active: '2025-01-02' }] });
     expect(Date.parse(sites[0]!.receivedAt as string)).toBeGreaterThan(Date.now() - 60_000);
   });
 

@@ -80,8 +80,10 @@ describe('--push credentials', () => {
     // A token file that does not exist: refused before anything is committed, naming the file.
     const before = await head();
     const missing = await cliAsync(['promote', 'det', '1', '--push', '--token-file', 'nope/token'], { cwd: repo, env: noToken });
-    expect(missing.status).toBe(1);
+    // A path the command line names that is not there is a usage error, as for --store and --repo.
+    expect(missing.status).toBe(2);
     expect(missing.stderr).toContain('cannot read token file nope/token: ENOENT');
+    expect(missing.stderr).toContain('--token-file nope/token does not exist');
     expect(await head()).toBe(before);
 
     // A wrong token in a file: the refusal says which token was refused, and never shows it.

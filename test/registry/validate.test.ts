@@ -61,6 +61,10 @@ describe('validate: bad input gets a precise error', () => {
       'templates/t.yaml.j2:1:19: rendering for site alpha: models.nope.dir is undefined: models.nope does not exist (known: det)'],
     ['a missing template', (f) => delete f['templates/t.yaml.j2'], 'sites/alpha.yaml:3:10: templates[0].src: template templates/t.yaml.j2 does not exist'],
     ['a bad cron', (f) => (f['sites/alpha.yaml'] = 'schedule: "every five minutes"\n'), 'sites/alpha.yaml:1:11: schedule: "every five minutes" is not a valid cron expression'],
+    ['a cron minute out of its range', (f) => (f['sites/alpha.yaml'] = 'schedule: "61 * * * *"\n'),
+      'sites/alpha.yaml:1:11: schedule: "61 * * * *" is not a valid cron expression (minute 61 is out of 0–59)'],
+    ['a cron step larger than its field', (f) => (f['sites/alpha.yaml'] = 'schedule: "*/61 * * * *"\n'),
+      'sites/alpha.yaml:1:11: schedule: "*/61 * * * *" is not a valid cron expression (minute step 61 is out of 1–59)'],
     ['an extends cycle', (f) => {
       f['sites/groups/g.yaml'] = 'extends: [groups/h]\n';
       f['sites/groups/h.yaml'] = 'extends: [groups/g]\n';
@@ -71,6 +75,10 @@ describe('validate: bad input gets a precise error', () => {
       'registry/det/2025-01-01/manifest.yaml:7:11: files[1].name: "manifest.yaml" is reserved for the manifest itself'],
     ['two templates writing the same file', (f) => (f['sites/alpha.yaml'] += '  - src: templates/t.yaml.j2\n    dest: t.yaml\n'),
       'sites/alpha.yaml:6:11: templates[1].dest: t.yaml is also written by templates[0]'],
+    ['a template dest escaping config_dir', (f) => (f['sites/alpha.yaml'] = 'templates:\n  - src: templates/t.yaml.j2\n    dest: ../bin/run.sh\n'),
+      'sites/alpha.yaml:3:11: templates[0].dest: unsafe path "../bin/run.sh": must not contain ".."'],
+    ['a template dest that is the agent\'s record of what it rendered', (f) => (f['sites/alpha.yaml'] = 'templates:\n  - src: templates/t.yaml.j2\n    dest: .modelsync-rendered.json\n'),
+      'sites/alpha.yaml:3:11: templates[0].dest: ".modelsync-rendered.json" is reserved: .modelsync-rendered.json is where the agent records what it rendered'],
     ['a version breaking the scheme', (f) => {
       f['registry/det/v3/manifest.yaml'] = `name: det\nversion: v3\nfiles:\n  - name: w.bin\n    sha256: ${sha('one')}\n    size: 3\n`;
       f['registry/det/v3/w.bin'] = 'one';
