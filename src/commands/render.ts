@@ -5,7 +5,7 @@
  */
 import { NotFoundError, UsageError, formatProblem } from '../errors.ts';
 import { desiredState } from '../fleet/desired.ts';
-import { escapeControl } from '../fleet/plan-format.ts';
+import { escapeControlKeepLines as escapeControl } from '../util/escape.ts';
 import { DEFAULT_STORE, TemplateCache, renderSite } from '../fleet/render.ts';
 import { openSource, resolveRepoDir } from '../registry/open.ts';
 import { writeFileAtomic } from '../util/fsutil.ts';

@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { fetchFleet } from '../agent/fleet.ts';
 import { UsageError } from '../errors.ts';
-import { escapeControl } from '../fleet/plan-format.ts';
+import { escapeControl } from '../util/escape.ts';
 import { rolloutView } from '../fleet/rollout.ts';
 import { rolloutViews } from '../fleet/rollouts.ts';
 import { modelPopulation } from '../registry/desired.ts';

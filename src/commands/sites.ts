@@ -1,7 +1,7 @@
 /** `modelsync sites`: the site × model matrix of declared versions (fleet/matrix.ts). */
 import { loadRegistry } from '../registry/load.ts';
 import { openSource, resolveRepoDir } from '../registry/open.ts';
-import { escapeControl } from '../fleet/plan-format.ts';
+import { escapeControl } from '../util/escape.ts';
 import { siteMatrix, type MatrixCell } from '../fleet/matrix.ts';
 import { EXIT, printJson, type CommandContext } from './context.ts';
 

@@ -8,13 +8,8 @@
  */
 import { formatProblem } from '../errors.ts';
 import { formatBytes } from '../util/bytes.ts';
+import { escapeControlKeepLines as escapeControl } from '../util/escape.ts';
 import type { ChangePlan, ModelChange, SitePreview } from './preview.ts';
-
-/** Control characters other than tab, shown as \xNN (a terminal or a comment must not interpret them). */
-export function escapeControl(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\x00-\x08\x0b-\x1f\x7f\u0080-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
-}
 
 const plural = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`;
 
