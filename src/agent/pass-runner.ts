@@ -52,6 +52,12 @@ export class PassRunner {
 
   async run(triggers: readonly Trigger[], startedAt: number): Promise<PassRun> {
     const { config } = this.o;
+    const timeoutMs = durationMs(config.pass_timeout);
+    // Health checks stop at the pass's deadline too (the pass keeps its own for its steps). A timer of
+    // our own, cleared below: an AbortSignal.timeout() only AbortSignal.any() refers to may be collected unfired.
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(new DOMException('pass_timeout reached', 'TimeoutError')), timeoutMs);
+    const hookSignal = AbortSignal.any([this.o.signal, deadline.signal]);
     let info: PassInfo | undefined;
     const hooks = buildActivationHooks({
       services: config.services,
@@ -59,7 +65,7 @@ export class PassRunner {
       clock: this.o.clock,
       logger: this.o.logger,
       env: this.o.env,
-      signal: this.o.signal,
+      signal: hookSignal,
       renderTemplates: async (models: readonly ActivatedModel[]) => this.renderTemplates(info, new Set(models.map((m) => m.model))),
     });
     hooks.onRegistry = (i) => {
@@ -86,11 +92,14 @@ export class PassRunner {
         hooks,
         concurrency: config.concurrency,
         logger: this.o.logger,
-        signal: this.o.signal,
-        timeoutMs: durationMs(config.pass_timeout),
+        // One deadline for the steps and the health checks.
+        signal: hookSignal,
+        timeoutMs,
       });
     } catch (err) {
       result = failedResult(config, err, startedAt);
+    } finally {
+      clearTimeout(timer);
     }
     return { result, info, reports: hooks.reports };
   }
