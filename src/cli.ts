@@ -49,6 +49,10 @@ program
   .addOption(repoOpt(true))
   .option('--rev <rev>', 'validate a commit (branch, tag or oid) instead of the working tree')
   .option('--staged', 'validate what is staged (what the next commit would record)')
+  .option('--verify-signatures', 'also check commit signatures as a verifying site would: the tip (--rev, default HEAD), or every commit since --base')
+  .option('--allowed-signers <file>', "with --verify-signatures: trusted SSH keys (ssh-keygen's allowed_signers format)")
+  .option('--gpg-keys <file>', 'with --verify-signatures: trusted armored OpenPGP public keys')
+  .option('--base <rev>', 'with --verify-signatures: check every commit in <rev>..HEAD (a pull request: its target branch)')
   .option('--json', 'print one JSON document')
   .action((o) => run(async () => (await import('./commands/validate.ts')).validateCommand, o));
 
@@ -67,6 +71,8 @@ program
   .option('--source <text>', 'manifest source field')
   .option('--description <text>', 'manifest description')
   .option('--message <msg>', 'commit message')
+  .option('--sign', "sign the commit with git's signing config (user.signingkey, gpg.format), as git commit -S (default when commit.gpgsign is true)")
+  .option('--no-sign', 'do not sign, even when commit.gpgsign is true')
   .option('--json', 'print one JSON document')
   .action((model, version, files, o) => run(async () => (await import('./commands/publish.ts')).publishCommand, { ...o, model, version, files }));
 
@@ -79,8 +85,28 @@ program
   .option('--push', 'push afterwards')
   .option('--remote <name>', 'remote to push to', 'origin')
   .option('--token-file <file>', 'with --push: file holding the hub token (or MODELSYNC_TOKEN)')
+  .option('--sign', "sign the commit with git's signing config (user.signingkey, gpg.format), as git commit -S (default when commit.gpgsign is true)")
+  .option('--no-sign', 'do not sign, even when commit.gpgsign is true')
+  .option('--now', 'switch every site at once, even when the model has a rollout policy')
   .option('--json', 'print one JSON document')
   .action((model, version, o) => run(async () => (await import('./commands/promote.ts')).promoteCommand, { ...o, model, version }));
+
+program
+  .command('rollout')
+  .description('staged rollouts: status, advance, pause, resume, abort <model>; run [--once] (the controller, for registries on other hosts)')
+  .argument('<action>', 'status | advance | pause | resume | abort | run')
+  .argument('[model]', 'the model (status without one lists every rollout in progress)')
+  .addOption(repoOpt())
+  .option('--hub <url>', 'where the sites report (status: show each site; run: required)')
+  .option('--once', 'run: one round, then exit (cron, CI)')
+  .option('--interval <duration>', 'run: time between rounds', '30s')
+  .option('--push', 'push each step (run: pull before each round)')
+  .option('--remote <name>', 'remote to push to', 'origin')
+  .option('--token-file <file>', 'hub token, for --hub and --push (or MODELSYNC_TOKEN)')
+  .option('--sign', "sign each step with git's signing config (default when commit.gpgsign is true), so sites with verify: accept it")
+  .option('--no-sign', 'do not sign, even when commit.gpgsign is true')
+  .option('--json', 'print one JSON document')
+  .action((action, model, o) => run(async () => (await import('./commands/rollout.ts')).rolloutCommand, { ...o, action, model }));
 
 program
   .command('rollback')
@@ -91,6 +117,8 @@ program
   .option('--push', 'push afterwards')
   .option('--remote <name>', 'remote to push to', 'origin')
   .option('--token-file <file>', 'with --push: file holding the hub token (or MODELSYNC_TOKEN)')
+  .option('--sign', "sign the commit with git's signing config (user.signingkey, gpg.format), as git commit -S (default when commit.gpgsign is true)")
+  .option('--no-sign', 'do not sign, even when commit.gpgsign is true')
   .option('--json', 'print one JSON document')
   .action((model, o) => run(async () => (await import('./commands/rollback.ts')).rollbackCommand, { ...o, model }));
 
@@ -111,6 +139,38 @@ program
   .option('--json', 'print one JSON document')
   .action((model, o) => run(async () => (await import('./commands/list.ts')).versionsCommand, { ...o, model }));
 
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+program
+  .command('plan')
+  .description('what a change deploys where: per site and model base -> head, bytes to fetch, rendered template diffs')
+  .addOption(repoOpt(true))
+  .option('--base <rev>', 'what the sites run now (default: the merge base with the default branch)')
+  .option('--head <rev>', 'the change (default: the working tree)')
+  .option('--site <site>', 'only this site (repeatable)', collect)
+  .addOption(new Option('--format <format>', 'output format').choices(['text', 'markdown', 'json']).default('text'))
+  .option('--json', 'same as --format json')
+  .action((o) => run(async () => (await import('./commands/plan.ts')).planCommand, o));
+
+program
+  .command('render')
+  .description("render a site's templates as its agent would, printed or written under --out")
+  .requiredOption('--site <site>', 'the site')
+  .addOption(repoOpt(true))
+  .option('--rev <rev>', 'read a commit instead of the working tree')
+  .option('--store <dir>', "the site's store path the templates see", '/var/lib/modelsync')
+  .option('--out <dir>', 'write each template under this directory instead of printing it')
+  .option('--json', 'print one JSON document')
+  .action((o) => run(async () => (await import('./commands/render.ts')).renderCommand, o));
+
+program
+  .command('sites')
+  .description('site x model -> declared version, overrides and group defaults marked')
+  .addOption(repoOpt(true))
+  .option('--rev <rev>', 'read a commit instead of the working tree')
+  .option('--json', 'print one JSON document')
+  .action((o) => run(async () => (await import('./commands/sites.ts')).sitesCommand, o));
+
 program
   .command('serve')
   .description('the hub: Git smart HTTP, Git LFS, events, fleet status')
@@ -118,6 +178,8 @@ program
   .option('--listen <host:port>', 'address to listen on', '127.0.0.1:9080')
   .option('--tokens <file>', 'tokens file (without one, loopback clients only)')
   .option('--public-url <url>', 'base URL clients use, when behind a proxy')
+  .option('--rollout-interval <seconds>', 'seconds between rounds of the rollout controller over the hub\'s repos (0: off)', '10')
+  .option('--notify <file>', 'notify.yaml: webhooks for degraded, recovered, conflict, stale and rollout events')
   .action((o) => run(async () => (await import('./commands/serve.ts')).serveCommand, o));
 
 program
@@ -129,9 +191,13 @@ program
   .option('--config <file>', "take site, registry, branch, store and token from an agent.yaml (flags win)")
   .option('--branch <name>', 'registry branch (default main)')
   .option('--token-file <file>', 'file holding the hub token (or MODELSYNC_TOKEN)')
+  .option('--username <name>', 'HTTP Basic user name sent with the token to the registry host (or MODELSYNC_USERNAME)')
   .option('--concurrency <n>', 'parallel downloads', '8')
   .option('--dry-run', 'print the plan, change nothing')
   .option('--force', 'apply the declared version over conflicts')
+  .option('--verify-allowed-signers <file>', "apply only commits signed by these SSH keys (ssh-keygen's allowed_signers format)")
+  .option('--verify-gpg-keys <file>', 'apply only commits signed by these armored OpenPGP public keys')
+  .option('--verify-mode <mode>', 'tip (default: the new tip) or every (each commit since the last applied one)')
   .option('--json', 'print one JSON document')
   .action((o) => run(async () => (await import('./commands/reconcile.ts')).reconcileCommand, o));
 
@@ -148,6 +214,7 @@ program
   .option('--registry <url|path>', 'registry URL or local path')
   .option('--branch <name>', 'registry branch (default main)')
   .option('--token-file <file>', 'file holding the hub token (or MODELSYNC_TOKEN)')
+  .option('--username <name>', 'HTTP Basic user name sent with the token to the registry host')
   .option('--store <dir>', 'the site store')
   .option('--config-dir <dir>', 'where templates are rendered')
   .option('--listen <host:port>', '/status, /healthz, /metrics and the webhook')
@@ -162,6 +229,9 @@ program
   .option('--concurrency <n>', 'parallel downloads (default 8)')
   .option('--pass-timeout <duration>', 'overall deadline of a pass: seconds, or 90s, 30m, 1h (default 30m); then it stops, keeps partial downloads and releases the lock')
   .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
+  .option('--verify-allowed-signers <file>', "apply only commits signed by these SSH keys (ssh-keygen's allowed_signers format)")
+  .option('--verify-gpg-keys <file>', 'apply only commits signed by these armored OpenPGP public keys')
+  .option('--verify-mode <mode>', 'tip (default: the new tip) or every (each commit since the last applied one)')
   .action((o) => run(async () => (await import('./commands/agent.ts')).agentCommand, o));
 
 program
@@ -170,8 +240,45 @@ program
   .option('--hub <url>', 'hub base URL')
   .option('--store <dir>', 'a site store')
   .option('--token-file <file>', 'token for the hub (or MODELSYNC_TOKEN)')
+  .option('--watch', 'with --hub: keep following the fleet (Ctrl-C to stop)')
   .option('--json', 'print one JSON document')
   .action((o) => run(async () => (await import('./commands/status.ts')).statusCommand, o));
+
+program
+  .command('wait')
+  .description('block until every selected site is Ready on a version (exit 0), any is Degraded (4), or the timeout (5)')
+  .argument('<model>')
+  .argument('<version>')
+  .requiredOption('--hub <url>', 'hub base URL')
+  .option('--sites <selector>', 'site names and * globs, comma-separated (default: every site that carries the model)')
+  .option('--timeout <duration>', 'give up after this long: 90s, 10m, 1h', '10m')
+  .option('--interval <duration>', 'how often to ask the hub', '1s')
+  .option('--token-file <file>', 'token for the hub (or MODELSYNC_TOKEN)')
+  .option('--json', 'print the verdict as one JSON document')
+  .action((model, version, o) => run(async () => (await import('./commands/wait.ts')).waitCommand, { ...o, model, version }));
+
+const token = program.command('token').description("manage the hub's tokens file (the hub picks up changes without a restart)");
+token
+  .command('add')
+  .description('add a token; prints its secret once, stores only its sha256')
+  .argument('<name>')
+  .requiredOption('--role <role>', 'site, publisher or admin')
+  .option('--sites <list>', 'for role site: the sites it may report for, comma-separated (default: its name)')
+  .requiredOption('--tokens <file>', "the hub's tokens file (created if missing)")
+  .option('--json', 'print name, role and secret as one JSON document')
+  .action((name, o) => run(async () => (await import('./commands/token.ts')).tokenCommand, { ...o, name, action: 'add' }));
+token
+  .command('list')
+  .description('names, roles and sites (never secrets)')
+  .requiredOption('--tokens <file>', "the hub's tokens file")
+  .option('--json', 'print one JSON document')
+  .action((o) => run(async () => (await import('./commands/token.ts')).tokenCommand, { ...o, action: 'list' }));
+token
+  .command('revoke')
+  .description('remove a token; a running hub refuses it at once')
+  .argument('<name>')
+  .requiredOption('--tokens <file>', "the hub's tokens file")
+  .action((name, o) => run(async () => (await import('./commands/token.ts')).tokenCommand, { ...o, name, action: 'revoke' }));
 
 program
   .command('gc')
@@ -210,7 +317,7 @@ hooks
 program
   .command('demo')
   .description('the quick start: a hub, three sites, a publish, a conflict and a rollback, on loopback')
-  .option('--keep', 'keep the demo directory afterwards')
+  .option('--keep', 'leave hub and agents running (dashboard live) until Ctrl-C, and keep the demo directory')
   .action((o) => run(async () => (await import('./commands/demo.ts')).demoCommand, o));
 
 try {

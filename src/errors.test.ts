@@ -19,6 +19,7 @@ const make: Record<string, () => ModelsyncError> = {
   GitError: () => new errors.GitError('m'),
   ServiceError: () => new errors.ServiceError('m'),
   InterruptedError: () => new errors.InterruptedError('m'),
+  UntrustedCommit: () => new errors.UntrustedCommit('m', { commit: 'a'.repeat(40), reason: 'unsigned' }),
   PassTimeoutError: () => new errors.PassTimeoutError('m'),
   TemplateError: () => new TemplateError('t.j2', 1, 2, 'm'),
 };

@@ -141,6 +141,17 @@ export class InterruptedError extends ModelsyncError {
   }
 }
 
+/**
+ * A registry commit the site's `verify:` config does not trust (unsigned, a bad
+ * signature, a key not trusted, expired or revoked). Stalling: nothing changes
+ * and the same commit is not retried; a new commit on the branch is.
+ */
+export class UntrustedCommit extends ModelsyncError {
+  constructor(message: string, data: { commit: string; reason: string; tip?: string } & Record<string, unknown>) {
+    super('UntrustedCommit', message, { data, retry: 'stalling' });
+  }
+}
+
 /** One problem in one registry file, positioned for editors and CI annotations. */
 export interface Problem {
   file: string;

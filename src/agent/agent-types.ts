@@ -39,10 +39,10 @@ export interface PassOutcome {
   finishedAt: number;
 }
 
-export type Health = 'Progressing' | 'Ready' | 'Conflict' | 'Stale' | 'Failed' | 'Degraded';
+export type Health = 'Progressing' | 'Ready' | 'Conflict' | 'Stale' | 'Failed' | 'Degraded' | 'Stalled' | 'Waiting';
 
 export interface Condition {
-  type: 'Ready' | 'Degraded' | 'Conflict' | 'Stale' | 'HubConnected';
+  type: 'Ready' | 'Degraded' | 'Conflict' | 'Stale' | 'HubConnected' | 'Stalled' | 'Waiting';
   status: boolean;
   reason: string;
   message: string;

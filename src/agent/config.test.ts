@@ -44,6 +44,25 @@ describe('loadAgentConfig', () => {
     expect(cfg.templates).toBe(false);
   });
 
+  it('verify: paths in the file resolve against it; flags and MODELSYNC_VERIFY_* variables set keys inside the block', async () => {
+    const d = dir();
+    writeFileSync(join(d, 'agent.yaml'), `${base}verify:\n  allowed_signers: keys/allowed_signers\n`);
+    const fromFile = await loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: '/' });
+    expect(fromFile.verify).toEqual({ allowed_signers: join(d, 'keys/allowed_signers'), mode: 'tip' });
+    const layered = await loadAgentConfig({
+      file: join(d, 'agent.yaml'),
+      cwd: '/work',
+      env: { MODELSYNC_VERIFY_MODE: 'every', MODELSYNC_VERIFY_GPG_KEYS: 'env.asc' },
+      flags: { verifyGpgKeys: 'flag.asc' },
+    });
+    expect(layered.verify).toEqual({ allowed_signers: join(d, 'keys/allowed_signers'), gpg_keys: '/work/flag.asc', mode: 'every' });
+    await expect(loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: '/', env: { MODELSYNC_VERIFY_MODE: 'all' } })).rejects.toThrow(/MODELSYNC_VERIFY_MODE: mode: /);
+    writeFileSync(join(d, 'agent.yaml'), `${base}verify:\n  mode: every\n  alowed_signers: x\n`);
+    await expect(loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: '/' })).rejects.toThrow(/agent.yaml:\d+:\d+: verify.alowed_signers: unknown key "alowed_signers" \(did you mean "allowed_signers"\?\)/);
+    writeFileSync(join(d, 'agent.yaml'), `${base}verify:\n  mode: every\n`);
+    await expect(loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: '/' })).rejects.toThrow(/verify: give allowed_signers, gpg_keys or both/);
+  });
+
   it('works from flags and variables alone', async () => {
     const cfg = await loadAgentConfig({
       cwd: '/srv',
@@ -142,5 +161,32 @@ describe('parseListen', () => {
     expect(parseListen('[::1]:0')).toEqual({ host: '::1', port: 0 });
     expect(parseListen('localhost')).toBeNull();
     expect(parseListen('a:99999')).toBeNull();
+  });
+});
+
+describe('username (HTTP Basic user for the registry host)', () => {
+  it('comes from agent.yaml, MODELSYNC_USERNAME or --username (flag wins) and rides in the registry URL', async () => {
+    const d = dir();
+    writeFileSync(join(d, 'agent.yaml'), `${base}username: gitlab+deploy-token-7\n`);
+    const file = await loadAgentConfig({ file: join(d, 'agent.yaml'), cwd: '/' });
+    expect(file.username).toBe('gitlab+deploy-token-7');
+    expect(new URL(file.registry).username).toBe(encodeURIComponent('gitlab+deploy-token-7'));
+    expect(new URL(file.registry).password).toBe('');
+    const env = await loadAgentConfig({ file: join(d, 'agent.yaml'), env: { MODELSYNC_USERNAME: 'x-token-auth' }, cwd: '/' });
+    expect(new URL(env.registry).username).toBe('x-token-auth');
+    const flag = await loadAgentConfig({ file: join(d, 'agent.yaml'), env: { MODELSYNC_USERNAME: 'x-token-auth' }, flags: { username: 'bob' }, cwd: '/' });
+    expect(new URL(flag.registry).username).toBe('bob');
+  });
+
+  it('is refused without a token to go with it, for a local registry, and with a colon', async () => {
+    const d = dir();
+    const noToken = base.replace('token_file: token\n', '');
+    writeFileSync(join(d, 'a.yaml'), `${noToken}username: deploy\n`);
+    await expect(loadAgentConfig({ file: join(d, 'a.yaml'), cwd: '/' })).rejects.toThrow(/a\.yaml:\d+:\d+: username: needs a token to go with it: set token_file \(or MODELSYNC_TOKEN\)/);
+    expect((await loadAgentConfig({ file: join(d, 'a.yaml'), env: { MODELSYNC_TOKEN: 't' }, cwd: '/' })).username).toBe('deploy');
+    writeFileSync(join(d, 'b.yaml'), `${base.replace('https://hub.example/registry.git', '/srv/registry')}username: deploy\n`);
+    await expect(loadAgentConfig({ file: join(d, 'b.yaml'), cwd: '/' })).rejects.toThrow(/username: applies to http\(s\) registries only/);
+    writeFileSync(join(d, 'c.yaml'), `${base}username: "a:b"\n`);
+    await expect(loadAgentConfig({ file: join(d, 'c.yaml'), cwd: '/' })).rejects.toThrow(/username.*must not contain ":"/);
   });
 });

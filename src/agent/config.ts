@@ -8,7 +8,7 @@
 import { promises as fsp } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { ConfigError, UsageError, formatProblem, errorMessage, type Problem } from '../errors.ts';
-import { AgentConfigFile, HealthCheck, ServiceSpec } from '../registry/schema.ts';
+import { AgentConfigFile, HealthCheck, ServiceSpec, VerifySpec } from '../registry/schema.ts';
 import { parseYamlFile, type YamlFile } from '../registry/yaml-file.ts';
 import { suggest, zodProblems } from '../registry/zod-problems.ts';
 import { checkCron } from './schedule.ts';
@@ -44,6 +44,39 @@ export function stripHubCredentials<C extends Pick<AgentConfig, 'hub' | 'hubToke
   return { ...cfg, hub: u.toString().replace(/\/$/, ''), hubToken: cfg.hubToken ?? token };
 }
 
+/**
+ * Why `username` cannot be used with this registry, or undefined. A user name
+ * goes with a token; without one it would be taken for the token itself.
+ */
+export function registryUserProblem(registry: string, haveToken: boolean): string | undefined {
+  if (!/^https?:\/\//i.test(registry)) return 'applies to http(s) registries only (a local registry needs no credentials)';
+  let u: URL;
+  try {
+    u = new URL(registry);
+  } catch {
+    return undefined; // the registry's own check says what is wrong
+  }
+  if (!haveToken && !u.password) return 'needs a token to go with it: set token_file (or MODELSYNC_TOKEN)';
+  return undefined;
+}
+
+/**
+ * The registry URL carrying the Basic user name (`https://user@host/x.git`):
+ * the one place a user name rides along to Git and to same-origin LFS, as it
+ * does when the operator writes it into the URL. `username` wins over a user
+ * already in the URL; a password in the URL is kept.
+ */
+export function withRegistryUser(registry: string, username: string | undefined): string {
+  if (username === undefined || !/^https?:\/\//i.test(registry)) return registry;
+  try {
+    const u = new URL(registry);
+    u.username = encodeURIComponent(username);
+    return u.toString();
+  } catch {
+    return registry;
+  }
+}
+
 /** Every key of agent.yaml, the flag and variable that set it, and how a string turns into its value. */
 type Kind = 'string' | 'number' | 'boolean' | 'json';
 export const AGENT_KEYS: ReadonlyArray<{ key: keyof AgentConfigFile; kind: Kind; path?: boolean; help: string }> = [
@@ -51,6 +84,7 @@ export const AGENT_KEYS: ReadonlyArray<{ key: keyof AgentConfigFile; kind: Kind;
   { key: 'registry', kind: 'string', help: 'registry URL or local path' },
   { key: 'branch', kind: 'string', help: 'registry branch (default main)' },
   { key: 'token_file', kind: 'string', path: true, help: 'file holding the hub token (or MODELSYNC_TOKEN)' },
+  { key: 'username', kind: 'string', help: 'HTTP Basic user name sent with the token to the registry host (default: the URL\'s, else modelsync)' },
   { key: 'store', kind: 'string', path: true, help: 'the site store' },
   { key: 'config_dir', kind: 'string', path: true, help: 'where templates are rendered' },
   { key: 'listen', kind: 'string', help: 'host:port for /status, /healthz, /metrics and the webhook' },
@@ -64,6 +98,17 @@ export const AGENT_KEYS: ReadonlyArray<{ key: keyof AgentConfigFile; kind: Kind;
   { key: 'concurrency', kind: 'number', help: 'parallel downloads (default 8)' },
   { key: 'pass_timeout', kind: 'string', help: 'overall deadline of a pass: seconds, or 90s, 30m, 1h (default 30m)' },
   { key: 'log_level', kind: 'string', help: 'fatal, error, warn, info, debug, trace or silent' },
+];
+
+/**
+ * Keys inside a block of agent.yaml, as flags and variables with the block's
+ * name in front: `verify.allowed_signers` is `--verify-allowed-signers` and
+ * `MODELSYNC_VERIFY_ALLOWED_SIGNERS`.
+ */
+export const NESTED_KEYS: ReadonlyArray<{ parent: 'verify'; key: string; kind: Kind; path?: boolean; help: string }> = [
+  { parent: 'verify', key: 'allowed_signers', kind: 'string', path: true, help: "apply only commits signed by these SSH keys (ssh-keygen's allowed_signers format)" },
+  { parent: 'verify', key: 'gpg_keys', kind: 'string', path: true, help: 'apply only commits signed by these armored OpenPGP public keys' },
+  { parent: 'verify', key: 'mode', kind: 'string', help: 'tip (the new tip) or every (each commit since the last applied one)' },
 ];
 
 export const flagName = (key: string): string => `--${key.replace(/_/g, '-')}`;
@@ -119,6 +164,13 @@ export async function loadAgentConfig(input: LoadConfigInput): Promise<AgentConf
       if (isPath && typeof raw[key] === 'string' && !isAbsolute(raw[key])) raw[key] = resolve(fileDir, raw[key]);
     }
     if (typeof raw.registry === 'string' && looksLikeRelativePath(raw.registry)) raw.registry = resolve(fileDir, raw.registry);
+    for (const { parent, key, path: isPath } of NESTED_KEYS) {
+      const block = raw[parent];
+      if (isPath && block && typeof block === 'object' && !Array.isArray(block)) {
+        const b = block as Record<string, unknown>;
+        if (typeof b[key] === 'string' && !isAbsolute(b[key])) b[key] = resolve(fileDir, b[key]);
+      }
+    }
   }
 
   const set = (key: string, text: unknown, origin: Origin, kind: Kind, isPath: boolean | undefined): void => {
@@ -143,6 +195,27 @@ export async function loadAgentConfig(input: LoadConfigInput): Promise<AgentConf
   for (const { key, kind, path } of AGENT_KEYS) {
     const f = input.flags?.[optionName(key)];
     if (f !== undefined) set(key, typeof f === 'string' ? f : f, { kind: 'flag', name: flagName(key) }, kind, path);
+  }
+  // A block's keys from flags and variables merge into the block the file gave (flag over variable over file).
+  const setNested = (parent: string, key: string, text: string, origin: Origin, kind: Kind, isPath: boolean | undefined): void => {
+    const parsed = convert(text, kind);
+    if (!parsed.ok) {
+      problems.push(originProblem(origin, parsed.message));
+      return;
+    }
+    const value = isPath && typeof parsed.value === 'string' ? resolve(input.cwd, parsed.value) : parsed.value;
+    const block = raw[parent] && typeof raw[parent] === 'object' && !Array.isArray(raw[parent]) ? (raw[parent] as Record<string, unknown>) : {};
+    raw[parent] = { ...block, [key]: value };
+    origins.set(parent, origin);
+  };
+  for (const { parent, key, kind, path } of NESTED_KEYS) {
+    const name = envName(`${parent}_${key}`);
+    const e = env[name];
+    if (e !== undefined && e !== '') setNested(parent, key, e, { kind: 'env', name }, kind, path);
+  }
+  for (const { parent, key, kind, path } of NESTED_KEYS) {
+    const f = input.flags?.[optionName(`${parent}_${key}`)];
+    if (typeof f === 'string') setNested(parent, key, f, { kind: 'flag', name: flagName(`${parent}_${key}`) }, kind, path);
   }
   if (problems.length) throw configProblems(problems);
 
@@ -197,6 +270,10 @@ export async function loadAgentConfig(input: LoadConfigInput): Promise<AgentConf
       extra.push(at('schedule', errorMessage(err).replace(/^schedule: /, '')));
     }
   }
+  if (cfg.username !== undefined) {
+    const problem = registryUserProblem(cfg.registry, cfg.token_file !== undefined || Boolean(env.MODELSYNC_TOKEN));
+    if (problem) extra.push(at('username', problem));
+  }
   if (cfg.listen !== undefined && !parseListen(cfg.listen)) extra.push(at('listen', `${JSON.stringify(cfg.listen)} is not host:port (e.g. 127.0.0.1:9470)`));
   const names = new Set<string>();
   cfg.services.forEach((s, i) => {
@@ -208,7 +285,7 @@ export async function loadAgentConfig(input: LoadConfigInput): Promise<AgentConf
   for (const [key, o] of origins) {
     if (key in cfg) sources[key as keyof AgentConfigFile] = o.kind === 'file' ? fileArg! : o.name;
   }
-  return stripHubCredentials({ ...cfg, origin: fileArg ? fileArg : 'flags and environment', sources, ...(fileArg ? { configPath: resolve(input.cwd, fileArg) } : {}) });
+  return stripHubCredentials({ ...cfg, registry: withRegistryUser(cfg.registry, cfg.username), origin: fileArg ? fileArg : 'flags and environment', sources, ...(fileArg ? { configPath: resolve(input.cwd, fileArg) } : {}) });
 }
 
 /** The token: MODELSYNC_TOKEN itself, else the content of token_file. */
@@ -269,6 +346,7 @@ const KEYS_AT: Array<[RegExp, readonly string[]]> = [
   [/^services\[\d+\]\.health$/, Object.keys(HealthCheck.shape)],
   [/^services\[\d+\]\.reload$/, Object.keys(ServiceSpec.shape.reload.unwrap().shape)],
   [/^services\[\d+\]$/, Object.keys(ServiceSpec.shape)],
+  [/^verify$/, Object.keys(VerifySpec.shape)],
   [/^$/, Object.keys(AgentConfigFile.shape)],
 ];
 

@@ -22,6 +22,7 @@ import { silentLogger, type Logger } from '../log.ts';
 import { reconcile as defaultReconcile } from '../reconcile/index.ts';
 import { splitCredentials } from '../reconcile/registry-access.ts';
 import type { ReconcileResult } from '../reconcile/index.ts';
+import { loadPolicy } from '../trust/index.ts';
 import { iso, type AgentDeps, type AgentStatus, type Health, type PassOutcome } from './agent-types.ts';
 import { Backoff, systemClock, type Clock, type TimerHandle } from './clock.ts';
 import { parseListen, readSecretFile, readToken, stripHubCredentials, type AgentConfig } from './config.ts';
@@ -65,6 +66,8 @@ export class Agent {
   private registryWatch: Watch | undefined;
   private pinsWatch: Watch | undefined;
   private retryTimer: TimerHandle | undefined;
+  /** A pass when the maintenance window opens, for switches held outside it. */
+  private windowTimer: TimerHandle | undefined;
   private started = false;
   private stopping = false;
 
@@ -113,6 +116,8 @@ export class Agent {
       if (token && new URL(url).origin === new URL(config.hub).origin) agent.token = token;
     }
     if (config.webhook_secret_file) agent.webhookSecret = await readSecretFile(config.webhook_secret_file, 'webhook_secret_file');
+    // An unreadable or empty trust file stops the agent at start, not at its first pass.
+    if (config.verify) await loadPolicy(config.verify);
     if (config.hub) {
       agent.hub = new HubLink({
         hub: config.hub,
@@ -239,6 +244,7 @@ export class Agent {
     this.cron?.stop();
     this.hub?.stopEvents();
     this.clock.clearTimeout(this.retryTimer);
+    this.clock.clearTimeout(this.windowTimer);
     await this.registryWatch?.close();
     await this.pinsWatch?.close();
     await this.healer?.stop();
@@ -302,15 +308,19 @@ export class Agent {
     m.lastPassDurationSeconds = result.durationMs / 1000;
     m.passesTotal[result.status === 'failed' ? 'error' : result.status === 'degraded' ? 'degraded' : result.status === 'conflict' ? 'conflict' : 'ok']++;
     m.bytesFetchedTotal += result.bytesFetched;
+    m.throttledTotal += result.throttled ?? 0;
     m.coalescedTotal = this.queue.coalesced;
     m.conflicts = result.conflicts.length;
     m.degraded = result.degraded.length > 0;
+    m.untrusted = this.config.verify ? result.errors.some((e) => e.code === 'UntrustedCommit') : null;
     m.healsTotal = this.healer?.healed ?? 0;
     if (this.view.lastSuccessAt !== null) m.lastSuccessTimestamp = this.view.lastSuccessAt / 1000;
     if (this.view.lastFetchAt !== null) m.lastFetchTimestamp = this.view.lastFetchAt / 1000;
     m.models = this.view.models.map((x) => ({ model: x.model, declared: x.declared, active: x.active ?? undefined, inSync: x.active === x.desired && !x.verdictOwed }));
 
     this.scheduleRetry(result);
+    this.clock.clearTimeout(this.windowTimer);
+    this.windowTimer = result.waitUntil && !this.stopping ? this.clock.setTimeout(() => this.fire('schedule', 'maintenance window opens'), Math.max(0, Date.parse(result.waitUntil) - this.clock.now())) : undefined;
     this.reportSoon();
   }
 

@@ -63,6 +63,7 @@ export function renderFleet(sites: readonly FleetSite[], now = Date.now()): stri
     for (const m of models) if (m.verdictOwed) notes.push(`health check owed ${m.model} ${m.verdictOwed.version}`);
     // A break-glass pin is in sync with what the site was told to run, not with the registry: say so.
     for (const m of models) if (m.drift) notes.push(`pinned ${m.model} ${m.desired ?? m.active ?? '?'} (declared ${m.declared ?? '?'})`);
+    if (s.health === 'Waiting') notes.push('Waiting (window)');
     if (s.lastError && fleetHealth(s) !== 'Ready') notes.push(s.lastError.slice(0, 100));
     if (s.phase === 'stopped' && fleetHealth(s) !== 'Stopped') notes.push('agent stopped');
     const age = Date.parse(s.receivedAt);
@@ -104,9 +105,51 @@ export function staleSeconds(s: Pick<FleetSite, 'stalenessSeconds' | 'receivedAt
   return s.stalenessSeconds + (Number.isFinite(received) ? Math.max(0, now - received) / 1000 : 0);
 }
 
-export async function hubStatusCommand(opts: { hub?: string; tokenFile?: string; json?: boolean }, ctx: CommandContext): Promise<number> {
-  const sites = await fetchFleet(opts.hub!, readToken(opts.tokenFile, ctx));
-  if (opts.json) printJson(ctx, { hub: redactUrl(opts.hub!), sites });
-  else ctx.out(renderFleet(sites));
+/** 4 when a site is Degraded, 3 when one is in conflict (Degraded wins), else 0. */
+export function fleetExitCode(sites: readonly FleetSite[]): number {
+  const cond = (s: FleetSite): string => (typeof s.condition === 'string' ? s.condition : String(s.health ?? ''));
+  if (sites.some((s) => cond(s) === 'Degraded' || (s.lastPass?.degraded ?? []).length > 0)) return EXIT.degraded;
+  if (sites.some((s) => cond(s) === 'Conflict' || (s.lastPass?.conflicts ?? []).length > 0)) return EXIT.conflicts;
   return EXIT.ok;
+}
+
+export async function hubStatusCommand(opts: { hub?: string; tokenFile?: string; json?: boolean; watch?: boolean }, ctx: CommandContext, deps: { intervalMs?: number; signal?: AbortSignal } = {}): Promise<number> {
+  const token = readToken(opts.tokenFile, ctx);
+  if (!opts.watch) {
+    const sites = await fetchFleet(opts.hub!, token);
+    if (opts.json) printJson(ctx, { hub: redactUrl(opts.hub!), sites });
+    else ctx.out(renderFleet(sites));
+    return fleetExitCode(sites);
+  }
+  // --watch: redraw on a terminal, print on change otherwise; Ctrl-C ends it with the last state's code.
+  const stop = deps.signal ?? signalOnInterrupt();
+  let prev = '';
+  let code: number = EXIT.ok;
+  while (!stop.aborted) {
+    let text: string;
+    try {
+      const sites = await fetchFleet(opts.hub!, token);
+      code = fleetExitCode(sites);
+      text = opts.json ? JSON.stringify({ hub: redactUrl(opts.hub!), sites }) : renderFleet(sites);
+    } catch (err) {
+      text = `cannot read the fleet: ${errorMessage(err)} (retrying)`;
+    }
+    // Ages tick every second; compare without them so a log gets a block only when something changed.
+    const key = text.replace(/\d+(\.\d+)? ?(ms|s|min|h|d) ago/g, '');
+    if (ctx.tty) ctx.out(`\x1b[H\x1b[2J${new Date().toISOString()}  ${redactUrl(opts.hub!)}  (Ctrl-C to stop)\n${text}`);
+    else if (key !== prev) ctx.out(`--- ${new Date().toISOString()}\n${text}`);
+    prev = key;
+    await new Promise<void>((r) => {
+      const t = setTimeout(r, deps.intervalMs ?? 2000);
+      stop.addEventListener('abort', () => { clearTimeout(t); r(); }, { once: true });
+    });
+  }
+  return code;
+}
+
+function signalOnInterrupt(): AbortSignal {
+  const c = new AbortController();
+  process.once('SIGINT', () => c.abort());
+  process.once('SIGTERM', () => c.abort());
+  return c.signal;
 }

@@ -12,8 +12,12 @@ export interface AgentMetrics {
   triggersTotal: Record<string, number>;
   coalescedTotal: number;
   bytesFetchedTotal: number;
+  /** 429/503 answers from LFS servers and storage that were waited out (Retry-After). */
+  throttledTotal: number;
   conflicts: number;
   degraded: boolean;
+  /** With verify: on, whether the registry's tip is refused (null: verification off, not reported). */
+  untrusted: boolean | null;
   stalenessSeconds: number | null;
   healsTotal: number;
   hubConnected: boolean;
@@ -30,8 +34,10 @@ export function emptyMetrics(): AgentMetrics {
     triggersTotal: {},
     coalescedTotal: 0,
     bytesFetchedTotal: 0,
+    throttledTotal: 0,
     conflicts: 0,
     degraded: false,
+    untrusted: null,
     stalenessSeconds: null,
     healsTotal: 0,
     hubConnected: false,
@@ -56,8 +62,10 @@ export function renderMetrics(site: string, m: AgentMetrics): string {
   metric('modelsync_triggers_total', 'counter', 'Pass requests by trigger.', Object.entries(m.triggersTotal).map(([k, v]) => [`${s},trigger="${label(k)}"`, v]));
   metric('modelsync_triggers_coalesced_total', 'counter', 'Triggers that joined an already queued pass.', [[s, m.coalescedTotal]]);
   metric('modelsync_bytes_fetched_total', 'counter', 'Bytes of model content downloaded.', [[s, m.bytesFetchedTotal]]);
+  metric('modelsync_lfs_throttled_total', 'counter', 'LFS answers 429 or 503 (batch API or storage) waited out as Retry-After said, then retried.', [[s, m.throttledTotal]]);
   metric('modelsync_conflicts', 'gauge', 'Models whose active version is newer than declared and left alone.', [[s, m.conflicts]]);
   metric('modelsync_degraded', 'gauge', '1 when a version failed its health check and was rolled back.', [[s, m.degraded ? 1 : 0]]);
+  metric('modelsync_untrusted', 'gauge', '1 while the registry tip is refused: not signed by a key this site trusts.', [[s, m.untrusted === null ? null : m.untrusted ? 1 : 0]]);
   metric('modelsync_heals_total', 'counter', 'Model files restored after being modified or deleted on the site.', [[s, m.healsTotal]]);
   metric('modelsync_hub_connected', 'gauge', '1 while the hub event stream is connected.', [[s, m.hubConnected ? 1 : 0]]);
   metric(

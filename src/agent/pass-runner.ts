@@ -91,9 +91,12 @@ export class PassRunner {
         expectedCommit,
         hooks,
         concurrency: config.concurrency,
+        // The agent's clock decides maintenance windows too (tests drive it).
+        now: () => new Date(this.o.clock.now()),
         logger: this.o.logger,
         // One deadline for the steps and the health checks.
         signal: hookSignal,
+        ...(config.verify ? { verify: config.verify } : {}),
         timeoutMs,
       });
     } catch (err) {

@@ -18,6 +18,7 @@ import { openRegistry } from '../reconcile/registry-access.ts';
 import { resolveSite } from '../registry/desired.ts';
 import { siteFilePath } from '../registry/layout.ts';
 import { loadRegistry } from '../registry/load.ts';
+import { verifyFetchedRegistry } from '../trust/index.ts';
 import { StoreLayout, readState } from '../store/index.ts';
 import type { AgentConfig } from './config.ts';
 import { DEFAULT_SCHEDULE } from './schedule.ts';
@@ -73,6 +74,8 @@ async function siteSchedule(cfg: AgentConfig, deps: ScheduleDeps): Promise<{ sch
       { registry: cfg.registry, branch: cfg.branch, token: deps.token, timeoutMs: deps.timeoutMs ?? 15_000 },
       { cacheDir: join(dir, 'registry.git'), logger: silentLogger },
     );
+    // A tip this site would refuse does not choose its timer either (the store's last verified pass does).
+    if (cfg.verify) await verifyFetchedRegistry({ settings: { ...cfg.verify, mode: 'tip' }, gitdir: opened.gitdir, tip: opened.commit, now: () => new Date(), logger: silentLogger });
     const { registry, problems } = await loadRegistry(opened.source, { checkContent: false });
     const own = problems.filter((p) => p.file.startsWith('sites/'));
     if (own.length > 0) throw new Error(`the site files are invalid at ${opened.commit.slice(0, 12)}: ${own[0]!.file}:${own[0]!.line}: ${own[0]!.message}`);

@@ -123,11 +123,17 @@ export class SiteStatus {
       this.setCondition('Ready', false, 'VerdictOwed',
         `switched ${what}; health check owed (cut short before a verdict), the next pass restarts its services and checks again`);
     }
+    // Stalled (untrusted): the tip is refused until the registry changes (a new commit), not retried.
+    const untrusted = result.errors.find((e) => e.code === 'UntrustedCommit');
+    if (this.config.verify) this.setCondition('Stalled', Boolean(untrusted), untrusted ? 'Untrusted' : 'None', untrusted ? untrusted.message.split('\n')[0]! : '');
     const degraded = result.degraded.length > 0;
     this.setCondition('Degraded', degraded, degraded ? 'HealthCheckFailed' : 'Healthy',
       degraded ? result.degraded.map((d) => `${d.model} ${d.version}: ${d.reason}`).join('; ') : '');
     const conflicted = result.conflicts.length > 0;
     this.setCondition('Conflict', conflicted, conflicted ? 'LocalChangeNewer' : 'None', result.conflicts.map((c) => c.detail).join('; '));
+    const waiting = result.models.filter((m) => m.outcome === 'waiting');
+    this.setCondition('Waiting', waiting.length > 0, waiting.length ? 'Window' : 'None',
+      waiting.length ? `${waiting.map((m) => `${m.model} ${m.from ?? '-'} → ${m.desired}`).join(', ')} fetched and verified; switching when the maintenance window opens${result.waitUntil ? ` (${result.waitUntil})` : ''}` : '');
     const staleness = this.stalenessSeconds();
     const stale = this.isStale(result, staleness);
     this.setCondition('Stale', stale, stale ? 'RegistryUnreachable' : 'Fresh',
@@ -182,11 +188,13 @@ export class SiteStatus {
     const c = (t: Condition['type']): boolean => this.conditions.get(t)?.status ?? false;
     if (!this.last || this.judging) return 'Progressing';
     if (c('Degraded')) return 'Degraded';
+    if (c('Stalled')) return 'Stalled';
     if (c('Stale')) return 'Stale';
     if (this.last.result.status === 'failed') return 'Failed';
     // Switched but not judged (a health check cut short): still on its way, never Ready.
     if (this.owed.length > 0) return 'Progressing';
     if (c('Conflict')) return 'Conflict';
+    if (c('Waiting')) return 'Waiting';
     return 'Ready';
   }
 

@@ -35,7 +35,10 @@ const NEW_VERSION = '2026-01-15';
 const CONVERGE_TIMEOUT_MS = 30_000;
 
 export interface DemoOptions {
+  /** Leave hub and agents running until Ctrl-C (the dashboard stays live), and keep the directory. */
   keep?: boolean;
+  /** Resolves to stop a kept demo (default: SIGINT or SIGTERM). */
+  until?: Promise<unknown>;
 }
 
 interface Convergence {
@@ -51,6 +54,10 @@ export async function demoCommand(opts: DemoOptions, ctx: CommandContext): Promi
   try {
     await demo.run();
     ok = true;
+    if (opts.keep) {
+      ctx.out(`\nHub and agents keep running: open ${demo.dashboardUrl} to look around; Ctrl-C stops them.`);
+      await (opts.until ?? interrupted());
+    }
   } finally {
     await demo.stop();
     if (opts.keep) ctx.out(`\nKept ${root} (hub data, registry, site stores, rendered configs).`);
@@ -91,6 +98,10 @@ class Demo {
     delete this.env.MODELSYNC_CONFIG;
   }
 
+  get dashboardUrl(): string {
+    return `${this.hub?.url ?? ''}/`;
+  }
+
   private out(line = ''): void {
     this.ctx.out(line);
   }
@@ -108,6 +119,7 @@ class Demo {
     this.hub = await startHub({ data: join(this.root, 'hub'), listen: '127.0.0.1:0', logger: this.logger, heartbeatMs: 5000 });
     this.hub.events.on('ref', (e) => this.pushedAt.set(e.after, Date.now()));
     this.out(`   listening on ${this.hub.url} (loopback only, no tokens needed)`);
+    this.out(`   dashboard: ${this.dashboardUrl} (open it now to watch the sites converge; npm run demo -- --keep leaves it running)`);
 
     // ---- 2. the registry
     this.out('\n2. A registry from the example content, pushed to the hub');
@@ -182,6 +194,7 @@ class Demo {
     for (const line of renderFleet(sites).split('\n')) this.out(`     ${line}`);
     const worst = (step: string): number => Math.max(...this.latencies.filter((l) => l.step === step).map((l) => l.ms));
     this.out(`   push → every site converged: publish ${worst('publish')} ms, rollback ${worst('rollback')} ms (worst of three sites)`);
+    this.out(`   dashboard: ${this.dashboardUrl}`);
     this.out(`   done in ${((Date.now() - started) / 1000).toFixed(1)} s. Next: docs/agent.md (agent.yaml, services, health checks, systemd), docs/site.md, docs/hub.md`);
   }
 
@@ -332,6 +345,18 @@ class Demo {
     await Promise.all([...this.agents.values()].map((a) => a.stop().catch((err: unknown) => this.logger.error({ err: errorMessage(err) }, 'stopping an agent'))));
     await this.hub?.close().catch(() => {});
   }
+}
+
+function interrupted(): Promise<void> {
+  return new Promise((resolve) => {
+    const on = (): void => {
+      process.off('SIGINT', on);
+      process.off('SIGTERM', on);
+      resolve();
+    };
+    process.on('SIGINT', on);
+    process.on('SIGTERM', on);
+  });
 }
 
 function sleep(ms: number): Promise<void> {

@@ -1,8 +1,11 @@
-import { UsageError } from '../errors.ts';
+import { UsageError, ValidationError } from '../errors.ts';
+import { abortIfRunning, startRollout, type StepResult } from '../rollout/manual.ts';
+import { CheckoutRepo } from '../rollout/repo.ts';
 import { withInterrupts } from '../registry/interrupt.ts';
 import { promoteVersion } from '../registry/promote.ts';
 import { checkPushRemote, pushAfterCommit } from '../registry/push.ts';
 import { resolveRepoDir } from '../registry/open.ts';
+import { commandSigner, type Signer } from '../trust/sign.ts';
 import { EXIT, printJson, type CommandContext } from './context.ts';
 import { readToken } from './reconcile.ts';
 
@@ -13,6 +16,10 @@ export interface PromoteOptions {
   push?: boolean;
   remote?: string;
   tokenFile?: string;
+  /** Sign the commit with git's signing config (user.signingkey, gpg.format); default: as commit.gpgsign says. */
+  sign?: boolean;
+  /** Switch every site at once, even with a rollout policy (aborting a rollout in progress). */
+  now?: boolean;
   json?: boolean;
 }
 
@@ -40,10 +47,42 @@ export async function pushAuth(
   return { token, tokenSource };
 }
 
+/**
+ * A model with a `rollout:` policy is staged: the promotion is the rollout
+ * file (see src/rollout/). With --now a rollout in progress is aborted (its
+ * own commit) and the promotion switches everyone.
+ */
+async function stagedPromote(repoDir: string, opts: PromoteOptions, ctx: CommandContext, sign: Signer | undefined): Promise<StepResult | undefined> {
+  const repo = new CheckoutRepo(repoDir, ctx.env, sign);
+  if (opts.now) {
+    await abortIfRunning(repo, opts.model ?? '', new Date()).catch((err: unknown) => {
+      if (!(err instanceof ValidationError)) throw err; // an invalid head: promote reports it
+    });
+    return undefined;
+  }
+  const head = await repo.head().catch(() => null);
+  const model = opts.model ?? '';
+  // A rollout in progress is refused by startRollout, with or without a policy (a plain promote would strand it).
+  if (!head?.registry.models.get(model)?.entry?.rollout && !head?.registry.rollouts.has(model)) return undefined;
+  return startRollout(repo, opts.model!, opts.version ?? '', new Date());
+}
+
 export async function promoteCommand(opts: PromoteOptions, ctx: CommandContext): Promise<number> {
   const repoDir = await resolveRepoDir(ctx.cwd, opts.repo);
   const auth = await pushAuth(opts, repoDir, ctx);
-  const r = await withInterrupts(`promote ${opts.model} ${opts.version}`, (signal) => promoteVersion(repoDir, opts.model ?? '', opts.version ?? '', ctx.env, { signal }));
+  // Before anything is committed: a missing signing key stops the command, not a commit half made.
+  const sign = await commandSigner(opts.sign, repoDir, ctx.env);
+  const staged = await stagedPromote(repoDir, opts, ctx, sign);
+  if (staged) {
+    const pushed = opts.push ? await pushAfterCommit({ repoDir, remote: opts.remote ?? 'origin', env: ctx.env, ...auth, logger: ctx.logger }, `started the rollout of ${opts.model}`, staged.commit) : undefined;
+    if (opts.json) printJson(ctx, { ok: true, rollout: true, ...staged, pushed });
+    else {
+      ctx.out(`${staged.message.split('\n')[0]} (commit ${staged.commit.slice(0, 12)}); follow it with: modelsync rollout status ${opts.model}`);
+      ctx.out(pushed ? `Pushed ${pushed.branch} to ${pushed.remote}` : 'Not pushed: sites keep what they run until you push (git push, or --push next time).');
+    }
+    return EXIT.ok;
+  }
+  const r = await withInterrupts(`promote ${opts.model} ${opts.version}`, (signal) => promoteVersion(repoDir, opts.model ?? '', opts.version ?? '', ctx.env, { signal, sign }));
   // Already current: nothing is committed, but --push still pushes (an earlier push may have failed).
   const pushed = opts.push
     ? await pushAfterCommit({ repoDir, remote: opts.remote ?? 'origin', env: ctx.env, ...auth, logger: ctx.logger }, r.unchanged ? `${r.model} ${r.version} was already current` : `promoted ${r.model} ${r.version}`, r.commit)

@@ -10,6 +10,7 @@ import { createLogger, logFormatFor, type Logger } from '../log.ts';
 import { StoreLayout } from '../store/layout.ts';
 import { printJson, type CommandContext } from './context.ts';
 import { formatBytes, formatDuration } from '../reconcile/format.ts';
+import type { VerifySettings } from '../trust/index.ts';
 import { durationMs } from '../util/duration.ts';
 
 export interface ReconcileCommandOptions {
@@ -19,10 +20,16 @@ export interface ReconcileCommandOptions {
   store?: string;
   branch?: string;
   tokenFile?: string;
+  username?: string;
   concurrency?: string;
   dryRun?: boolean;
   force?: boolean;
   json?: boolean;
+  verifyAllowedSigners?: string;
+  verifyGpgKeys?: string;
+  verifyMode?: string;
+  /** From --config's verify: block (flags win). */
+  verify?: VerifySettings;
 }
 
 /** The hub token: --token-file, else MODELSYNC_TOKEN_FILE, else MODELSYNC_TOKEN. Never printed. */
@@ -53,7 +60,14 @@ export async function reconcileCommand(given: ReconcileCommandOptions, ctx: Comm
     throw new UsageError(`--concurrency must be an integer from 1 to 64 (got ${opts.concurrency})`);
   }
   checkRegistryLocation(opts.registry);
-  const registry = /^[a-z][a-z0-9+.-]*:\/\//i.test(opts.registry) ? opts.registry : resolve(ctx.cwd, opts.registry);
+  let registry = /^[a-z][a-z0-9+.-]*:\/\//i.test(opts.registry) ? opts.registry : resolve(ctx.cwd, opts.registry);
+  const username = opts.username ?? (opts.config ? undefined : ctx.env.MODELSYNC_USERNAME || undefined);
+  if (username !== undefined) {
+    const { registryUserProblem, withRegistryUser } = await import('../agent/config.ts');
+    const problem = registryUserProblem(registry, token !== undefined);
+    if (problem) throw new UsageError(`--username: ${problem}`);
+    registry = withRegistryUser(registry, username);
+  }
   const bar = !opts.json && process.stderr.isTTY ? progressBar() : undefined;
   // A person at a terminal gets the human output below; log lines then only add warnings and errors, readably.
   const format = logFormatFor({ json: opts.json, stderrIsTTY: Boolean(process.stderr.isTTY), env: ctx.env });
@@ -69,6 +83,7 @@ export async function reconcileCommand(given: ReconcileCommandOptions, ctx: Comm
     concurrency,
     logger,
     onProgress: bar?.update,
+    ...verifySettings(opts, ctx),
     // An agent's pass holds the lock for a while: wait for it (bounded) rather than fail at once.
     lockWaitMs: opts.dryRun ? 0 : RECONCILE_LOCK_WAIT_MS,
     ...(passTimeoutMs !== undefined ? { timeoutMs: passTimeoutMs } : {}),
@@ -94,13 +109,35 @@ async function withAgentConfig(opts: ReconcileCommandOptions, ctx: CommandContex
   const { loadAgentConfig, readToken: agentToken } = await import('../agent/config.ts');
   const cfg = await loadAgentConfig({
     file: opts.config,
-    flags: { site: opts.site, registry: opts.registry, store: opts.store, branch: opts.branch },
-    env: {},
+    flags: { site: opts.site, registry: opts.registry, store: opts.store, branch: opts.branch, username: opts.username, verifyAllowedSigners: opts.verifyAllowedSigners, verifyGpgKeys: opts.verifyGpgKeys, verifyMode: opts.verifyMode },
+    // Only what says who we are: the rest of the agent's environment is not this command's.
+    env: {
+      ...(ctx.env.MODELSYNC_USERNAME ? { MODELSYNC_USERNAME: ctx.env.MODELSYNC_USERNAME } : {}),
+      ...(opts.tokenFile || ctx.env.MODELSYNC_TOKEN_FILE || ctx.env.MODELSYNC_TOKEN ? { MODELSYNC_TOKEN: 'given' } : {}),
+    },
     cwd: ctx.cwd,
   });
-  const merged = { ...opts, site: cfg.site, registry: cfg.registry, store: cfg.store, branch: cfg.branch };
+  const merged = { ...opts, site: cfg.site, registry: cfg.registry, store: cfg.store, branch: cfg.branch, verify: cfg.verify };
   const token = opts.tokenFile || ctx.env.MODELSYNC_TOKEN_FILE ? readToken(opts.tokenFile, ctx) : await agentToken(cfg, ctx.env);
   return { opts: merged, token, passTimeoutMs: durationMs(cfg.pass_timeout) };
+}
+
+/** The site's verify settings: agent.yaml's block (--config) with the flags over it, or the flags alone. */
+function verifySettings(opts: ReconcileCommandOptions, ctx: CommandContext): { verify?: VerifySettings } {
+  if (opts.verify) return { verify: opts.verify };
+  if (!opts.verifyAllowedSigners && !opts.verifyGpgKeys) {
+    if (opts.verifyMode) throw new UsageError('--verify-mode needs --verify-allowed-signers or --verify-gpg-keys');
+    return {};
+  }
+  const mode = opts.verifyMode ?? 'tip';
+  if (mode !== 'tip' && mode !== 'every') throw new UsageError(`--verify-mode must be tip or every (got ${JSON.stringify(mode)})`);
+  return {
+    verify: {
+      mode,
+      ...(opts.verifyAllowedSigners ? { allowed_signers: resolve(ctx.cwd, opts.verifyAllowedSigners) } : {}),
+      ...(opts.verifyGpgKeys ? { gpg_keys: resolve(ctx.cwd, opts.verifyGpgKeys) } : {}),
+    },
+  };
 }
 
 /** Tell an agent running on this store that versions were switched under it (it watches this file). */

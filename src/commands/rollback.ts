@@ -2,6 +2,7 @@ import { withInterrupts } from '../registry/interrupt.ts';
 import { rollbackModel } from '../registry/promote.ts';
 import { pushAfterCommit } from '../registry/push.ts';
 import { resolveRepoDir } from '../registry/open.ts';
+import { commandSigner } from '../trust/sign.ts';
 import { EXIT, printJson, type CommandContext } from './context.ts';
 import { pushAuth } from './promote.ts';
 
@@ -12,13 +13,17 @@ export interface RollbackOptions {
   push?: boolean;
   remote?: string;
   tokenFile?: string;
+  /** Sign the commit with git's signing config (user.signingkey, gpg.format); default: as commit.gpgsign says. */
+  sign?: boolean;
   json?: boolean;
 }
 
 export async function rollbackCommand(opts: RollbackOptions, ctx: CommandContext): Promise<number> {
   const repoDir = await resolveRepoDir(ctx.cwd, opts.repo);
   const auth = await pushAuth(opts, repoDir, ctx);
-  const r = await withInterrupts(`rollback ${opts.model}`, (signal) => rollbackModel(repoDir, opts.model ?? '', ctx.env, { to: opts.to, signal }));
+  // Before anything is committed: a missing signing key stops the command, not a commit half made.
+  const sign = await commandSigner(opts.sign, repoDir, ctx.env);
+  const r = await withInterrupts(`rollback ${opts.model}`, (signal) => rollbackModel(repoDir, opts.model ?? '', ctx.env, { to: opts.to, signal, sign }));
   // --to the current version: nothing is committed, but --push still pushes (an earlier push may have failed).
   const pushed = opts.push
     ? await pushAfterCommit({ repoDir, remote: opts.remote ?? 'origin', env: ctx.env, ...auth, logger: ctx.logger }, r.unchanged ? `${r.model} ${r.version} was already current` : `rolled back ${r.model} to ${r.version}`, r.commit)

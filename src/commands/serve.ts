@@ -8,6 +8,8 @@ export interface ServeOptions {
   listen?: string;
   tokens?: string;
   publicUrl?: string;
+  rolloutInterval?: string;
+  notify?: string;
 }
 
 /**
@@ -16,14 +18,18 @@ export interface ServeOptions {
  */
 export async function serveCommand(opts: ServeOptions, ctx: CommandContext): Promise<number> {
   if (!opts.data) throw new UsageError('serve needs --data <dir>');
+  const rolloutIntervalS = Number(opts.rolloutInterval ?? '10');
+  if (!Number.isFinite(rolloutIntervalS) || rolloutIntervalS < 0) throw new UsageError(`--rollout-interval must be a number of seconds (0 turns the controller off), got ${JSON.stringify(opts.rolloutInterval)}`);
   const hub = await startHub({
     data: resolve(ctx.cwd, opts.data),
     listen: opts.listen,
     tokensFile: opts.tokens === undefined ? undefined : resolve(ctx.cwd, opts.tokens),
     publicUrl: opts.publicUrl,
+    rolloutIntervalS,
+    notifyFile: opts.notify === undefined ? undefined : resolve(ctx.cwd, opts.notify),
     logger: ctx.logger,
   });
-  ctx.out(`modelsync hub listening on ${hub.url} (data: ${hub.dataDir})`);
+  ctx.out(`modelsync hub listening on ${hub.url} (data: ${hub.dataDir}); dashboard at ${opts.publicUrl ?? hub.url}/`);
   const signal = await new Promise<NodeJS.Signals>((done) => {
     const on = (s: NodeJS.Signals): void => {
       process.off('SIGINT', on);

@@ -9,15 +9,25 @@ export interface StatusCommandOptions {
   store?: string;
   tokenFile?: string;
   json?: boolean;
+  /** With --hub: keep following the fleet until Ctrl-C. */
+  watch?: boolean;
 }
 
 export async function statusCommand(opts: StatusCommandOptions, ctx: CommandContext): Promise<number> {
   if (opts.hub && opts.store) throw new UsageError('give --hub or --store, not both');
   if (opts.hub) return (await import('../agent/fleet.ts')).hubStatusCommand(opts, ctx);
   if (!opts.store) throw new UsageError('give --store <dir> (a site store) or --hub <url>');
+  if (opts.watch) throw new UsageError('--watch follows a hub: give --hub <url>');
   const status = await storeStatus(resolve(ctx.cwd, opts.store));
   if (opts.json) printJson(ctx, status);
   else ctx.out(renderStatus(status));
+  return storeExitCode(status);
+}
+
+/** 4 when a model is degraded, 3 on a conflict, else 0: scripts can gate on `status`. */
+export function storeExitCode(s: StoreStatus): number {
+  if (s.models.some((m) => m.degraded)) return EXIT.degraded;
+  if (s.models.some((m) => m.conflict)) return EXIT.conflicts;
   return EXIT.ok;
 }
 
@@ -35,6 +45,8 @@ export function renderStatus(s: StoreStatus): string {
   if (s.lastPass) {
     const errs = s.lastPass.errors.length ? `; ${s.lastPass.errors[0]!.code}: ${s.lastPass.errors[0]!.message.split('\n')[0]}` : '';
     lines.push(`last pass: ${s.lastPass.status} at ${s.lastPass.at} (${formatDuration(s.lastPass.durationMs)})${errs}`);
+    const untrusted = s.lastPass.errors.find((e) => e.code === 'UntrustedCommit');
+    if (untrusted) lines.push(`Stalled (untrusted): nothing of commit ${s.attemptedCommit?.slice(0, 12) ?? '?'} is applied until a commit signed by a trusted key lands`);
   } else {
     lines.push('last pass: none yet');
   }

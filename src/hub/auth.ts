@@ -58,6 +58,12 @@ export class TokenTable {
     return this.entries.length;
   }
 
+  /** Whether a token with this sha256 (hex) is still listed. */
+  hasHash(hex: string): boolean {
+    const h = Buffer.from(hex, 'hex');
+    return this.entries.some((e) => e.hash.length === h.length && timingSafeEqual(e.hash, h));
+  }
+
   /**
    * The identity whose sha256 matches the secret, or null. Every entry is
    * compared, in constant time, whatever matched, so response timing says

@@ -28,6 +28,10 @@ interface Stored {
 interface Subscriber {
   res: ServerResponse;
   repo: string | null;
+  /** Also receives `site` events (a site reported or changed condition): dashboards, `wait`. */
+  sites: boolean;
+  /** The token the stream was opened with, so a revoked token's streams can be ended. */
+  token: string | null;
 }
 
 export interface EventHubOptions {
@@ -72,6 +76,28 @@ export class EventHub extends EventEmitter<{ ref: [RefEvent & { id: string }]; s
     return stored.id;
   }
 
+  /**
+   * Tell `sites` subscribers a site reported. Not kept in the ring: a
+   * dashboard that reconnects re-reads the whole fleet anyway.
+   */
+  publishSite(data: { site: string; condition: string; receivedAt: string }): void {
+    const frame = `event: site\ndata: ${JSON.stringify(data)}\n\n`;
+    for (const sub of this.subs) if (sub.sites) this.write(sub, frame);
+  }
+
+  /** End the streams opened with a token that no longer authenticates (revoked); returns how many. */
+  endStreams(stillValid: (token: string) => boolean): number {
+    let n = 0;
+    for (const sub of this.subs) {
+      if (sub.token !== null && !stillValid(sub.token)) {
+        sub.res.end();
+        this.subs.delete(sub);
+        n += 1;
+      }
+    }
+    return n;
+  }
+
   /** What a client that last saw `lastId` should be sent on reconnect. */
   planReplay(lastId: string | undefined): ReplayPlan {
     if (!lastId) return { kind: 'none' };
@@ -86,7 +112,7 @@ export class EventHub extends EventEmitter<{ ref: [RefEvent & { id: string }]; s
   }
 
   /** Turn the response into an event stream until the client or the hub closes it. */
-  subscribe(req: IncomingMessage, res: ServerResponse, filter: { repo: string | null; lastId: string | undefined }): boolean {
+  subscribe(req: IncomingMessage, res: ServerResponse, filter: { repo: string | null; lastId: string | undefined; sites?: boolean; token?: string | null }): boolean {
     if (this.subs.size >= this.opts.maxSubscribers) return false;
     res.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',
@@ -97,7 +123,7 @@ export class EventHub extends EventEmitter<{ ref: [RefEvent & { id: string }]; s
     });
     req.socket.setNoDelay(true);
     req.socket.setKeepAlive(true, 30_000);
-    const sub: Subscriber = { res, repo: filter.repo };
+    const sub: Subscriber = { res, repo: filter.repo, sites: filter.sites ?? false, token: filter.token ?? null };
     res.write(`retry: 3000\n: modelsync events (heartbeat every ${Math.round(this.opts.heartbeatMs / 1000)} s)\n\n`);
     const plan = this.planReplay(filter.lastId);
     if (plan.kind === 'resync') res.write(`event: resync\ndata: ${JSON.stringify({ reason: plan.reason })}\n\n`);

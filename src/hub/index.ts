@@ -10,6 +10,9 @@ import type { EventHub } from './events.ts';
 import { DEFAULT_LIMITS, type HubLimits } from './limits.ts';
 import type { Metrics } from './metrics.ts';
 import { HubServer } from './server.ts';
+import { Notifier, loadNotifyFile } from './notify/index.ts';
+import type { SitesStatus } from './sites-status.ts';
+import { watchTokensFile } from './tokens-watch.ts';
 
 export type { RefEvent } from './events.ts';
 export type { HubLimits } from './limits.ts';
@@ -28,6 +31,16 @@ export interface HubOptions {
   /** Base URL clients use (behind a proxy); LFS hrefs are built from it. */
   publicUrl?: string;
   limits?: Partial<HubLimits>;
+  /** Seconds between rounds of the rollout controller over the hub's repos; 0 turns it off (default 10). */
+  rolloutIntervalS?: number;
+  /** The rollout controller's clock (tests). */
+  rolloutNow?: () => Date;
+  /** notify.yaml: webhooks for degraded, recovered, conflict, stale and rollout events. */
+  notifyFile?: string;
+  /** Delivery tuning for tests (backoff, attempts). */
+  notifyDelivery?: ConstructorParameters<typeof Notifier>[1]['delivery'];
+  /** How often silent sites are checked for staleness (default 30 s). */
+  sweepMs?: number;
 }
 
 export interface Hub {
@@ -36,7 +49,12 @@ export interface Hub {
   /** `on('ref', (e) => …)` for every ref a push changed. */
   events: EventHub;
   metrics: Metrics;
+  sites: SitesStatus;
   dataDir: string;
+  /** Re-read the tokens file now (it is also watched). */
+  reloadTokens(): Promise<void>;
+  /** Resolves when queued notifications are delivered or given up (tests). */
+  notificationsIdle(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -54,6 +72,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     throw new UsageError(`--public-url must be an http(s) URL, got ${JSON.stringify(opts.publicUrl)}`);
   }
   const tokens = opts.tokensFile ? await loadTokensFile(opts.tokensFile) : null;
+  const notify = opts.notifyFile ? await loadNotifyFile(opts.notifyFile) : null;
   const data = resolve(opts.data);
   const server = new HubServer({
     data,
@@ -62,8 +81,17 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     heartbeatMs: opts.heartbeatMs ?? 15_000,
     publicUrl: opts.publicUrl,
     limits: { ...DEFAULT_LIMITS, ...opts.limits },
+    rolloutIntervalMs: (opts.rolloutIntervalS ?? 10) * 1000,
+    rolloutNow: opts.rolloutNow,
+    staleFactor: notify?.staleAfter,
+    sweepMs: opts.sweepMs,
   });
   const url = await server.listen(host, port);
+  const watch = opts.tokensFile ? watchTokensFile(opts.tokensFile, { logger, onChange: (t) => server.setTokens(t) }) : null;
+  const notifier = notify
+    ? new Notifier(notify, { sites: server.sites, events: server.events, hubUrl: () => opts.publicUrl ?? url, logger, metrics: server.metrics, gitDir: (r) => server.repos.gitDir(r), delivery: opts.notifyDelivery })
+    : null;
+  if (notify) logger.info({ webhooks: notify.webhooks.length }, 'notifications on');
   if (tokens) logger.info({ url, data, tokens: tokens.size }, 'hub listening');
   else {
     logger.warn({ url, data }, 'hub listening WITHOUT a tokens file: only loopback clients are served (use --tokens to serve the network)');
@@ -78,5 +106,18 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
       );
     }
   }
-  return { url, events: server.events, metrics: server.metrics, dataDir: data, close: () => server.close() };
+  return {
+    url,
+    events: server.events,
+    metrics: server.metrics,
+    sites: server.sites,
+    dataDir: data,
+    reloadTokens: async () => watch?.reload(),
+    notificationsIdle: async () => notifier?.idle(),
+    close: async () => {
+      watch?.close();
+      notifier?.close();
+      await server.close();
+    },
+  };
 }

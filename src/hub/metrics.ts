@@ -12,6 +12,8 @@ interface Family {
   values: Map<string, { labels: Labels; value: number }>;
   /** Gauges read at scrape time. */
   collect?: () => number;
+  /** Labelled gauges read at scrape time (per-site series). */
+  collectMany?: () => Iterable<{ labels: Labels; value: number }>;
 }
 
 export class Metrics {
@@ -35,11 +37,17 @@ export class Metrics {
     };
   }
 
+  /** A gauge family whose labelled samples are read at scrape time, so nothing is kept between scrapes. */
+  gaugeFamily(name: string, help: string, collect: () => Iterable<{ labels: Labels; value: number }>): void {
+    this.family(name, help, 'gauge').collectMany = collect;
+  }
+
   render(): string {
     const out: string[] = [];
     for (const f of this.families.values()) {
       out.push(`# HELP ${f.name} ${f.help}`, `# TYPE ${f.name} ${f.type}`);
       if (f.collect) out.push(`${f.name} ${f.collect()}`);
+      if (f.collectMany) for (const { labels, value } of f.collectMany()) out.push(`${f.name}${formatLabels(labels)} ${value}`);
       else if (f.values.size === 0 && f.type === 'counter') out.push(`${f.name} 0`);
       for (const { labels, value } of f.values.values()) out.push(`${f.name}${formatLabels(labels)} ${value}`);
     }

@@ -74,6 +74,12 @@ export class RepoStore {
     return join(this.gitDir(name), lfsObjectRelPath(oid));
   }
 
+  /** The repositories on disk, by name (`registry` for repos/registry.git). */
+  async list(): Promise<string[]> {
+    const names = await readdir(this.reposDir).catch(() => [] as string[]);
+    return names.filter((n) => n.endsWith('.git') && !repoNameProblem(n.slice(0, -4))).map((n) => n.slice(0, -4)).sort();
+  }
+
   async exists(name: string): Promise<boolean> {
     try {
       return (await stat(join(this.gitDir(name), 'HEAD'))).isFile();

@@ -7,6 +7,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { createHash } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../log.ts';
@@ -20,7 +21,10 @@ import { LfsObjects } from './lfs-objects.ts';
 import type { HubLimits } from './limits.ts';
 import { Metrics } from './metrics.ts';
 import { RepoStore, diffRefs, repoNameProblem } from './repos.ts';
+import { HubRollouts } from './rollouts.ts';
 import { SitesStatus, siteNameProblem } from './sites-status.ts';
+import { HistoryCache, serveDashboard } from './dashboard/index.ts';
+import { registerSiteMetrics } from './fleet-metrics.ts';
 import { Slots } from './slots.ts';
 import { listenError } from '../util/listen-error.ts';
 
@@ -32,6 +36,14 @@ export interface HubServerOptions {
   heartbeatMs: number;
   publicUrl?: string;
   limits: HubLimits;
+  /** Rounds of the rollout controller over the hub's repos (0: no controller). */
+  rolloutIntervalMs?: number;
+  /** The controller's clock (tests). */
+  rolloutNow?: () => Date;
+  /** Missed schedule periods after which a silent site is Stale (default 3). */
+  staleFactor?: number;
+  /** How often the hub re-derives conditions to notice silent sites (default 30 s). */
+  sweepMs?: number;
 }
 
 /** How a route reports errors. */
@@ -82,6 +94,7 @@ export class HubServer {
   readonly events: EventHub;
   readonly sites: SitesStatus;
   readonly metrics = new Metrics();
+  readonly rollouts: HubRollouts | undefined;
   private readonly actions = new ActionTokens();
   private readonly inflight = new Set<ServerResponse>();
   private readonly gitSlots: Slots;
@@ -90,6 +103,10 @@ export class HubServer {
   /** Per token, its share of the git slots: past it a token's requests wait, taking no global slot. */
   private readonly gitByToken = new Map<string, Slots>();
   private baseUrl = '';
+  /** Replaced when the tokens file changes (setTokens). */
+  private tokens: TokenTable | null;
+  private readonly history: HistoryCache;
+  private readonly sweepTimer: NodeJS.Timeout;
   private closing: Promise<void> | null = null;
   private lfsObjectCount = 0;
 
@@ -115,8 +132,16 @@ export class HubServer {
     this.publicHosts = hostsOf(opts.publicUrl);
     this.repos = new RepoStore(opts.data);
     this.objects = new LfsObjects(this.repos);
-    this.sites = new SitesStatus(opts.data, opts.logger);
+    this.tokens = opts.tokens;
+    this.sites = new SitesStatus(opts.data, opts.logger, { staleFactor: opts.staleFactor });
     this.events = new EventHub({ ringSize: opts.limits.eventRing, heartbeatMs: opts.heartbeatMs, maxSubscribers: opts.limits.eventSubscribers });
+    this.history = new HistoryCache(async () => (await this.repos.list()).map((repo) => ({ repo, gitDir: this.repos.gitDir(repo) })));
+    this.events.on('ref', (e) => this.history.invalidate(e.repo));
+    // Dashboards and `wait` learn of a report, or of a site gone silent, within a second.
+    this.sites.on('report', (r) => this.events.publishSite({ site: r.site, condition: this.sites.condition(r.site)?.condition ?? 'Unknown', receivedAt: r.receivedAt }));
+    this.sites.on('transition', (t) => { if (t.from !== null) this.events.publishSite({ site: t.site, condition: t.to, receivedAt: this.sites.get(t.site)?.receivedAt ?? t.at }); });
+    this.sweepTimer = setInterval(() => this.sites.sweep(), opts.sweepMs ?? 30_000);
+    this.sweepTimer.unref();
     const m = this.metrics;
     this.countRequest = m.counter('modelsync_hub_http_requests_total', 'HTTP requests answered, by route, method and status code.');
     this.countIn = m.counter('modelsync_hub_http_received_bytes_total', 'Bytes received from clients (headers included), by route.');
@@ -126,9 +151,15 @@ export class HubServer {
     this.countRejected = m.counter('modelsync_hub_lfs_uploads_rejected_total', 'LFS uploads refused, by reason.');
     this.countRefEvents = m.counter('modelsync_hub_ref_events_total', 'Ref change events published.');
     this.countAuthFailures = m.counter('modelsync_hub_auth_failures_total', 'Requests refused for missing or invalid credentials (401) or insufficient role (403).');
+    if (opts.rolloutIntervalMs) {
+      this.rollouts = new HubRollouts({
+        repos: this.repos, sites: this.sites, events: this.events, logger: opts.logger, intervalMs: opts.rolloutIntervalMs, now: opts.rolloutNow, onEvent: () => this.countRefEvents(),
+      });
+    }
     m.gauge('modelsync_hub_lfs_objects', 'LFS objects on disk across repositories (counted at start, then as they are stored).', () => this.lfsObjectCount);
     m.gauge('modelsync_hub_event_subscribers', 'Open server-sent event streams.', () => this.events.subscriberCount);
     m.gauge('modelsync_hub_sites', 'Sites with a stored status report.', () => this.sites.size);
+    registerSiteMetrics(m, this.sites);
     m.gauge('modelsync_hub_http_inflight_requests', 'Requests being answered right now.', () => this.inflight.size);
     m.gauge('modelsync_hub_start_time_seconds', 'When this hub process started (Unix time).')(Math.floor(Date.now() / 1000));
     this.gitSlots = new Slots(opts.limits.gitProcesses, opts.limits.gitQueue);
@@ -166,12 +197,15 @@ export class HubServer {
     const shownHost = host === '0.0.0.0' || host === '::' || host === '' ? '127.0.0.1' : host;
     this.baseUrl = `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${addr.port}`;
     void this.countObjectsOnDisk();
+    this.rollouts?.start();
     return this.baseUrl;
   }
 
   /** Stop accepting, end event streams, let in-flight requests finish (up to the grace period). */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      await this.rollouts?.stop();
+      clearInterval(this.sweepTimer);
       const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
       this.events.close();
       this.server.closeIdleConnections();
@@ -182,6 +216,16 @@ export class HubServer {
       await this.sites.flush();
     })();
     return this.closing;
+  }
+
+  /**
+   * A new token table (the tokens file changed): requests from now on are
+   * judged by it, and event streams opened with a token it no longer holds
+   * end at once.
+   */
+  setTokens(table: TokenTable): number {
+    this.tokens = table;
+    return this.events.endStreams((key) => table.hasHash(key));
   }
 
   // ---- dispatch ----
@@ -261,6 +305,7 @@ export class HubServer {
     if (path === '/metrics') return only({ name: 'metrics', family: 'plain', handle: (c) => this.metricsPage(c) }, 'GET');
     if (path === '/api/v1/events') return only({ name: 'events', family: 'api', handle: (c) => this.eventStream(c) }, 'GET');
     if (path === '/api/v1/sites') return only({ name: 'sites', family: 'api', handle: (c) => this.listSites(c) }, 'GET');
+    if (path === '/api/v1/rollouts') return only({ name: 'rollouts', family: 'api', handle: (c) => this.listRollouts(c) }, 'GET');
     const site = /^\/api\/v1\/sites\/([^/]+)\/status$/.exec(path);
     if (site) return only({ name: 'site-status', family: 'api', handle: (c) => this.reportSite(c, site[1]!) }, 'POST');
     if (path.startsWith('/api/')) return { ...notFound, family: 'api' };
@@ -309,7 +354,7 @@ export class HubServer {
   }
 
   private identify(ctx: RequestContext): Identity {
-    if (!this.opts.tokens) {
+    if (!this.tokens) {
       if (!isLoopback(ctx.req.socket.remoteAddress)) {
         this.countAuthFailures({ reason: 'not-loopback' });
         throw new HttpError(403, 'Forbidden', 'this hub runs without a tokens file and serves loopback clients only');
@@ -325,7 +370,7 @@ export class HubServer {
       this.countAuthFailures({ reason: 'missing' });
       throw new HttpError(401, 'Unauthorized', 'credentials required (a token as the HTTP Basic password or as a Bearer token)', { 'WWW-Authenticate': BASIC_CHALLENGE });
     }
-    const who = this.opts.tokens.authenticate(creds.secret);
+    const who = this.tokens.authenticate(creds.secret);
     if (!who) {
       this.countAuthFailures({ reason: 'invalid' });
       throw new HttpError(401, 'Unauthorized', 'invalid token', { 'WWW-Authenticate': BASIC_CHALLENGE });
@@ -355,23 +400,18 @@ export class HubServer {
   // ---- plain endpoints ----
 
   private async index(ctx: RequestContext): Promise<void> {
-    if (!this.opts.tokens) this.identify(ctx);
-    const html = `<!doctype html><meta charset="utf-8"><title>modelsync hub</title>
-<h1>modelsync hub</h1>
-<p>Git and Git LFS at <code>${escapeHtml(this.publicBase(ctx.req))}/&lt;repo&gt;.git</code>.
-Fleet status: <a href="/api/v1/sites">/api/v1/sites</a> · events: <code>/api/v1/events</code> ·
-<a href="/metrics">/metrics</a> · <a href="/healthz">/healthz</a></p>\n`;
-    ctx.res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Length': Buffer.byteLength(html) });
-    ctx.res.end(ctx.req.method === 'HEAD' ? undefined : html);
+    // Site tokens are for agents: what every other site runs is for operators.
+    this.authorize(ctx, 'publisher');
+    await serveDashboard(ctx.res, { sites: this.sites, history: this.history, base: this.publicBase(ctx.req), head: ctx.req.method === 'HEAD' });
   }
 
   private async healthz(ctx: RequestContext): Promise<void> {
-    if (!this.opts.tokens) this.identify(ctx);
+    if (!this.tokens) this.identify(ctx);
     sendJson(ctx.res, 200, { ok: true });
   }
 
   private async metricsPage(ctx: RequestContext): Promise<void> {
-    if (!this.opts.tokens) this.identify(ctx);
+    if (!this.tokens) this.identify(ctx);
     const text = this.metrics.render();
     ctx.res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
     ctx.res.end(text);
@@ -403,7 +443,7 @@ Fleet status: <a href="/api/v1/sites">/api/v1/sites</a> · events: <code>/api/v1
     };
     const gone = new Promise<void>((resolve) => ctx.res.once('close', () => resolve()));
     // Loopback mode has one identity for every local client: only the global cap there.
-    const release = await this.gitSlot(this.opts.tokens ? who.name : null, gone);
+    const release = await this.gitSlot(this.tokens ? who.name : null, gone);
     if (!release) {
       if (ctx.res.destroyed) return;
       throw new HttpError(503, 'TooManyGitRequests', 'the hub is busy with other git requests; retry shortly', { 'Retry-After': '5' });
@@ -497,7 +537,7 @@ Fleet status: <a href="/api/v1/sites">/api/v1/sites</a> · events: <code>/api/v1
       const a: BatchAction = { href: op === 'verify' ? `${base}/${oid}/verify` : `${base}/${oid}`, expires_in: ttl };
       // An upload grant carries the declared size: the PUT must match it, not merely the hub's object limit.
       const grant = op === 'download' ? { repo, oid, op } : { repo, oid, op: 'upload' as const, size };
-      if (this.opts.tokens) a.header = { Authorization: `Bearer ${this.actions.mint(grant, ttl)}` };
+      if (this.tokens) a.header = { Authorization: `Bearer ${this.actions.mint(grant, ttl)}` };
       return a;
     };
     const response = await planBatch(request, {
@@ -581,12 +621,17 @@ Fleet status: <a href="/api/v1/sites">/api/v1/sites</a> · events: <code>/api/v1
     const header = ctx.req.headers['last-event-id'];
     const lastId = (typeof header === 'string' ? header : undefined) ?? ctx.url.searchParams.get('lastEventId') ?? undefined;
     const who = ctx.who!;
+    // Site events name every site and its condition: operators' business, not a site token's.
+    const sites = ctx.url.searchParams.get('sites') === '1';
+    if (sites && !roleAtLeast(who.role, 'publisher')) throw new HttpError(403, 'Forbidden', `token "${who.name}" (role ${who.role}) may not follow site events; role publisher is needed`);
     const mine = this.streamsByToken.get(who.name) ?? 0;
     // Loopback mode has one identity for every local client: only the global cap applies there.
-    if (this.opts.tokens && mine >= this.opts.limits.eventSubscribersPerToken) {
+    if (this.tokens && mine >= this.opts.limits.eventSubscribersPerToken) {
       throw new HttpError(503, 'TooManySubscribers', `token "${who.name}" already holds ${mine} event streams; close one or retry later`, { 'Retry-After': '30' });
     }
-    if (!this.events.subscribe(ctx.req, ctx.res, { repo, lastId })) {
+    const creds = this.tokens ? credentialsFrom(ctx.req.headers.authorization) : null;
+    const token = creds ? createHash('sha256').update(creds.secret, 'utf8').digest('hex') : null;
+    if (!this.events.subscribe(ctx.req, ctx.res, { repo, lastId, sites, token })) {
       throw new HttpError(503, 'TooManySubscribers', 'too many event subscribers; retry later', { 'Retry-After': '30' });
     }
     // A stream is quiet between heartbeats by design: the idle timeout is not for it.
@@ -613,6 +658,7 @@ Fleet status: <a href="/api/v1/sites">/api/v1/sites</a> · events: <code>/api/v1
     if (nestedDeeperThan(body, this.opts.limits.jsonDepth)) throw new HttpError(422, 'InvalidReport', `a status report may nest at most ${this.opts.limits.jsonDepth} levels deep`);
     const rec = await this.sites.put(site, body as Record<string, unknown>);
     sendJson(ctx.res, 200, { ok: true, site, receivedAt: rec.receivedAt });
+    this.rollouts?.nudge();
   }
 
   private async listSites(ctx: RequestContext): Promise<void> {
@@ -620,6 +666,11 @@ Fleet status: <a href="/api/v1/sites">/api/v1/sites</a> · events: <code>/api/v1
     // A site token sees only the sites it reports for.
     const filter = roleAtLeast(who.role, 'publisher') ? undefined : (s: string): boolean => maySiteReport(who, s);
     sendJson(ctx.res, 200, { sites: this.sites.list(filter) });
+  }
+
+  private async listRollouts(ctx: RequestContext): Promise<void> {
+    this.authorize(ctx, 'publisher');
+    sendJson(ctx.res, 200, { rollouts: this.rollouts?.views() ?? [] });
   }
 
   // ---- helpers ----
@@ -648,10 +699,6 @@ Fleet status: <a href="/api/v1/sites">/api/v1/sites</a> · events: <code>/api/v1
       this.opts.logger.warn({ err: (err as Error).message }, 'could not count LFS objects on disk');
     }
   }
-}
-
-function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 /** The host name of a URL, as isLoopbackHost compares it; none for no URL or a bad one. */

@@ -3,11 +3,13 @@
  * memory for reads and persisted to `<data>/sites/<site>.json` (atomically)
  * for restarts.
  */
+import { EventEmitter } from 'node:events';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../log.ts';
 import { NAME_RE } from '../registry/schema.ts';
 import { writeFileAtomic } from '../util/fsutil.ts';
+import { siteCondition, type SiteCondition } from './site-condition.ts';
 
 export interface SiteRecord {
   site: string;
@@ -16,17 +18,53 @@ export interface SiteRecord {
   report: Record<string, unknown>;
 }
 
+/** A site's condition changed (from null: the site's first report since the hub started). */
+export interface Transition {
+  seq: number;
+  /** ISO time the hub saw the change. */
+  at: string;
+  site: string;
+  from: string | null;
+  to: string;
+  reason: string;
+}
+
+export interface SitesStatusOptions {
+  now?: () => Date;
+  /** Transitions kept in memory for the dashboard (default 500). */
+  historySize?: number;
+  /** Missed schedule periods after which a silent site is Stale (default 3). */
+  staleFactor?: number;
+  /** Write a record to disk (default: `<dir>/<site>.json`, atomically). Benchmarks pass a no-op. */
+  persist?: (file: string, text: string) => Promise<void>;
+}
+
 export function siteNameProblem(site: string): string | null {
   return NAME_RE.test(site) ? null : 'must start with a letter or digit and use only letters, digits, "_", "-" and "." (at most 128)';
 }
 
-export class SitesStatus {
-  private readonly records = new Map<string, SiteRecord>();
+export class SitesStatus extends EventEmitter<{ report: [SiteRecord]; transition: [Transition] }> {
+  private readonly byName = new Map<string, SiteRecord>();
   private readonly writes = new Map<string, Promise<void>>();
+  /** Each site's condition as last derived (a report or a sweep). */
+  private readonly conditions = new Map<string, SiteCondition>();
+  /** Each site's last condition other than a pass's Progressing: what transitions are between. */
+  private readonly settled = new Map<string, string>();
+  private readonly history: Transition[] = [];
+  private seq = 0;
+  private readonly now: () => Date;
+  private readonly persist: (file: string, text: string) => Promise<void>;
+  readonly historySize: number;
+  readonly staleFactor: number;
   readonly dir: string;
 
-  constructor(dataDir: string, private readonly logger: Logger, private readonly now: () => Date = () => new Date()) {
+  constructor(dataDir: string, private readonly logger: Logger, opts: SitesStatusOptions = {}) {
+    super();
     this.dir = join(dataDir, 'sites');
+    this.now = opts.now ?? (() => new Date());
+    this.historySize = opts.historySize ?? 500;
+    this.staleFactor = opts.staleFactor ?? 3;
+    this.persist = opts.persist ?? ((file, text) => writeFileAtomic(file, text));
   }
 
   /** Load what earlier runs persisted; an unreadable file is skipped with a warning, not fatal. */
@@ -44,7 +82,12 @@ export class SitesStatus {
       if (siteNameProblem(site)) continue;
       try {
         const rec = JSON.parse(await readFile(join(this.dir, f), 'utf8')) as SiteRecord;
-        if (rec.site === site && typeof rec.receivedAt === 'string' && rec.report && typeof rec.report === 'object') this.records.set(site, rec);
+        if (rec.site === site && typeof rec.receivedAt === 'string' && rec.report && typeof rec.report === 'object') {
+          this.byName.set(site, rec);
+          const c = this.derive(rec);
+          this.conditions.set(site, c);
+          this.settled.set(site, c.condition);
+        }
         else this.logger.warn({ file: join(this.dir, f) }, 'ignoring malformed site status file');
       } catch (err) {
         this.logger.warn({ file: join(this.dir, f), err: (err as Error).message }, 'ignoring unreadable site status file');
@@ -53,15 +96,17 @@ export class SitesStatus {
   }
 
   get size(): number {
-    return this.records.size;
+    return this.byName.size;
   }
 
   /** Store a report. Writes for one site are serialised so the file always holds the latest. */
   async put(site: string, report: Record<string, unknown>): Promise<SiteRecord> {
     const rec: SiteRecord = { site, receivedAt: this.now().toISOString(), report };
-    this.records.set(site, rec);
+    this.byName.set(site, rec);
+    this.update(site, this.derive(rec));
+    this.emit('report', rec);
     const prev = this.writes.get(site) ?? Promise.resolve();
-    const write = prev.catch(() => {}).then(() => writeFileAtomic(join(this.dir, `${site}.json`), `${JSON.stringify(rec, null, 2)}\n`));
+    const write = prev.catch(() => {}).then(() => this.persist(join(this.dir, `${site}.json`), `${JSON.stringify(rec, null, 2)}\n`));
     this.writes.set(site, write);
     try {
       await write;
@@ -72,14 +117,76 @@ export class SitesStatus {
   }
 
   /**
-   * Every site's last report, flattened as `{...report, site, receivedAt}`
-   * (the hub's two fields win over anything the report says), sorted by site.
+   * Every site's last report, flattened as `{...report, site, receivedAt,
+   * condition, conditionReason}` (the hub's fields win over anything the
+   * report says), sorted by site.
    */
   list(filter?: (site: string) => boolean): Array<Record<string, unknown>> {
-    return [...this.records.values()]
+    return [...this.byName.values()]
       .filter((r) => !filter || filter(r.site))
       .sort((a, b) => a.site.localeCompare(b.site))
-      .map((r) => ({ ...r.report, site: r.site, receivedAt: r.receivedAt }));
+      .map((r) => {
+        const c = this.conditions.get(r.site);
+        return { ...r.report, site: r.site, receivedAt: r.receivedAt, condition: c?.condition ?? 'Unknown', conditionReason: c?.reason ?? '' };
+      });
+  }
+
+  /** Every site's last record, in no particular order. */
+  records(): IterableIterator<SiteRecord> {
+    return this.byName.values();
+  }
+
+  /** A site's last record, or undefined. */
+  get(site: string): SiteRecord | undefined {
+    return this.byName.get(site);
+  }
+
+  /** A site's condition as of the last report or sweep. */
+  condition(site: string): SiteCondition | undefined {
+    return this.conditions.get(site);
+  }
+
+  /** Every site's condition, by site name. */
+  allConditions(): ReadonlyMap<string, SiteCondition> {
+    return this.conditions;
+  }
+
+  /** The last transitions, oldest first (at most historySize). */
+  transitions(): readonly Transition[] {
+    return this.history;
+  }
+
+  /**
+   * Re-derive every site's condition as of now: a site that stopped
+   * reporting turns Stale here, since no report will say so. The hub runs
+   * this on a timer.
+   */
+  sweep(): void {
+    for (const rec of this.byName.values()) this.update(rec.site, this.derive(rec));
+  }
+
+  private derive(rec: SiteRecord): SiteCondition {
+    return siteCondition(rec.report, Date.parse(rec.receivedAt), this.now().getTime(), this.staleFactor);
+  }
+
+  /**
+   * Every pass passes through Progressing; a transition is recorded only
+   * when the settled condition changes (Ready → Progressing → Ready is no
+   * news, Degraded → Progressing → Ready is a recovery, and a new site's
+   * first transition is to where its first pass lands).
+   */
+  private update(site: string, next: SiteCondition): void {
+    this.conditions.set(site, next);
+    const was = this.settled.get(site);
+    if (next.condition === 'Progressing') return;
+    if (was === next.condition) return;
+    this.settled.set(site, next.condition);
+    this.seq += 1;
+    const t: Transition = { seq: this.seq, at: this.now().toISOString(), site, from: was ?? null, to: next.condition, reason: next.reason.slice(0, 300) };
+    this.history.push(t);
+    // Dropping from the front of a small array is cheap; the ring never exceeds historySize.
+    if (this.history.length > this.historySize) this.history.splice(0, this.history.length - this.historySize);
+    this.emit('transition', t);
   }
 
   /** Wait for pending writes (shutdown). */

@@ -11,7 +11,7 @@ import { AuthError, type ModelsyncError, NetworkError, NotFoundError } from '../
 import type { LfsEndpoint, LfsOperation } from './endpoint.ts';
 import { checkActionHeaders } from './href.ts';
 import { errorBodyMessage, type HttpTransport, protocolError, readBody, statusError, wrapNetworkError } from './http.ts';
-import { type RetryPolicy, withRetries } from './retry.ts';
+import { isThrottle, type RetryPolicy, withRetries } from './retry.ts';
 import { logMessage } from './scrub.ts';
 import type { LfsObject } from './types.ts';
 
@@ -64,6 +64,9 @@ export interface BatchContext {
   retry: RetryPolicy;
   logger: Logger;
   signal?: AbortSignal;
+  deadline?: number;
+  /** Counts 429/503 answers that were waited out. */
+  stats?: { throttled: number };
 }
 
 /** One batch request (retried on network errors, 5xx and 429), results in the order asked. */
@@ -94,7 +97,9 @@ export async function requestBatch(ctx: BatchContext, operation: LfsOperation, o
       if (status !== 200) {
         const msg = await errorBodyMessage(res);
         const err = statusError(status, `LFS batch ${operation}`, ctx.endpoint.description + '/objects/batch', msg, res.headers);
-        if (err instanceof AuthError && !auth) err.message += ' (no token configured: pass --token-file or MODELSYNC_TOKEN)';
+        if (err instanceof AuthError && !auth) {
+          err.message += ctx.endpoint.withheld ? ` (${ctx.endpoint.withheld})` : ' (no token configured: pass --token-file or MODELSYNC_TOKEN)';
+        }
         throw err;
       }
       const raw = await readBody(res, MAX_BATCH_RESPONSE_BYTES, ctx.endpoint.description);
@@ -107,8 +112,11 @@ export async function requestBatch(ctx: BatchContext, operation: LfsOperation, o
     ctx.retry,
     {
       signal: ctx.signal,
-      onRetry: (err, attempt, ms) =>
-        ctx.logger.warn({ endpoint: ctx.endpoint.description, attempt: attempt + 1, delayMs: ms, err: logMessage(err, ctx.endpoint.secrets()) }, 'LFS batch request failed; retrying'),
+      deadline: ctx.deadline,
+      onRetry: (err, attempt, ms) => {
+        if (ctx.stats && isThrottle(err)) ctx.stats.throttled++;
+        ctx.logger.warn({ endpoint: ctx.endpoint.description, attempt: attempt + 1, delayMs: ms, err: logMessage(err, ctx.endpoint.secrets()) }, 'LFS batch request failed; retrying');
+      },
     },
   ).catch((e: unknown) => {
     throw wrapNetworkError(e, 'POST', ctx.endpoint.description);

@@ -3,9 +3,9 @@
  * while it streams:
  *
  *   - bytes already in the .part are hashed first, then only the rest is
- *     asked for with `Range: bytes=<n>-`; a 206 must carry the matching
- *     Content-Range, a 200 means the server ignored the range and we start
- *     over from zero;
+ *     asked for with `Range: bytes=<n>-`; a 206 must carry a Content-Range
+ *     that covers it to the end (one starting earlier is read past), a 200
+ *     means the server ignored the range and we start over from zero;
  *   - the body is piped through a hashing, counting, throttling stage into
  *     the file with backpressure, so memory stays flat whatever the size;
  *   - more bytes than declared, a wrong total, or a digest that is not the
@@ -88,9 +88,11 @@ export async function downloadAttempt(ctx: AttemptContext, obj: LfsObject, actio
   let have = state.bytes;
   let hash = state.hash;
 
-  const { res, url } = await openHref(ctx, action, have);
+  const { res, url } = await openHref(ctx, action, have > 0 ? `bytes=${have}-` : undefined);
   const where = describeUrl(url);
   const status = res.statusCode ?? 0;
+  // Bytes the server sends before the ones we asked for (a 206 that starts earlier, as some caches answer).
+  let skip = 0;
 
   if (status === 200 && have > 0) {
     // The server ignored our Range: what it sends starts at byte 0.
@@ -98,7 +100,8 @@ export async function downloadAttempt(ctx: AttemptContext, obj: LfsObject, actio
     hash = createHash('sha256');
   } else if (status === 206) {
     const range = parseContentRange(res.headers['content-range']);
-    if (!range || range.start !== have || (range.total !== undefined && range.total !== obj.size) || range.end !== obj.size - 1) {
+    if (range && range.start < have && range.end === obj.size - 1 && (range.total === undefined || range.total === obj.size)) skip = have - range.start;
+    else if (!range || range.start !== have || (range.total !== undefined && range.total !== obj.size) || range.end !== obj.size - 1) {
       res.destroy();
       if (range?.total !== undefined && range.total !== obj.size) {
         await removePart(part);
@@ -114,23 +117,25 @@ export async function downloadAttempt(ctx: AttemptContext, obj: LfsObject, actio
   } else if (status !== 200) {
     const msg = await errorBodyMessage(res);
     const err = statusError(status, `download of ${obj.oid.slice(0, 12)}`, where, msg, res.headers);
-    if ((status === 401 || status === 403) && new URL(url).origin !== ctx.endpointOrigin) err.data.hrefRefused = true;
+    // Another host's href, or one the server said expires: it may simply have expired (a long
+    // queue, a slow link, a Retry-After wait). A new batch call gives a fresh one.
+    if ((status === 401 || status === 403) && (new URL(url).origin !== ctx.endpointOrigin || action.expiresAt !== undefined)) err.data.hrefRefused = true;
     throw err;
   }
 
-  const remaining = obj.size - have;
+  const remaining = obj.size - have + skip;
   const declared = res.headers['content-length'] === undefined ? undefined : Number(res.headers['content-length']);
   if (declared !== undefined && Number.isFinite(declared) && declared !== remaining) {
     res.destroy();
     await removePart(part);
-    throw new ChecksumError(`${where} sends ${declared} bytes for ${obj.oid} from byte ${have}, expected ${remaining} (object size ${obj.size})`, {
+    throw new ChecksumError(`${where} sends ${declared} bytes for ${obj.oid} from byte ${have - skip}, expected ${remaining} (object size ${obj.size})`, {
       oid: obj.oid,
       expectedSize: obj.size,
-      actualSize: have + declared,
+      actualSize: have - skip + declared,
     });
   }
 
-  const meter = new Meter(obj, have, hash, ctx);
+  const meter = new Meter(obj, have, hash, ctx, skip);
   let diskError: unknown;
   const file = createWriteStream(part, { flags: have > 0 ? 'a' : 'w', highWaterMark: FILE_HWM });
   file.on('error', (e) => (diskError ??= e));
@@ -175,11 +180,20 @@ class Meter extends Transform {
     private readonly start: number,
     private readonly hash: Hash,
     private readonly ctx: AttemptContext,
+    /** Leading bytes that we already have (the answer started before our range). */
+    private skip = 0,
   ) {
     super({ highWaterMark: FILE_HWM });
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (this.skip > 0) {
+      const drop = Math.min(this.skip, chunk.length);
+      this.skip -= drop;
+      this.ctx.counters.networkBytes += drop;
+      chunk = chunk.subarray(drop);
+      if (chunk.length === 0) return cb();
+    }
     if (this.start + this.received + chunk.length > this.obj.size) {
       cb(new ChecksumError(`server sent more than the ${this.obj.size} bytes of ${this.obj.oid}`, { oid: this.obj.oid, expectedSize: this.obj.size }));
       return;
@@ -200,12 +214,12 @@ class Meter extends Transform {
  * bring its own; a redirect to another origin drops the action's headers,
  * which may carry a credential (S3-style presigned URLs need none).
  */
-async function openHref(ctx: AttemptContext, action: LfsAction, from: number): Promise<{ res: IncomingMessage; url: string }> {
+export async function openHref(ctx: AttemptContext, action: LfsAction, range: string | undefined): Promise<{ res: IncomingMessage; url: string }> {
   let url = action.href;
   let headers: Record<string, string> = action.header;
   for (let hop = 0; ; hop++) {
     const send = hrefHeaders(headers, url, ctx);
-    if (from > 0) send.range = `bytes=${from}-`;
+    if (range !== undefined) send.range = range;
     const res = await ctx.transport.send(url, { headers: send, signal: ctx.signal });
     const status = res.statusCode ?? 0;
     if (![301, 302, 303, 307, 308].includes(status)) return { res, url };

@@ -29,11 +29,14 @@ export class LfsEndpoint {
   readonly url: string;
   readonly #authorization: string | undefined;
   readonly #secrets: readonly string[];
+  /** Why a token we have is not sent here (an `.lfsconfig` naming another host), for a 401's message. */
+  readonly withheld: string | undefined;
 
-  constructor(url: string, authorization?: string, secrets: readonly string[] = []) {
+  constructor(url: string, authorization?: string, secrets: readonly string[] = [], withheld?: string) {
     this.url = url;
     this.#authorization = authorization;
     this.#secrets = secrets.filter((s) => s.length >= 4);
+    this.withheld = withheld;
   }
 
   /** The origin (`scheme://host:port`) our Authorization header belongs to. */
@@ -98,6 +101,7 @@ export function discoverEndpoint(opts: DiscoverOptions): LfsEndpoint {
   const parsed = splitCredentials(rawUrl);
   const secrets = [...parsed.secrets];
   let authorization = parsed.authorization;
+  let withheld: string | undefined;
 
   if (!authorization) {
     // Credentials of the registry remote (in its URL or the token) go to the same origin only,
@@ -113,9 +117,12 @@ export function discoverEndpoint(opts: DiscoverOptions): LfsEndpoint {
       authorization = remote.authorization;
       secrets.push(...remote.secrets);
     }
+    if (!authorization && !trusted && ((opts.token !== undefined && opts.token !== '') || remote?.authorization)) {
+      withheld = `the token is not sent to other hosts: the registry's .lfsconfig points LFS at ${safeOrigin(parsed.url)}, and the token goes only to the registry's own origin${remote ? ` ${safeOrigin(remote.url)}` : ''} (or an lfs.url set in this machine's git config)`;
+    }
   }
   if (authorization) secrets.push(authorization, authorization.replace(/^\S+\s+/, ''));
-  return new LfsEndpoint(parsed.url, authorization, secrets);
+  return new LfsEndpoint(parsed.url, authorization, secrets, withheld);
 }
 
 /** An endpoint from an LFS base URL (`…/info/lfs`) given directly, e.g. by a caller that already knows it. */

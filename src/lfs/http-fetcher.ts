@@ -10,12 +10,12 @@ import type { Logger } from '../log.ts';
 import { SHA256_RE } from '../util/hash.ts';
 import { ActionCache } from './actions.ts';
 import { MAX_CHUNK_INDEX_BYTES, parseChunkIndex } from './cdc.ts';
-import { executeDelta, indexLocalFiles, planDelta, plannedBytes } from './delta.ts';
+import { DELTA_MIN_OBJECT_BYTES, deltaWorthIt, executeDelta, indexLocalFiles, planDelta, plannedBytes } from './delta.ts';
 import { type AttemptContext, downloadAttempt, EMPTY_SHA256, inspectPart, isHrefRefused, removePart } from './download.ts';
 import type { LfsEndpoint } from './endpoint.ts';
 import type { HttpTransport } from './http.ts';
 import { runPool } from './pool.ts';
-import { isAbort, isRetryable, retryDelay, type RetryPolicy, sleep, withRetries } from './retry.ts';
+import { beyondDeadline, isAbort, isRetryable, isThrottle, retryDelay, type RetryPolicy, sleep, withRetries } from './retry.ts';
 import { logMessage, scrubError, toModelsyncError } from './scrub.ts';
 import type { TokenBucket } from './throttle.ts';
 import { type TransferOptions, transferSetup } from './transfer.ts';
@@ -46,7 +46,7 @@ export class HttpFetcher implements ObjectFetcher {
     this.endpoint = opts.endpoint;
     this.description = opts.endpoint.description;
     ({ concurrency: this.concurrency, bucket: this.bucket, retry: this.retry, logger: this.logger, transport: this.transport } = transferSetup(opts));
-    this.deltaMinBytes = opts.deltaMinBytes ?? 4 * 1024 * 1024;
+    this.deltaMinBytes = opts.deltaMinBytes ?? DELTA_MIN_OBJECT_BYTES;
   }
 
   async fetch(objects: readonly LfsObject[], options: FetchOptions): Promise<FetchResult> {
@@ -68,8 +68,9 @@ export class HttpFetcher implements ObjectFetcher {
       throw new StoreError(`cannot create ${options.tmpDir}: ${(err as Error).message}`, { dir: options.tmpDir }, err);
     }
 
+    const stats = { throttled: 0 };
     const actions = new ActionCache(
-      { endpoint: this.endpoint, transport: this.transport, retry: this.retry, logger: this.logger, signal: options.signal },
+      { endpoint: this.endpoint, transport: this.transport, retry: this.retry, logger: this.logger, signal: options.signal, deadline: options.deadline, stats },
       'download',
       todo,
     );
@@ -91,7 +92,7 @@ export class HttpFetcher implements ObjectFetcher {
           // Each object counts its own bytes (the caller reports them per model); the total is their sum.
           const own = { networkBytes: 0 };
           try {
-            await this.fetchOne(obj, part, actions, { ...attemptCtx, counters: own }, options);
+            await this.fetchOne(obj, part, actions, { ...attemptCtx, counters: own }, options, stats);
           } catch (err) {
             if (options.signal?.aborted || isAbort(err)) throw err;
             const error = toModelsyncError(err, secrets);
@@ -119,12 +120,13 @@ export class HttpFetcher implements ObjectFetcher {
       throw options.signal?.aborted ? options.signal.reason : err instanceof ModelsyncError ? scrubError(err, secrets) : err;
     } finally {
       this.lastBatchRequests = actions.requests;
+      result.throttled = stats.throttled;
     }
     return result;
   }
 
   /** Download one object to `part` with retries; resolves once it is verified there. */
-  private async fetchOne(obj: LfsObject, part: string, actions: ActionCache, ctx: AttemptContext, options: FetchOptions): Promise<void> {
+  private async fetchOne(obj: LfsObject, part: string, actions: ActionCache, ctx: AttemptContext, options: FetchOptions, stats: { throttled: number }): Promise<void> {
     if (obj.size === 0) {
       // Nothing to transfer; the empty object still gets its file.
       await fsp.writeFile(part, '');
@@ -167,6 +169,9 @@ export class HttpFetcher implements ObjectFetcher {
         if ((await partSize(part)) > before) failures = 0;
         if (failures >= this.retry.retries || attempts >= MAX_ATTEMPTS_WITH_PROGRESS) throw err;
         const wait = retryDelay(err, failures, this.retry);
+        // A Retry-After past the pass deadline: fail now (the .part stays) rather than sleep into it.
+        if (beyondDeadline(wait, options.deadline)) throw err;
+        if (isThrottle(err)) stats.throttled++;
         failures++;
         this.logger.warn({ oid: obj.oid, attempt: attempts, delayMs: wait, err: logMessage(err, this.endpoint.secrets()) }, 'LFS download failed; retrying');
         await sleep(wait, ctx.signal);
@@ -192,7 +197,7 @@ export class HttpFetcher implements ObjectFetcher {
       const indexPart = join(options.tmpDir, `${indexObj.oid}.part`);
       let indexBytes: Buffer;
       try {
-        await withRetries(async () => downloadAttempt(ctx, indexObj, (await actions.get(indexObj)).download!, indexPart), this.retry, { signal: ctx.signal });
+        await withRetries(async () => downloadAttempt(ctx, indexObj, (await actions.get(indexObj)).download!, indexPart), this.retry, { signal: ctx.signal, deadline: options.deadline });
         indexBytes = await fsp.readFile(indexPart);
       } finally {
         actions.finish(indexObj);
@@ -205,7 +210,7 @@ export class HttpFetcher implements ObjectFetcher {
       const plan = planDelta(index, local, state.bytes);
       const sizes = plannedBytes(plan);
       // Not worth the extra requests when little can be reused.
-      if (sizes.local < Math.max(1024 * 1024, (obj.size - state.bytes) / 10)) {
+      if (!deltaWorthIt(sizes.local, obj.size - state.bytes)) {
         log.debug({ reusable: sizes.local }, 'chunk delta: too little to reuse; downloading whole');
         return false;
       }

@@ -67,6 +67,8 @@ export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 export interface RetryHooks {
   signal?: AbortSignal;
+  /** Epoch ms (the pass deadline): a wait that would end after it is not started; the error is thrown instead. */
+  deadline?: number;
   /** Called before each wait, for a log line. */
   onRetry?(err: unknown, attempt: number, delayMs: number): void;
 }
@@ -80,8 +82,20 @@ export async function withRetries<T>(fn: (attempt: number) => Promise<T>, policy
       if (hooks.signal?.aborted) throw hooks.signal.reason;
       if (!isRetryable(err) || attempt >= policy.retries) throw err;
       const wait = retryDelay(err, attempt, policy);
+      if (beyondDeadline(wait, hooks.deadline)) throw err;
       hooks.onRetry?.(err, attempt, wait);
       await sleep(wait, hooks.signal);
     }
   }
+}
+
+/** Whether waiting `ms` from now would end after `deadline` (epoch ms). */
+export function beyondDeadline(ms: number, deadline: number | undefined, now = Date.now()): boolean {
+  return deadline !== undefined && now + ms > deadline;
+}
+
+/** A 429 or 503: the server asked us to slow down (with or without Retry-After). */
+export function isThrottle(err: unknown): boolean {
+  const status = err instanceof ModelsyncError ? err.data.status : undefined;
+  return status === 429 || status === 503;
 }

@@ -27,6 +27,12 @@ export interface FetchOptions {
   onVerified(obj: LfsObject, path: string): Promise<void>;
   onProgress?(p: FetchProgress): void;
   signal?: AbortSignal;
+  /**
+   * Epoch ms after which no retry wait starts (the pass deadline): a server
+   * asking for a Retry-After beyond it fails the object now, keeping its
+   * partial file, instead of sleeping into the deadline.
+   */
+  deadline?: number;
   /** Optional: what a chunk-delta download may reuse (DESIGN.md "Delta"); without it every object is fetched whole. */
   delta?: DeltaHints;
 }
@@ -46,6 +52,8 @@ export interface FetchResult {
   bytesTransferred: number;
   /** Optional: bytesTransferred per object (chunk index downloads count for their object), for per-model figures. */
   bytesByOid?: Record<string, number>;
+  /** Optional: 429/503 answers (batch API and storage) that were waited out and retried, for metrics. */
+  throttled?: number;
   /** Objects that could not be fetched, each with a typed error (ChecksumError, NetworkError, NotFoundError…). */
   failed: Array<{ obj: LfsObject; error: ModelsyncError }>;
 }

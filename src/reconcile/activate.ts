@@ -19,7 +19,7 @@ export const buildVersions: Step = async (ctx) => {
 
 export const switchCurrent: Step = async (ctx) => {
   for (const m of ctx.plan!.models) {
-    if (!ctx.ready.has(m.model) || ctx.modelErrors.has(m.model)) continue;
+    if (!ctx.ready.has(m.model) || ctx.modelErrors.has(m.model) || m.held) continue;
     try {
       const { from, previousBefore } = await activate(ctx.store.layout, m.model, m.desired, ctx.barrier);
       ctx.activations.push({ model: m.model, version: m.desired, from, previousBefore, repair: from === m.desired });

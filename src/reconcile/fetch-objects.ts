@@ -102,6 +102,8 @@ export const fetchObjects: Step = async (ctx) => {
       const res = await fetcher.fetch([...lfsNeeded.values()], {
         tmpDir: ctx.store.layout.downloadsDir,
         signal: ctx.signal,
+        // A Retry-After that would outlast the pass is not waited for (the signal would cut it short anyway).
+        deadline: ctx.opts.timeoutMs ? Date.parse(ctx.startedAt) + ctx.opts.timeoutMs : undefined,
         delta: chunkIndexes.size === 0 ? undefined : deltaHints(ctx, chunkIndexes, deltaBases),
         onVerified: async (obj, path) => {
           await objects.adopt(path, obj);
@@ -112,6 +114,7 @@ export const fetchObjects: Step = async (ctx) => {
         onProgress: (p) => advance(p.oid, p.bytes),
       });
       ctx.bytesFetched += res.bytesTransferred;
+      if (res.throttled) ctx.throttled = (ctx.throttled ?? 0) + res.throttled;
       attributeBytes(ctx, res.bytesTransferred, res.bytesByOid, deltaBases);
       for (const f of res.failed) failedOids.set(f.obj.oid, passError(f.error));
     } catch (err) {

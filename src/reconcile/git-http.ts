@@ -12,8 +12,11 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git';
+import { ensureAdvertisedHead } from './ref-advertisement.ts';
 
 const MAX_REDIRECTS = 5;
+/** A ref advertisement is read whole (to add a missing HEAD); a registry's is a few KiB. */
+const MAX_ADVERTISEMENT_BYTES = 32 << 20;
 
 export class GitTimeoutError extends Error {
   readonly code = 'ETIMEDOUT';
@@ -30,14 +33,41 @@ async function collect(body: AsyncIterableIterator<Uint8Array> | undefined): Pro
   return Buffer.concat(parts);
 }
 
-export function boundedHttpClient(idleTimeoutMs: number): HttpClient {
+export interface BoundedClientOptions {
+  /**
+   * Query parameters to add to every request to `origin` (a host that takes
+   * its token as `?private_token=`): isomorphic-git appends `/info/refs?…` to
+   * the URL as a string, so a URL with a query of its own would break.
+   */
+  query?: { origin: string; params: URLSearchParams };
+}
+
+export function boundedHttpClient(idleTimeoutMs: number, options: BoundedClientOptions = {}): HttpClient {
+  const withQuery = (url: string): string => {
+    const q = options.query;
+    if (!q || q.params.size === 0) return url;
+    const u = new URL(url);
+    if (u.origin !== q.origin) return url;
+    for (const [k, v] of q.params) if (!u.searchParams.has(k)) u.searchParams.append(k, v);
+    return u.toString();
+  };
   const once = (url: string, method: string, headers: Record<string, string>, body: Buffer | undefined): Promise<http.IncomingMessage> =>
     new Promise((resolve, reject) => {
       const u = new URL(url);
       const mod = u.protocol === 'https:' ? https : http;
-      const req = mod.request(u, { method, headers: body ? { ...headers, 'content-length': String(body.length) } : headers, agent: false }, resolve);
-      // Socket inactivity, for the request and (after the headers) the response body alike.
-      req.setTimeout(idleTimeoutMs, () => req.destroy(new GitTimeoutError(url, idleTimeoutMs)));
+      let response: http.IncomingMessage | undefined;
+      const req = mod.request(u, { method, headers: body ? { ...headers, 'content-length': String(body.length) } : headers, agent: false }, (res) => {
+        response = res;
+        resolve(res);
+      });
+      // Socket inactivity, for the request and (after the headers) the response body alike. Once
+      // the headers are in, the body is what isomorphic-git reads: the error must fail that stream,
+      // or the reader sees a bare ECONNRESET ("cannot reach the server") instead of the timeout.
+      req.setTimeout(idleTimeoutMs, () => {
+        const err = new GitTimeoutError(url, idleTimeoutMs);
+        if (response && !response.destroyed) response.destroy(err);
+        req.destroy(err);
+      });
       req.on('error', reject);
       req.end(body);
     });
@@ -50,7 +80,7 @@ export function boundedHttpClient(idleTimeoutMs: number): HttpClient {
       let headers = { ...(r.headers ?? {}) };
       const origin = new URL(url).origin;
       for (let hop = 0; ; hop++) {
-        const res = await once(url, method, headers, body);
+        const res = await once(withQuery(url), method, headers, body);
         const status = res.statusCode ?? 0;
         const location = res.headers.location;
         if ([301, 302, 303, 307, 308].includes(status) && location && hop < MAX_REDIRECTS && (method === 'GET' || status === 307 || status === 308)) {
@@ -61,10 +91,36 @@ export function boundedHttpClient(idleTimeoutMs: number): HttpClient {
         }
         const resHeaders: Record<string, string> = {};
         for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) resHeaders[k] = Array.isArray(v) ? v.join(', ') : v;
-        return { url, method, statusCode: status, statusMessage: res.statusMessage ?? '', headers: resHeaders, body: res[Symbol.asyncIterator]() as AsyncIterableIterator<Uint8Array> };
+        let resBody = res[Symbol.asyncIterator]() as AsyncIterableIterator<Uint8Array>;
+        if (method === 'GET' && status === 200 && isUploadPackAdvertisement(url)) {
+          const whole = ensureAdvertisedHead(await readAll(res, MAX_ADVERTISEMENT_BYTES, url));
+          resBody = (async function* () {
+            yield whole;
+          })();
+        }
+        return { url, method, statusCode: status, statusMessage: res.statusMessage ?? '', headers: resHeaders, body: resBody };
       }
     },
   };
+}
+
+function isUploadPackAdvertisement(url: string): boolean {
+  const u = new URL(url);
+  return u.pathname.endsWith('/info/refs') && u.searchParams.get('service') === 'git-upload-pack';
+}
+
+async function readAll(res: http.IncomingMessage, limit: number, url: string): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of res) {
+    total += (chunk as Buffer).length;
+    if (total > limit) {
+      res.destroy();
+      throw new Error(`ref advertisement from ${new URL(url).origin} is larger than ${limit} bytes`);
+    }
+    parts.push(chunk as Buffer);
+  }
+  return Buffer.concat(parts);
 }
 
 function withoutCredentials(headers: Record<string, string>): Record<string, string> {

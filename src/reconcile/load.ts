@@ -3,8 +3,9 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LockedError, ValidationError } from '../errors.ts';
+import { desiredState } from '../fleet/desired.ts';
 import { formatDuration } from './format.ts';
-import { desiredModels, resolveSite, type ResolvedSite } from '../registry/desired.ts';
+import type { ResolvedSite } from '../registry/desired.ts';
 import { loadRegistry, type Registry } from '../registry/load.ts';
 import { acquireLock, pinMap, readState, type StoreLock, type StoreState } from '../store/index.ts';
 import type { PassContext, Step } from './pass-context.ts';
@@ -83,18 +84,10 @@ export const validate: Step = async (ctx) => {
 
 export const resolveDesired: Step = async (ctx) => {
   if (ctx.fromSnapshot) return;
-  const registry = ctx.registry!;
-  ctx.site = resolveSite(registry, ctx.opts.site);
-  const desired = desiredModels(registry, ctx.site, ctx.pins);
-  ctx.desired = [...desired.values()].map((d) => {
-    const info = registry.models.get(d.model)!;
-    const manifest = info.versions.get(d.version)?.manifest;
-    return {
-      ...d,
-      scheme: info.scheme,
-      files: manifest?.files.map((f) => ({ name: f.name, oid: f.sha256, size: f.size, ...(f.chunks ? { chunks: { oid: f.chunks.oid, size: f.chunks.size } } : {}) })),
-    };
-  });
+  // The one resolution `modelsync plan` previews with (fleet/desired.ts).
+  const state = desiredState(ctx.registry!, ctx.opts.site, { pins: ctx.pins });
+  ctx.site = state.site;
+  ctx.desired = state.models;
 };
 
 /**

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { observeModel, versionIntact, type ObjectRef } from '../store/index.ts';
 import { formatBytes } from './format.ts';
 import type { PassContext, Step } from './pass-context.ts';
+import { holdForWindows } from './window.ts';
 import { plan as makePlan, type ModelPlan, type ObservedInput, type RememberedInput } from './plan.ts';
 
 /** Stat-only look at the store: which desired versions are complete, which objects are missing. */
@@ -33,6 +34,7 @@ export const planStep: Step = async (ctx) => {
     });
   }
   ctx.plan = makePlan({ commit: ctx.opened!.commit, force: Boolean(ctx.opts.force), desired: ctx.desired, observed, remembered });
+  ctx.waitUntil = holdForWindows(ctx.plan, ctx.site?.windows, ctx.now(), Boolean(ctx.opts.force));
   for (const m of ctx.plan.models) {
     if (m.action === 'error') ctx.modelErrors.set(m.model, { code: 'NotFoundError', message: `${m.model}: ${m.detail}`, retry: 'stalling', model: m.model });
     if (m.action !== 'none') ctx.logger.debug({ model: m.model, action: m.action, reason: m.reason }, m.detail);

@@ -9,6 +9,7 @@ import type { FetcherFactory } from './fetcher.ts';
 import type { DesiredInput, Plan } from './plan.ts';
 import type { OpenedRegistry } from './registry-access.ts';
 import type { PassError } from './result.ts';
+import type { VerifySettings } from '../trust/index.ts';
 
 /**
  * Files kept as plain git blobs (not LFS pointers) are read into memory by
@@ -62,6 +63,8 @@ export interface ReconcileOptions {
   maxPlainBlobBytes?: number;
   /** Free bytes on the store's filesystem, for tests (default: statfs). */
   freeBytes?: () => Promise<number>;
+  /** Apply only commits signed by keys trusted here (agent.yaml `verify:`); absent: no signature check. */
+  verify?: VerifySettings;
 }
 
 export interface Activation {
@@ -98,6 +101,8 @@ export interface PassContext {
   errors: PassError[];
   warnings: string[];
   bytesFetched: number;
+  /** 429/503 answers from the LFS server or storage that were waited out (Retry-After) and retried. */
+  throttled?: number;
   /** Bytes fetched per model (an object shared by models counts for the first); absent: not known for that model. */
   modelBytes: Map<string, number>;
   /** Models part of whose bytes the fetcher did not attribute to objects: their per-model figure is unknown. */
@@ -119,6 +124,8 @@ export interface PassContext {
   judged?: boolean;
   /** Milliseconds spent in each step, for the debug log and the result. */
   stepMs: Record<string, number>;
+  /** A switch is held for the maintenance window that opens then (window.ts). */
+  waitUntil?: Date;
 }
 
 export type Step = (ctx: PassContext) => Promise<void>;

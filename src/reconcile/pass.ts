@@ -25,13 +25,22 @@ import { planStep } from './observe.ts';
 import { repairActive } from './repair.ts';
 import type { PassContext, ReconcileOptions, Step } from './pass-context.ts';
 import { applyRetention, describeRegistry, outcomesOf, recordState, unmanagedModels } from './record.ts';
+import { verifyFetchedRegistry } from '../trust/index.ts';
 import { asModelsyncError, exitCodeOf, passError, statusOf, type ReconcileResult } from './result.ts';
+
+/** Nothing of a commit is read further unless a key this site trusts signed it (src/trust). */
+const verifySignatures: Step = async (ctx) => {
+  if (!ctx.opts.verify) return;
+  const o = ctx.opened!;
+  await verifyFetchedRegistry({ settings: ctx.opts.verify, gitdir: o.gitdir, tip: o.commit, appliedCommit: ctx.state.appliedCommit, deepen: o.deepen, now: ctx.now, logger: ctx.logger });
+};
 
 export { MAX_PLAIN_BLOB_BYTES, type PassProgress, type ReconcileOptions } from './pass-context.ts';
 
 const STEPS: Array<[string, Step]> = [
   ['lock', lock],
   ['fetch-registry', fetchRegistry],
+  ['verify-signatures', verifySignatures],
   ['validate', validate],
   ['resolve-desired', resolveDesired],
   ['plan', planStep],
@@ -42,7 +51,7 @@ const STEPS: Array<[string, Step]> = [
   ['hooks', runHooks],
 ];
 
-const DRY_RUN_STEPS = new Set(['lock', 'fetch-registry', 'validate', 'resolve-desired', 'plan']);
+const DRY_RUN_STEPS = new Set(['lock', 'fetch-registry', 'verify-signatures', 'validate', 'resolve-desired', 'plan']);
 
 // ---------------------------------------------------------------- the pass
 
@@ -160,6 +169,7 @@ async function finish(ctx: PassContext): Promise<ReconcileResult> {
     degraded,
     unmanaged,
     bytesFetched: ctx.bytesFetched,
+    ...(ctx.throttled ? { throttled: ctx.throttled } : {}),
     registryReachedAt: ctx.opened ? ctx.state.lastFetchAt : undefined,
     bytesPlanned: ctx.plan?.bytes ?? 0,
     durationMs: Math.round(performance.now() - ctx.started),
@@ -168,6 +178,7 @@ async function finish(ctx: PassContext): Promise<ReconcileResult> {
     startedAt: ctx.startedAt,
     stepMs: ctx.stepMs,
     desiredFrom: ctx.fromSnapshot ? 'snapshot' : ctx.registry ? 'registry' : undefined,
+    ...(ctx.waitUntil ? { waitUntil: ctx.waitUntil.toISOString() } : {}),
   };
   const switches = changed.map((c) => `${c.model}:${c.from ?? '-'}→${c.to}`);
   const summary = {

@@ -9,23 +9,14 @@
  * the registry wants, it is a conflict: left alone and reported, unless
  * `force`. A registry that goes back (a revert) is an authorised rollback.
  */
+import type { DesiredModelState } from '../fleet/desired.ts';
 import type { DesiredReason } from '../registry/desired.ts';
 import type { VersionScheme } from '../registry/schema.ts';
 import { compareVersions } from '../registry/versions.ts';
 import type { ObjectRef, VersionFile } from '../store/index.ts';
 
-export interface DesiredInput {
-  model: string;
-  /** The version this site should run (after overrides and pins). */
-  version: string;
-  /** The registry's current_version. */
-  declared: string;
-  reason: DesiredReason;
-  /** The model's version scheme; null when its versions follow none (then nothing compares as newer). */
-  scheme: VersionScheme | null;
-  /** Files of the desired version; undefined when the registry does not publish it (a stale pin). */
-  files?: readonly VersionFile[];
-}
+/** What the site should run, from the shared resolution (fleet/desired.ts); `plan` previews the same values. */
+export type DesiredInput = DesiredModelState;
 
 export interface ObservedInput {
   /** Version `current` names, if any. */
@@ -75,6 +66,8 @@ export interface ModelPlan {
   bytes: number;
   /** A local decision differs from the registry (a pin). */
   drift?: string;
+  /** Fetched and verified but not switched: outside the site's maintenance window (window.ts). */
+  held?: 'window';
 }
 
 export interface PlanInput {

@@ -39,7 +39,8 @@ export function outcomesOf(ctx: PassContext): ModelOutcome[] {
     else if (act) {
       outcome = 'activated';
       active = act.version;
-    } else if (m.action === 'conflict') outcome = 'conflict';
+    } else if (m.held) outcome = 'waiting';
+    else if (m.action === 'conflict') outcome = 'conflict';
     else if (m.action === 'none') outcome = 'unchanged';
     else outcome = 'failed';
     const o: ModelOutcome = {

@@ -9,18 +9,26 @@
  *   branch's commit; nothing is copied.
  *
  * Credentials never enter the clone's config, a log line, an error or the
- * state file: the token is handed to isomorphic-git through onAuth only.
+ * state file: the token is handed to isomorphic-git through onAuth and the
+ * request headers only, and the URL kept in the clone's config has no user
+ * info and no query values (some hosts take `?private_token=` in the URL).
+ *
+ * The HTTP Basic user name is the user's: from the URL (`https://user:tok@host`,
+ * or `https://user@host` with the token given apart) or `username` in
+ * agent.yaml. GitLab deploy tokens and Bitbucket app passwords check it.
  */
 import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import git, { type HttpClient } from 'isomorphic-git';
-import { AuthError, GitError, ModelsyncError, NetworkError, NotFoundError, UsageError, errorMessage } from '../errors.ts';
+import { AuthError, GitError, ModelsyncError, NetworkError, NotFoundError, StoreError, UsageError, errorMessage, isDiskFull } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { CommitSource, findGitDir } from '../registry/source.ts';
 import { redactUrl } from '../util/redact.ts';
+import { describeFreeSpace } from '../util/fsutil.ts';
 import { boundedHttpClient } from './git-http.ts';
+import { advertisedBranches } from './ref-advertisement.ts';
 
 /** Default for how long the registry server may stay silent mid-request. */
 export const DEFAULT_NETWORK_TIMEOUT_MS = 60_000;
@@ -30,6 +38,8 @@ export interface RegistryLocation {
   registry: string;
   branch: string;
   token?: string;
+  /** HTTP Basic user name for the registry's origin (default: the URL's, else `modelsync`). */
+  username?: string;
   /** How long the server may stay silent mid-request (default 60 s). */
   timeoutMs?: number;
   /**
@@ -42,7 +52,7 @@ export interface RegistryLocation {
 }
 
 export interface LfsLocation {
-  /** Remote URL without credentials, or the local repository path. */
+  /** Remote URL without a password (it may carry the Basic user name), or the local repository path. */
   remote: string;
   /** The local repository's git dir (its `lfs/objects` cache), for local registries. */
   gitdir?: string;
@@ -63,19 +73,59 @@ export interface OpenedRegistry {
   lfs: LfsLocation;
   /** Whether Git objects were transferred this time (false when the tip was already local). */
   transferred: boolean;
+  /** A remote's shallow clone: fetch the branch's history to this depth (commit verification needs it). */
+  deepen?: (depth: number) => Promise<boolean>;
 }
 
 export function isRemoteRegistry(registry: string): boolean {
   return /^https?:\/\//i.test(registry);
 }
 
-/** Split credentials out of a URL (`https://user:tok@host/x`): the URL for git, and the password as a token. */
-export function splitCredentials(url: string): { url: string; token?: string } {
+/**
+ * Split credentials out of a URL (`https://user:tok@host/x`): the URL for
+ * git, the password as the token and the user as the Basic user name. A lone
+ * user (`https://x@host`) is the user name when a token is given apart, and
+ * the token itself otherwise (`https://<token>@host`, as many hosts document).
+ */
+export function splitCredentials(url: string, givenToken?: string): { url: string; token?: string; username?: string } {
   const u = new URL(url);
-  const token = u.password ? decodeURIComponent(u.password) : u.username ? decodeURIComponent(u.username) : undefined;
+  const user = u.username ? safeDecode(u.username) : undefined;
+  let token: string | undefined;
+  let username: string | undefined;
+  if (u.password) {
+    token = safeDecode(u.password);
+    username = user;
+  } else if (user !== undefined) {
+    if (givenToken !== undefined) username = user;
+    else token = user;
+  }
   u.username = '';
   u.password = '';
-  return { url: u.toString().replace(/\/$/, ''), token };
+  return { url: u.toString().replace(/\/$/, ''), token, username };
+}
+
+/** What the registry cache's `.git/config` may hold of a URL: no user info, query keys without their values. */
+export function persistableUrl(url: string): string {
+  const u = new URL(url);
+  u.username = '';
+  u.password = '';
+  for (const key of [...new Set(u.searchParams.keys())]) u.searchParams.set(key, '');
+  return u.toString().replace(/\/$/, '');
+}
+
+function withUser(url: string, username: string | undefined): string {
+  if (username === undefined) return url;
+  const u = new URL(url);
+  u.username = encodeURIComponent(username);
+  return u.toString().replace(/\/$/, '');
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
 }
 
 /** Refuse registry locations agents cannot use (ssh, other schemes) before anything runs. */
@@ -141,6 +191,10 @@ export function gitNetworkError(err: unknown, url: string, what: string, hasToke
     return new AuthError(`${what} ${shown}: ${why}`, { url: shown });
   }
   const sys = (err as NodeJS.ErrnoException).code;
+  if (isDiskFull(err)) {
+    // Writing the fetched pack into the registry cache, not the network.
+    return new StoreError(`${what} ${shown}: disk full while writing the registry cache (${sys})`, { url: shown, errno: sys, diskFull: true }, err);
+  }
   if (sys === 'ETIMEDOUT' && err instanceof Error) {
     return new NetworkError(`${what} ${shown}: ${err.message}`, { url: shown, errno: sys }, err);
   }
@@ -156,27 +210,55 @@ function scrub(message: string, url: string): string {
 }
 
 async function openRemote(loc: RegistryLocation, opts: { cacheDir: string; logger: Logger }): Promise<OpenedRegistry> {
-  const { url, token: urlToken } = splitCredentials(loc.registry);
+  const { url: given, token: urlToken, username: urlUser } = splitCredentials(loc.registry, loc.token);
   const token = loc.token ?? urlToken;
+  const username = loc.username ?? urlUser;
   const gitdir = opts.cacheDir;
   const ref = `refs/remotes/origin/${loc.branch}`;
-  const http = boundedHttpClient(loc.timeoutMs ?? DEFAULT_NETWORK_TIMEOUT_MS);
+  // A query (a token some hosts take in the URL) rides on each request, never in the URL git builds on.
+  const parsed = new URL(given);
+  const query = new URLSearchParams(parsed.search);
+  parsed.search = '';
+  const url = parsed.toString().replace(/\/$/, '');
+  const http = boundedHttpClient(loc.timeoutMs ?? DEFAULT_NETWORK_TIMEOUT_MS, { query: { origin: parsed.origin, params: query } });
+  const user = username ?? 'modelsync';
   // Answer only the first challenge: a refused token must not loop.
   let asked = 0;
   const auth = {
-    onAuth: () => (token !== undefined && asked++ === 0 ? { username: 'modelsync', password: token } : { cancel: true }),
+    onAuth: () => (token !== undefined && asked++ === 0 ? { username: user, password: token } : { cancel: true }),
     // Sent up front, as git does once it knows a server wants credentials: otherwise every
     // request of every pass pays a 401 round trip first (two per pass on a WAN link).
     // The HTTP client drops it on a redirect to another origin.
-    headers: token !== undefined ? { authorization: `Basic ${Buffer.from(`modelsync:${token}`).toString('base64')}` } : undefined,
+    headers: token !== undefined ? { authorization: `Basic ${Buffer.from(`${user}:${token}`).toString('base64')}` } : undefined,
+  };
+  const mapError = async (err: unknown): Promise<ModelsyncError> => {
+    const mapped = gitNetworkError(err, url, 'cannot fetch the registry from', token !== undefined);
+    if (mapped instanceof StoreError && mapped.data.diskFull) mapped.message += `; ${await describeFreeSpace(gitdir)}`;
+    return mapped;
+  };
+  const opened = (commit: string, transferred: boolean) => openedRemote(gitdir, commit, url, withUser(url, username), token, transferred);
+
+  // The clone is shallow (depth 1): verifying every commit since the last applied one may need more.
+  const deepen = async (depth: number): Promise<boolean> => {
+    asked = 0;
+    try {
+      await fetchShallow(gitdir, url, loc.branch, auth, http, depth);
+    } catch (err) {
+      throw await mapError(err);
+    }
+    return true;
   };
 
-  await ensureCache(gitdir, url);
+  try {
+    await ensureCache(gitdir, given);
+  } catch (err) {
+    throw await mapError(err);
+  }
   if (loc.expectedCommit && /^[0-9a-f]{40}$/.test(loc.expectedCommit) && !(await hasCommit(gitdir, loc.expectedCommit))) {
     try {
-      await fetchShallow(gitdir, loc.branch, auth, http);
+      await fetchShallow(gitdir, url, loc.branch, auth, http);
       const fetched = await localRef(gitdir, ref);
-      if (fetched) return openedRemote(gitdir, fetched, url, token, true);
+      if (fetched) return { ...(await opened(fetched, true)), deepen };
     } catch (err) {
       // The hint led nowhere (a deleted branch, a flaky server): the usual path decides, with its own errors.
       opts.logger.debug({ err: errorMessage(err) }, 'fetch of the announced commit failed; listing refs first');
@@ -188,27 +270,27 @@ async function openRemote(loc: RegistryLocation, opts: { cacheDir: string; logge
     const refs = await git.listServerRefs({ http, url, prefix: `refs/heads/${loc.branch}`, protocolVersion: 1, ...auth });
     tip = refs.find((r) => r.ref === `refs/heads/${loc.branch}`)?.oid;
   } catch (err) {
-    throw gitNetworkError(err, url, 'cannot fetch the registry from', token !== undefined);
+    throw await mapError(err);
   }
-  if (!tip) throw new NotFoundError(`branch ${JSON.stringify(loc.branch)} does not exist in ${redactUrl(url)}`, { url: redactUrl(url), branch: loc.branch });
+  if (!tip) throw await missingBranch(loc.branch, url, http, auth);
 
   let transferred = false;
   if (!(await hasCommit(gitdir, tip)) || (await localRef(gitdir, ref)) !== tip) {
     asked = 0;
     try {
-      await fetchShallow(gitdir, loc.branch, auth, http);
+      await fetchShallow(gitdir, url, loc.branch, auth, http);
     } catch (err) {
-      const mapped = gitNetworkError(err, url, 'cannot fetch the registry from', token !== undefined);
+      const mapped = await mapError(err);
       if (mapped instanceof GitError) {
         // The cache is in a state git cannot update (interrupted write, odd history): start it over.
         opts.logger.warn({ err: mapped.message }, 'registry cache unusable; cloning again');
         await fsp.rm(gitdir, { recursive: true, force: true });
-        await ensureCache(gitdir, url);
         asked = 0;
         try {
-          await fetchShallow(gitdir, loc.branch, auth, http);
+          await ensureCache(gitdir, given);
+          await fetchShallow(gitdir, url, loc.branch, auth, http);
         } catch (err2) {
-          throw gitNetworkError(err2, url, 'cannot fetch the registry from', token !== undefined);
+          throw await mapError(err2);
         }
       } else {
         throw mapped;
@@ -218,10 +300,23 @@ async function openRemote(loc: RegistryLocation, opts: { cacheDir: string; logge
   }
   const commit = await localRef(gitdir, ref);
   if (!commit) throw new GitError(`fetched ${redactUrl(url)} but ${ref} is missing from the cache`, { url: redactUrl(url) });
-  return openedRemote(gitdir, commit, url, token, transferred);
+  return { ...(await opened(commit, transferred)), deepen };
 }
 
-async function openedRemote(gitdir: string, commit: string, url: string, token: string | undefined, transferred: boolean): Promise<OpenedRegistry> {
+/** The configured branch is not on the server: say which branches are (a `master`/`main` mix-up is common). */
+async function missingBranch(branch: string, url: string, http: HttpClient, auth: { onAuth: () => unknown; headers?: Record<string, string> }): Promise<NotFoundError> {
+  let branches: string[] | undefined;
+  try {
+    branches = advertisedBranches(await git.listServerRefs({ http, url, prefix: 'refs/heads/', protocolVersion: 1, onAuth: auth.onAuth as never, headers: auth.headers }));
+  } catch {
+    // Only for the message.
+  }
+  const shown = redactUrl(url);
+  const list = branches === undefined ? '' : branches.length === 0 ? '; the repository has no branches (nothing pushed yet?)' : `; it has ${branches.length === 1 ? 'branch' : 'branches'} ${branches.slice(0, 10).map((b) => JSON.stringify(b)).join(', ')}${branches.length > 10 ? ` and ${branches.length - 10} more` : ''} (set branch in agent.yaml or --branch)`;
+  return new NotFoundError(`branch ${JSON.stringify(branch)} does not exist in ${shown}${list}`, { url: shown, branch, ...(branches ? { branches: branches.slice(0, 50) } : {}) });
+}
+
+async function openedRemote(gitdir: string, commit: string, url: string, lfsRemote: string, token: string | undefined, transferred: boolean): Promise<OpenedRegistry> {
   const source = await CommitSource.open({ gitdir }, commit);
   return {
     source,
@@ -229,28 +324,31 @@ async function openedRemote(gitdir: string, commit: string, url: string, token: 
     gitdir,
     description: redactUrl(url),
     remote: true,
-    lfs: { remote: url, lfsconfig: await lfsconfigAt(source), token },
+    lfs: { remote: lfsRemote, lfsconfig: await lfsconfigAt(source), token },
     transferred,
   };
 }
 
-async function fetchShallow(gitdir: string, branch: string, auth: { onAuth: () => unknown; headers?: Record<string, string> }, http: HttpClient): Promise<void> {
+async function fetchShallow(gitdir: string, url: string, branch: string, auth: { onAuth: () => unknown; headers?: Record<string, string> }, http: HttpClient, depth = 1): Promise<void> {
   await git.fetch({
     fs,
     http,
     gitdir,
+    // The real URL (it may carry a query the server needs) goes to the request only; config holds persistableUrl.
+    url,
     remote: 'origin',
     ref: branch,
     remoteRef: branch,
     singleBranch: true,
-    depth: 1,
+    depth,
     tags: false,
     onAuth: auth.onAuth as never,
     headers: auth.headers,
   });
 }
 
-async function ensureCache(gitdir: string, url: string): Promise<void> {
+async function ensureCache(gitdir: string, fullUrl: string): Promise<void> {
+  const url = persistableUrl(fullUrl);
   const fresh = !(await fsp.stat(`${gitdir}/HEAD`).then(() => true, () => false));
   if (fresh) {
     await fsp.rm(gitdir, { recursive: true, force: true });

@@ -11,6 +11,7 @@ export type ModelOutcomeKind =
   | 'activated'   // current switched (or repaired) to the desired version
   | 'planned'     // dry run: what would happen
   | 'conflict'    // left alone
+  | 'waiting'     // fetched and verified, switched when the site's maintenance window opens
   | 'degraded'    // switched, failed its health check, switched back (or skipped: failed before at this commit)
   | 'failed';     // an error stopped this model; its current is untouched
 
@@ -74,6 +75,8 @@ export interface ReconcileResult {
    */
   unmanaged: Array<{ model: string; active?: string }>;
   bytesFetched: number;
+  /** 429/503 answers (LFS batch API or storage) waited out and retried this pass; absent when none. */
+  throttled?: number;
   /** When this pass reached the registry (state.json's lastFetchAt; staleness counts from here). */
   registryReachedAt?: string;
   /** Dry run: bytes the pass would fetch. */
@@ -86,6 +89,8 @@ export interface ReconcileResult {
   stepMs: Record<string, number>;
   /** Whether the desired state was read from the registry or reused from the last validated pass at the same commit. */
   desiredFrom?: 'registry' | 'snapshot';
+  /** Switches are held outside the maintenance window; the next one opens then (ISO 8601). */
+  waitUntil?: string;
 }
 
 export const EXIT_CODES = { ok: 0, error: 1, conflicts: 3, degraded: 4 } as const;

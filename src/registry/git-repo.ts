@@ -178,6 +178,8 @@ export interface CommitRequest<T = undefined> {
   what?: string;
   /** Aborted by Ctrl-C: honoured until the working tree is touched, never after. */
   signal?: AbortSignal;
+  /** Sign the commit: given the commit object without its signature, return the armored signature (`--sign`). */
+  sign?: (payload: string) => Promise<string>;
 }
 
 export interface CommitResult<T = undefined> {
@@ -278,6 +280,7 @@ export async function commitOnBranch<T>(repo: WorkRepo, req: CommitRequest<T>): 
         commit = await git.commit({
           fs, dir: repo.dir, gitdir: repo.gitdir, message: message.endsWith('\n') ? message : `${message}\n`,
           author: who.author, committer: who.committer, tree, parent: parent ? [parent] : [], ref: `refs/heads/${branch}`, noUpdateBranch: true,
+          ...(req.sign ? { signingKey: 'git-config', onSign: async ({ payload }: { payload: string }) => ({ signature: await req.sign!(payload) }) } : {}),
         });
         await updateBranch(repo, branch, parent, commit, who.committer, `commit: ${message.split('\n')[0]}`);
       } catch (err) {

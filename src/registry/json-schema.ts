@@ -13,6 +13,7 @@ const TITLES: Record<keyof typeof FILE_SCHEMAS, string> = {
   site: 'modelsync sites/<site>.yaml and sites/groups/<group>.yaml',
   agent: 'modelsync agent.yaml',
   tokens: 'modelsync hub tokens file',
+  rollout: 'modelsync registry/rollouts/<model>.yaml',
 };
 
 export const SCHEMAS_DIR = 'schemas';

@@ -7,6 +7,10 @@ export const TEMPLATES_DIR = 'templates';
 export const HOOKS_DIR = 'hooks';
 export const MANIFEST_NAME = 'manifest.yaml';
 
+/** Rollouts in progress live here; no model may be called this. */
+export const ROLLOUTS_NAME = 'rollouts';
+export const ROLLOUTS_DIR = `${REGISTRY_DIR}/${ROLLOUTS_NAME}`;
+export const rolloutPath = (model: string): string => `${ROLLOUTS_DIR}/${model}.yaml`;
 export const modelDir = (model: string): string => `${REGISTRY_DIR}/${model}`;
 export const versionDir = (model: string, version: string): string => `${REGISTRY_DIR}/${model}/${version}`;
 export const manifestPath = (model: string, version: string): string => `${versionDir(model, version)}/${MANIFEST_NAME}`;

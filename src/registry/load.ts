@@ -20,7 +20,8 @@ import type { RegistrySource } from './source.ts';
 import { inferScheme, matchesScheme, schemeDescription, sortVersions } from './versions.ts';
 import { parseYamlFile, type YamlFile, type YamlPath } from './yaml-file.ts';
 import { zodProblems } from './zod-problems.ts';
-import { desiredModels, resolveSite } from './desired.ts';
+import { desiredModels, modelPopulation, resolveSite } from './desired.ts';
+import { checkPolicy, checkRollouts, loadRollouts, reservedModelName, type RolloutDoc } from './rollouts.ts';
 import { TemplateError, compileTemplate, renderTemplate, templateContext, type Template } from '../templates/index.ts';
 
 export interface VersionInfo {
@@ -59,6 +60,8 @@ export interface Registry {
   sites: Map<string, SiteDoc>;
   /** Group files by their `extends` reference (`groups/outposts`). */
   groups: Map<string, SiteDoc>;
+  /** Staged rollouts in progress (registry/rollouts/<model>.yaml), by model. */
+  rollouts: Map<string, RolloutDoc>;
   modelRegistryYaml?: YamlFile;
 }
 
@@ -101,7 +104,7 @@ async function readYaml(source: RegistrySource, file: string, problems: Problem[
 
 export async function loadRegistry(source: RegistrySource, options: LoadOptions = {}): Promise<LoadResult> {
   const problems: Problem[] = [];
-  const registry: Registry = { description: source.description, commit: source.commit, models: new Map(), sites: new Map(), groups: new Map() };
+  const registry: Registry = { description: source.description, commit: source.commit, models: new Map(), sites: new Map(), groups: new Map(), rollouts: new Map() };
 
   // ---- model_registry.yaml ----
   const regYaml = await readYaml(source, MODEL_REGISTRY_FILE, problems);
@@ -139,7 +142,7 @@ export async function loadRegistry(source: RegistrySource, options: LoadOptions 
   // ---- registry/<model>/<version>/manifest.yaml ----
   const top = (await source.list(REGISTRY_DIR)) ?? [];
   const modelNames = new Set<string>(declared.keys());
-  for (const ent of top) if (ent.type === 'dir') modelNames.add(ent.name);
+  for (const ent of top) if (ent.type === 'dir' && !reservedModelName(ent.name)) modelNames.add(ent.name);
 
   for (const name of [...modelNames].sort()) {
     const info: ModelInfo = { name, entry: declared.get(name), scheme: null, versions: new Map(), broken: new Set() };
@@ -164,6 +167,21 @@ export async function loadRegistry(source: RegistrySource, options: LoadOptions 
   for (const site of registry.sites.values()) checkSite(registry, site, problems, known);
   for (const group of registry.groups.values()) checkSite(registry, group, problems, known);
   await checkTemplates(source, registry, problems, known);
+
+  // ---- staged rollouts: files in progress and the policies in model_registry.yaml ----
+  registry.rollouts = await loadRollouts(source, problems);
+  const labelKeys = new Set<string>();
+  for (const doc of [...registry.sites.values(), ...registry.groups.values()]) for (const k of Object.keys(doc.data.labels ?? {})) labelKeys.add(k);
+  const rolloutCtx = {
+    declared: (m: string) => (known.names === undefined ? undefined : known.names.has(m)),
+    published: (m: string, v: string) => Boolean(registry.models.get(m)?.versions.has(v) || registry.models.get(m)?.broken.has(v)),
+    population: (m: string) => modelPopulation(registry, m),
+    labelKeys,
+  };
+  checkRollouts(registry.rollouts, rolloutCtx, problems);
+  for (const info of registry.models.values()) {
+    if (info.entry?.rollout && regYaml) checkPolicy(info.name, info.entry.rollout, regYaml, rolloutCtx, problems);
+  }
 
   return { registry, problems: dedupe(problems) };
 }

@@ -99,12 +99,14 @@ async function unlessCurrent<T>(make: () => Promise<T>): Promise<T | AlreadyCurr
 export interface ChangeOptions {
   /** Ctrl-C: honoured until the commit is being written. */
   signal?: AbortSignal;
+  /** Sign the commit (`--sign`). */
+  sign?: (payload: string) => Promise<string>;
 }
 
 export async function promoteVersion(repoDir: string, model: string, version: string, env: NodeJS.ProcessEnv, opts: ChangeOptions = {}): Promise<PromoteResult> {
   const repo = await openWorkRepo(repoDir);
   const r = await unlessCurrent(() => commitOnBranch(repo, {
-    env, signal: opts.signal, what: `refusing to promote ${model} ${version}`,
+    env, signal: opts.signal, sign: opts.sign, what: `refusing to promote ${model} ${version}`,
     prepare: async (base) => {
       const h = await headOf(repo, base);
       await requirePublished(h, model, version);
@@ -149,7 +151,7 @@ const MAX_HISTORY = 10_000;
 export async function rollbackModel(repoDir: string, model: string, env: NodeJS.ProcessEnv, opts: ChangeOptions & { to?: string } = {}): Promise<RollbackResult> {
   const repo = await openWorkRepo(repoDir);
   const r = await unlessCurrent(() => commitOnBranch(repo, {
-    env, signal: opts.signal, what: `refusing to roll back ${model}`,
+    env, signal: opts.signal, sign: opts.sign, what: `refusing to roll back ${model}`,
     prepare: async (base) => {
       const h = await headOf(repo, base);
       const now = entryIn(h.registryText, model);

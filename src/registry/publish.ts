@@ -44,6 +44,8 @@ export interface PublishRequest {
   expectSha256?: Record<string, string>;
   /** Ctrl-C: stops hashing and undoes it; see interrupt.ts. */
   signal?: AbortSignal;
+  /** Sign the commit (`--sign`). */
+  sign?: (payload: string) => Promise<string>;
 }
 
 export interface PublishedFile {
@@ -141,7 +143,7 @@ export async function publishVersion(req: PublishRequest): Promise<PublishResult
     const schemaComment = await pathExists(resolve(repo.dir, 'schemas/manifest.schema.json'));
 
     const result = await commitOnBranch(repo, {
-      env: req.env, signal: req.signal, what: `refusing to publish ${model} ${version}`,
+      env: req.env, signal: req.signal, sign: req.sign, what: `refusing to publish ${model} ${version}`,
       // Under the lock, from the branch as it is now: another publish or promote may have landed while we hashed.
       prepare: async (base) => {
         const registryText = await readRegistryAt(repo, base.tree);
@@ -158,21 +160,23 @@ export async function publishVersion(req: PublishRequest): Promise<PublishResult
           }),
         });
         let createdModel = false;
-        if (req.promote) {
+        // A model with a rollout policy is staged by `promote` (src/rollout/), never switched everywhere by a publish.
+        const promote = req.promote && !hasRolloutPolicy(registryText, model);
+        if (promote) {
           const edit = promoteInText(registryText, model, version, { create: true });
           changes.push({ path: MODEL_REGISTRY_FILE, content: edit.text });
           createdModel = edit.created;
         }
-        const subject = req.message ?? `Publish ${model} ${version}${req.promote ? '' : ' (not promoted)'}`;
-        const body = req.promote
+        const subject = req.message ?? `Publish ${model} ${version}${promote ? '' : ' (not promoted)'}`;
+        const body = promote
           ? `\n\n${current ? `Promote ${model} ${version} (previous: ${current}).` : `New model ${model}, current version ${version}.`}`
           : '';
-        return { message: `${subject}${req.message ? '' : body}`, changes, extra: { current, createdModel } };
+        return { message: `${subject}${req.message ? '' : body}`, changes, extra: { current, createdModel, promote } };
       },
     });
     return {
-      model, version, commit: result.commit, branch: result.branch, files, promoted: req.promote, createdModel: result.extra.createdModel,
-      previous: req.promote ? result.extra.current : undefined,
+      model, version, commit: result.commit, branch: result.branch, files, promoted: result.extra.promote, createdModel: result.extra.createdModel,
+      previous: result.extra.promote ? result.extra.current : undefined,
       objects: cachedObjects(cached).map((o) => ({ oid: o.oid, size: o.size, path: o.path })),
     };
   } catch (err) {
@@ -392,3 +396,11 @@ export function manifestText(m: ManifestInput): string {
   return `${lines.join('\n')}\n`;
 }
 
+
+/** Whether the model's entry in model_registry.yaml has a `rollout:` policy (then promote stages it). */
+function hasRolloutPolicy(registryText: string, model: string): boolean {
+  const models = (parseYamlFile(MODEL_REGISTRY_FILE, registryText).value as { models?: Record<string, unknown> } | null)?.models;
+  if (!models || typeof models !== 'object' || !Object.hasOwn(models, model)) return false;
+  const entry = models[model] as { rollout?: unknown } | null;
+  return Boolean(entry && typeof entry === 'object' && entry.rollout);
+}

@@ -3,7 +3,7 @@
  * a misspelt `curent_version` must fail loudly, not be ignored.
  */
 import { z } from 'zod';
-import { DURATION_RE, durationMs } from '../util/duration.ts';
+import { DURATION_RE, REGISTRY_DURATION_RE, durationMs } from '../util/duration.ts';
 import { unsafeRelativePathReason } from '../util/safe-path.ts';
 
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -34,6 +34,89 @@ export const RelativePath = z.string().superRefine((p, ctx) => {
 });
 
 export const VersionScheme = z.enum(['date', 'semver', 'integer']);
+
+/** `30m`, `2h`, `1h30m`, `90s`, `1d`: how long a wave soaks (util/duration.ts parseDuration). */
+export const SoakDuration = z.string().regex(REGISTRY_DURATION_RE, 'must be a duration such as "30s", "30m", "2h" or "1h30m"');
+
+// ---- staged rollouts (policy in model_registry.yaml, progress in registry/rollouts/<model>.yaml) ----
+
+/** Which sites a wave adds: `all`, or sites whose labels match every pair, or a stable `percent` of the sites running the model. */
+export const WaveSelector = z.union([
+  z.literal('all'),
+  z
+    .strictObject({
+      labels: z.record(z.string(), z.string()).optional(),
+      percent: z.number().min(1, 'must be between 1 and 100').max(100, 'must be between 1 and 100').optional(),
+    })
+    .refine((s) => s.labels !== undefined || s.percent !== undefined, { message: 'give labels, percent or both (or write `all`)' }),
+], { error: 'must be `all` or a mapping with labels and/or percent' });
+export type WaveSelector = z.infer<typeof WaveSelector>;
+
+export const Wave = z.strictObject({
+  name: z.string().regex(NAME_RE, 'must be a simple name'),
+  sites: WaveSelector,
+  /** How long every site of the reached waves must stay Ready on the version before the next wave. */
+  soak: SoakDuration.optional(),
+});
+export type Wave = z.infer<typeof Wave>;
+
+export const HaltRule = z.strictObject({
+  /** Halt when this many sites of the reached waves report Degraded on the version. */
+  degraded: z.int().positive().default(1),
+});
+
+export const RolloutPolicy = z.strictObject({
+  waves: z.array(Wave).min(1, 'a rollout needs at least one wave'),
+  halt: HaltRule.default({ degraded: 1 }),
+});
+export type RolloutPolicy = z.infer<typeof RolloutPolicy>;
+
+export const RolloutStatus = z.enum(['progressing', 'paused', 'halted', 'done']);
+export type RolloutStatus = z.infer<typeof RolloutStatus>;
+
+export const RolloutState = z.strictObject({
+  /** The last wave reached (waves are cumulative). */
+  wave: z.string().min(1),
+  /** When that wave was reached (ISO 8601, UTC): soak counts from here or from each site's Ready, whichever is later. */
+  since: z.iso.datetime({ offset: true, error: 'must be an ISO 8601 time such as "2026-01-15T10:00:00Z"' }),
+  status: RolloutStatus,
+  /** Why the rollout halted or was paused, for people reading the file. */
+  reason: z.string().optional(),
+});
+export type RolloutState = z.infer<typeof RolloutState>;
+
+export const RolloutFile = z.strictObject({
+  model: ModelName,
+  version: Version,
+  from: Version,
+  waves: z.array(Wave).min(1, 'a rollout needs at least one wave'),
+  halt: HaltRule.default({ degraded: 1 }),
+  state: RolloutState,
+});
+export type RolloutFile = z.infer<typeof RolloutFile>;
+
+// ---- maintenance windows (sites/<site>.yaml) ----
+
+export const WEEKDAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
+const HHMM = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$|^24:00$/, 'must be a time of day "HH:MM" (00:00 to 24:00)');
+const TimeZone = z.string().refine((tz) => {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}, { message: 'must be an IANA time zone such as "Europe/Berlin" or "UTC"' });
+
+export const MaintenanceWindow = z.strictObject({
+  /** Days the window starts on; absent = every day. */
+  days: z.array(z.enum(WEEKDAYS, { error: `must be one of ${WEEKDAYS.join(', ')}` })).min(1).optional(),
+  start: HHMM,
+  /** Earlier than start: the window runs past midnight into the next day. */
+  end: HHMM,
+  tz: TimeZone.default('UTC'),
+});
+export type MaintenanceWindow = z.infer<typeof MaintenanceWindow>;
 export type VersionScheme = z.infer<typeof VersionScheme>;
 
 // ---- registry/model_registry.yaml ----
@@ -43,11 +126,14 @@ export const ModelEntry = z.strictObject({
   previous_version: Version.optional(),
   description: z.string().optional(),
   version_scheme: VersionScheme.optional(),
+  /** With a policy, `promote` starts a staged rollout instead of switching every site at once. */
+  rollout: RolloutPolicy.optional(),
 });
 export type ModelEntry = z.infer<typeof ModelEntry>;
 
 export const ModelRegistryFile = z.strictObject({
-  models: z.record(ModelName, ModelEntry),
+  // registry/rollouts/ holds rollouts in progress, so no model may be called that.
+  models: z.record(ModelName.refine((n) => n !== 'rollouts', { message: '"rollouts" is reserved (registry/rollouts/ holds rollouts in progress)' }), ModelEntry),
 });
 export type ModelRegistryFile = z.infer<typeof ModelRegistryFile>;
 
@@ -101,6 +187,8 @@ export const SiteFile = z.strictObject({
   retention: z.strictObject({ keep: z.int().nonnegative() }).optional(),
   bandwidth: z.strictObject({ limit_kbps: z.int().min(MIN_LIMIT_KBPS, `must be at least ${MIN_LIMIT_KBPS} (kilobits per second): a slower limit holds the store lock for hours`) }).optional(),
   templates: z.array(TemplateSpec).optional(),
+  /** When the site may switch versions; absent = any time. */
+  windows: z.array(MaintenanceWindow).optional(),
 });
 export type SiteFile = z.infer<typeof SiteFile>;
 
@@ -130,11 +218,26 @@ export const ServiceSpec = z
   .refine((s) => !(s.restart && s.reload), { message: 'give restart or reload, not both' });
 export type ServiceSpec = z.infer<typeof ServiceSpec>;
 
+/** Which registry commits this site applies: only those signed by a key trusted here (src/trust). */
+export const VerifySpec = z
+  .strictObject({
+    /** ssh-keygen's allowed_signers format: principals (matched against the committer e-mail), options, key. */
+    allowed_signers: z.string().min(1).optional(),
+    /** Armored OpenPGP public keys (`gpg --armor --export`). */
+    gpg_keys: z.string().min(1).optional(),
+    /** tip: the new tip; every: each commit since the last applied one, merged branches included. */
+    mode: z.enum(['tip', 'every']).default('tip'),
+  })
+  .refine((v) => v.allowed_signers !== undefined || v.gpg_keys !== undefined, 'give allowed_signers, gpg_keys or both: a site that trusts no key would apply nothing');
+export type VerifySpec = z.infer<typeof VerifySpec>;
+
 export const AgentConfigFile = z.strictObject({
   site: z.string().regex(NAME_RE, 'must be a site name'),
   registry: z.string().min(1),
   branch: z.string().min(1).default('main'),
   token_file: z.string().optional(),
+  /** HTTP Basic user name sent with the token to the registry's origin (Git and same-origin LFS); default the URL's, else `modelsync`. */
+  username: z.string().min(1).max(256).regex(/^[^:\s]+$/, 'must not contain ":" or spaces (HTTP Basic)').optional(),
   store: z.string().min(1),
   config_dir: z.string().optional(),
   listen: z.string().optional(),
@@ -159,6 +262,7 @@ export const AgentConfigFile = z.strictObject({
     .refine((v) => durationMs(v) >= 1000, 'must be at least 1 s')
     .default('30m'),
   log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
+  verify: VerifySpec.optional(),
 });
 export type AgentConfigFile = z.infer<typeof AgentConfigFile>;
 
@@ -186,4 +290,5 @@ export const FILE_SCHEMAS = {
   'site': SiteFile,
   'agent': AgentConfigFile,
   'tokens': TokensFile,
+  'rollout': RolloutFile,
 } as const;

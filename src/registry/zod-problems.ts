@@ -54,6 +54,8 @@ const KNOWN_KEYS = [
   'models', 'current_version', 'previous_version', 'description', 'version_scheme', 'name', 'version', 'framework', 'source',
   'date_deployed', 'training_metrics', 'files', 'sha256', 'size', 'chunks', 'oid', 'extends', 'labels', 'overrides', 'schedule',
   'retention', 'keep', 'bandwidth', 'limit_kbps', 'templates', 'src', 'dest',
+  'rollout', 'waves', 'sites', 'percent', 'soak', 'halt', 'degraded', 'state', 'wave', 'since', 'status', 'reason', 'from', 'model',
+  'windows', 'days', 'start', 'end', 'tz',
 ];
 
 /**

@@ -11,7 +11,15 @@ import { fsyncDir } from '../util/fsutil.ts';
 /** Create dir and its missing ancestors; returns the directories created, deepest first. */
 export async function mkdirDurable(dir: string): Promise<string[]> {
   const target = resolve(dir);
-  const first = await fsp.mkdir(target, { recursive: true });
+  let first: string | undefined;
+  try {
+    first = await fsp.mkdir(target, { recursive: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    // Node's async recursive mkdir says ENOENT when the filesystem is out of inodes (the sync one
+    // says ENOSPC): make each missing level ourselves, so the real cause (disk full) surfaces.
+    first = await mkdirEachLevel(target);
+  }
   if (first === undefined) return [];
   const created: string[] = [];
   for (let d = target; ; d = dirname(d)) {
@@ -20,4 +28,21 @@ export async function mkdirDurable(dir: string): Promise<string[]> {
   }
   for (const d of created) await fsyncDir(dirname(d));
   return created;
+}
+
+/** mkdir of every missing ancestor of `target` and itself, one level at a time; the first made, or undefined. */
+async function mkdirEachLevel(target: string): Promise<string | undefined> {
+  const missing: string[] = [];
+  for (let d = target; d !== dirname(d); d = dirname(d)) {
+    if (await fsp.stat(d).then(() => true, () => false)) break;
+    missing.unshift(d);
+  }
+  for (const d of missing) {
+    try {
+      await fsp.mkdir(d);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+  return missing[0];
 }

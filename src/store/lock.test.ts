@@ -67,4 +67,23 @@ describe('store lock', () => {
     writeFileSync(path, JSON.stringify({ pid: 1, host: 'some-other-host', since: 'x', purpose: 'remote pass' }));
     await expect(acquireLock(path, 'pass')).rejects.toMatchObject({ code: 'LockedError' });
   });
+
+  it.skipIf(process.getuid?.() !== 0)('after ENOSPC leaves no empty lock file behind: the next pass takes the lock at once', async () => {
+    const mnt = tempDir('lock-enospc-');
+    expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mnt]).status).toBe(0);
+    try {
+      // Fill every block; an inode stays free, so the lock file can be created but not written.
+      spawnSync('dd', ['if=/dev/zero', `of=${join(mnt, 'fill')}`, 'bs=4k'], { encoding: 'utf8' });
+      const path = join(mnt, 'lock');
+      await expect(acquireLock(path, 'pass A')).rejects.toThrow(/disk full/);
+      expect(existsSync(path)).toBe(false);
+      spawnSync('rm', [join(mnt, 'fill')]);
+      const started = Date.now();
+      const l = await acquireLock(path, 'pass B');
+      expect(Date.now() - started).toBeLessThan(1000);
+      await l.release();
+    } finally {
+      spawnSync('umount', ['-l', mnt]);
+    }
+  });
 });

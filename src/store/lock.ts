@@ -10,6 +10,7 @@ import { promises as fsp, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { LockedError, StoreError, isDiskFull } from '../errors.ts';
+import { describeFreeSpace } from '../util/fsutil.ts';
 
 /** An unreadable lock younger than this may be one being written: wait rather than break it. */
 const UNREADABLE_GRACE_MS = 5_000;
@@ -101,9 +102,14 @@ export async function acquireLock(path: string, purpose: string): Promise<StoreL
       try {
         await fh.writeFile(`${JSON.stringify(me)}\n`);
         await fh.sync();
-      } finally {
-        await fh.close();
+      } catch (err) {
+        // Created but not written (disk full: an inode was free, a block was not). Left behind, the
+        // empty file would read as a lock being written and hold off every pass for the grace period.
+        await fh.close().catch(() => {});
+        await fsp.rm(path, { force: true }).catch(() => {});
+        throw err;
       }
+      await fh.close();
       let released = false;
       return {
         path,
@@ -116,7 +122,7 @@ export async function acquireLock(path: string, purpose: string): Promise<StoreL
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'EEXIST') {
-        if (isDiskFull(err)) throw new StoreError(`cannot create the store lock ${path}: disk full`, { path, errno: code }, err);
+        if (isDiskFull(err)) throw new StoreError(`cannot create the store lock ${path}: disk full; ${await describeFreeSpace(path)}`, { path, errno: code, diskFull: true }, err);
         throw new StoreError(`cannot create the store lock ${path}: ${(err as Error).message}`, { path, errno: code }, err);
       }
     }

@@ -59,3 +59,32 @@ export async function readFileOrNull(path: string): Promise<Buffer | null> {
     throw err;
   }
 }
+
+/**
+ * What is left on the filesystem holding `path` (or its nearest existing
+ * parent), for a disk-full message: a full disk may be out of bytes or out of
+ * inodes, and the operator frees space differently for each.
+ */
+export async function describeFreeSpace(path: string): Promise<string> {
+  let dir = path;
+  for (let i = 0; i < 64; i++) {
+    try {
+      const s = await fsp.statfs(dir);
+      const bytes = s.bavail * s.bsize;
+      const what = s.files > 0 && s.ffree === 0 ? 'out of inodes' : bytes < 1 << 20 ? 'out of space' : 'nearly full';
+      return `the filesystem of ${path} is ${what}: ${formatBytes(bytes)} and ${s.ffree} inodes free`;
+    } catch {
+      const up = dirname(dir);
+      if (up === dir) break;
+      dir = up;
+    }
+  }
+  return `cannot tell how full the filesystem of ${path} is`;
+}
+
+function formatBytes(n: number): string {
+  if (n < 1024) return `${n} bytes`;
+  if (n < 1 << 20) return `${(n / 1024).toFixed(0)} KiB`;
+  if (n < 1 << 30) return `${(n / (1 << 20)).toFixed(1)} MiB`;
+  return `${(n / (1 << 30)).toFixed(1)} GiB`;
+}

@@ -131,6 +131,7 @@ describe('health-gated activation', () => {
     const head = reg.head().slice(0, 12);
     expect(st.stdout).toMatch(new RegExp(`^applied commit: (?!${head})[0-9a-f]{12} \\(last attempted ${head}\\)$`, 'm'));
     expect(st.stdout).toContain(`attempted ${head}; running previous 2025-01-01 for face (degraded: 2025-02-01 failed its health check)`);
+    expect(st.status).toBe(4);
   });
 });
 

@@ -7,7 +7,7 @@ import { randomBytes, createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
-import { startHub, type Hub, type HubLimits } from '../../src/hub/index.ts';
+import { startHub, type Hub, type HubLimits, type HubOptions } from '../../src/hub/index.ts';
 import type { Logger } from '../../src/log.ts';
 import { tempDir } from './env.ts';
 
@@ -23,6 +23,11 @@ export interface TestHubOptions {
   data?: string;
   /** Reuse a tokens file written by an earlier startTestHub. */
   tokensFile?: string;
+  /** Seconds between rollout controller rounds (the hub's default otherwise). */
+  rolloutIntervalS?: number;
+  /** A notify.yaml. */
+  notify?: string;
+  notifyDelivery?: HubOptions['notifyDelivery'];
 }
 
 export interface TestSecrets {
@@ -74,7 +79,7 @@ export async function startTestHub(opts: TestHubOptions = {}): Promise<TestHub> 
     tokensFile = join(tempDir('modelsync-tokens-'), 'tokens.yaml');
     writeFileSync(tokensFile, `${lines.join('\n')}\n`);
   }
-  const hub = await startHub({ data, listen: '127.0.0.1:0', tokensFile, heartbeatMs: opts.heartbeatMs, limits: opts.limits, logger: opts.logger });
+  const hub = await startHub({ data, listen: '127.0.0.1:0', tokensFile, heartbeatMs: opts.heartbeatMs, limits: opts.limits, logger: opts.logger, rolloutIntervalS: opts.rolloutIntervalS, notifyFile: opts.notify, notifyDelivery: opts.notifyDelivery });
   running.push(hub);
   const base = new URL(hub.url);
   return {

@@ -250,4 +250,20 @@ describe('LFS client against a hostile server', () => {
     expect(run.result.failed[0]!.error).toBeInstanceOf(ChecksumError);
     expect(readdirSync(run.tmpDir)).toEqual([]);
   });
+
+  it('a committed .lfsconfig naming another host that answers 401 says the token is not sent to other hosts', async () => {
+    const obj = { oid: oidOf('x'), size: 1 };
+    const foreign = await hostile((req, res) => {
+      res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Basic realm="x"' });
+      res.end(JSON.stringify({ message: 'credentials needed' }));
+    });
+    const registry = await hostile((_req, res) => void res.writeHead(500).end());
+    const f = fetcher(registry.url, { lfsconfig: `[lfs]\n\turl = ${foreign.origin}/other.git/info/lfs\n` });
+    const run = await runFetch(f, [obj]);
+    const message = run.result.failed[0]!.error.message;
+    expect(message).toMatch(/401/);
+    expect(message).toContain(`the token is not sent to other hosts: the registry's .lfsconfig points LFS at ${foreign.origin}`);
+    expect(message).not.toMatch(/no token configured/);
+    expect(foreign.requests[0]!.headers.authorization).toBeUndefined();
+  });
 });

@@ -4,6 +4,14 @@
  * with Range, uploads hashed while streaming, and verify. A second server on
  * another port plays presigned-URL storage (S3-like): it wants its own header
  * and must never see our Authorization. Faults are injected per object.
+ *
+ * Options reproduce what hosts we did not write do (docs/lfs.md, "Other
+ * hosts"): a Basic user name that must match (GitLab deploy tokens,
+ * Bitbucket), a 206 that runs to the end of the object whatever range was
+ * asked for, a 200 instead of a 206, `expires_at` instead of `expires_in`,
+ * presigned hrefs that refuse any Authorization header (S3), redirects from
+ * the LFS server to storage. With `gitRoot`, Git smart HTTP is served by
+ * stock `git http-backend` from that directory, behind the same credentials.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, promises as fsp, statSync } from 'node:fs';
@@ -11,6 +19,8 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { runHttpBackend } from '../../src/hub/git-http.ts';
+import { silentLogger } from '../../src/log.ts';
 
 export interface StoredObject {
   oid: string;
@@ -29,7 +39,9 @@ export type DownloadFault =
   /** Answer 200 with the whole object even when a Range was asked for. */
   | { ignoreRange: true }
   /** Redirect (302) to the storage server with a presigned-style `?sig=` URL. */
-  | { redirectToStorage: true };
+  | { redirectToStorage: true }
+  /** Answer a Range with a 206 that starts at this offset instead (a cache serving from its own block boundary). */
+  | { startAt: number };
 
 export interface RequestRecord {
   server: 'lfs' | 'storage';
@@ -37,17 +49,29 @@ export interface RequestRecord {
   path: string;
   headers: IncomingMessage['headers'];
   status?: number;
+  /** Object bytes the server handed to the socket for this request (downloads). */
+  bytes?: number;
 }
 
 export interface LfsTestServerOptions {
   /** When set, the batch API and same-origin transfers need it (Basic password or Bearer). */
   token?: string;
   /** Where download/upload hrefs point: this server, or the separate storage server. */
-  hrefs?: 'same' | 'storage';
+  hrefs?: 'same' | 'storage' | 'presigned';
   /** `expires_in` to give for an object's actions; hrefs really stop working after it. */
   expiresIn?: (oid: string, batchNumber: number) => number | undefined;
   /** Repo path: `/<repo>.git/info/lfs`. */
   repo?: string;
+  /** With a token: the Basic user name that must come with it (403 otherwise, as GitLab answers a wrong user). */
+  username?: string;
+  /** How Range requests are answered: exactly (default), 206 from the asked start to the end of the object, or 200 with everything. */
+  ranges?: 'exact' | 'to-end' | 'ignore';
+  /** Say when actions expire with `expires_at` (RFC 3339) instead of `expires_in`. */
+  expiresAt?: boolean;
+  /** Download hrefs on the LFS server that redirect (with this status) to a presigned storage URL. */
+  redirectStatus?: 301 | 302 | 307;
+  /** A directory holding bare repositories, served over Git smart HTTP by `git http-backend`. */
+  gitRoot?: string;
 }
 
 export class LfsTestServer {
@@ -121,6 +145,11 @@ export class LfsTestServer {
     this.faults.set(oid, [...(this.faults.get(oid) ?? []), ...faults]);
   }
 
+  /** Object bytes sent to clients, all downloads together. */
+  get bytesSent(): number {
+    return this.requests.reduce((n, r) => n + (r.bytes ?? 0), 0);
+  }
+
   downloadsOf(oid: string): RequestRecord[] {
     return this.requests.filter((r) => r.method === 'GET' && r.path.includes(oid));
   }
@@ -142,10 +171,11 @@ export class LfsTestServer {
       const base = `/${this.repo}.git/info/lfs`;
       if (server === 'lfs' && req.method === 'POST' && url.pathname === `${base}/objects/batch`) return await this.batch(req, res);
       if (server === 'lfs' && req.method === 'POST' && url.pathname === `${base}/verify`) return await this.verify(req, res);
+      if (server === 'lfs' && this.options.gitRoot && url.pathname.startsWith(`/${this.repo}.git/`) && !url.pathname.startsWith(base)) return await this.git(req, res, url);
       const m = /\/objects\/([0-9a-f]{64})$/.exec(url.pathname);
       if (m && (server === 'storage' || url.pathname.startsWith(base))) {
         if (!this.transferAllowed(server, req, url, res)) return;
-        if (req.method === 'GET') return await this.download(m[1]!, req, res);
+        if (req.method === 'GET') return await this.download(m[1]!, req, res, rec);
         if (req.method === 'PUT') return await this.upload(m[1]!, req, res);
       }
       json(res, 404, { message: `no route for ${req.method} ${url.pathname}` });
@@ -155,15 +185,37 @@ export class LfsTestServer {
     }
   }
 
-  private authorized(req: IncomingMessage): boolean {
+  /** 'ok', or the status a host answers: 401 without (or with a wrong) token, 403 for the right token with the wrong user. */
+  private access(req: IncomingMessage): 'ok' | 401 | 403 {
     const token = this.options.token;
-    if (!token) return true;
+    if (!token) return 'ok';
+    // GitLab also takes the token in the query string (`?private_token=`).
+    if (new URL(req.url ?? '/', 'http://x').searchParams.get('private_token') === token) return 'ok';
     const h = req.headers.authorization ?? '';
-    if (h === `Bearer ${token}`) return true;
+    if (h === `Bearer ${token}` && this.options.username === undefined) return 'ok';
     const m = /^Basic (.+)$/.exec(h);
-    if (!m) return false;
+    if (!m) return 401;
     const decoded = Buffer.from(m[1]!, 'base64').toString();
-    return decoded.slice(decoded.indexOf(':') + 1) === token;
+    if (decoded.slice(decoded.indexOf(':') + 1) !== token) return 401;
+    if (this.options.username !== undefined && decoded.slice(0, decoded.indexOf(':')) !== this.options.username) return 403;
+    return 'ok';
+  }
+
+  private authorized(req: IncomingMessage): boolean {
+    return this.access(req) === 'ok';
+  }
+
+  private refuse(req: IncomingMessage, res: ServerResponse): void {
+    const status = this.access(req);
+    if (status === 403) return json(res, 403, { message: 'HTTP Basic: Access denied (user name does not match the token)' });
+    res.setHeader('www-authenticate', 'Basic realm="test host"');
+    json(res, 401, { message: 'credentials needed' });
+  }
+
+  /** Git smart HTTP by stock `git http-backend`, behind the same credentials as the LFS API. */
+  private async git(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    if (!this.authorized(req)) return this.refuse(req, res);
+    await runHttpBackend(req, res, { projectRoot: this.options.gitRoot!, pathInfo: url.pathname, query: url.search.slice(1), remoteUser: 'test', maxBodyBytes: 64 << 20, logger: silentLogger });
   }
 
   private transferAllowed(server: 'lfs' | 'storage', req: IncomingMessage, url: URL, res: ServerResponse): boolean {
@@ -173,6 +225,11 @@ export class LfsTestServer {
       return false;
     }
     if (server === 'storage') {
+      // S3 refuses a request that carries a second credential besides the presigned one.
+      if (req.headers.authorization !== undefined) {
+        json(res, 400, { message: 'Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string parameter or the Authorization header should be specified' });
+        return false;
+      }
       // S3-style: the signature may come as a header or in the query string.
       if (req.headers[this.storageHeader.name] !== this.storageHeader.value && url.searchParams.get('sig') !== this.storageHeader.value) {
         json(res, 403, { message: 'missing or wrong storage signature' });
@@ -181,7 +238,7 @@ export class LfsTestServer {
       return true;
     }
     if (!this.authorized(req)) {
-      json(res, 401, { message: 'credentials needed' });
+      this.refuse(req, res);
       return false;
     }
     return true;
@@ -196,17 +253,23 @@ export class LfsTestServer {
       if (fault.retryAfter) res.setHeader('retry-after', fault.retryAfter);
       return json(res, fault.status, { message: `injected batch failure ${fault.status}` });
     }
-    if (!this.authorized(req)) return json(res, 401, { message: 'credentials needed' });
+    if (!this.authorized(req)) return this.refuse(req, res);
     if (req.headers['content-type'] !== 'application/vnd.git-lfs+json') return json(res, 415, { message: 'wrong content type' });
-    const hrefBase = this.options.hrefs === 'storage' ? this.storageOrigin : `${this.lfsOrigin}/${this.repo}.git/info/lfs`;
+    const hrefBase = this.options.hrefs === 'storage' || this.options.hrefs === 'presigned' ? this.storageOrigin : `${this.lfsOrigin}/${this.repo}.git/info/lfs`;
     const objects = body.objects.map((o) => {
       const err = this.objectErrors.get(o.oid);
       if (err) return { oid: o.oid, size: o.size, error: err };
       const have = this.objects.get(o.oid);
       const expiresIn = this.options.expiresIn?.(o.oid, batchNumber);
-      const query = expiresIn === undefined ? '' : `?exp=${Date.now() + expiresIn * 1000}`;
+      const params = new URLSearchParams();
+      if (expiresIn !== undefined) params.set('exp', String(Date.now() + expiresIn * 1000));
+      if (this.options.hrefs === 'presigned') params.set('sig', this.storageHeader.value);
+      const query = params.size ? `?${params}` : '';
       const header = this.options.hrefs === 'storage' ? { [this.storageHeader.name]: this.storageHeader.value } : {};
-      const action = { href: `${hrefBase}/objects/${o.oid}${query}`, header, ...(expiresIn === undefined ? {} : { expires_in: expiresIn }) };
+      const expiry =
+        expiresIn === undefined ? {} : this.options.expiresAt ? { expires_at: new Date(Date.now() + expiresIn * 1000).toISOString() } : { expires_in: expiresIn };
+      // Presigned S3 URLs come with no header map at all.
+      const action = { href: `${hrefBase}/objects/${o.oid}${query}`, ...(this.options.hrefs === 'presigned' ? {} : { header }), ...expiry };
       if (body.operation === 'download') {
         if (!have) return { oid: o.oid, size: o.size, error: { code: 404, message: 'Object does not exist' } };
         return { oid: o.oid, size: have.size, authenticated: true, actions: { download: action } };
@@ -221,11 +284,15 @@ export class LfsTestServer {
     json(res, 200, { transfer: 'basic', objects, hash_algo: 'sha256' }, 'application/vnd.git-lfs+json');
   }
 
-  private async download(oid: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async download(oid: string, req: IncomingMessage, res: ServerResponse, rec: RequestRecord): Promise<void> {
     const obj = this.objects.get(oid);
     if (!obj) return json(res, 404, { message: 'not found' });
     const queue = this.faults.get(oid);
     const fault = queue?.shift();
+    if (this.options.redirectStatus && new URL(req.url ?? '/', 'http://x').pathname.startsWith(`/${this.repo}.git/`) && !(fault && 'status' in fault)) {
+      res.writeHead(this.options.redirectStatus, { location: `${this.storageOrigin}/objects/${oid}?sig=${this.storageHeader.value}` });
+      return void res.end();
+    }
     if (fault && 'redirectToStorage' in fault) {
       res.writeHead(302, { location: `${this.storageOrigin}/objects/${oid}?sig=${this.storageHeader.value}` });
       return void res.end();
@@ -237,9 +304,9 @@ export class LfsTestServer {
     let start = 0;
     let last = obj.size - 1;
     const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
-    if (range && !(fault && 'ignoreRange' in fault)) {
-      start = Number(range[1]);
-      if (range[2]) last = Math.min(last, Number(range[2]));
+    if (range && !(fault && 'ignoreRange' in fault) && this.options.ranges !== 'ignore') {
+      start = fault && 'startAt' in fault ? fault.startAt : Number(range[1]);
+      if (range[2] && this.options.ranges !== 'to-end') last = Math.min(last, Number(range[2]));
       if (start >= obj.size || last < start) {
         res.writeHead(416, { 'content-range': `bytes */${obj.size}` });
         return void res.end();
@@ -269,7 +336,8 @@ export class LfsTestServer {
         return; // stall: leave the response open
       }
       sent += buf.length;
-      if (!(await write(res, buf))) return;
+      rec.bytes = sent;
+        if (!(await write(res, buf))) return;
     }
     res.end();
   }

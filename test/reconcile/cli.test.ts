@@ -72,7 +72,9 @@ describe('modelsync reconcile / status / pin / gc', () => {
     const r = run('reconcile', '--site', 'alpha', '--registry', '.', '--store', store);
     expect(r.status).toBe(3);
     expect(r.stdout).toMatch(/ssd\s+2\s+CONFLICT \(conflict\)/);
-    expect(run('status', '--store', store).stdout).toMatch(/CONFLICT: active 2 newer than declared 1/);
+    const st = run('status', '--store', store);
+    expect(st.stdout).toMatch(/CONFLICT: active 2 newer than declared 1/);
+    expect(st.status).toBe(3);
     expect(run('reconcile', '--site', 'alpha', '--registry', '.', '--store', store, '--force').status).toBe(0);
     expect(readlinkSync(join(store, 'models/ssd/current'))).toBe('1');
   });
