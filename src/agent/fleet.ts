@@ -66,6 +66,7 @@ export function renderFleet(sites: readonly FleetSite[], now = Date.now()): stri
     for (const m of models) if (m.drift) notes.push(`pinned ${m.model} ${m.desired ?? m.active ?? '?'} (declared ${m.declared ?? '?'})`);
     if (s.health === 'Waiting') notes.push('Waiting (window)');
     if (s.lastError && fleetHealth(s) !== 'Ready') notes.push(s.lastError.slice(0, 100));
+    if (s.phase === 'stopped' && fleetHealth(s) !== 'Stopped') notes.push('agent stopped');
     const age = Date.parse(s.receivedAt);
     const stale = staleSeconds(s, now);
     // Everything in a row came from a site's report: escaped, so a report cannot paint the terminal.
@@ -86,10 +87,12 @@ export function renderFleet(sites: readonly FleetSite[], now = Date.now()): stri
 
 /**
  * The health to show: an agent that shut down sent a last report with phase
- * `stopped`; what it said then (often Ready) is no longer watched by anyone.
+ * `stopped`; a Ready it said then is no longer watched by anyone, so it shows
+ * as Stopped (other health stays, with the note "agent stopped").
  */
 export function fleetHealth(s: Pick<FleetSite, 'health' | 'phase'>): string {
-  if (s.phase === 'stopped') return 'Stopped';
+  // Anything else it said (Degraded, Progressing with a verdict owed) stays true, and stays shown.
+  if (s.phase === 'stopped' && (s.health === undefined || s.health === 'Ready')) return 'Stopped';
   return String(s.health ?? 'unknown');
 }
 

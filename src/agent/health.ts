@@ -61,7 +61,8 @@ export async function checkHealth(spec: HealthSpec, deps: HealthDeps): Promise<H
   }
   const ms = clock.now() - started;
   if (deps.signal?.aborted) {
-    return { ok: false, aborted: true, tries, ms, message: `cut short after ${(ms / 1000).toFixed(1)} s of ${spec.timeout_s}s: the agent is stopping; the verdict is owed` };
+    const why = (deps.signal.reason as { name?: string } | undefined)?.name === 'TimeoutError' ? 'the pass reached its deadline (pass_timeout)' : 'the agent is stopping';
+    return { ok: false, aborted: true, tries, ms, message: `cut short after ${(ms / 1000).toFixed(1)} s of ${spec.timeout_s}s: ${why}; the verdict is owed` };
   }
   return { ok: false, tries, ms, message: `${reason || 'not checked'} (${tries} ${tries === 1 ? 'try' : 'tries'} in ${spec.timeout_s}s)` };
 }

@@ -53,6 +53,12 @@ export class PassRunner {
 
   async run(triggers: readonly Trigger[], startedAt: number): Promise<PassRun> {
     const { config } = this.o;
+    const timeoutMs = durationMs(config.pass_timeout);
+    // Health checks stop at the pass's deadline too (the pass keeps its own for its steps). A timer of
+    // our own, cleared below: an AbortSignal.timeout() only AbortSignal.any() refers to may be collected unfired.
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(new DOMException('pass_timeout reached', 'TimeoutError')), timeoutMs);
+    const hookSignal = AbortSignal.any([this.o.signal, deadline.signal]);
     let info: PassInfo | undefined;
     const hooks = buildActivationHooks({
       services: config.services,
@@ -60,7 +66,7 @@ export class PassRunner {
       clock: this.o.clock,
       logger: this.o.logger,
       env: this.o.env,
-      signal: this.o.signal,
+      signal: hookSignal,
       renderTemplates: async (models: readonly ActivatedModel[]) => this.renderTemplates(info, new Set(models.map((m) => m.model))),
     });
     hooks.onRegistry = (i) => {
@@ -89,12 +95,15 @@ export class PassRunner {
         // The agent's clock decides maintenance windows too (tests drive it).
         now: () => new Date(this.o.clock.now()),
         logger: this.o.logger,
-        signal: this.o.signal,
+        // One deadline for the steps and the health checks.
+        signal: hookSignal,
         ...(config.verify ? { verify: config.verify } : {}),
-        timeoutMs: durationMs(config.pass_timeout),
+        timeoutMs,
       });
     } catch (err) {
       result = failedResult(config, err, startedAt);
+    } finally {
+      clearTimeout(timer);
     }
     return { result, info, reports: hooks.reports };
   }

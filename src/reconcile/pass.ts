@@ -84,6 +84,9 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileResult
     unfetched: new Set(),
     stepMs: {},
   };
+  // Our deadline, or the caller's signal aborted as a timeout (the agent shares one with its health checks).
+  const timedOut = (): boolean =>
+    opts.timeoutMs !== undefined && (deadline?.aborted === true || (opts.signal?.aborted === true && (opts.signal.reason as { name?: string } | undefined)?.name === 'TimeoutError'));
   let stepName = '';
   try {
     for (const [name, step] of STEPS) {
@@ -94,14 +97,14 @@ export async function reconcile(opts: ReconcileOptions): Promise<ReconcileResult
       ctx.stepMs[name] = Math.round(performance.now() - t);
       ctx.logger.debug({ step: name, ms: ctx.stepMs[name] }, 'step done');
       // The step stopped on the deadline (its downloads aborted): no later step starts.
-      if (deadline?.aborted) throw passTimedOut(opts.timeoutMs!, name);
+      if (timedOut()) throw passTimedOut(opts.timeoutMs!, name);
       await ctx.barrier(`step:${name}`);
     }
   } catch (err) {
     ctx.errors.push(passError(err));
   }
   // Stopped by its deadline mid-step (a download, a health check): say so first, whatever the step reported.
-  if (deadline?.aborted && !ctx.errors.some((e) => e.code === 'PassTimeoutError')) ctx.errors.unshift(passError(passTimedOut(opts.timeoutMs!, stepName)));
+  if (timedOut() && !ctx.errors.some((e) => e.code === 'PassTimeoutError')) ctx.errors.unshift(passError(passTimedOut(opts.timeoutMs!, stepName)));
   return finish(ctx);
 }
 

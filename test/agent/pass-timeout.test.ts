@@ -63,4 +63,26 @@ describe('pass_timeout', () => {
     expect(current(store, 'face')).toBe('1');
     expect(r.bytesFetched).toBe(content.length - kept);
   });
+
+  it('cuts a health check short at the deadline: the switch stays, the verdict is owed, nothing is marked Degraded', async () => {
+    const reg = TestRegistry.init(tempDir('modelsync-deadline-hc-'), env);
+    reg.addVersion('face', '1', { 'model.bin': bytes(10_000, 1) });
+    reg.setCurrent('face', '1');
+    reg.site('alpha', { models: ['face'] });
+    reg.commit('v1');
+    const store = tempDir('modelsync-deadline-hc-store-');
+    // A health check that never passes within its own 60 s.
+    const services = [{ name: 'stuck', models: ['face'], restart: [process.execPath, '-e', 'process.exit(0)'], health: { command: [process.execPath, '-e', 'process.exit(1)'], timeout_s: 60, interval_s: 0.2 } }];
+    const agent = await startAgent({ site: 'alpha', registry: reg.dir, store, services, pass_timeout: 3, schedule: '0 0 1 1 *' });
+    await waitFor(() => agent.status().lastPass !== null, 'the first pass', 30_000);
+    const s = agent.status();
+    expect(s.lastPass!.errors[0]).toMatchObject({ code: 'PassTimeoutError' });
+    expect(s.lastPass!.durationMs).toBeLessThan(15_000);
+    expect(s.health).not.toBe('Degraded');
+    expect(s.lastPass!.degraded).toEqual([]);
+    expect(current(store, 'face')).toBe('1');
+    expect(s.models.find((m) => m.model === 'face')?.verdictOwed).toMatchObject({ version: '1' });
+    expect(s.services.at(-1)?.health).toMatchObject({ aborted: true, message: expect.stringMatching(/the pass reached its deadline \(pass_timeout\); the verdict is owed/) });
+    await agent.stop();
+  });
 });
