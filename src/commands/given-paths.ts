@@ -6,17 +6,20 @@
  * not a URL`. (A path inside agent.yaml that is wrong is a configuration
  * error, exit 1: the command line was fine.)
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { UsageError } from '../errors.ts';
 import type { CommandContext } from './context.ts';
 
-/** `--store <dir>`: an existing directory that holds a store (models/ or state.json). */
+/**
+ * `--store <dir>`: an existing directory that holds a store (models/ or state.json), or an empty
+ * one: a store no pass has filled yet (status says so, pin can be set before the first pass).
+ */
 export function requireStore(ctx: CommandContext, value: string, flag = '--store'): string {
   const dir = resolve(ctx.cwd, value);
   if (!existsSync(dir)) throw new UsageError(`${flag} ${value} does not exist`, { store: dir });
   if (!statSync(dir).isDirectory()) throw new UsageError(`${flag} ${value} is not a directory`, { store: dir });
-  if (!existsSync(join(dir, 'models')) && !existsSync(join(dir, 'state.json'))) {
+  if (!existsSync(join(dir, 'models')) && !existsSync(join(dir, 'state.json')) && readdirSync(dir).length > 0) {
     throw new UsageError(`${flag} ${value} is not a modelsync store (no models/ or state.json in it; a pass creates them)`, { store: dir });
   }
   return dir;

@@ -102,7 +102,7 @@ describe('self-heal in every state', () => {
     const seen = Date.now() - t0;
     const c = agent.status().conditions.find((x) => x.type === 'Conflict')!;
     expect(c).toMatchObject({ status: true, reason: 'LocalChangeNewer' });
-    expect(c.message).toMatch(/active 2025-03-01 differs from 2025-01-01/);
+    expect(c.message).toMatch(/active 2025-03-01 was put in place on the site \(the registry's 2025-01-01 was applied last\)/);
     // Left alone (a conflict is not overwritten), and the hub was told.
     expect(current(store, 'face')).toBe('2025-03-01');
     await waitFor(async () => {

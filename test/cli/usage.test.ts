@@ -27,14 +27,16 @@ describe('usage errors are exit 2, worded one way', () => {
 
   it('a path the command line names that is not there: does not exist, or is not a store', async () => {
     const cwd = tempDir('cli-usage-paths-');
-    mkdirSync(join(cwd, 'empty'));
+    // A directory holding other things is not a store; an empty one is a store no pass has filled yet.
+    mkdirSync(join(cwd, 'other'));
+    writeFileSync(join(cwd, 'other', 'notes.txt'), 'not a store\n');
     const cases: Array<[string[], string]> = [
       [['status', '--store', '/nonexistent-store'], '--store /nonexistent-store does not exist'],
       [['gc', '--store', '/nonexistent-store'], '--store /nonexistent-store does not exist'],
       [['pin', 'face', '1', '--store', '/nonexistent-store'], '--store /nonexistent-store does not exist'],
       [['list', '--repo', '/nonexistent-repo'], '--repo /nonexistent-repo does not exist'],
-      [['status', '--store', 'empty'], '--store empty is not a modelsync store'],
-      [['gc', '--store', 'empty'], '--store empty is not a modelsync store'],
+      [['status', '--store', 'other'], '--store other is not a modelsync store'],
+      [['gc', '--store', 'other'], '--store other is not a modelsync store'],
       [['status', '--hub', 'http://127.0.0.1:1', '--token-file', 'missing-token'], '--token-file missing-token does not exist'],
       [['reconcile', '--config', 'missing.yaml'], 'missing.yaml'],
     ];
