@@ -29,6 +29,21 @@ describe('status --hub notes and errors', () => {
     expect(table).toContain('pinned face 2026-01-10 (declared 2026-02-01)');
   });
 
+  it("shows the hub's Stale for a site gone silent, and a service that names a model the site does not run", () => {
+    const site = {
+      site: 'beta', receivedAt: new Date(Date.now() - 3_600_000).toISOString(), health: 'Ready', commit: 'c'.repeat(40), stalenessSeconds: 0,
+      condition: 'Stale', conditionReason: 'no report for 1 h (3 × its 15 min schedule)',
+      serviceProblems: [{ service: 'sentinel', model: 'face_recogniton', message: 'x' }],
+      models: [{ model: 'face', declared: '1', desired: '1', active: '1' }],
+    };
+    const table = renderFleet([site]);
+    expect(table).toMatch(/^beta +Stale /m);
+    expect(table).toContain('no report for 1 h (3 × its 15 min schedule)');
+    expect(table).toContain('service sentinel names face_recogniton, which this site does not run');
+    // Without the hub's condition the agent's own word stands.
+    expect(renderFleet([{ ...site, condition: undefined, serviceProblems: undefined }])).toMatch(/^beta +Ready /m);
+  });
+
   it('says no token was given, or that a token lacks the role, rather than "refused"', async () => {
     const answer = (status: number) => (async () => new Response('{}', { status })) as unknown as typeof fetch;
     await expect(fetchFleet('http://hub.test', undefined, answer(401))).rejects.toThrow('the hub needs a token (HTTP 401) and none was given');

@@ -65,6 +65,9 @@ export function renderFleet(sites: readonly FleetSite[], now = Date.now()): stri
     // A break-glass pin is in sync with what the site was told to run, not with the registry: say so.
     for (const m of models) if (m.drift) notes.push(`pinned ${m.model} ${m.desired ?? m.active ?? '?'} (declared ${m.declared ?? '?'})`);
     if (s.health === 'Waiting') notes.push('Waiting (window)');
+    if (s.condition === 'Stale' && typeof s.conditionReason === 'string') notes.push(s.conditionReason.slice(0, 100));
+    // A service naming a model the site does not run is never restarted or checked: the health gate is off for it.
+    for (const p of Array.isArray(s.serviceProblems) ? (s.serviceProblems as Array<{ service?: unknown; model?: unknown }>) : []) notes.push(`service ${String(p.service)} names ${String(p.model)}, which this site does not run`);
     if (s.lastError && fleetHealth(s) !== 'Ready') notes.push(s.lastError.slice(0, 100));
     if (s.phase === 'stopped' && fleetHealth(s) !== 'Stopped') notes.push('agent stopped');
     const age = Date.parse(s.receivedAt);
@@ -90,9 +93,11 @@ export function renderFleet(sites: readonly FleetSite[], now = Date.now()): stri
  * `stopped`; a Ready it said then is no longer watched by anyone, so it shows
  * as Stopped (other health stays, with the note "agent stopped").
  */
-export function fleetHealth(s: Pick<FleetSite, 'health' | 'phase'>): string {
+export function fleetHealth(s: Pick<FleetSite, 'health' | 'phase'> & { condition?: unknown }): string {
   // Anything else it said (Degraded, Progressing with a verdict owed) stays true, and stays shown.
   if (s.phase === 'stopped' && (s.health === undefined || s.health === 'Ready')) return 'Stopped';
+  // Only the hub can know a site went silent: its condition says Stale where the last report cannot.
+  if (s.condition === 'Stale') return 'Stale';
   return String(s.health ?? 'unknown');
 }
 
