@@ -226,17 +226,38 @@ export class CommitSource extends TreeSource {
     this.commit = commit;
   }
 
-  /** Open `rev` (a branch, tag, ref or commit oid) in the repository at gitdir. */
+  /**
+   * Open `rev` in the repository at gitdir: a branch, tag, ref or (abbreviated) commit oid, with
+   * git's ancestry suffixes `~N`, `^` and `^N` (CI jobs say `HEAD~1` and `HEAD^`).
+   */
   static async open(loc: GitLocation, rev: string): Promise<CommitSource> {
+    const m = /^(.+?)((?:~\d*|\^\d*)*)$/.exec(rev);
+    const base = m?.[1] ?? rev;
     let oid: string;
     try {
       // resolveRef returns a full oid unchanged and follows branches, tags and symbolic refs.
-      oid = await git.resolveRef({ fs, gitdir: loc.gitdir, ref: rev });
+      oid = await git.resolveRef({ fs, gitdir: loc.gitdir, ref: base });
     } catch {
       try {
-        oid = await git.expandOid({ fs, gitdir: loc.gitdir, oid: rev });
+        oid = await git.expandOid({ fs, gitdir: loc.gitdir, oid: base });
       } catch {
-        throw new NotFoundError(`cannot resolve ${JSON.stringify(rev)} in ${loc.dir ?? loc.gitdir}`, { rev });
+        throw new NotFoundError(`cannot resolve ${JSON.stringify(rev)} in ${loc.dir ?? loc.gitdir} (give a branch, tag, commit id, optionally with ~N or ^N)`, { rev });
+      }
+    }
+    for (const step of (m?.[2] ?? '').match(/[~^]\d*/g) ?? []) {
+      const n = step.length > 1 ? Number(step.slice(1)) : 1;
+      // ~N walks N first parents; ^N takes the Nth parent (^0 is the commit itself).
+      const walk: Array<number> = step[0] === '~' ? Array.from({ length: n }, () => 0) : n === 0 ? [] : [n - 1];
+      for (const parentIndex of walk) {
+        let parents: string[];
+        try {
+          parents = (await git.readCommit({ fs, gitdir: loc.gitdir, oid })).commit.parent;
+        } catch (err) {
+          throw new GitError(`cannot read commit ${oid} while resolving ${JSON.stringify(rev)}: ${(err as Error).message}`, { rev, oid }, err);
+        }
+        const next = parents[parentIndex];
+        if (!next) throw new NotFoundError(`cannot resolve ${JSON.stringify(rev)} in ${loc.dir ?? loc.gitdir}: commit ${oid.slice(0, 12)} has ${parents.length === 0 ? 'no parent (a shallow clone, or the first commit)' : `only ${parents.length} parent${parents.length === 1 ? '' : 's'}`}`, { rev });
+        oid = next;
       }
     }
     try {
