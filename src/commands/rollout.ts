@@ -123,6 +123,8 @@ async function status(repo: CheckoutRepo, opts: RolloutOptions, ctx: CommandCont
     const sites = w.sites.map((s) => (reports ? `${s} (${cond(s)})` : s)).join(', ') || '(none)';
     lines.push(`  ${w.current ? '▶' : w.reached ? '✓' : ' '} ${w.name.padEnd(12)} ${w.soak ? `soak ${w.soak}`.padEnd(12) : ''.padEnd(12)} ${sites}`);
   }
+  // The rollout's state is what this checkout holds; a controller (the hub's, or rollout run) commits steps upstream.
+  lines.push(`(state as of this checkout's commit ${head.commit.slice(0, 12)}; a controller commits its steps upstream: git pull to see them)`);
   ctx.out(lines.join('\n'));
   return EXIT.ok;
 }

@@ -31,7 +31,7 @@ export interface Person {
 
 /** A registry checkout with a working tree (publish and friends edit files in it). */
 export async function openWorkRepo(dir: string): Promise<WorkRepo> {
-  const loc = await requireGitRepo(resolve(dir), 'publish, promote and rollback');
+  const loc = await requireGitRepo(resolve(dir), 'committing (publish, promote, rollback, rollout)');
   if (!loc.dir) throw new UsageError(`${dir} is a bare repository; publish, promote and rollback need a checkout with a working tree`);
   return { dir: loc.dir, gitdir: loc.gitdir };
 }

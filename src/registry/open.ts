@@ -79,7 +79,7 @@ export async function requireGitRepo(dir: string, why: string, opts: { allowLink
     loc = await findGitDir(dir);
   } catch (err) {
     if (err instanceof ModelsyncError && err.code === 'NotFoundError') {
-      throw new UsageError(`${dir} is not a Git repository (${why} needs one); give --repo <registry checkout>`, { dir });
+      throw new UsageError(`${dir} is not a Git repository, and ${why} works on a registry checkout: run it there or give --repo <registry checkout>`, { dir });
     }
     throw err;
   }
