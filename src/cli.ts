@@ -250,7 +250,7 @@ program
   .argument('<model>')
   .argument('<version>')
   .requiredOption('--hub <url>', 'hub base URL')
-  .option('--sites <selector>', 'site names and * globs, comma-separated (default: every site that carries the model)')
+  .option('--sites <selector>', 'site names and * globs, comma-separated (default: every site that carries the model and is not told by an override or pin to run another version)')
   .option('--timeout <duration>', 'give up after this long: 90s, 10m, 1h', '10m')
   .option('--interval <duration>', 'how often to ask the hub', '1s')
   .option('--token-file <file>', 'token for the hub (or MODELSYNC_TOKEN)')

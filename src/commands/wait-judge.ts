@@ -12,6 +12,11 @@ export interface WaitJudgement {
   degraded: Array<{ site: string; why: string }>;
   /** Sites named by the selector that have not reported (or do not carry the model). */
   missing: string[];
+  /**
+   * Sites that know the registry declares the version but are told to run another (a site
+   * override, a pin): they will never run it, so wait does not wait on them unless named.
+   */
+  held: Array<{ site: string; why: string }>;
 }
 
 /** `beta,edge-*`: names and `*` globs; empty or `*` selects every site that carries the model. */
@@ -37,13 +42,20 @@ function degradedOn(s: FleetSite, model: string, version: string): string | null
 
 export function judgeWait(sites: readonly FleetSite[], model: string, version: string, selector: string | undefined): WaitJudgement {
   const selected = parseSelector(selector);
-  const out: WaitJudgement = { ready: [], progressing: [], degraded: [], missing: [] };
+  const out: WaitJudgement = { ready: [], progressing: [], degraded: [], missing: [], held: [] };
   const seen = new Set<string>();
+  const named = new Set(namedSites(selector));
   for (const s of sites) {
     if (!selected(s.site)) continue;
     const m = (s.models ?? []).find((x) => x.model === model);
     if (!m) continue;
     seen.add(s.site);
+    // Declared here but told otherwise (override, pin): a site that has not yet seen the new
+    // commit still declares the old version, so it is waited on, as it should be.
+    if (m.declared === version && m.desired !== undefined && m.desired !== version && m.active !== version && !named.has(s.site)) {
+      out.held.push({ site: s.site, why: `told to run ${m.desired} (override or pin)` });
+      continue;
+    }
     const bad = degradedOn(s, model, version);
     const condition = typeof s.condition === 'string' ? s.condition : String(s.health ?? 'Unknown');
     if (bad) out.degraded.push({ site: s.site, why: bad });
@@ -62,6 +74,7 @@ export function progressLine(model: string, version: string, j: WaitJudgement, e
   if (j.progressing.length) parts.push(`waiting on ${j.progressing.slice(0, 3).map((p) => `${p.site} (${p.why})`).join(', ')}${j.progressing.length > 3 ? ` +${j.progressing.length - 3}` : ''}`);
   if (j.missing.length) parts.push(`no report yet: ${j.missing.slice(0, 3).join(', ')}${j.missing.length > 3 ? ` +${j.missing.length - 3}` : ''}`);
   if (j.degraded.length) parts.push(`DEGRADED: ${j.degraded.map((d) => d.site).join(', ')}`);
+  if (j.held.length) parts.push(`not waiting on ${j.held.slice(0, 3).map((h) => `${h.site} (${h.why})`).join(', ')}${j.held.length > 3 ? ` +${j.held.length - 3}` : ''}`);
   parts.push(`${Math.round(elapsedMs / 1000)} s`);
   return parts.join(' · ');
 }

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { fleetExitCode, type FleetSite } from '../agent/fleet.ts';
 import { storeExitCode } from '../commands/status.ts';
-import { judgeWait, parseSelector } from '../commands/wait-judge.ts';
+import { judgeWait, parseSelector, progressLine } from '../commands/wait-judge.ts';
 import type { StoreStatus } from '../reconcile/status.ts';
 import { cellFor } from './dashboard/view.ts';
 import { conditionClass, esc } from './dashboard/render.ts';
@@ -82,6 +82,20 @@ describe('wait', () => {
     expect(j.progressing.map((p) => p.site)).toEqual(['b', 'c']);
     expect(j.degraded.map((p) => p.site)).toEqual(['e']);
     expect(judgeWait(sites, 'face', '2', 'a,zz').missing).toEqual(['zz']);
+  });
+  it('does not wait on a site told to run another version (override, pin) unless it is named; one that has not seen the change yet is waited on', () => {
+    const sites = [
+      fs('a', {}),
+      fs('gamma', { models: [{ model: 'face', declared: '2', desired: '1', active: '1' }] }),
+      fs('late', { models: [{ model: 'face', declared: '1', desired: '1', active: '1' }] }),
+    ];
+    const j = judgeWait(sites, 'face', '2', undefined);
+    expect(j.ready).toEqual(['a']);
+    expect(j.held).toEqual([{ site: 'gamma', why: 'told to run 1 (override or pin)' }]);
+    expect(j.progressing.map((p) => p.site)).toEqual(['late']);
+    expect(progressLine('face', '2', j, 3000)).toContain('not waiting on gamma (told to run 1 (override or pin))');
+    // Named, it is waited on (the operator asked for it).
+    expect(judgeWait(sites, 'face', '2', 'gamma').progressing.map((p) => p.site)).toEqual(['gamma']);
   });
 });
 
