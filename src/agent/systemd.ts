@@ -35,7 +35,7 @@ export function privateTmpWarnings(paths: ReadonlyArray<{ what: string; path: st
   for (const { what, path } of paths) {
     if (!/^\/(var\/)?tmp(\/|$)/.test(path) || seen.has(`${what}\0${path}`)) continue;
     seen.add(`${what}\0${path}`);
-    out.push(`${what} ${path} is under ${path.startsWith('/var/tmp') ? '/var/tmp' : '/tmp'}, but the unit sets PrivateTmp=true: the service sees its own empty ${path.startsWith('/var/tmp') ? '/var/tmp' : '/tmp'}, so it would not find it there (and a store there starts empty on every restart). Move it, or remove PrivateTmp=true from the unit`);
+    out.push(`${what} ${path} is under ${path.startsWith('/var/tmp') ? '/var/tmp' : '/tmp'}, but the unit sets PrivateTmp=true: the service sees its own empty ${path.startsWith('/var/tmp') ? '/var/tmp' : '/tmp'}, so it would not find it there${what === 'the store' ? ' (and a store there starts empty on every restart)' : ''}. Move it, or remove PrivateTmp=true from the unit`);
   }
   return out;
 }

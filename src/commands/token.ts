@@ -96,7 +96,7 @@ async function add(file: string, name: string, opts: TokenOptions, ctx: CommandC
   await writeFileAtomic(file, doc.toString({ lineWidth: 0 }), 0o600);
   if (opts.json) printJson(ctx, { name, role: role.data, ...(sites ? { sites } : {}), secret, sha256 });
   else {
-    ctx.out(`added token "${name}" (role ${role.data}${role.data === 'site' ? `, sites ${(sites ?? [name]).join(',')}` : ''}) to ${file}; a running hub picks it up now.`);
+    ctx.out(`added token "${name}" (role ${role.data}${role.data === 'site' ? `, sites ${(sites ?? [name]).join(',')}` : ''}) to ${file}; a hub serving this file (serve --tokens) picks it up within seconds, no restart.`);
     ctx.out('Its secret, shown only this once (the file keeps only its sha256):');
     ctx.out(secret);
   }

@@ -42,10 +42,12 @@ export async function validateCommand(opts: ValidateOptions, ctx: CommandContext
   if (signatures) ctx.out(renderSignatures(signatures));
   if (problems.length === 0) {
     const versions = [...registry.models.values()].reduce((n, m) => n + m.versions.size, 0);
-    ctx.out(`${signatures && !signatures.ok ? 'valid' : 'ok'}: ${source.description} — ${registry.models.size} models, ${versions} versions, ${registry.sites.size} sites`);
+    ctx.out(`${signatures && !signatures.ok ? 'valid' : 'ok'}: ${source.description} — ${count(registry.models.size, 'model')}, ${count(versions, 'version')}, ${count(registry.sites.size, 'site')}`);
   } else {
     ctx.out(problems.map(formatProblem).join('\n'));
     ctx.out(`${problems.length} problem${problems.length === 1 ? '' : 's'} in ${source.description}`);
   }
   return ok ? EXIT.ok : EXIT.error;
 }
+
+const count = (n: number, one: string): string => `${n} ${one}${n === 1 ? '' : 's'}`;

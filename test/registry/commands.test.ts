@@ -299,7 +299,7 @@ describe('interop with a registry written by stock git + git-lfs', () => {
     git(['commit', '-qm', 'hand-made registry'], { cwd: repo, env });
     expect(git(['show', 'HEAD:registry/det/2025-01-01/nets/w.bin'], { cwd: repo, env }).stdout).toBe(formatPointer({ oid: sha(weights), size: weights.length }));
     expect(ok(['validate', '--rev', 'HEAD'], repo)).toContain('ok: commit');
-    expect(ok(['validate'], repo)).toContain('ok: working tree — 1 models, 1 versions, 1 sites');
+    expect(ok(['validate'], repo)).toContain('ok: working tree — 1 model, 1 version, 1 site');
     expect(ok(['validate', '--staged'], repo)).toContain('ok: index');
     // A wrong hash in a hand-written manifest is caught against the pointer, too.
     const m = join(repo, 'registry/det/2025-01-01/manifest.yaml');

@@ -118,7 +118,7 @@ describe('registry commands pointed at the wrong place', () => {
     expect(out[0]).toMatch(/^MODEL +CURRENT +PREVIOUS +VERSIONS$/);
     expect(out[1]).toMatch(/^det +1 +- +1$/);
     expect(await validateCommand({ repo: bare }, ctx(root, out))).toBe(0);
-    expect(out.at(-1)).toMatch(/^ok: commit [0-9a-f]{12} — 1 models, 1 versions, 1 sites$/);
+    expect(out.at(-1)).toMatch(/^ok: commit [0-9a-f]{12} — 1 model, 1 version, 1 site$/);
     git(['symbolic-ref', 'HEAD', 'refs/heads/master'], { cwd: bare, env });
     expect(await usage(listCommand({ repo: bare }, ctx(root)))).toContain('HEAD names a branch with no commits; give --rev <branch> (branches: main)');
     expect(await validateCommand({ repo: bare, rev: 'main' }, ctx(root))).toBe(0);
@@ -149,10 +149,10 @@ describe('registry commands pointed at the wrong place', () => {
     const out: string[] = [];
     for (const opts of [{}, { rev: 'HEAD' }, { staged: true }]) {
       expect(await validateCommand({ repo: wt, ...opts }, ctx(root, out))).toBe(0);
-      expect(out.at(-1)).toContain('2 models, 2 versions, 1 sites');
+      expect(out.at(-1)).toContain('2 models, 2 versions, 1 site');
     }
     expect(await validateCommand({ repo, rev: 'HEAD' }, ctx(root, out))).toBe(0);
-    expect(out.at(-1)).toContain('1 models, 1 versions, 1 sites');
+    expect(out.at(-1)).toContain('1 model, 1 version, 1 site');
     for (const name of ['publish', 'promote', 'rollback']) {
       expect(await usage(commands[name]!(wt, root))).toContain('is a linked worktree (git worktree), where modelsync cannot commit');
     }
@@ -162,7 +162,7 @@ describe('registry commands pointed at the wrong place', () => {
     const repo = registry(join(tempDir(), 'reg'));
     const out: string[] = [];
     expect(await validateCommand({}, ctx(join(repo, 'registry/det'), out))).toBe(0);
-    expect(out.at(-1)).toContain('ok: working tree — 1 models, 1 versions, 1 sites');
+    expect(out.at(-1)).toContain('ok: working tree — 1 model, 1 version, 1 site');
     expect(await usage(validateCommand({}, ctx(tempDir())))).toContain('is not a modelsync registry');
   });
 
