@@ -7,7 +7,7 @@
  * (untrusted)") passes through as the agent spelled it, so new ones never
  * break the page or the metrics.
  */
-import { nextCronRun } from '../agent/schedule.ts';
+import { nextCronRun } from '../util/cron-next.ts';
 
 /** The conditions the dashboard colours; others are shown neutrally. */
 export const KNOWN_CONDITIONS = ['Ready', 'Progressing', 'Degraded', 'Conflict', 'Waiting', 'Stale', 'Stopped', 'Failed', 'Stalled'] as const;
