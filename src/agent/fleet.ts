@@ -124,8 +124,9 @@ export async function hubStatusCommand(opts: { hub?: string; tokenFile?: string;
   const token = readToken(opts.tokenFile, ctx);
   if (!opts.watch) {
     const sites = await fetchFleet(opts.hub!, token);
-    if (opts.json) printJson(ctx, { hub: redactUrl(opts.hub!), sites });
-    else ctx.out(renderFleet(sites));
+    const rollouts = await fetchRollouts(opts.hub!, token);
+    if (opts.json) printJson(ctx, { hub: redactUrl(opts.hub!), sites, ...(rollouts ? { rollouts } : {}) });
+    else ctx.out(renderFleet(sites) + (rollouts?.length ? `\n\n${renderRollouts(rollouts)}` : ''));
     return fleetExitCode(sites);
   }
   // --watch: redraw on a terminal, print on change otherwise; Ctrl-C ends it with the last state's code.
@@ -137,7 +138,8 @@ export async function hubStatusCommand(opts: { hub?: string; tokenFile?: string;
     try {
       const sites = await fetchFleet(opts.hub!, token);
       code = fleetExitCode(sites);
-      text = opts.json ? JSON.stringify({ hub: redactUrl(opts.hub!), sites }) : renderFleet(sites);
+      const rollouts = await fetchRollouts(opts.hub!, token);
+      text = opts.json ? JSON.stringify({ hub: redactUrl(opts.hub!), sites, ...(rollouts ? { rollouts } : {}) }) : renderFleet(sites) + (rollouts?.length ? `\n\n${renderRollouts(rollouts)}` : '');
     } catch (err) {
       text = `cannot read the fleet: ${errorMessage(err)} (retrying)`;
     }
@@ -159,4 +161,45 @@ function signalOnInterrupt(): AbortSignal {
   process.once('SIGINT', () => c.abort());
   process.once('SIGTERM', () => c.abort());
   return c.signal;
+}
+
+export interface HubRollout {
+  repo?: string;
+  model: string;
+  version: string;
+  from: string;
+  status: string;
+  since?: string;
+  reason?: string;
+  waves: Array<{ name: string; sites: string[]; reached?: boolean; current?: boolean; soak?: string }>;
+}
+
+/**
+ * The hub's staged rollouts (GET /api/v1/rollouts), or undefined where there are none to
+ * show: an older hub (404), a site token (403), a hub without the controller. Never fatal:
+ * the fleet table is what status is for.
+ */
+export async function fetchRollouts(hub: string, token: string | undefined, fetchImpl: typeof fetch = fetch): Promise<HubRollout[] | undefined> {
+  try {
+    const res = await fetchImpl(`${hub.replace(/\/+$/, '')}/api/v1/rollouts`, { headers: { accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, signal: AbortSignal.timeout(15_000) });
+    if (!res.ok) return undefined;
+    const body = (await res.json()) as { rollouts?: unknown };
+    return Array.isArray(body.rollouts) ? (body.rollouts as HubRollout[]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** One block per rollout: where it stands, and each wave with its sites (▶ current, ✓ reached). */
+export function renderRollouts(rollouts: readonly HubRollout[]): string {
+  const lines: string[] = [];
+  for (const r of rollouts) {
+    lines.push(`rollout ${r.repo ? `${r.repo}: ` : ''}${r.model} ${r.from} → ${r.version}: ${r.status}${r.reason ? ` (${r.reason})` : ''}`);
+    for (const w of Array.isArray(r.waves) ? r.waves : []) {
+      const sites = Array.isArray(w.sites) ? w.sites : [];
+      lines.push(`  ${w.current ? '▶' : w.reached ? '✓' : ' '} ${String(w.name).padEnd(12)} ${sites.slice(0, 20).join(', ') || '(no site)'}${sites.length > 20 ? ` and ${sites.length - 20} more` : ''}`);
+    }
+  }
+  // Registry text (model names, a halt reason): escaped like every other line from outside.
+  return lines.map(escapeControl).join('\n');
 }

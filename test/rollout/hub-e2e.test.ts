@@ -102,5 +102,12 @@ describe('staged rollout through the hub', () => {
     const { rollouts } = (await (await fetch(`${th.url}/api/v1/rollouts`)).json()) as { rollouts: Array<Record<string, unknown> & { waves: Array<Record<string, unknown>> }> };
     expect(rollouts[0]).toMatchObject({ repo: 'registry', model: 'face', version: '2', from: '1', status: 'halted' });
     expect(rollouts[0]!.waves.map((w) => [w.name, w.sites])).toEqual([['canary', ['alpha']], ['early', ['beta', 'gamma']], ['all', ['delta', 'epsilon']]]);
+    // status --hub shows it under the fleet, and the dashboard lists it.
+    const st = await cliAsync(['status', '--hub', th.url], { cwd: reg.dir, env });
+    expect(st.stdout).toMatch(/^rollout registry: face 1 → 2: halted/m);
+    expect(st.stdout).toMatch(/^ {2}[ ✓▶] early +beta, gamma$/m);
+    const page = await (await fetch(`${th.url}/`)).text();
+    expect(page).toContain('Rollouts in progress');
+    expect(page).toMatch(/<td[^>]*>face<\/td><td[^>]*>2<\/td><td[^>]*>1<\/td>/);
   }, 120_000);
 });
