@@ -78,7 +78,20 @@ describe('agent with verify: against a local registry', () => {
     const st = await cliAsync(['status', '--store', store], { cwd: store, env });
     expect(st.stdout).toContain(`Stalled (untrusted): nothing of commit ${tip.slice(0, 12)} is applied`);
 
-    // Not retried: a failing pass of any other kind is retried after 100 ms here.
+    // Not retried: a failing pass of any other kind is retried after 100 ms here. The registry
+    // watch may still deliver an event of the commits above (late on a loaded machine): wait until
+    // passes settle first; a refused commit retried every 100 ms never would.
+    let seen = agent.passes;
+    let settledSince = Date.now();
+    const giveUp = Date.now() + 15_000;
+    while (Date.now() - settledSince < 700) {
+      if (Date.now() > giveUp) throw new Error(`passes never settle (${agent.passes}): the refused commit is being retried`);
+      await new Promise((r) => setTimeout(r, 50));
+      if (agent.passes !== seen) {
+        seen = agent.passes;
+        settledSince = Date.now();
+      }
+    }
     const passes = agent.passes;
     await new Promise((r) => setTimeout(r, 600));
     expect(agent.passes).toBe(passes);
