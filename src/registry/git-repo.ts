@@ -305,10 +305,27 @@ export async function commitOnBranch<T>(repo: WorkRepo, req: CommitRequest<T>): 
  * reflogs, so `git reflog` shows modelsync's commits like any other.
  */
 async function updateBranch(repo: WorkRepo, branch: string, from: string | null, to: string, who: Person, reason: string): Promise<void> {
-  const ref = join(repo.gitdir, 'refs', 'heads', ...branch.split('/'));
+  await moveBranchLocked(repo.gitdir, branch, from, to, () => branchHead(repo, branch));
+  const secs = Math.floor(Date.now() / 1000);
+  const off = -new Date().getTimezoneOffset();
+  const tz = `${off >= 0 ? '+' : '-'}${String(Math.floor(Math.abs(off) / 60)).padStart(2, '0')}${String(Math.abs(off) % 60).padStart(2, '0')}`;
+  const line = `${from ?? '0'.repeat(40)} ${to} ${who.name} <${who.email}> ${secs} ${tz}\t${reason.replace(/\n/g, ' ')}\n`;
+  // The reflog is a convenience: failing to write it must not fail a commit that is made.
+  for (const log of [join(repo.gitdir, 'logs', 'refs', 'heads', ...branch.split('/')), join(repo.gitdir, 'logs', 'HEAD')]) {
+    await fsp.mkdir(dirname(log), { recursive: true }).then(() => fsp.appendFile(log, line)).catch(() => {});
+  }
+}
+
+/**
+ * Point `refs/heads/<branch>` at `to` as git does: `<ref>.lock` created exclusively, checked
+ * that the branch still points at `from` (read by `current`), written, fsynced and renamed over
+ * the ref, so a reader (http-backend serving an agent) never sees a half-written ref.
+ */
+export async function moveBranchLocked(gitdir: string, branch: string, from: string | null, to: string, current: () => Promise<string | null | undefined>): Promise<void> {
+  const ref = join(gitdir, 'refs', 'heads', ...branch.split('/'));
   const lock = `${ref}.lock`;
   await fsp.mkdir(dirname(ref), { recursive: true });
-  let fh;
+  let fh: fsp.FileHandle | undefined;
   try {
     fh = await fsp.open(lock, 'wx');
   } catch (err) {
@@ -316,7 +333,7 @@ async function updateBranch(repo: WorkRepo, branch: string, from: string | null,
     throw err;
   }
   try {
-    const now = await branchHead(repo, branch);
+    const now = (await current()) ?? null;
     if (now !== from) throw new GitError(`branch ${branch} moved while committing (now ${now?.slice(0, 12)}); nothing was committed, try again`, { branch });
     await fh.writeFile(`${to}\n`);
     await fh.sync();
@@ -327,14 +344,6 @@ async function updateBranch(repo: WorkRepo, branch: string, from: string | null,
     await fh?.close().catch(() => {});
     await fsp.rm(lock, { force: true }).catch(() => {});
     throw err;
-  }
-  const secs = Math.floor(Date.now() / 1000);
-  const off = -new Date().getTimezoneOffset();
-  const tz = `${off >= 0 ? '+' : '-'}${String(Math.floor(Math.abs(off) / 60)).padStart(2, '0')}${String(Math.abs(off) % 60).padStart(2, '0')}`;
-  const line = `${from ?? '0'.repeat(40)} ${to} ${who.name} <${who.email}> ${secs} ${tz}\t${reason.replace(/\n/g, ' ')}\n`;
-  // The reflog is a convenience: failing to write it must not fail a commit that is made.
-  for (const log of [join(repo.gitdir, 'logs', 'refs', 'heads', ...branch.split('/')), join(repo.gitdir, 'logs', 'HEAD')]) {
-    await fsp.mkdir(dirname(log), { recursive: true }).then(() => fsp.appendFile(log, line)).catch(() => {});
   }
 }
 

@@ -6,11 +6,9 @@
  * branch moved since it was decided.
  */
 import * as fs from 'node:fs';
-import { promises as fsp } from 'node:fs';
-import { dirname, join } from 'node:path';
 import git from 'isomorphic-git';
-import { GitError, LockedError, ValidationError, type Problem } from '../errors.ts';
-import { buildTree, commitOnBranch, commitTreeOid, currentBranch, branchHead, openWorkRepo, resolveAuthor, type TreeChange, type WorkRepo } from '../registry/git-repo.ts';
+import { GitError, ValidationError, type Problem } from '../errors.ts';
+import { buildTree, commitOnBranch, commitTreeOid, currentBranch, branchHead, moveBranchLocked, openWorkRepo, resolveAuthor, type TreeChange, type WorkRepo } from '../registry/git-repo.ts';
 import { loadRegistry, type Registry } from '../registry/load.ts';
 import { CommitSource, TreeSource, type RegistrySource } from '../registry/source.ts';
 import type { Step } from './steps.ts';
@@ -115,27 +113,6 @@ export class BareRepo implements RolloutRepo {
    * serving an agent) never sees a half-written ref.
    */
   private async moveBranch(from: string, to: string): Promise<void> {
-    const ref = join(this.gitdir, 'refs', 'heads', ...this.branch.split('/'));
-    const lock = `${ref}.lock`;
-    await fsp.mkdir(dirname(ref), { recursive: true });
-    let fh: fsp.FileHandle | undefined;
-    try {
-      fh = await fsp.open(lock, 'wx');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new LockedError(`branch ${this.branch} is being updated (${lock} exists); nothing was committed`, { lock });
-      throw err;
-    }
-    try {
-      if ((await this.tip()) !== from) throw new GitError(`branch ${this.branch} moved while committing; nothing was committed`, { branch: this.branch });
-      await fh.writeFile(`${to}\n`);
-      await fh.sync();
-      await fh.close();
-      fh = undefined;
-      await fsp.rename(lock, ref);
-    } catch (err) {
-      await fh?.close().catch(() => {});
-      await fsp.rm(lock, { force: true }).catch(() => {});
-      throw err;
-    }
+    await moveBranchLocked(this.gitdir, this.branch, from, to, () => this.tip());
   }
 }
