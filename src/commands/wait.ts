@@ -7,6 +7,7 @@
  */
 import { fetchFleet } from '../agent/fleet.ts';
 import { UsageError } from '../errors.ts';
+import { parseDuration } from '../util/duration.ts';
 import { redactUrl } from '../util/redact.ts';
 import { EXIT, printJson, type CommandContext } from './context.ts';
 import { readToken } from './reconcile.ts';
@@ -25,17 +26,18 @@ export interface WaitOptions {
   json?: boolean;
 }
 
-export function parseDuration(text: string, what: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  if (!m) throw new UsageError(`${what} must be a duration like 90s, 10m or 1h, got ${JSON.stringify(text)}`);
-  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+/** A flag's duration (`90s`, `10m`, `1h`, a bare number of seconds), or a usage error naming the flag. */
+function flagDuration(text: string, what: string): number {
+  const ms = parseDuration(text);
+  if (ms === null) throw new UsageError(`${what} must be a duration like 90s, 10m or 1h, got ${JSON.stringify(text)}`);
+  return ms;
 }
 
 export async function waitCommand(opts: WaitOptions, ctx: CommandContext, deps: { progress?: (line: string, final: boolean) => void; now?: () => number } = {}): Promise<number> {
   if (!opts.model || !opts.version) throw new UsageError('usage: modelsync wait <model> <version> --hub <url> [--sites sel] [--timeout 10m]');
   if (!opts.hub) throw new UsageError('wait needs --hub <url>');
-  const timeoutMs = parseDuration(opts.timeout ?? '10m', '--timeout');
-  const intervalMs = Math.max(100, parseDuration(opts.interval ?? '1s', '--interval'));
+  const timeoutMs = flagDuration(opts.timeout ?? '10m', '--timeout');
+  const intervalMs = Math.max(100, flagDuration(opts.interval ?? '1s', '--interval'));
   const token = readToken(opts.tokenFile, ctx);
   const now = deps.now ?? Date.now;
   const progress = deps.progress ?? stderrProgress();

@@ -3,7 +3,7 @@
  * a misspelt `curent_version` must fail loudly, not be ignored.
  */
 import { z } from 'zod';
-import { DURATION_RE, REGISTRY_DURATION_RE, durationMs } from '../util/duration.ts';
+import { DURATION_RE, durationMs } from '../util/duration.ts';
 import { unsafeRelativePathReason } from '../util/safe-path.ts';
 
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -36,7 +36,7 @@ export const RelativePath = z.string().superRefine((p, ctx) => {
 export const VersionScheme = z.enum(['date', 'semver', 'integer']);
 
 /** `30m`, `2h`, `1h30m`, `90s`, `1d`: how long a wave soaks (util/duration.ts parseDuration). */
-export const SoakDuration = z.string().regex(REGISTRY_DURATION_RE, 'must be a duration such as "30s", "30m", "2h" or "1h30m"');
+export const SoakDuration = z.string().regex(DURATION_RE, 'must be a duration such as "30s", "30m", "2h" or "1h30m"');
 
 // ---- staged rollouts (policy in model_registry.yaml, progress in registry/rollouts/<model>.yaml) ----
 
@@ -258,7 +258,7 @@ export const AgentConfigFile = z.strictObject({
    * partial downloads and releases the store lock, so a server that keeps stalling cannot hold a site.
    */
   pass_timeout: z
-    .union([z.number().positive(), z.string().regex(DURATION_RE, 'must be a duration: seconds, or a number with ms, s, m or h (e.g. "30m")')])
+    .union([z.number().positive(), z.string().regex(DURATION_RE, 'must be a duration: seconds, or numbers with ms, s, m, h or d (e.g. "30m", "1h30m")')])
     .refine((v) => durationMs(v) >= 1000, 'must be at least 1 s')
     .default('30m'),
   log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),

@@ -1,32 +1,24 @@
 /**
- * Durations in config: a number of seconds, or a number with a unit
- * (`90s`, `30m`, `1.5h`, `500ms`).
+ * Durations, one grammar for agent.yaml, registry files and flags: a bare
+ * number of seconds (`90`, `1.5`), or one or more numbers with a unit
+ * (`500ms`, `90s`, `30m`, `1.5h`, `1h30m`, `1d`).
  */
-export const DURATION_RE = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/;
+export const DURATION_RE = /^\s*(?:\d+(?:\.\d+)?|(?:\d+(?:\.\d+)?(?:ms|[smhd]))+)\s*$/;
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** Milliseconds of a duration (a bare number is seconds); NaN when it is not one. */
-export function durationMs(value: number | string): number {
-  if (typeof value === 'number') return value * 1000;
-  const m = DURATION_RE.exec(value);
-  return m ? Number(m[1]) * UNIT_MS[m[2] ?? 's']! : NaN;
-}
-
-/**
- * Durations as registry files write them (a wave's `soak`): one or more
- * whole numbers with a unit, `30s`, `30m`, `2h`, `1h30m`, `1d`, `500ms`.
- */
-const REGISTRY_UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-export const REGISTRY_DURATION_RE = /^(?:\d+(?:ms|[smhd]))+$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /** Milliseconds, or null when `text` is not a duration. */
 export function parseDuration(text: string): number | null {
-  if (!REGISTRY_DURATION_RE.test(text)) return null;
+  if (!DURATION_RE.test(text)) return null;
   let total = 0;
-  for (const m of text.matchAll(/(\d+)(ms|[smhd])/g)) total += Number(m[1]) * REGISTRY_UNIT_MS[m[2]!]!;
+  for (const m of text.matchAll(/(\d+(?:\.\d+)?)(ms|[smhd])?/g)) total += Number(m[1]) * UNIT_MS[m[2] ?? 's']!;
   return total;
+}
+
+/** Milliseconds of a duration (a number is seconds); NaN when it is not one. */
+export function durationMs(value: number | string): number {
+  if (typeof value === 'number') return value * 1000;
+  return parseDuration(value) ?? NaN;
 }
 
 /** `1h30m` from milliseconds, for messages (whole seconds; below a second, ms). */
