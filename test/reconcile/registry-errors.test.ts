@@ -3,15 +3,15 @@
  * cache, and errors that send the operator the right way (a stalled server,
  * a full disk), against stock `git http-backend` and a server that stalls.
  */
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { reconcile } from '../../src/reconcile/index.ts';
 import { gitAsync, isolatedGitEnv, tempDir } from '../helpers/env.ts';
+import { canMount, mountTmpfs } from '../helpers/tmpfs.ts';
 import { LfsTestServer } from '../lfs/server.ts';
 import { TestRegistry } from './helpers/registry.ts';
 
@@ -109,23 +109,7 @@ describe('registry fetch errors that say what happened (issue 9 item 6)', () => 
   });
 });
 
-function canMount(): boolean {
-  if (process.getuid?.() !== 0) return false;
-  const probe = tempDir('tmpfs-probe-');
-  const ok = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', probe]).status === 0;
-  if (ok) spawnSync('umount', [probe]);
-  return ok;
-}
-const mounted: string[] = [];
-afterAll(() => {
-  for (const m of mounted) spawnSync('umount', ['-l', m]);
-});
-function tmpfs(opts: string): string {
-  const mnt = tempDir('reg-errors-mnt-');
-  expect(spawnSync('mount', ['-t', 'tmpfs', '-o', opts, 'tmpfs', mnt]).status).toBe(0);
-  mounted.push(mnt);
-  return mnt;
-}
+const tmpfs = (opts: string): string => mountTmpfs(opts, 'reg-errors-mnt-');
 
 describe.skipIf(!canMount())('a full disk is reported as a full disk (issue 9 item 6)', () => {
   it('out of bytes while the registry pack is written: disk full, with what is left, not a NetworkError', async () => {

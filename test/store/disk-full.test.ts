@@ -5,24 +5,12 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readlinkSync, readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { reconcile, type ReconcileOptions } from '../../src/reconcile/index.ts';
 import { isolatedGitEnv, tempDir } from '../helpers/env.ts';
+import { canMount, mountTmpfs } from '../helpers/tmpfs.ts';
 import { localFetcherFactory } from '../reconcile/helpers/local-fetcher.ts';
 import { TestRegistry } from '../reconcile/helpers/registry.ts';
-
-function canMount(): boolean {
-  if (process.getuid?.() !== 0) return false;
-  const probe = tempDir('tmpfs-probe-');
-  const ok = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', probe]).status === 0;
-  if (ok) spawnSync('umount', [probe]);
-  return ok;
-}
-
-const mounted: string[] = [];
-afterAll(() => {
-  for (const m of mounted) spawnSync('umount', ['-l', m]);
-});
 
 describe.skipIf(!canMount())('disk full', () => {
   it('fails with a clear error, keeps the store consistent, and recovers once there is room', async () => {
@@ -36,9 +24,7 @@ describe.skipIf(!canMount())('disk full', () => {
     reg.site('alpha', {});
     reg.commit('v1');
 
-    const mnt = tempDir('df-mnt-');
-    expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt]).status).toBe(0);
-    mounted.push(mnt);
+    const mnt = mountTmpfs('size=1m', 'df-mnt-');
     const store = join(mnt, 'store');
     mkdirSync(store);
     const pass = (over: Partial<ReconcileOptions> = {}) =>
