@@ -47,8 +47,10 @@ describe('SSH signatures made by git commit -S (gpg.format=ssh)', () => {
     const v = await verifyCommitObject(await ssh([id]), await raw(dir, oid), now());
     expect(v).toMatchObject({ trusted: true, format: 'ssh' });
     // Stock git agrees it is a good signature by that key.
-    writeTree(dir, { '../allowed': allowedSignersLine(id) });
-    expect(runGit(['-c', `gpg.ssh.allowedSignersFile=${join(dir, '../allowed')}`, 'verify-commit', oid], { cwd: dir, env, allowFail: true }).status).toBe(0);
+    // Outside the repo (which may sit right under the system temp dir): in a temp dir of its own.
+    const allowed = join(tempDir('trust-allowed-'), 'allowed_signers');
+    fs.writeFileSync(allowed, allowedSignersLine(id));
+    expect(runGit(['-c', `gpg.ssh.allowedSignersFile=${allowed}`, 'verify-commit', oid], { cwd: dir, env, allowFail: true }).status).toBe(0);
   });
 
   it('refuses an unknown key, naming its fingerprint', async () => {
