@@ -1,33 +1,35 @@
 /**
- * The hub's HTTP front: routes a request, decides who is asking and whether
- * they may, then hands it to Git (http-backend), the LFS object store, the
- * event stream or the fleet status store. Errors come back in the format the
- * caller's client understands: LFS JSON for LFS, plain text for Git, JSON for
- * the API.
+ * The hub's HTTP front: routes a request and hands it to Git (routes-git),
+ * the LFS API (routes-lfs) or the hub's own API (routes-api), each of which
+ * asks the gate who is asking and whether they may. Errors come back in the
+ * format the caller's client understands: LFS JSON for LFS, plain text for
+ * Git, JSON for the API.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { createHash } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../log.ts';
 import { SHA256_RE } from '../util/hash.ts';
-import { ActionTokens, LOOPBACK_IDENTITY, credentialsFrom, maySiteReport, roleAtLeast, type ActionOp, type Identity, type Role, type TokenTable } from './auth.ts';
+import { listenError } from '../util/listen-error.ts';
+import { ActionTokens, type TokenTable } from './auth.ts';
+import { HistoryCache } from './dashboard/index.ts';
 import { EventHub } from './events.ts';
-import { runHttpBackend } from './git-http.ts';
-import { HttpError, JSON_TYPE, LFS_TYPE, isLoopback, isLoopbackHost, nestedDeeperThan, readJsonBody, requireMediaType, sendJson, sendText } from './http-util.ts';
-import { parseBatchRequest, planBatch, type BatchAction } from './lfs-batch.ts';
+import { registerSiteMetrics } from './fleet-metrics.ts';
+import { Gate } from './gate.ts';
+import { HttpError, JSON_TYPE, LFS_TYPE, sendJson, sendText } from './http-util.ts';
 import { LfsObjects } from './lfs-objects.ts';
 import type { HubLimits } from './limits.ts';
 import { Metrics } from './metrics.ts';
-import { RepoStore, diffRefs, repoNameProblem } from './repos.ts';
+import { RepoStore, repoNameProblem } from './repos.ts';
+import { BASIC_CHALLENGE, parseTarget, type RequestContext, type RequestTarget, type Route } from './request.ts';
 import { HubRollouts } from './rollouts.ts';
-import { SitesStatus, siteNameProblem } from './sites-status.ts';
-import { HistoryCache, serveDashboard } from './dashboard/index.ts';
-import { registerSiteMetrics } from './fleet-metrics.ts';
-import { reportShapeProblem } from './report-shape.ts';
-import { Slots } from './slots.ts';
-import { listenError } from '../util/listen-error.ts';
+import { ApiRoutes } from './routes-api.ts';
+import { GitRoutes } from './routes-git.ts';
+import { LfsRoutes } from './routes-lfs.ts';
+import { SitesStatus } from './sites-status.ts';
+
+export { parseTarget } from './request.ts';
 
 export interface HubServerOptions {
   data: string;
@@ -47,47 +49,6 @@ export interface HubServerOptions {
   sweepMs?: number;
 }
 
-/** How a route reports errors. */
-type Family = 'git' | 'lfs' | 'api' | 'plain';
-
-interface Route {
-  name: string;
-  family: Family;
-  repo?: string;
-  handle: (ctx: RequestContext) => Promise<void>;
-}
-
-interface RequestContext {
-  req: IncomingMessage;
-  res: ServerResponse;
-  url: RequestTarget;
-  route: Route;
-  /** Set once authorised. */
-  who?: Identity;
-}
-
-const BASIC_CHALLENGE = 'Basic realm="modelsync"';
-
-/**
- * The request target exactly as sent: no percent-decoding and no dot-segment
- * resolution (WHATWG URL parsing would turn `/x/../r.git` into `/r.git` and
- * `//host/p` into another host), so what we route on is what we validate.
- */
-interface RequestTarget {
-  pathname: string;
-  /** The raw query string, without "?". */
-  search: string;
-  searchParams: URLSearchParams;
-}
-
-export function parseTarget(raw: string | undefined): RequestTarget {
-  const target = raw ?? '/';
-  const q = target.indexOf('?');
-  const pathname = q < 0 ? target : target.slice(0, q);
-  const search = q < 0 ? '' : target.slice(q + 1);
-  return { pathname: pathname.startsWith('/') ? pathname : `/${pathname}`, search, searchParams: new URLSearchParams(search) };
-}
-
 export class HubServer {
   readonly server: Server;
   readonly repos: RepoStore;
@@ -98,11 +59,9 @@ export class HubServer {
   readonly rollouts: HubRollouts | undefined;
   private readonly actions = new ActionTokens();
   private readonly inflight = new Set<ServerResponse>();
-  private readonly gitSlots: Slots;
-  /** Open event streams per token name. */
-  private readonly streamsByToken = new Map<string, number>();
-  /** Per token, its share of the git slots: past it a token's requests wait, taking no global slot. */
-  private readonly gitByToken = new Map<string, Slots>();
+  private readonly git: GitRoutes;
+  private readonly lfs: LfsRoutes;
+  private readonly api: ApiRoutes;
   private baseUrl = '';
   /** Replaced when the tokens file changes (setTokens). */
   private tokens: TokenTable | null;
@@ -165,9 +124,23 @@ export class HubServer {
     registerSiteMetrics(m, this.sites);
     m.gauge('modelsync_hub_http_inflight_requests', 'Requests being answered right now.', () => this.inflight.size);
     m.gauge('modelsync_hub_start_time_seconds', 'When this hub process started (Unix time).')(Math.floor(Date.now() / 1000));
-    this.gitSlots = new Slots(opts.limits.gitProcesses, opts.limits.gitQueue);
-    m.gauge('modelsync_hub_git_processes', 'git http-backend processes running.', () => this.gitSlots.inUse);
-    m.gauge('modelsync_hub_git_queued_requests', 'Git requests waiting for a process slot.', () => this.gitSlots.queued);
+    const hasTokens = (): boolean => this.tokens !== null;
+    const publicBase = (req: IncomingMessage): string => this.publicBase(req);
+    const countAuthFailure = (reason: string): void => this.countAuthFailures({ reason });
+    const gate = new Gate({ tokens: () => this.tokens, actions: this.actions, publicHosts: this.publicHosts, logger: opts.logger, countAuthFailure });
+    this.git = new GitRoutes({ repos: this.repos, events: this.events, gate, limits: opts.limits, logger: opts.logger, hasTokens, countRefEvent: () => this.countRefEvents() });
+    this.lfs = new LfsRoutes({
+      repos: this.repos, objects: this.objects, gate, actions: this.actions, limits: opts.limits, logger: opts.logger, hasTokens, publicBase,
+      onStored: (size) => {
+        this.lfsObjectCount += 1;
+        this.countStored();
+        this.countStoredBytes({}, size);
+      },
+      countRejected: (reason) => this.countRejected({ reason }),
+    });
+    this.api = new ApiRoutes({ gate, events: this.events, sites: this.sites, rollouts: this.rollouts, history: this.history, metrics: m, limits: opts.limits, hasTokens, publicBase, countAuthFailure });
+    m.gauge('modelsync_hub_git_processes', 'git http-backend processes running.', () => this.git.slots.inUse);
+    m.gauge('modelsync_hub_git_queued_requests', 'Git requests waiting for a process slot.', () => this.git.slots.queued);
     // No overall request deadline (a model upload may take hours) but an idle
     // one: a socket that moves no bytes either way for idleTimeoutMs is closed.
     // Headers do get a deadline: with requestTimeout 0 Node turns its own
@@ -304,14 +277,14 @@ export class HubServer {
     const only = (r: Route, ...methods: string[]): Route =>
       methods.includes(method) ? r : { ...r, handle: async () => { throw new HttpError(405, 'MethodNotAllowed', `use ${methods.join(' or ')}`, { Allow: methods.join(', ') }); } };
 
-    if (path === '/') return only({ name: 'index', family: 'plain', handle: (c) => this.index(c) }, 'GET', 'HEAD');
-    if (path === '/healthz') return only({ name: 'healthz', family: 'api', handle: (c) => this.healthz(c) }, 'GET', 'HEAD');
-    if (path === '/metrics') return only({ name: 'metrics', family: 'plain', handle: (c) => this.metricsPage(c) }, 'GET');
-    if (path === '/api/v1/events') return only({ name: 'events', family: 'api', handle: (c) => this.eventStream(c) }, 'GET');
-    if (path === '/api/v1/sites') return only({ name: 'sites', family: 'api', handle: (c) => this.listSites(c) }, 'GET');
-    if (path === '/api/v1/rollouts') return only({ name: 'rollouts', family: 'api', handle: (c) => this.listRollouts(c) }, 'GET');
+    if (path === '/') return only({ name: 'index', family: 'plain', handle: (c) => this.api.index(c) }, 'GET', 'HEAD');
+    if (path === '/healthz') return only({ name: 'healthz', family: 'api', handle: (c) => this.api.healthz(c) }, 'GET', 'HEAD');
+    if (path === '/metrics') return only({ name: 'metrics', family: 'plain', handle: (c) => this.api.metricsPage(c) }, 'GET');
+    if (path === '/api/v1/events') return only({ name: 'events', family: 'api', handle: (c) => this.api.eventStream(c) }, 'GET');
+    if (path === '/api/v1/sites') return only({ name: 'sites', family: 'api', handle: (c) => this.api.listSites(c) }, 'GET');
+    if (path === '/api/v1/rollouts') return only({ name: 'rollouts', family: 'api', handle: (c) => this.api.listRollouts(c) }, 'GET');
     const site = /^\/api\/v1\/sites\/([^/]+)\/status$/.exec(path);
-    if (site) return only({ name: 'site-status', family: 'api', handle: (c) => this.reportSite(c, site[1]!) }, 'POST');
+    if (site) return only({ name: 'site-status', family: 'api', handle: (c) => this.api.reportSite(c, site[1]!) }, 'POST');
     if (path.startsWith('/api/')) return { ...notFound, family: 'api' };
 
     const m = /^\/([^/]*)\.git\/(.*)$/.exec(path);
@@ -323,360 +296,24 @@ export class HubServer {
     if (problem) {
       return { name: isLfs ? 'lfs-other' : 'git-other', family: isLfs ? 'lfs' : 'git', handle: async () => { throw new HttpError(400, 'InvalidRepoName', `invalid repository name: ${problem}`); } };
     }
-    if (rest === 'info/refs') return only({ name: 'git-info-refs', family: 'git', repo, handle: (c) => this.git(c, repo, rest) }, 'GET');
-    if (rest === 'git-upload-pack' || rest === 'git-receive-pack') return only({ name: rest, family: 'git', repo, handle: (c) => this.git(c, repo, rest) }, 'POST');
+    if (rest === 'info/refs') return only({ name: 'git-info-refs', family: 'git', repo, handle: (c) => this.git.handle(c, repo, rest) }, 'GET');
+    if (rest === 'git-upload-pack' || rest === 'git-receive-pack') return only({ name: rest, family: 'git', repo, handle: (c) => this.git.handle(c, repo, rest) }, 'POST');
     if (!isLfs) return { ...notFound, family: 'git', name: 'git-other' };
 
     const lfs = rest.slice('info/lfs/'.length);
-    if (lfs === 'objects/batch') return only({ name: 'lfs-batch', family: 'lfs', repo, handle: (c) => this.batch(c, repo) }, 'POST');
-    if (lfs === 'locks/verify') return only({ name: 'lfs-locks', family: 'lfs', repo, handle: (c) => this.locksVerify(c) }, 'POST');
-    if (lfs === 'locks') return only({ name: 'lfs-locks', family: 'lfs', repo, handle: (c) => this.locksList(c) }, 'GET');
+    if (lfs === 'objects/batch') return only({ name: 'lfs-batch', family: 'lfs', repo, handle: (c) => this.lfs.batch(c, repo) }, 'POST');
+    if (lfs === 'locks/verify') return only({ name: 'lfs-locks', family: 'lfs', repo, handle: (c) => this.lfs.locksVerify(c) }, 'POST');
+    if (lfs === 'locks') return only({ name: 'lfs-locks', family: 'lfs', repo, handle: (c) => this.lfs.locksList(c) }, 'GET');
     const obj = /^objects\/([^/]*)(\/verify)?$/.exec(lfs);
     if (obj) {
       const oid = obj[1]!;
       const bad = (name: string): Route => ({ name, family: 'lfs', repo, handle: async () => { throw new HttpError(422, 'InvalidOid', 'invalid oid: must be 64 lowercase hex characters'); } });
-      if (obj[2]) return SHA256_RE.test(oid) ? only({ name: 'lfs-verify', family: 'lfs', repo, handle: (c) => this.verify(c, repo, oid) }, 'POST') : bad('lfs-verify');
+      if (obj[2]) return SHA256_RE.test(oid) ? only({ name: 'lfs-verify', family: 'lfs', repo, handle: (c) => this.lfs.verify(c, repo, oid) }, 'POST') : bad('lfs-verify');
       if (!SHA256_RE.test(oid)) return bad(method === 'PUT' ? 'lfs-upload' : 'lfs-download');
-      if (method === 'PUT') return { name: 'lfs-upload', family: 'lfs', repo, handle: (c) => this.upload(c, repo, oid) };
-      return only({ name: 'lfs-download', family: 'lfs', repo, handle: (c) => this.download(c, repo, oid) }, 'GET', 'HEAD');
+      if (method === 'PUT') return { name: 'lfs-upload', family: 'lfs', repo, handle: (c) => this.lfs.upload(c, repo, oid) };
+      return only({ name: 'lfs-download', family: 'lfs', repo, handle: (c) => this.lfs.download(c, repo, oid) }, 'GET', 'HEAD');
     }
     return { ...notFound, family: 'lfs', name: 'lfs-other' };
-  }
-
-  // ---- who may ----
-
-  /** Establish the caller's identity and require `role`; throws 401/403. */
-  private authorize(ctx: RequestContext, role: Role): Identity {
-    const who = this.identify(ctx);
-    if (!roleAtLeast(who.role, role)) {
-      this.countAuthFailures({ reason: 'forbidden' });
-      this.opts.logger.info({ who: who.name, role: who.role, needed: role, route: ctx.route.name, repo: ctx.route.repo }, 'request refused: role insufficient');
-      throw new HttpError(403, 'Forbidden', `token "${who.name}" (role ${who.role}) may not do this; role ${role} is needed`);
-    }
-    ctx.who = who;
-    return who;
-  }
-
-  private identify(ctx: RequestContext): Identity {
-    if (!this.tokens) {
-      if (!isLoopback(ctx.req.socket.remoteAddress)) {
-        this.countAuthFailures({ reason: 'not-loopback' });
-        throw new HttpError(403, 'Forbidden', 'this hub runs without a tokens file and serves loopback clients only');
-      }
-      if (!isLoopbackHost(ctx.req.headers.host, this.publicHosts)) {
-        this.countAuthFailures({ reason: 'foreign-host' });
-        throw new HttpError(403, 'Forbidden', 'this hub runs without a tokens file and answers only to loopback host names (localhost, 127.0.0.1, [::1]) or --public-url');
-      }
-      return LOOPBACK_IDENTITY;
-    }
-    const creds = credentialsFrom(ctx.req.headers.authorization);
-    if (!creds) {
-      this.countAuthFailures({ reason: 'missing' });
-      throw new HttpError(401, 'Unauthorized', 'credentials required (a token as the HTTP Basic password or as a Bearer token)', { 'WWW-Authenticate': BASIC_CHALLENGE });
-    }
-    const who = this.tokens.authenticate(creds.secret);
-    if (!who) {
-      this.countAuthFailures({ reason: 'invalid' });
-      throw new HttpError(401, 'Unauthorized', 'invalid token', { 'WWW-Authenticate': BASIC_CHALLENGE });
-    }
-    return who;
-  }
-
-  /**
-   * LFS object routes also accept the action token the batch response signed
-   * for exactly this object; returns the size that grant bound an upload to.
-   */
-  private authorizeObject(ctx: RequestContext, repo: string, oid: string, op: ActionOp): { size?: number } {
-    const creds = credentialsFrom(ctx.req.headers.authorization);
-    if (creds && ActionTokens.looksLikeOne(creds.secret)) {
-      const grant = this.actions.grant(creds.secret, { repo, oid, op });
-      if (grant) {
-        ctx.who = { name: `action:${op}`, role: op === 'upload' ? 'publisher' : 'site', sites: [] };
-        return { size: grant.size };
-      }
-      this.countAuthFailures({ reason: 'invalid-action' });
-      throw new HttpError(401, 'Unauthorized', 'expired or invalid action token; request the batch endpoint again', { 'WWW-Authenticate': BASIC_CHALLENGE });
-    }
-    this.authorize(ctx, op === 'upload' ? 'publisher' : 'site');
-    return {};
-  }
-
-  // ---- plain endpoints ----
-
-  private async index(ctx: RequestContext): Promise<void> {
-    // Site tokens are for agents: what every other site runs is for operators.
-    this.authorize(ctx, 'publisher');
-    await serveDashboard(ctx.res, { sites: this.sites, history: this.history, base: this.publicBase(ctx.req), head: ctx.req.method === 'HEAD' });
-  }
-
-  private async healthz(ctx: RequestContext): Promise<void> {
-    if (!this.tokens) this.identify(ctx);
-    sendJson(ctx.res, 200, { ok: true });
-  }
-
-  private async metricsPage(ctx: RequestContext): Promise<void> {
-    if (!this.tokens) this.identify(ctx);
-    const text = this.metrics.render();
-    ctx.res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
-    ctx.res.end(text);
-  }
-
-  // ---- Git ----
-
-  private async git(ctx: RequestContext, repo: string, rest: string): Promise<void> {
-    const service = rest === 'info/refs' ? ctx.url.searchParams.get('service') : rest;
-    if (rest === 'info/refs' && service !== 'git-upload-pack' && service !== 'git-receive-pack') {
-      throw new HttpError(403, 'DumbProtocol', 'only the smart HTTP protocol is served (git ≥ 1.6.6)');
-    }
-    const push = service === 'git-receive-pack';
-    const who = this.authorize(ctx, push ? 'publisher' : 'site');
-    if (push) {
-      if (await this.repos.ensure(repo)) this.opts.logger.info({ repo, who: who.name }, 'repository created by push');
-    } else if (!(await this.repos.exists(repo))) {
-      throw new HttpError(404, 'RepoNotFound', `repository ${repo} not found`);
-    }
-    // git http-backend reads the *last* `service=` of a query, URLSearchParams
-    // the first: hand git exactly the service that was authorised, nothing else.
-    const backend = {
-      projectRoot: this.repos.reposDir,
-      pathInfo: `/${repo}.git/${rest}`,
-      query: rest === 'info/refs' ? `service=${service}` : '',
-      remoteUser: who.name,
-      maxBodyBytes: this.opts.limits.gitBodyBytes,
-      logger: this.opts.logger,
-    };
-    const gone = new Promise<void>((resolve) => ctx.res.once('close', () => resolve()));
-    // Loopback mode has one identity for every local client: only the global cap there.
-    const release = await this.gitSlot(this.tokens ? who.name : null, gone);
-    if (!release) {
-      if (ctx.res.destroyed) return;
-      throw new HttpError(503, 'TooManyGitRequests', 'the hub is busy with other git requests; retry shortly', { 'Retry-After': '5' });
-    }
-    try {
-      await this.runGit(ctx, repo, rest, who, backend);
-    } finally {
-      release();
-    }
-  }
-
-  /**
-   * A git process slot for a request by token `name` (null: no per-token
-   * share); null if a queue is full or the client left while waiting. The
-   * token's share comes first (waiting there holds no global slot), so one
-   * token dripping request bodies slowly holds at most its share and a
-   * publisher still pushes; agents sharing a token queue rather than fail.
-   */
-  private async gitSlot(name: string | null, gone: Promise<void>): Promise<(() => void) | null> {
-    if (name === null) return this.gitSlots.acquire(gone);
-    const share = this.gitByToken.get(name) ?? new Slots(this.opts.limits.gitProcessesPerToken, this.opts.limits.gitQueue);
-    this.gitByToken.set(name, share);
-    const releaseShare = await share.acquire(gone);
-    const release = releaseShare && (await this.gitSlots.acquire(gone));
-    const done = (): void => {
-      releaseShare?.();
-      // An idle share is dropped, so the map holds only tokens with git requests under way.
-      if (share.inUse === 0 && share.queued === 0 && this.gitByToken.get(name) === share) this.gitByToken.delete(name);
-    };
-    if (!release) {
-      done();
-      return null;
-    }
-    return () => {
-      release();
-      done();
-    };
-  }
-
-  private async runGit(ctx: RequestContext, repo: string, rest: string, who: Identity, backend: Parameters<typeof runHttpBackend>[2]): Promise<void> {
-    if (rest !== 'git-receive-pack') {
-      await runHttpBackend(ctx.req, ctx.res, backend);
-      return;
-    }
-    // Hold the repo's lock across the push so the ref diff is this push's
-    // alone, and publish before the response ends so a client whose push
-    // returned can rely on the event being out.
-    await this.repos.withLock(repo, async () => {
-      const before = await this.repos.refs(repo);
-      let published = false;
-      const publish = async (): Promise<void> => {
-        if (published) return;
-        published = true;
-        const after = await this.repos.refs(repo);
-        const changes = diffRefs(before, after);
-        if (changes.length === 0) return;
-        await this.repos.repairHead(repo, after).catch((err: Error) => this.opts.logger.warn({ repo, err: err.message }, 'could not repair HEAD'));
-        const at = new Date().toISOString();
-        for (const c of changes) {
-          const id = this.events.publish({ repo, ref: c.ref, before: c.before, after: c.after, at });
-          this.countRefEvents();
-          this.opts.logger.info({ repo, ref: c.ref, before: c.before, after: c.after, who: who.name, id }, 'ref updated');
-        }
-      };
-      try {
-        await runHttpBackend(ctx.req, ctx.res, { ...backend, beforeEnd: publish });
-      } finally {
-        // Refs may have moved even if the response failed (client gone mid-report).
-        await publish();
-      }
-    });
-  }
-
-  // ---- LFS ----
-
-  private async batch(ctx: RequestContext, repo: string): Promise<void> {
-    // Read and check the request before anything else happens, so garbage changes nothing.
-    this.identify(ctx);
-    requireMediaType(ctx.req, [LFS_TYPE, JSON_TYPE]);
-    const request = parseBatchRequest(await readJsonBody(ctx.req, this.opts.limits.batchBodyBytes));
-    const upload = request.operation === 'upload';
-    const who = this.authorize(ctx, upload ? 'publisher' : 'site');
-    if (upload) {
-      if (await this.repos.ensure(repo)) this.opts.logger.info({ repo, who: who.name }, 'repository created by LFS upload');
-    } else if (!(await this.repos.exists(repo))) {
-      throw new HttpError(404, 'RepoNotFound', `repository ${repo} not found`);
-    }
-    const base = `${this.publicBase(ctx.req)}/${repo}.git/info/lfs/objects`;
-    const ttl = this.opts.limits.actionTtlSeconds;
-    const action = (oid: string, op: 'download' | 'upload' | 'verify', size: number): BatchAction => {
-      const a: BatchAction = { href: op === 'verify' ? `${base}/${oid}/verify` : `${base}/${oid}`, expires_in: ttl };
-      // An upload grant carries the declared size: the PUT must match it, not merely the hub's object limit.
-      const grant = op === 'download' ? { repo, oid, op } : { repo, oid, op: 'upload' as const, size };
-      if (this.tokens) a.header = { Authorization: `Bearer ${this.actions.mint(grant, ttl)}` };
-      return a;
-    };
-    const response = await planBatch(request, {
-      storedSize: (oid) => this.objects.size(repo, oid),
-      action,
-      maxObjectBytes: this.opts.limits.objectBytes,
-    });
-    sendJson(ctx.res, 200, response, LFS_TYPE);
-  }
-
-  private async download(ctx: RequestContext, repo: string, oid: string): Promise<void> {
-    this.authorizeObject(ctx, repo, oid, 'download');
-    await this.objects.serve(ctx.req, ctx.res, repo, oid);
-  }
-
-  private async upload(ctx: RequestContext, repo: string, oid: string): Promise<void> {
-    // receive() may destroy the request (an oversized chunked body), which
-    // detaches req.socket: keep the socket to restore its idle timeout.
-    const sock = ctx.req.socket;
-    const grant = this.authorizeObject(ctx, repo, oid, 'upload');
-    if (!(await this.repos.exists(repo))) throw new HttpError(404, 'RepoNotFound', `repository ${repo} not found; start with a batch request`);
-    let stored;
-    try {
-      stored = await this.objects.receive(ctx.req, repo, oid, { maxBytes: this.opts.limits.objectBytes, expectedSize: grant.size });
-    } catch (err) {
-      if (err instanceof HttpError) {
-        this.countRejected({ reason: err.code });
-        this.opts.logger.warn({ repo, oid, who: ctx.who?.name, reason: err.code, message: err.message }, 'LFS upload rejected');
-      }
-      throw err;
-    } finally {
-      // receive() lifts the idle timeout once the body is in (its fsync is the hub's time, not the client's);
-      // the next request on this connection gets it back.
-      if (!sock.destroyed) sock.setTimeout(this.opts.limits.idleTimeoutMs);
-    }
-    if (stored.created) {
-      this.lfsObjectCount += 1;
-      this.countStored();
-      this.countStoredBytes({}, stored.size);
-    }
-    this.opts.logger.info({ repo, oid, size: stored.size, created: stored.created, who: ctx.who?.name }, 'LFS object stored');
-    ctx.res.writeHead(200, { 'Content-Length': 0 });
-    ctx.res.end();
-  }
-
-  private async verify(ctx: RequestContext, repo: string, oid: string): Promise<void> {
-    this.authorizeObject(ctx, repo, oid, 'upload');
-    requireMediaType(ctx.req, [LFS_TYPE, JSON_TYPE]);
-    const body = (await readJsonBody(ctx.req, this.opts.limits.smallJsonBytes)) as { oid?: unknown; size?: unknown } | null;
-    if (!body || typeof body !== 'object' || body.oid !== oid || typeof body.size !== 'number') {
-      throw new HttpError(422, 'InvalidVerifyRequest', 'verify body must be {"oid": <the oid in the URL>, "size": <bytes>}');
-    }
-    const size = await this.objects.size(repo, oid);
-    if (size === null) throw new HttpError(404, 'ObjectNotFound', `object ${oid} not found`);
-    if (size !== body.size) throw new HttpError(422, 'SizeMismatch', `the hub has ${size} bytes for ${oid}, not ${body.size}`);
-    sendJson(ctx.res, 200, { oid, size }, LFS_TYPE);
-  }
-
-  /**
-   * The hub does not implement file locking. A 501 on locks/verify is what
-   * git-lfs understands as "no locking API here": it records
-   * `lfs.<url>.locksverify false` and pushes without a word, where a 200 would
-   * print advice (with the remote URL, credentials and all) on every push.
-   */
-  private async locksVerify(ctx: RequestContext): Promise<void> {
-    this.authorize(ctx, 'publisher');
-    throw new HttpError(501, 'NotImplemented', 'this hub does not implement Git LFS file locking');
-  }
-
-  private async locksList(ctx: RequestContext): Promise<void> {
-    this.authorize(ctx, 'site');
-    sendJson(ctx.res, 200, { locks: [] }, LFS_TYPE);
-  }
-
-  // ---- events and fleet status ----
-
-  private async eventStream(ctx: RequestContext): Promise<void> {
-    this.authorize(ctx, 'site');
-    const repo = ctx.url.searchParams.get('repo');
-    if (repo !== null && repoNameProblem(repo)) throw new HttpError(400, 'InvalidRepoName', `invalid repo filter: ${repoNameProblem(repo)}`);
-    const header = ctx.req.headers['last-event-id'];
-    const lastId = (typeof header === 'string' ? header : undefined) ?? ctx.url.searchParams.get('lastEventId') ?? undefined;
-    const who = ctx.who!;
-    // Site events name every site and its condition: operators' business, not a site token's.
-    const sites = ctx.url.searchParams.get('sites') === '1';
-    if (sites && !roleAtLeast(who.role, 'publisher')) throw new HttpError(403, 'Forbidden', `token "${who.name}" (role ${who.role}) may not follow site events; role publisher is needed`);
-    const mine = this.streamsByToken.get(who.name) ?? 0;
-    // Loopback mode has one identity for every local client: only the global cap applies there.
-    if (this.tokens && mine >= this.opts.limits.eventSubscribersPerToken) {
-      throw new HttpError(503, 'TooManySubscribers', `token "${who.name}" already holds ${mine} event streams; close one or retry later`, { 'Retry-After': '30' });
-    }
-    const creds = this.tokens ? credentialsFrom(ctx.req.headers.authorization) : null;
-    const token = creds ? createHash('sha256').update(creds.secret, 'utf8').digest('hex') : null;
-    if (!this.events.subscribe(ctx.req, ctx.res, { repo, lastId, sites, token })) {
-      throw new HttpError(503, 'TooManySubscribers', 'too many event subscribers; retry later', { 'Retry-After': '30' });
-    }
-    // A stream is quiet between heartbeats by design: the idle timeout is not for it.
-    ctx.req.socket.setTimeout(0);
-    this.streamsByToken.set(who.name, mine + 1);
-    ctx.res.once('close', () => {
-      const n = (this.streamsByToken.get(who.name) ?? 1) - 1;
-      if (n > 0) this.streamsByToken.set(who.name, n);
-      else this.streamsByToken.delete(who.name);
-    });
-  }
-
-  private async reportSite(ctx: RequestContext, site: string): Promise<void> {
-    const who = this.authorize(ctx, 'site');
-    const problem = siteNameProblem(site);
-    if (problem) throw new HttpError(400, 'InvalidSiteName', `invalid site name: ${problem}`);
-    if (!maySiteReport(who, site)) {
-      this.countAuthFailures({ reason: 'forbidden' });
-      throw new HttpError(403, 'Forbidden', `token "${who.name}" may not report for site ${site}`);
-    }
-    requireMediaType(ctx.req, [JSON_TYPE]);
-    const body = await readJsonBody(ctx.req, this.opts.limits.statusBodyBytes);
-    if (!body || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(422, 'InvalidReport', 'a status report must be a JSON object');
-    if (nestedDeeperThan(body, this.opts.limits.jsonDepth)) throw new HttpError(422, 'InvalidReport', `a status report may nest at most ${this.opts.limits.jsonDepth} levels deep`);
-    const shape = reportShapeProblem(body as Record<string, unknown>);
-    if (shape) throw new HttpError(422, 'InvalidReport', `invalid status report: ${shape}`);
-    const rec = await this.sites.put(site, body as Record<string, unknown>);
-    sendJson(ctx.res, 200, { ok: true, site, receivedAt: rec.receivedAt });
-    this.rollouts?.nudge();
-  }
-
-  private async listSites(ctx: RequestContext): Promise<void> {
-    const who = this.authorize(ctx, 'site');
-    // A site token sees only the sites it reports for.
-    const filter = roleAtLeast(who.role, 'publisher') ? undefined : (s: string): boolean => maySiteReport(who, s);
-    sendJson(ctx.res, 200, { sites: this.sites.list(filter) });
-  }
-
-  private async listRollouts(ctx: RequestContext): Promise<void> {
-    this.authorize(ctx, 'publisher');
-    sendJson(ctx.res, 200, { rollouts: this.rollouts?.views() ?? [] });
   }
 
   // ---- helpers ----
