@@ -7,123 +7,12 @@ import { PyFloat, arith, isFloat, isNum, numValue, roundHalfEven } from './numbe
 import { posix } from 'node:path';
 import { stringify as yamlStringify } from 'yaml';
 import { suggest } from '../registry/zod-problems.ts';
-import {
-  Budget, EvalError, Undefined, codePoints, compareValues, describeType, entriesOf, equals, getItem, isList, isPlainObject,
-  isForbiddenKey, isUndefined, iterate, keysOf, toJson, toStr, truthy, type Value,
-} from './values.ts';
+import { EvalError, Undefined, codePoints, compareValues, describeType, entriesOf, equals, isList, isPlainObject, isUndefined, keysOf, toJson, truthy, type Value } from './values.ts';
+import { arg, bucketKey, defined, needInt, needList, needString, pluck, sortKey, str, toFloat, toInt, type Filter, type FilterCall } from './filter-args.ts';
+import { lookupTest } from './tests.ts';
 
-export interface FilterCall {
-  args: Value[];
-  kwargs: Record<string, Value>;
-  budget: Budget;
-  /** For messages: what the filter was applied to. */
-  hint: string;
-}
-
-type Filter = (value: Value, call: FilterCall) => Value;
-type Test = (value: Value, args: Value[], budget: Budget) => boolean;
-
-/** Positional-or-keyword argument `i` named `name`, with a default. */
-function arg(call: FilterCall, i: number, name: string, dflt: Value): Value {
-  if (i < call.args.length) return call.args[i]!;
-  if (Object.hasOwn(call.kwargs, name)) return call.kwargs[name]!;
-  return dflt;
-}
-
-function str(v: Value, what: string, budget: Budget): string {
-  void what;
-  return toStr(v, budget);
-}
-
-function needString(v: Value, what: string): string {
-  if (typeof v !== 'string') throw new EvalError(`${what} must be a string, not ${describeType(v)}`);
-  return v;
-}
-
-/**
- * The items a list filter works through. Each is charged here, once, so a
- * filter over a big list inside a loop runs out of budget instead of
- * spinning (sort and unique charge their comparisons on top).
- */
-function needList(v: Value, what: string, budget: Budget): Value[] {
-  if (isUndefined(v)) throw new EvalError(`${v.message()}`);
-  if (isList(v)) {
-    budget.charge(v.length);
-    return v;
-  }
-  if (typeof v === 'string' || isPlainObject(v)) return iterate(v, what, budget);
-  throw new EvalError(`${what} is ${describeType(v)}, not a list`);
-}
-
-function needInt(v: Value, what: string): number {
-  if (typeof v !== 'number' || !Number.isInteger(v)) throw new EvalError(`${what} must be an integer, not ${describeType(v)}`);
-  return v;
-}
-
-function defined(v: Value, what: string): Value {
-  if (isUndefined(v)) throw new EvalError(`${v.message()}`);
-  void what;
-  return v;
-}
-
-/** An attribute path like "name" or "files.0.size", as Jinja's attribute= arguments take; each step charged. */
-function pluck(item: Value, attribute: string, budget: Budget): Value {
-  let cur = item;
-  const parts = attribute.split('.');
-  budget.charge(parts.length);
-  for (const part of parts) cur = getItem(cur, /^\d+$/.test(part) ? Number(part) : part, 'item', budget);
-  return cur;
-}
-
-/** A key under which equal values always meet (unequal ones may share it; `equals` decides). */
-function bucketKey(v: Value, budget: Budget): string {
-  // Hashing a key costs about a step per character, and a map insert far more than one step.
-  budget.charge(UNIQUE_ITEM_COST + (typeof v === 'string' ? v.length : 0));
-  // 1, 1.0 and true are equal in Python, so they must meet.
-  if (isNum(v) || typeof v === 'boolean') return `num:${typeof v === 'boolean' ? Number(v) : numValue(v)}`;
-  if (v === null || typeof v !== 'object') return `${typeof v}:${String(v)}`;
-  if (isList(v)) return `list:${v.length}`;
-  if (isUndefined(v)) return 'undefined';
-  return `map:${keysOf(v).length}`;
-}
-
-/** What unique() pays per item beyond its key's characters, measured against the other steps. */
-const UNIQUE_ITEM_COST = 16;
-
-function sortKey(v: Value, caseSensitive: boolean, budget: Budget): Value {
-  if (caseSensitive || typeof v !== 'string') return v;
-  budget.charge(v.length);
-  return v.toLowerCase();
-}
-
-function toInt(v: Value, dflt: Value, base: number): Value {
-  if (isNum(v)) return Number.isFinite(numValue(v)) ? Math.trunc(numValue(v)) : dflt;
-  if (typeof v === 'boolean') return Number(v);
-  if (typeof v === 'string') {
-    const s = v.trim().replace(/_/g, '');
-    if (base === 10 && /^[+-]?\d+$/.test(s)) return Number(s);
-    if (base !== 10) {
-      const body = s.replace(/^0[xob]/i, '');
-      const n = parseInt(body, base);
-      return Number.isNaN(n) ? dflt : n;
-    }
-    const f = Number(s);
-    return s !== '' && Number.isFinite(f) ? Math.trunc(f) : dflt;
-  }
-  return dflt;
-}
-
-/** Jinja's float(): always a float; what cannot be read as one gives the default (0.0). */
-function toFloat(v: Value, dflt: Value): Value {
-  if (isNum(v)) return new PyFloat(numValue(v));
-  if (typeof v === 'boolean') return new PyFloat(Number(v));
-  if (typeof v === 'string' && v.trim() !== '') {
-    const t = v.trim().replace(/_/g, '');
-    const f = /^[+-]?(inf(inity)?|nan)$/i.test(t) ? Number(t.replace(/inf(inity)?/i, 'Infinity').replace(/nan/i, 'NaN')) : Number(t);
-    return Number.isNaN(f) && !/nan/i.test(t) ? dflt : new PyFloat(f);
-  }
-  return dflt;
-}
+export { contains, hasTest, lookupTest, unknownTest, TEST_NAMES } from './tests.ts';
+export type { FilterCall } from './filter-args.ts';
 
 const FILTERS: Record<string, Filter> = {
   default(v, c) {
@@ -376,48 +265,6 @@ function selectItems(v: Value, c: FilterCall, keep: boolean): Value {
   return items.filter((x) => (test ? test(x, c.args.slice(1), c.budget) : truthy(x)) === keep);
 }
 
-const TESTS: Record<string, Test> = {
-  defined: (v) => !isUndefined(v),
-  undefined: (v) => isUndefined(v),
-  none: (v) => v === null,
-  boolean: (v) => typeof v === 'boolean',
-  true: (v) => v === true,
-  false: (v) => v === false,
-  // As Python's numbers.Number, which booleans are.
-  number: (v) => isNum(v) || typeof v === 'boolean',
-  integer: (v) => typeof v === 'number',
-  float: (v) => isFloat(v),
-  string: (v) => typeof v === 'string',
-  mapping: (v) => isPlainObject(v),
-  sequence: (v) => isList(v) || typeof v === 'string',
-  iterable: (v) => isList(v) || typeof v === 'string' || isPlainObject(v),
-  lower: (v) => typeof v === 'string' && v === v.toLowerCase(),
-  upper: (v) => typeof v === 'string' && v === v.toUpperCase(),
-  even: (v) => isNum(v) && numValue(v) % 2 === 0,
-  odd: (v) => isNum(v) && Math.abs(numValue(v) % 2) === 1,
-  divisibleby(v, [n]) {
-    if (!isNum(v) || n === undefined || !isNum(n) || numValue(n) === 0) throw new EvalError('divisibleby needs two numbers, the second not zero');
-    return numValue(v) % numValue(n) === 0;
-  },
-  eq: (v, [x], b) => equals(v, x ?? new Undefined('argument'), b),
-  ne: (v, [x], b) => !equals(v, x ?? new Undefined('argument'), b),
-  lt: (v, [x], b) => compareValues(v, x ?? null, b) < 0,
-  le: (v, [x], b) => compareValues(v, x ?? null, b) <= 0,
-  gt: (v, [x], b) => compareValues(v, x ?? null, b) > 0,
-  ge: (v, [x], b) => compareValues(v, x ?? null, b) >= 0,
-  in: (v, [x], b) => contains(x ?? null, v, b),
-  sameas: (v, [x]) => v === x,
-};
-TESTS.equalto = TESTS.eq!;
-TESTS['=='] = TESTS.eq!;
-TESTS['!='] = TESTS.ne!;
-TESTS['<'] = TESTS.lt!;
-TESTS['<='] = TESTS.le!;
-TESTS['>'] = TESTS.gt!;
-TESTS['>='] = TESTS.ge!;
-TESTS.greaterthan = TESTS.gt!;
-TESTS.lessthan = TESTS.lt!;
-
 export function lookupFilter(name: string): Filter | null {
   return Object.hasOwn(FILTERS, name) ? FILTERS[name]! : null;
 }
@@ -427,32 +274,4 @@ export function unknownFilter(name: string): string {
   return `unknown filter "${name}"${suggest(name, Object.keys(FILTERS))}`;
 }
 
-/** `unknown test "x"`, with the nearest known test when there is one within two edits. */
-export function unknownTest(name: string): string {
-  return `unknown test "${name}"${suggest(name, Object.keys(TESTS))}`;
-}
-
-export function lookupTest(name: string): Test {
-  if (!Object.hasOwn(TESTS, name)) throw new EvalError(unknownTest(name));
-  return TESTS[name]!;
-}
-
-export function hasTest(name: string): boolean {
-  return Object.hasOwn(TESTS, name);
-}
-
-/** `needle in haystack`: substring, list member (deep equality) or mapping key. */
-export function contains(haystack: Value, needle: Value, budget: Budget): boolean {
-  if (isUndefined(haystack)) throw new EvalError(`${haystack.message()}`);
-  if (typeof haystack === 'string') {
-    if (typeof needle !== 'string') throw new EvalError(`"in <string>" needs a string on the left, not ${describeType(needle)}`);
-    budget.charge(haystack.length);
-    return haystack.includes(needle);
-  }
-  if (isList(haystack)) return haystack.some((x) => equals(x, needle, budget));
-  if (isPlainObject(haystack)) return typeof needle === 'string' && !isForbiddenKey(needle) && Object.hasOwn(haystack, needle);
-  throw new EvalError(`"in" needs a string, list or mapping on the right, not ${describeType(haystack)}`);
-}
-
 export const FILTER_NAMES = Object.keys(FILTERS).sort();
-export const TEST_NAMES = Object.keys(TESTS).sort();
