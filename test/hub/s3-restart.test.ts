@@ -58,9 +58,9 @@ beforeAll(async () => {
   await gitAsync(['commit', '-q', '-m', 'alpha runs big'], { cwd: repo, env });
   await gitAsync(['push', '-q', th.repoUrl('models', th.secrets.publisher), 'main'], { cwd: repo, env });
   await th.close();
-}, 120_000);
+}, 180_000);
 
-describe('objects on S3 across restarts and time', () => {
+describe('objects on S3 across restarts and time', { timeout: 120_000 }, () => {
   test('a restarted hub serves the objects from the bucket and counts them; a presigned URL past its TTL is refused (403) and a new batch call gives a working one', async () => {
     const th = await startTestHub({ tokens: true, tokensFile, data, objects: 's3://models/r', s3: s3Flags(), limits: { actionTtlSeconds: 1 } });
     try {
@@ -108,7 +108,7 @@ describe('objects on S3 across restarts and time', () => {
   });
 });
 
-describe('modelsync serve --objects s3://…', () => {
+describe('modelsync serve --objects s3://…', { timeout: 120_000 }, () => {
   test('takes credentials from the environment, logs where objects live, stores and hands out presigned URLs; a missing bucket stops it with the reason', async () => {
     const dir = tempDir();
     const secret = randomBytes(16).toString('hex');
@@ -162,14 +162,15 @@ describe('modelsync serve --objects s3://…', () => {
     const stray = await cliAsync(['serve', '--data', join(dir, 'data3'), '--s3-endpoint', s3.endpoint], { cwd: dir, env: awsEnv });
     expect(stray.status).toBe(2);
     expect(stray.stderr).toContain('--s3-endpoint and --s3-path-style go with --objects s3://');
-  }, 90_000);
+  }, 180_000);
 
   test('only the S3 store imports the AWS SDK, and only open.ts imports it, dynamically (agents and filesystem hubs never load it)', () => {
     const files: string[] = [];
     const walk = (d: string): void => {
       for (const e of readdirSync(d, { withFileTypes: true })) {
         if (e.isDirectory()) walk(join(d, e.name));
-        else if (e.name.endsWith('.ts')) files.push(join(d, e.name));
+        // Tests may import what they test; the question is what the product loads.
+        else if (e.name.endsWith('.ts') && !e.name.endsWith('.test.ts')) files.push(join(d, e.name));
       }
     };
     walk(join(ROOT, 'src'));

@@ -65,7 +65,7 @@ afterAll(async () => {
   await th?.close();
 });
 
-describe('objects on S3: publish and fetch without object bytes through the hub', () => {
+describe('objects on S3: publish and fetch without object bytes through the hub', { timeout: 120_000 }, () => {
   test('stock git push + git-lfs lands the objects in the bucket; a stock clone fetches them from the store with presigned URLs, never with the hub token', async () => {
     const work = join(tempDir(), 'publisher');
     const model = randomBytes(3 << 20);
@@ -169,10 +169,10 @@ describe('objects on S3: publish and fetch without object bytes through the hub'
     // Uploading it again sends nothing to the store: the batch says it is there.
     const [again] = await batch(th, 'large', th.secrets.publisher, 'upload', [{ oid, size: big.length }]);
     expect(again!.actions).toBeUndefined();
-  }, 60_000);
+  }, 180_000);
 });
 
-describe('objects on S3: nothing unverified under a final key', () => {
+describe('objects on S3: nothing unverified under a final key', { timeout: 120_000 }, () => {
   test('wrong bytes for an oid (one part, and multipart) are refused with the LFS error and never reach their key; the multipart upload is aborted', async () => {
     for (const size of [1 << 20, 12 << 20]) {
       const good = randomBytes(size);
@@ -204,7 +204,7 @@ describe('objects on S3: nothing unverified under a final key', () => {
       expect(await s3.listKeys('hub/corrupt.git/')).toEqual([key]);
       await fetch(`${s3.direct}/models/${key}`, { method: 'DELETE' });
     }
-  }, 60_000);
+  }, 180_000);
 
   test('an upload cut off mid-body leaves nothing under its key', async () => {
     const size = 12 << 20;
