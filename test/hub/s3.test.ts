@@ -142,6 +142,22 @@ describe('objects on S3: publish and fetch without object bytes through the hub'
     expect(total(after) - total(before)).toBeLessThan(500_000);
     const fetched = s3.requests.filter((q) => q.method === 'GET' && q.path === `/models/${key}` && q.query.has('X-Amz-Signature'));
     expect(fetched.reduce((n, q) => n + q.bytesSent, 0)).toBe(weights.length);
+
+    // A small edit: the upgrade fetches changed chunks of the new object with Range from the store.
+    const v2 = Buffer.concat([weights.subarray(0, 6 << 20), randomBytes(1024), weights.subarray(6 << 20)]);
+    writeFileSync(join(root, 'w.bin'), v2);
+    const r2 = await cliAsync(['publish', 'big', '2', join(root, 'w.bin'), '--push'], { cwd: repo, env: { ...env, MODELSYNC_TOKEN: th.secrets.publisher } });
+    expect(r2.status, r2.stderr).toBe(0);
+    const upgradeStart = s3.requests.length;
+    const up2 = await reconcile({ site: 'alpha', registry: th.repoUrl('models', th.secrets.site), store, networkTimeoutMs: 10_000 });
+    expect(up2.errors).toEqual([]);
+    expect(up2.changed).toEqual([{ model: 'big', from: '1', to: '2' }]);
+    expect(sha(readFileSync(join(store, 'models/big/current/w.bin')))).toBe(sha(v2));
+    expect(up2.bytesFetched).toBeLessThan(2 << 20);
+    const ranged = s3.requests.slice(upgradeStart).filter((q) => q.method === 'GET' && q.headers.range !== undefined);
+    expect(ranged.length).toBeGreaterThan(0);
+    for (const q of ranged) expect(q.status).toBe(206);
+    expect(sentByRoute(th)['lfs-download'] ?? 0).toBe(0);
   });
 
   test('a 40 MiB object goes up in 5 MiB parts and round-trips; a Range on its presigned URL gets just those bytes', async () => {
