@@ -180,6 +180,10 @@ program
   .option('--public-url <url>', 'base URL clients use, when behind a proxy')
   .option('--rollout-interval <seconds>', 'seconds between rounds of the rollout controller over the hub\'s repos (0: off)', '10')
   .option('--notify <file>', 'notify.yaml: webhooks for degraded, recovered, conflict, stale and rollout events')
+  .option('--objects <where>', 'where LFS objects live: fs (under --data) or s3://bucket[/prefix] (credentials and region as the AWS SDK reads them)', 'fs')
+  .option('--s3-endpoint <url>', 'an S3-compatible store (MinIO, Ceph RGW, R2 …); default: AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS S3')
+  .option('--s3-path-style', 'path-style bucket URLs (the default when an endpoint is set)')
+  .option('--no-s3-path-style', 'virtual-hosted bucket URLs even with an endpoint')
   .action((o) => run(async () => (await import('./commands/serve.ts')).serveCommand, o));
 
 program

@@ -10,6 +10,10 @@ export interface ServeOptions {
   publicUrl?: string;
   rolloutInterval?: string;
   notify?: string;
+  objects?: string;
+  s3Endpoint?: string;
+  /** Commander: true for --s3-path-style, false for --no-s3-path-style, undefined for neither. */
+  s3PathStyle?: boolean;
 }
 
 /**
@@ -20,6 +24,9 @@ export async function serveCommand(opts: ServeOptions, ctx: CommandContext): Pro
   if (!opts.data) throw new UsageError('serve needs --data <dir>');
   const rolloutIntervalS = Number(opts.rolloutInterval ?? '10');
   if (!Number.isFinite(rolloutIntervalS) || rolloutIntervalS < 0) throw new UsageError(`--rollout-interval must be a number of seconds (0 turns the controller off), got ${JSON.stringify(opts.rolloutInterval)}`);
+  if ((opts.s3Endpoint !== undefined || opts.s3PathStyle !== undefined) && !opts.objects?.startsWith('s3://')) {
+    throw new UsageError('--s3-endpoint and --s3-path-style go with --objects s3://<bucket>[/<prefix>]');
+  }
   const hub = await startHub({
     data: resolve(ctx.cwd, opts.data),
     listen: opts.listen,
@@ -28,6 +35,8 @@ export async function serveCommand(opts: ServeOptions, ctx: CommandContext): Pro
     rolloutIntervalS,
     notifyFile: opts.notify === undefined ? undefined : resolve(ctx.cwd, opts.notify),
     logger: ctx.logger,
+    objects: opts.objects,
+    s3: { endpoint: opts.s3Endpoint, pathStyle: opts.s3PathStyle },
   });
   // Say where the socket really is: 0.0.0.0 serves the network, which 127.0.0.1 in the URL would hide.
   const all = /^(0\.0\.0\.0|\[::\]):/.test(hub.listen);

@@ -12,10 +12,13 @@ import type { Metrics } from './metrics.ts';
 import { HubServer } from './server.ts';
 import { Notifier, loadNotifyFile } from './notify/index.ts';
 import type { SitesStatus } from './sites-status.ts';
+import { parseObjectsSpec } from './storage/index.ts';
+import { openObjectStorage, type S3Flags } from './storage/open.ts';
 import { watchTokensFile } from './tokens-watch.ts';
 
 export type { RefEvent } from './events.ts';
 export type { HubLimits } from './limits.ts';
+export type { S3Flags } from './storage/open.ts';
 export { ZERO_OID, repoNameProblem } from './repos.ts';
 
 export interface HubOptions {
@@ -41,6 +44,10 @@ export interface HubOptions {
   notifyDelivery?: ConstructorParameters<typeof Notifier>[1]['delivery'];
   /** How often silent sites are checked for staleness (default 30 s). */
   sweepMs?: number;
+  /** `--objects`: "fs" (default, under data) or `s3://bucket[/prefix]`. */
+  objects?: string;
+  /** How to reach the bucket of an s3:// `objects` (the AWS SDK's own configuration fills in the rest). */
+  s3?: S3Flags;
 }
 
 export interface Hub {
@@ -76,7 +83,9 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   const tokens = opts.tokensFile ? await loadTokensFile(opts.tokensFile) : null;
   const notify = opts.notifyFile ? await loadNotifyFile(opts.notifyFile) : null;
   const data = resolve(opts.data);
+  const objects = await openObjectStorage(parseObjectsSpec(opts.objects), { logger, s3: opts.s3 });
   const server = new HubServer({
+    objects,
     data,
     tokens,
     logger,
@@ -88,7 +97,14 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     staleFactor: notify?.staleAfter,
     sweepMs: opts.sweepMs,
   });
-  const url = await server.listen(host, port);
+  let url: string;
+  try {
+    url = await server.listen(host, port);
+  } catch (err) {
+    objects?.close?.();
+    throw err;
+  }
+  logger.info({ objects: server.objects.description }, 'LFS objects');
   const watch = opts.tokensFile ? watchTokensFile(opts.tokensFile, { logger, onChange: (t) => server.setTokens(t) }) : null;
   const notifier = notify
     ? new Notifier(notify, { sites: server.sites, events: server.events, hubUrl: () => opts.publicUrl ?? url, logger, metrics: server.metrics, gitDir: (r) => server.repos.gitDir(r), delivery: opts.notifyDelivery })

@@ -55,7 +55,7 @@ export function parseBatchRequest(body: unknown): BatchRequest {
 export interface BatchEnv {
   /** Stored size of an object in this repo, or null. */
   storedSize(oid: string): Promise<number | null>;
-  action(oid: string, op: 'download' | 'upload' | 'verify', size: number): BatchAction;
+  action(oid: string, op: 'download' | 'upload' | 'verify', size: number): BatchAction | Promise<BatchAction>;
   maxObjectBytes: number;
 }
 
@@ -87,11 +87,11 @@ async function planOne(op: BatchRequest['operation'], raw: unknown, env: BatchEn
   if (op === 'download') {
     if (stored === null) return { oid, size, error: { code: 404, message: 'object not found' } };
     if (stored !== size) return { oid, size, error: { code: 422, message: `size mismatch: the hub has ${stored} bytes for this oid` } };
-    return { oid, size, authenticated: true, actions: { download: env.action(oid, 'download', size) } };
+    return { oid, size, authenticated: true, actions: { download: await env.action(oid, 'download', size) } };
   }
   if (size > env.maxObjectBytes) return { oid, size, error: { code: 422, message: `object is larger than the hub accepts (${env.maxObjectBytes} bytes)` } };
   // Already stored with the same size: no actions tells the client to skip it.
   if (stored === size) return { oid, size, authenticated: true };
   if (stored !== null) return { oid, size, error: { code: 422, message: `size mismatch: the hub has ${stored} bytes for this oid` } };
-  return { oid, size, authenticated: true, actions: { upload: env.action(oid, 'upload', size), verify: env.action(oid, 'verify', size) } };
+  return { oid, size, authenticated: true, actions: { upload: await env.action(oid, 'upload', size), verify: await env.action(oid, 'verify', size) } };
 }

@@ -8,14 +8,14 @@ import type { ActionTokens } from './auth.ts';
 import type { Gate } from './gate.ts';
 import { HttpError, JSON_TYPE, LFS_TYPE, readJsonBody, requireMediaType, sendJson } from './http-util.ts';
 import { parseBatchRequest, planBatch, type BatchAction } from './lfs-batch.ts';
-import type { LfsObjects } from './lfs-objects.ts';
 import type { HubLimits } from './limits.ts';
 import type { RepoStore } from './repos.ts';
 import type { RequestContext } from './request.ts';
+import type { ObjectStorage } from './storage/index.ts';
 
 export interface LfsRoutesDeps {
   repos: RepoStore;
-  objects: LfsObjects;
+  objects: ObjectStorage;
   gate: Gate;
   actions: ActionTokens;
   limits: HubLimits;
@@ -45,7 +45,11 @@ export class LfsRoutes {
     }
     const base = `${this.d.publicBase(ctx.req)}/${repo}.git/info/lfs/objects`;
     const ttl = this.d.limits.actionTtlSeconds;
-    const action = (oid: string, op: 'download' | 'upload' | 'verify', size: number): BatchAction => {
+    const action = async (oid: string, op: 'download' | 'upload' | 'verify', size: number): Promise<BatchAction> => {
+      // A store with URLs of its own (a presigned S3 GET) serves downloads: the signature is in the
+      // URL, so no header, and the hub's credentials never go to the store's host.
+      const direct = op === 'download' ? await this.d.objects.downloadUrl(repo, oid, ttl) : null;
+      if (direct !== null) return { href: direct, expires_in: ttl };
       const a: BatchAction = { href: op === 'verify' ? `${base}/${oid}/verify` : `${base}/${oid}`, expires_in: ttl };
       // An upload grant carries the declared size: the PUT must match it, not merely the hub's object limit.
       const grant = op === 'download' ? { repo, oid, op } : { repo, oid, op: 'upload' as const, size };

@@ -7,8 +7,6 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Logger } from '../log.ts';
 import { SHA256_RE } from '../util/hash.ts';
 import { listenError } from '../util/listen-error.ts';
@@ -18,7 +16,6 @@ import { EventHub } from './events.ts';
 import { registerSiteMetrics } from './fleet-metrics.ts';
 import { Gate } from './gate.ts';
 import { HttpError, JSON_TYPE, LFS_TYPE, sendJson, sendText } from './http-util.ts';
-import { LfsObjects } from './lfs-objects.ts';
 import type { HubLimits } from './limits.ts';
 import { Metrics } from './metrics.ts';
 import { RepoStore, repoNameProblem } from './repos.ts';
@@ -28,6 +25,8 @@ import { ApiRoutes } from './routes-api.ts';
 import { GitRoutes } from './routes-git.ts';
 import { LfsRoutes } from './routes-lfs.ts';
 import { SitesStatus } from './sites-status.ts';
+import { FsObjects } from './storage/fs.ts';
+import type { ObjectStorage } from './storage/index.ts';
 
 export { parseTarget } from './request.ts';
 
@@ -47,12 +46,14 @@ export interface HubServerOptions {
   staleFactor?: number;
   /** How often the hub re-derives conditions to notice silent sites (default 30 s). */
   sweepMs?: number;
+  /** Where LFS objects live (default: the filesystem under data, storage/fs.ts). */
+  objects?: ObjectStorage;
 }
 
 export class HubServer {
   readonly server: Server;
   readonly repos: RepoStore;
-  readonly objects: LfsObjects;
+  readonly objects: ObjectStorage;
   readonly events: EventHub;
   readonly sites: SitesStatus;
   readonly metrics = new Metrics();
@@ -93,7 +94,7 @@ export class HubServer {
   constructor(private readonly opts: HubServerOptions) {
     this.publicHosts = hostsOf(opts.publicUrl);
     this.repos = new RepoStore(opts.data);
-    this.objects = new LfsObjects(this.repos);
+    this.objects = opts.objects ?? new FsObjects(this.repos);
     this.tokens = opts.tokens;
     this.sites = new SitesStatus(opts.data, opts.logger, { staleFactor: opts.staleFactor });
     this.events = new EventHub({ ringSize: opts.limits.eventRing, heartbeatMs: opts.heartbeatMs, maxSubscribers: opts.limits.eventSubscribers });
@@ -190,6 +191,7 @@ export class HubServer {
       while (this.inflight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
       this.server.closeAllConnections();
       await closed;
+      this.objects.close?.();
       await this.sites.flush();
     })();
     return this.closing;
@@ -327,19 +329,10 @@ export class HubServer {
   }
 
   private async countObjectsOnDisk(): Promise<void> {
-    let n = 0;
     try {
-      for (const repo of await readdir(this.repos.reposDir)) {
-        const root = join(this.repos.reposDir, repo, 'lfs', 'objects');
-        for (const a of await readdir(root).catch(() => [])) {
-          for (const b of await readdir(join(root, a)).catch(() => [])) {
-            n += (await readdir(join(root, a, b)).catch(() => [])).filter((f) => SHA256_RE.test(f)).length;
-          }
-        }
-      }
-      this.lfsObjectCount += n;
+      this.lfsObjectCount += await this.objects.count();
     } catch (err) {
-      this.opts.logger.warn({ err: (err as Error).message }, 'could not count LFS objects on disk');
+      this.opts.logger.warn({ err: (err as Error).message }, 'could not count LFS objects');
     }
   }
 }

@@ -28,6 +28,9 @@ export interface TestHubOptions {
   /** A notify.yaml. */
   notify?: string;
   notifyDelivery?: HubOptions['notifyDelivery'];
+  /** `--objects` (s3://…) and how to reach the bucket. */
+  objects?: string;
+  s3?: HubOptions['s3'];
 }
 
 export interface TestSecrets {
@@ -79,7 +82,7 @@ export async function startTestHub(opts: TestHubOptions = {}): Promise<TestHub> 
     tokensFile = join(tempDir('modelsync-tokens-'), 'tokens.yaml');
     writeFileSync(tokensFile, `${lines.join('\n')}\n`);
   }
-  const hub = await startHub({ data, listen: '127.0.0.1:0', tokensFile, heartbeatMs: opts.heartbeatMs, limits: opts.limits, logger: opts.logger, rolloutIntervalS: opts.rolloutIntervalS, notifyFile: opts.notify, notifyDelivery: opts.notifyDelivery });
+  const hub = await startHub({ data, listen: '127.0.0.1:0', tokensFile, heartbeatMs: opts.heartbeatMs, limits: opts.limits, logger: opts.logger, rolloutIntervalS: opts.rolloutIntervalS, notifyFile: opts.notify, notifyDelivery: opts.notifyDelivery, objects: opts.objects, s3: opts.s3 });
   running.push(hub);
   const base = new URL(hub.url);
   return {
