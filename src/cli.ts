@@ -180,6 +180,9 @@ program
   .option('--public-url <url>', 'base URL clients use, when behind a proxy')
   .option('--rollout-interval <seconds>', 'seconds between rounds of the rollout controller over the hub\'s repos (0: off)', '10')
   .option('--notify <file>', 'notify.yaml: webhooks for degraded, recovered, conflict, stale and rollout events')
+  .option('--mirror <url>', 'run as a read-only mirror of this upstream registry (https://hub.example/registry.git) for a site\'s local agents')
+  .option('--token-file <file>', 'with --mirror: the upstream token (a site token for the sites behind the mirror, or admin)')
+  .option('--mirror-interval <seconds>', 'with --mirror: seconds between scheduled syncs, the safety net under upstream events', '60')
   .action((o) => run(async () => (await import('./commands/serve.ts')).serveCommand, o));
 
 program

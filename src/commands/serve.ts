@@ -10,6 +10,9 @@ export interface ServeOptions {
   publicUrl?: string;
   rolloutInterval?: string;
   notify?: string;
+  mirror?: string;
+  tokenFile?: string;
+  mirrorInterval?: string;
 }
 
 /**
@@ -20,6 +23,9 @@ export async function serveCommand(opts: ServeOptions, ctx: CommandContext): Pro
   if (!opts.data) throw new UsageError('serve needs --data <dir>');
   const rolloutIntervalS = Number(opts.rolloutInterval ?? '10');
   if (!Number.isFinite(rolloutIntervalS) || rolloutIntervalS < 0) throw new UsageError(`--rollout-interval must be a number of seconds (0 turns the controller off), got ${JSON.stringify(opts.rolloutInterval)}`);
+  if (opts.tokenFile !== undefined && opts.mirror === undefined) throw new UsageError('--token-file is the upstream token of a mirror: it needs --mirror <upstream registry URL>');
+  const mirrorIntervalS = Number(opts.mirrorInterval ?? '60');
+  if (!Number.isFinite(mirrorIntervalS) || mirrorIntervalS < 1) throw new UsageError(`--mirror-interval must be a number of seconds, at least 1, got ${JSON.stringify(opts.mirrorInterval)}`);
   const hub = await startHub({
     data: resolve(ctx.cwd, opts.data),
     listen: opts.listen,
@@ -28,9 +34,11 @@ export async function serveCommand(opts: ServeOptions, ctx: CommandContext): Pro
     rolloutIntervalS,
     notifyFile: opts.notify === undefined ? undefined : resolve(ctx.cwd, opts.notify),
     logger: ctx.logger,
+    mirror: opts.mirror === undefined ? undefined : { upstream: opts.mirror, tokenFile: opts.tokenFile === undefined ? undefined : resolve(ctx.cwd, opts.tokenFile), intervalS: mirrorIntervalS },
   });
   // Say where the socket really is: 0.0.0.0 serves the network, which 127.0.0.1 in the URL would hide.
   const all = /^(0\.0\.0\.0|\[::\]):/.test(hub.listen);
+  if (hub.mirror) ctx.out(`read-only mirror of ${hub.mirror.upstream.description}; local agents use registry: ${opts.publicUrl ?? hub.url}/${hub.mirror.upstream.repo}.git and hub: ${opts.publicUrl ?? hub.url}`);
   ctx.out(all
     ? `modelsync hub listening on ${hub.listen} (every address of this machine; locally ${hub.url}) (data: ${hub.dataDir}); dashboard at ${opts.publicUrl ?? hub.url}/`
     : `modelsync hub listening on ${hub.url} (data: ${hub.dataDir}); dashboard at ${opts.publicUrl ?? hub.url}/`);

@@ -9,6 +9,7 @@ import { loadTokensFile } from './auth.ts';
 import type { EventHub } from './events.ts';
 import { DEFAULT_LIMITS, type HubLimits } from './limits.ts';
 import type { Metrics } from './metrics.ts';
+import { Mirror, parseUpstream, readTokenFile, type MirrorTuning } from './mirror/index.ts';
 import { HubServer } from './server.ts';
 import { Notifier, loadNotifyFile } from './notify/index.ts';
 import type { SitesStatus } from './sites-status.ts';
@@ -16,6 +17,7 @@ import { watchTokensFile } from './tokens-watch.ts';
 
 export type { RefEvent } from './events.ts';
 export type { HubLimits } from './limits.ts';
+export type { Mirror, MirrorStatus, MirrorTuning } from './mirror/index.ts';
 export { ZERO_OID, repoNameProblem } from './repos.ts';
 
 export interface HubOptions {
@@ -41,6 +43,12 @@ export interface HubOptions {
   notifyDelivery?: ConstructorParameters<typeof Notifier>[1]['delivery'];
   /** How often silent sites are checked for staleness (default 30 s). */
   sweepMs?: number;
+  /**
+   * `serve --mirror`: run as a read-only mirror of this upstream registry URL
+   * (`https://hub.example/registry.git`), authenticating there with the token
+   * in `tokenFile` (or the URL's user info). See docs/mirror.md.
+   */
+  mirror?: { upstream: string; tokenFile?: string } & MirrorTuning;
 }
 
 export interface Hub {
@@ -55,6 +63,8 @@ export interface Hub {
   dataDir: string;
   /** Re-read the tokens file now (it is also watched). */
   reloadTokens(): Promise<void>;
+  /** Set with `mirror`: the sync with the upstream and the report forwarding. */
+  mirror?: Mirror;
   /** Resolves when queued notifications are delivered or given up (tests). */
   notificationsIdle(): Promise<void>;
   close(): Promise<void>;
@@ -76,6 +86,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   const tokens = opts.tokensFile ? await loadTokensFile(opts.tokensFile) : null;
   const notify = opts.notifyFile ? await loadNotifyFile(opts.notifyFile) : null;
   const data = resolve(opts.data);
+  const upstream = opts.mirror ? parseUpstream(opts.mirror.upstream, opts.mirror.tokenFile ? await readTokenFile(opts.mirror.tokenFile) : undefined) : undefined;
   const server = new HubServer({
     data,
     tokens,
@@ -83,12 +94,22 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     heartbeatMs: opts.heartbeatMs ?? 15_000,
     publicUrl: opts.publicUrl,
     limits: { ...DEFAULT_LIMITS, ...opts.limits },
-    rolloutIntervalMs: (opts.rolloutIntervalS ?? 10) * 1000,
+    // A mirror's registry is the upstream's: its controller commits there, never here.
+    rolloutIntervalMs: upstream ? 0 : (opts.rolloutIntervalS ?? 10) * 1000,
     rolloutNow: opts.rolloutNow,
     staleFactor: notify?.staleAfter,
     sweepMs: opts.sweepMs,
+    readOnlyUpstream: upstream?.description,
   });
   const url = await server.listen(host, port);
+  const mirror = upstream ? new Mirror(upstream, { repos: server.repos, events: server.events, sites: server.sites, metrics: server.metrics, logger, dataDir: data }, opts.mirror) : undefined;
+  try {
+    await mirror?.start();
+  } catch (err) {
+    await server.close();
+    throw err;
+  }
+  if (upstream) logger.info({ upstream: upstream.description, repo: upstream.repo, authenticated: upstream.token !== undefined }, 'mirroring the upstream (read-only)');
   const watch = opts.tokensFile ? watchTokensFile(opts.tokensFile, { logger, onChange: (t) => server.setTokens(t) }) : null;
   const notifier = notify
     ? new Notifier(notify, { sites: server.sites, events: server.events, hubUrl: () => opts.publicUrl ?? url, logger, metrics: server.metrics, gitDir: (r) => server.repos.gitDir(r), delivery: opts.notifyDelivery })
@@ -115,12 +136,15 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     metrics: server.metrics,
     sites: server.sites,
     dataDir: data,
+    mirror,
     reloadTokens: async () => watch?.reload(),
     notificationsIdle: async () => notifier?.idle(),
     close: async () => {
       watch?.close();
       notifier?.close();
+      // The server first: a report accepted while it drains is still queued for the upstream.
       await server.close();
+      await mirror?.close();
     },
   };
 }

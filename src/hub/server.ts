@@ -47,6 +47,8 @@ export interface HubServerOptions {
   staleFactor?: number;
   /** How often the hub re-derives conditions to notice silent sites (default 30 s). */
   sweepMs?: number;
+  /** `serve --mirror`: the upstream this hub mirrors; pushes and uploads are refused, naming it. */
+  readOnlyUpstream?: string;
 }
 
 export class HubServer {
@@ -127,7 +129,7 @@ export class HubServer {
     const hasTokens = (): boolean => this.tokens !== null;
     const publicBase = (req: IncomingMessage): string => this.publicBase(req);
     const countAuthFailure = (reason: string): void => this.countAuthFailures({ reason });
-    const gate = new Gate({ tokens: () => this.tokens, actions: this.actions, publicHosts: this.publicHosts, logger: opts.logger, countAuthFailure });
+    const gate = new Gate({ tokens: () => this.tokens, actions: this.actions, publicHosts: this.publicHosts, logger: opts.logger, countAuthFailure, readOnlyUpstream: opts.readOnlyUpstream });
     this.git = new GitRoutes({ repos: this.repos, events: this.events, gate, limits: opts.limits, logger: opts.logger, hasTokens, countRefEvent: () => this.countRefEvents() });
     this.lfs = new LfsRoutes({
       repos: this.repos, objects: this.objects, gate, actions: this.actions, limits: opts.limits, logger: opts.logger, hasTokens, publicBase,
