@@ -15,7 +15,7 @@ import { describe, expect, it } from 'vitest';
 import type { PassOutcome } from '../../src/agent/daemon.ts';
 import { startHub, type Hub } from '../../src/hub/index.ts';
 import { lfsObjectRelPath } from '../../src/registry/lfs-pointer.ts';
-import { bytes, current, startAgent, waitFor } from '../agent/helpers/agent.ts';
+import { bytes, captureLogger, current, startAgent, waitFor } from '../agent/helpers/agent.ts';
 import { gitAsync, isolatedGitEnv, tempDir } from '../helpers/env.ts';
 import { sha256 } from '../helpers/hub.ts';
 import { TestRegistry } from '../reconcile/helpers/registry.ts';
@@ -66,7 +66,8 @@ describe('site mirror', () => {
     writeFileSync(upTokenFile, `${upTokens.secrets['mirror-north']}\n`, { mode: 0o600 });
     const mirrorData = join(tempDir('mirror-data-'), 'data');
     const fast = { retryBaseMs: 100, retryMaxMs: 400, eventsBackoffBaseMs: 50, eventsBackoffMaxMs: 200, reportsBackoffBaseMs: 100, reportsBackoffMaxMs: 400, lfsRetry: { retries: 1, baseDelayMs: 10, maxDelayMs: 20 }, name: 'datasink-north' };
-    const mirror = await startHub({ data: mirrorData, listen: '127.0.0.1:0', tokensFile: local.file, mirror: { upstream: `${upstream.url}/registry.git`, tokenFile: upTokenFile, ...fast } });
+    const log = captureLogger();
+    const mirror = await startHub({ data: mirrorData, listen: '127.0.0.1:0', tokensFile: local.file, logger: log.logger, mirror: { upstream: `${upstream.url}/registry.git`, tokenFile: upTokenFile, ...fast } });
     const m = mirror.mirror!;
     try {
       await waitFor(() => m.status().lastSyncAt !== null && m.status().following, 'the mirror to sync and follow the upstream');
@@ -116,6 +117,11 @@ describe('site mirror', () => {
       const sent = metric(text, 'modelsync_hub_http_sent_bytes_total', 'route="lfs-download"');
       expect(sent).toBeGreaterThanOrEqual(2 * SIZE);
       expect(sent).toBeLessThan(2 * SIZE + 2 * 1024); // the two bodies and their headers, nothing else
+      const mirrorMetrics = await (await fetch(`${mirror.url}/metrics`)).text();
+      expect(mirrorMetrics).toMatch(/^modelsync_mirror_objects_fetched_total 2$/m);
+      expect(mirrorMetrics).toMatch(new RegExp(`^modelsync_mirror_fetched_bytes_total ${2 * SIZE}$`, 'm'));
+      // While the mirror's own LFS route served the three agents their copies.
+      expect(metric(mirrorMetrics, 'modelsync_hub_http_requests_total', 'route="lfs-download",method="GET",code="200"')).toBe(6);
 
       // ---- the agents' reports reached the upstream through the mirror ----
       const upSites = async (): Promise<Array<{ site: string; commit?: string; health?: string; receivedAt: string; via?: { mirror: string; receivedAt: string } }>> =>
@@ -199,6 +205,63 @@ describe('site mirror', () => {
       await waitFor(() => SITES.every((s) => current(stores.get(s)!, 'face') === '3'), 'all three agents to apply face 3', 30_000);
       expect(readFileSync(join(mirrorData, 'repos/registry.git', lfsObjectRelPath(oid3))).equals(good)).toBe(true);
       for (const a of agents.values()) await a.stop();
+      expect(log.text()).toContain('the upstream sent an LFS object that does not match its sha256');
+      expect(log.text()).not.toContain(upTokens.secrets['mirror-north']);
+    } finally {
+      await mirror.close();
+      await upstream.close();
+    }
+  });
+
+  it('starts with the upstream down and catches up when it comes; a report the upstream refuses for good is dropped, not retried forever', async () => {
+    const upTokens = tokensFile([{ name: 'ci', role: 'publisher' }, { name: 'mirror-north', role: 'site', sites: ['north-1'] }]);
+    const upData = join(tempDir('mirror-up-'), 'data');
+    let upstream: Hub = await startHub({ data: upData, listen: '127.0.0.1:0', tokensFile: upTokens.file });
+    const upPort = new URL(upstream.url).port;
+    const reg = TestRegistry.init(tempDir('mirror-reg-'), env);
+    reg.addVersion('face', '1', { 'model.bin': bytes(50_000, 1) });
+    reg.setCurrent('face', '1');
+    reg.site('north-1', {});
+    reg.commit('v1');
+    reg.git('remote', 'add', 'origin', `http://ci:${upTokens.secrets.ci}@127.0.0.1:${upPort}/registry.git`);
+    await gitAsync(['push', '-q', '-u', 'origin', 'main'], { cwd: reg.dir, env });
+    await upstream.close();
+
+    const local = tokensFile([{ name: 'north-1', role: 'site', sites: ['north-1'] }, { name: 'south-9', role: 'site', sites: ['south-9'] }]);
+    const log = captureLogger();
+    const mirror = await startHub({
+      data: join(tempDir('mirror-data-'), 'data'), listen: '127.0.0.1:0', tokensFile: local.file, logger: log.logger,
+      mirror: { upstream: `http://x:${upTokens.secrets['mirror-north']}@127.0.0.1:${upPort}/registry.git`, retryBaseMs: 100, retryMaxMs: 300, eventsBackoffBaseMs: 50, eventsBackoffMaxMs: 200, reportsBackoffBaseMs: 100, reportsBackoffMaxMs: 300 },
+    });
+    const m = mirror.mirror!;
+    try {
+      await waitFor(() => m.status().lastError !== null, 'the first sync to fail');
+      expect(m.status().lastError).toMatch(/git fetch http:\/\/127\.0\.0\.1:\d+\/registry\.git failed/);
+      expect(m.status().lastSyncAt).toBeNull();
+      // Nothing to serve yet, and nothing half-served: the mirror's repository has no branch.
+      const empty = await gitAsync(['ls-remote', `http://x:${local.secrets['north-1']}@${new URL(mirror.url).host}/registry.git`], { cwd: reg.dir, env });
+      expect(empty.stdout).toBe('');
+
+      upstream = await startHub({ data: upData, listen: `127.0.0.1:${upPort}`, tokensFile: upTokens.file });
+      await waitFor(() => m.status().lastSyncAt !== null && m.status().lastError === null, 'the mirror to catch up');
+      const refs = await gitAsync(['ls-remote', `http://x:${local.secrets['north-1']}@${new URL(mirror.url).host}/registry.git`], { cwd: reg.dir, env });
+      expect(refs.stdout).toContain(`${reg.head()}\trefs/heads/main`);
+
+      const report = (site: string) => fetch(`${mirror.url}/api/v1/sites/${site}/status`, {
+        method: 'POST', headers: { authorization: `Bearer ${local.secrets[site]}`, 'content-type': 'application/json' }, body: JSON.stringify({ health: 'Ready', stalenessSeconds: 1 }),
+      });
+      // south-9 is the mirror's site, but the mirror's upstream token may not report for it.
+      expect((await report('south-9')).status).toBe(200);
+      expect((await report('north-1')).status).toBe(200);
+      await waitFor(() => m.status().reportsQueued === 0, 'the outbox to empty');
+      await m.reportsIdle();
+      const metrics = await (await fetch(`${mirror.url}/metrics`)).text();
+      expect(metrics).toMatch(/^modelsync_mirror_reports_total\{result="dropped"\} 1$/m);
+      expect(metrics).toMatch(/^modelsync_mirror_reports_total\{result="forwarded"\} 1$/m);
+      expect(log.lines().find((l) => l.site === 'south-9')?.msg).toMatch(/refused a forwarded status report; it is not sent again/);
+      // The mirror's own fleet view keeps both.
+      expect(mirror.sites.get('south-9')?.report.health).toBe('Ready');
+      expect(log.text()).not.toContain(upTokens.secrets['mirror-north']);
     } finally {
       await mirror.close();
       await upstream.close();
