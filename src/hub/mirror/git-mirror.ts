@@ -69,22 +69,19 @@ export async function fetchUpstream(gitDir: string, up: Upstream, signal?: Abort
   });
 }
 
-async function forEachRef(gitDir: string, prefix: string): Promise<Map<string, string>> {
-  const { stdout } = await run('git', ['for-each-ref', '--format=%(objectname) %(refname)', prefix], { cwd: gitDir, maxBuffer: 64 << 20 });
-  const out = new Map<string, string>();
+/** What moving the visible refs to the fetched ones would change (one `for-each-ref` for both sides). */
+export async function pendingChanges(gitDir: string): Promise<RefChange[]> {
+  const { stdout } = await run('git', ['for-each-ref', '--format=%(objectname) %(refname)', HIDDEN, ...SPACES], { cwd: gitDir, maxBuffer: 64 << 20 });
+  const staged = new Map<string, string>();
+  const visible = new Map<string, string>();
   for (const line of stdout.split('\n')) {
     const sp = line.indexOf(' ');
-    if (sp > 0) out.set(line.slice(sp + 1), line.slice(0, sp));
+    if (sp <= 0) continue;
+    const ref = line.slice(sp + 1);
+    const oid = line.slice(0, sp);
+    if (ref.startsWith(HIDDEN)) staged.set(`refs/${ref.slice(HIDDEN.length)}`, oid);
+    else visible.set(ref, oid);
   }
-  return out;
-}
-
-/** What moving the visible refs to the fetched ones would change. */
-export async function pendingChanges(gitDir: string): Promise<RefChange[]> {
-  const staged = new Map<string, string>();
-  for (const [ref, oid] of await forEachRef(gitDir, HIDDEN)) staged.set(`refs/${ref.slice(HIDDEN.length)}`, oid);
-  const visible = new Map<string, string>();
-  for (const space of SPACES) for (const [ref, oid] of await forEachRef(gitDir, space)) visible.set(ref, oid);
   return diffRefs(visible, staged);
 }
 

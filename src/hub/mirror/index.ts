@@ -217,7 +217,8 @@ export class Mirror {
       const ready = await this.bringObjects(changes);
       await this.d.repos.withLock(this.upstream.repo, async () => {
         await applyChanges(this.gitDir, ready);
-        if (ready.length) await this.d.repos.repairHead(this.upstream.repo, await this.d.repos.refs(this.upstream.repo));
+        // A branch that is new here (the first sync, a branch created upstream): HEAD must name one that exists.
+        if (ready.some((c) => c.before === ZERO_OID || c.after === ZERO_OID)) await this.d.repos.repairHead(this.upstream.repo, await this.d.repos.refs(this.upstream.repo));
       });
       // Only now, with the commit's objects in place, are local agents told.
       const at = new Date().toISOString();
