@@ -5,7 +5,7 @@
  * upstream, never logs the upstream token, and stops on SIGTERM. Wrong flags
  * are usage errors (exit 2).
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
@@ -56,6 +56,10 @@ describe('modelsync serve --mirror', () => {
       const metrics = await (await fetch(`${url}/metrics`)).text();
       expect(metrics).toContain('modelsync_mirror_upstream_connected 1');
       expect(metrics).toMatch(/modelsync_mirror_objects_fetched_total 1\b/);
+      // Prometheus's own checker (Debian's prometheus package) accepts the page, mirror series included.
+      const check = spawnSync('/usr/bin/promtool', ['check', 'metrics'], { input: metrics, encoding: 'utf8' });
+      expect(check.error).toBeUndefined();
+      expect(check.status, check.stdout + check.stderr).toBe(0);
 
       child.kill('SIGTERM');
       expect(await exited).toBe(0);

@@ -107,8 +107,10 @@ describe('site mirror', () => {
         expect(done(s)!.triggers.map((t) => t.source)).toEqual(['event']);
         expect(readFileSync(join(stores.get(s)!, 'models/face/current/model.bin')).equals(bytes(SIZE, 2))).toBe(true);
       }
-      // Generous slack over the "within a second" on a shared 2-core machine.
-      expect(converged).toBeLessThan(10_000);
+      // Generous slack over the "within a second" (bench/mirror.bench.ts measures it): on a
+      // shared 2-core machine running other test files this took 0.4-4.3 s. What must hold is that the
+      // mirror's event, not its 60 s schedule, brought the change (the triggers above).
+      expect(converged).toBeLessThan(15_000);
 
       // ---- the upstream served each object exactly once ----
       const text = await upMetrics();
