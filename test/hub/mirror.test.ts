@@ -215,7 +215,7 @@ describe('site mirror', () => {
     }
   });
 
-  it('starts with the upstream down and catches up when it comes; a report the upstream refuses for good is dropped, not retried forever', async () => {
+  it('starts with the upstream down and catches up when it comes; a report the upstream refuses for good is dropped, not retried forever; reports owed survive a mirror restart', async () => {
     const upTokens = tokensFile([{ name: 'ci', role: 'publisher' }, { name: 'mirror-north', role: 'site', sites: ['north-1'] }]);
     const upData = join(tempDir('mirror-up-'), 'data');
     let upstream: Hub = await startHub({ data: upData, listen: '127.0.0.1:0', tokensFile: upTokens.file });
@@ -231,11 +231,13 @@ describe('site mirror', () => {
 
     const local = tokensFile([{ name: 'north-1', role: 'site', sites: ['north-1'] }, { name: 'south-9', role: 'site', sites: ['south-9'] }]);
     const log = captureLogger();
-    const mirror = await startHub({
-      data: join(tempDir('mirror-data-'), 'data'), listen: '127.0.0.1:0', tokensFile: local.file, logger: log.logger,
+    const mirrorData = join(tempDir('mirror-data-'), 'data');
+    const startMirror = (): Promise<Hub> => startHub({
+      data: mirrorData, listen: '127.0.0.1:0', tokensFile: local.file, logger: log.logger,
       mirror: { upstream: `http://x:${upTokens.secrets['mirror-north']}@127.0.0.1:${upPort}/registry.git`, retryBaseMs: 100, retryMaxMs: 300, eventsBackoffBaseMs: 50, eventsBackoffMaxMs: 200, reportsBackoffBaseMs: 100, reportsBackoffMaxMs: 300 },
     });
-    const m = mirror.mirror!;
+    let mirror = await startMirror();
+    let m = mirror.mirror!;
     try {
       await waitFor(() => m.status().lastError !== null, 'the first sync to fail');
       expect(m.status().lastError).toMatch(/git fetch http:\/\/127\.0\.0\.1:\d+\/registry\.git failed/);
@@ -263,6 +265,20 @@ describe('site mirror', () => {
       expect(log.lines().find((l) => l.site === 'south-9')?.msg).toMatch(/refused a forwarded status report; it is not sent again/);
       // The mirror's own fleet view keeps both.
       expect(mirror.sites.get('south-9')?.report.health).toBe('Ready');
+
+      // A report queued while the upstream is down survives a restart of the mirror itself.
+      await upstream.close();
+      await report('north-1');
+      await waitFor(() => m.status().reportsQueued === 1 && m.status().reportsError !== null, 'the report to queue');
+      const owed = mirror.sites.get('north-1')!.receivedAt;
+      await mirror.close();
+      mirror = await startMirror();
+      m = mirror.mirror!;
+      expect(m.status().reportsQueued).toBe(1);
+      upstream = await startHub({ data: upData, listen: `127.0.0.1:${upPort}`, tokensFile: upTokens.file });
+      await waitFor(() => m.status().reportsQueued === 0, 'the owed report to go up after both restarts');
+      const up = (await (await fetch(`${upstream.url}/api/v1/sites`, { headers: { authorization: `Bearer ${upTokens.secrets['mirror-north']}` } })).json()) as { sites: Array<{ site: string; via?: { receivedAt: string } }> };
+      expect(up.sites.find((x) => x.site === 'north-1')?.via?.receivedAt).toBe(owed);
       expect(log.text()).not.toContain(upTokens.secrets['mirror-north']);
     } finally {
       await mirror.close();
