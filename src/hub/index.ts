@@ -101,8 +101,9 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     sweepMs: opts.sweepMs,
     readOnlyUpstream: upstream?.description,
   });
-  const url = await server.listen(host, port);
+  // Made before the socket opens, so no local report slips past its forwarding.
   const mirror = upstream ? new Mirror(upstream, { repos: server.repos, events: server.events, sites: server.sites, metrics: server.metrics, logger, dataDir: data }, opts.mirror) : undefined;
+  const url = await server.listen(host, port);
   try {
     await mirror?.start();
   } catch (err) {

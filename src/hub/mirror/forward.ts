@@ -60,7 +60,7 @@ export class ReportForwarder {
   async load(): Promise<void> {
     try {
       const doc = JSON.parse(await readFile(this.file, 'utf8')) as { pending?: Record<string, unknown> };
-      for (const [site, at] of Object.entries(doc.pending ?? {})) if (typeof at === 'string' && this.o.sites.get(site)) this.pending.set(site, at);
+      for (const [site, at] of Object.entries(doc.pending ?? {})) if (typeof at === 'string' && this.o.sites.get(site) && !this.pending.has(site)) this.pending.set(site, at);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.o.logger.warn({ file: this.file, err: (err as Error).message }, 'mirror outbox unreadable; reports owed before the restart go up with the next report of each site');
     }

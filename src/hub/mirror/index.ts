@@ -143,13 +143,13 @@ export class Mirror {
       onForwarded: () => this.count.forwarded({ result: 'forwarded' }),
       onDropped: () => this.count.forwarded({ result: 'dropped' }),
     });
+    this.d.sites.on('report', (r) => this.forwarder.enqueue(r.site, r.receivedAt));
   }
 
   async start(): Promise<void> {
     if (await this.d.repos.ensure(this.upstream.repo)) this.d.logger.info({ repo: this.upstream.repo }, 'mirror repository created');
     await configureMirrorRepo(this.gitDir);
     await this.forwarder.load();
-    this.d.sites.on('report', (r) => this.forwarder.enqueue(r.site, r.receivedAt));
     this.forwarder.retryNow();
     this.follower.start();
     const every = Math.max(1, this.t.intervalS ?? 60) * 1000;
