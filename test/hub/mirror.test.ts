@@ -169,6 +169,10 @@ describe('site mirror', () => {
       // What the mirror holds of north-3 now (its agent may have reported again meanwhile) is what arrives.
       await waitFor(async () => (await upSites()).find((s) => s.site === 'north-3')?.via?.receivedAt === mirror.sites.get('north-3')!.receivedAt, `the queued report to arrive upstream (${JSON.stringify(m.status())})`);
       await waitFor(() => m.status().reportsQueued === 0, 'the outbox to empty');
+      // Upstream, the site is as stale as the older of its own contact and the mirror's last sync.
+      const arrived = (await upSites()).find((s) => s.site === 'north-3') as unknown as { stalenessSeconds: number; receivedAt: string; via: { lastSyncAt: string } };
+      expect(arrived.via.lastSyncAt).toMatch(/^\d{4}-\d\d-\d\dT/);
+      expect(arrived.stalenessSeconds).toBeGreaterThanOrEqual(Math.floor((Date.parse(arrived.receivedAt) - Date.parse(arrived.via.lastSyncAt)) / 1000) - 1);
 
       // ---- an object the upstream sends wrong is refused and not served ----
       await waitFor(() => m.status().following && m.status().lastError === null, 'the mirror to follow the restarted upstream');

@@ -30,6 +30,8 @@ export interface ForwarderOptions {
   /** Named in each forwarded report (`via.mirror`). */
   mirrorName: string;
   logger: Logger;
+  /** When the mirror last completed a sync with the upstream (null: never). */
+  lastSyncAt: () => Date | null;
   backoffBaseMs?: number;
   backoffMaxMs?: number;
   onForwarded?: () => void;
@@ -153,8 +155,14 @@ export class ReportForwarder {
     if (up.token) headers.authorization = `Bearer ${up.token}`;
     // A report that waited in the queue is that much staler than when the agent sent it.
     const waitedS = Math.max(0, Math.round((Date.now() - Date.parse(rec.receivedAt)) / 1000));
-    const body = { ...rec.report, via: { mirror: this.o.mirrorName, receivedAt: rec.receivedAt } } as Record<string, unknown>;
-    if (typeof body.stalenessSeconds === 'number') body.stalenessSeconds += waitedS;
+    const synced = this.o.lastSyncAt();
+    const body = { ...rec.report, via: { mirror: this.o.mirrorName, receivedAt: rec.receivedAt, lastSyncAt: synced?.toISOString() ?? null } } as Record<string, unknown>;
+    // Staleness upstream is against the upstream registry: the agent's own (its contact with the
+    // mirror, plus the time its report waited here), or the mirror's, whichever is older.
+    if (typeof body.stalenessSeconds === 'number') {
+      const mirrorS = synced ? Math.max(0, Math.round((Date.now() - synced.getTime()) / 1000)) : 0;
+      body.stalenessSeconds = Math.max(body.stalenessSeconds + waitedS, mirrorS);
+    }
     let status: number;
     let text = '';
     try {

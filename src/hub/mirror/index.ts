@@ -138,6 +138,7 @@ export class Mirror {
       dir,
       mirrorName: t.name ?? hostname(),
       logger: d.logger,
+      lastSyncAt: () => this.lastSyncAt,
       backoffBaseMs: t.reportsBackoffBaseMs,
       backoffMaxMs: t.reportsBackoffMaxMs,
       onForwarded: () => this.count.forwarded({ result: 'forwarded' }),
