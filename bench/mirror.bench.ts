@@ -86,9 +86,9 @@ function makeWan(mbit: number): Wan | string {
     ['ip', 'netns', 'add', netns],
     ['ip', 'link', 'add', host, 'type', 'veth', 'peer', 'name', peer],
     ['ip', 'link', 'set', peer, 'netns', netns],
-    ['ip', 'addr', 'add', '10.251.0.2/30', 'dev', host],
+    ['ip', 'addr', 'add', '10.251.77.2/30', 'dev', host],
     ['ip', 'link', 'set', host, 'up'],
-    ['ip', 'netns', 'exec', netns, 'ip', 'addr', 'add', '10.251.0.1/30', 'dev', peer],
+    ['ip', 'netns', 'exec', netns, 'ip', 'addr', 'add', '10.251.77.1/30', 'dev', peer],
     ['ip', 'netns', 'exec', netns, 'ip', 'link', 'set', peer, 'up'],
     ['ip', 'netns', 'exec', netns, 'ip', 'link', 'set', 'lo', 'up'],
     // Downloads (upstream → site) leave through the namespace's end; uploads through ours.
@@ -103,7 +103,7 @@ function makeWan(mbit: number): Wan | string {
       return `${step.join(' ')}: ${r.err || 'failed'}`;
     }
   }
-  return { netns, address: '10.251.0.1', remove: () => { remove(); sh(['ip', 'link', 'del', host]); } };
+  return { netns, address: '10.251.77.1', remove: () => { remove(); sh(['ip', 'link', 'del', host]); } };
 }
 
 async function lfsSentBytes(hub: string, auth?: Record<string, string>): Promise<number> {
