@@ -184,6 +184,9 @@ program
   .option('--s3-endpoint <url>', 'an S3-compatible store (MinIO, Ceph RGW, R2 …); default: AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS S3')
   .option('--s3-path-style', 'path-style bucket URLs (the default when an endpoint is set)')
   .option('--no-s3-path-style', 'virtual-hosted bucket URLs even with an endpoint')
+  .option('--mirror <url>', 'run as a read-only mirror of this upstream registry (https://hub.example/registry.git) for a site\'s local agents')
+  .option('--token-file <file>', 'with --mirror: the upstream token (a site token for the sites behind the mirror, or admin)')
+  .option('--mirror-interval <seconds>', 'with --mirror: seconds between scheduled syncs, the safety net under upstream events', '60')
   .action((o) => run(async () => (await import('./commands/serve.ts')).serveCommand, o));
 
 program

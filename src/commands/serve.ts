@@ -14,6 +14,9 @@ export interface ServeOptions {
   s3Endpoint?: string;
   /** Commander: true for --s3-path-style, false for --no-s3-path-style, undefined for neither. */
   s3PathStyle?: boolean;
+  mirror?: string;
+  tokenFile?: string;
+  mirrorInterval?: string;
 }
 
 /**
@@ -27,6 +30,9 @@ export async function serveCommand(opts: ServeOptions, ctx: CommandContext): Pro
   if ((opts.s3Endpoint !== undefined || opts.s3PathStyle !== undefined) && !opts.objects?.startsWith('s3://')) {
     throw new UsageError('--s3-endpoint and --s3-path-style go with --objects s3://<bucket>[/<prefix>]');
   }
+  if (opts.tokenFile !== undefined && opts.mirror === undefined) throw new UsageError('--token-file is the upstream token of a mirror: it needs --mirror <upstream registry URL>');
+  const mirrorIntervalS = Number(opts.mirrorInterval ?? '60');
+  if (!Number.isFinite(mirrorIntervalS) || mirrorIntervalS < 1) throw new UsageError(`--mirror-interval must be a number of seconds, at least 1, got ${JSON.stringify(opts.mirrorInterval)}`);
   const hub = await startHub({
     data: resolve(ctx.cwd, opts.data),
     listen: opts.listen,
@@ -37,9 +43,11 @@ export async function serveCommand(opts: ServeOptions, ctx: CommandContext): Pro
     logger: ctx.logger,
     objects: opts.objects,
     s3: { endpoint: opts.s3Endpoint, pathStyle: opts.s3PathStyle },
+    mirror: opts.mirror === undefined ? undefined : { upstream: opts.mirror, tokenFile: opts.tokenFile === undefined ? undefined : resolve(ctx.cwd, opts.tokenFile), intervalS: mirrorIntervalS },
   });
   // Say where the socket really is: 0.0.0.0 serves the network, which 127.0.0.1 in the URL would hide.
   const all = /^(0\.0\.0\.0|\[::\]):/.test(hub.listen);
+  if (hub.mirror) ctx.out(`read-only mirror of ${hub.mirror.upstream.description}; local agents use registry: ${opts.publicUrl ?? hub.url}/${hub.mirror.upstream.repo}.git and hub: ${opts.publicUrl ?? hub.url}`);
   ctx.out(all
     ? `modelsync hub listening on ${hub.listen} (every address of this machine; locally ${hub.url}) (data: ${hub.dataDir}); dashboard at ${opts.publicUrl ?? hub.url}/`
     : `modelsync hub listening on ${hub.url} (data: ${hub.dataDir}); dashboard at ${opts.publicUrl ?? hub.url}/`);

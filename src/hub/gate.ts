@@ -16,13 +16,23 @@ export interface GateDeps {
   publicHosts: readonly string[];
   logger: Logger;
   countAuthFailure: (reason: string) => void;
+  /** A mirror's upstream (`serve --mirror`): pushes and uploads are refused, naming it. */
+  readOnlyUpstream?: string;
 }
+
+/** Routes that write (a push, an LFS upload, its verify, the lock check git-lfs makes before a push). */
+const WRITE_ROUTES = new Set(['git-info-refs', 'git-receive-pack', 'lfs-batch', 'lfs-upload', 'lfs-verify', 'lfs-locks']);
 
 export class Gate {
   constructor(private readonly d: GateDeps) {}
 
   /** Establish the caller's identity and require `role`; throws 401/403. */
   authorize(ctx: RequestContext, role: Role): Identity {
+    // On these routes only writing needs more than a site's role. Refused before
+    // credentials are asked for: no token makes a mirror writable.
+    if (this.d.readOnlyUpstream !== undefined && role !== 'site' && WRITE_ROUTES.has(ctx.route.name)) {
+      throw new HttpError(403, 'ReadOnlyMirror', `this hub is a read-only mirror of ${this.d.readOnlyUpstream}: push and upload there`);
+    }
     const who = this.identify(ctx);
     if (!roleAtLeast(who.role, role)) {
       this.d.countAuthFailure('forbidden');

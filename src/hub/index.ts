@@ -9,6 +9,7 @@ import { loadTokensFile } from './auth.ts';
 import type { EventHub } from './events.ts';
 import { DEFAULT_LIMITS, type HubLimits } from './limits.ts';
 import type { Metrics } from './metrics.ts';
+import { Mirror, parseUpstream, readTokenFile, type MirrorTuning } from './mirror/index.ts';
 import { HubServer } from './server.ts';
 import { Notifier, loadNotifyFile } from './notify/index.ts';
 import type { SitesStatus } from './sites-status.ts';
@@ -19,6 +20,7 @@ import { watchTokensFile } from './tokens-watch.ts';
 export type { RefEvent } from './events.ts';
 export type { HubLimits } from './limits.ts';
 export type { S3Flags } from './storage/open.ts';
+export type { Mirror, MirrorStatus, MirrorTuning } from './mirror/index.ts';
 export { ZERO_OID, repoNameProblem } from './repos.ts';
 
 export interface HubOptions {
@@ -48,6 +50,12 @@ export interface HubOptions {
   objects?: string;
   /** How to reach the bucket of an s3:// `objects` (the AWS SDK's own configuration fills in the rest). */
   s3?: S3Flags;
+  /**
+   * `serve --mirror`: run as a read-only mirror of this upstream registry URL
+   * (`https://hub.example/registry.git`), authenticating there with the token
+   * in `tokenFile` (or the URL's user info). See docs/mirror.md.
+   */
+  mirror?: { upstream: string; tokenFile?: string } & MirrorTuning;
 }
 
 export interface Hub {
@@ -62,6 +70,8 @@ export interface Hub {
   dataDir: string;
   /** Re-read the tokens file now (it is also watched). */
   reloadTokens(): Promise<void>;
+  /** Set with `mirror`: the sync with the upstream and the report forwarding. */
+  mirror?: Mirror;
   /** Resolves when queued notifications are delivered or given up (tests). */
   notificationsIdle(): Promise<void>;
   close(): Promise<void>;
@@ -83,7 +93,11 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
   const tokens = opts.tokensFile ? await loadTokensFile(opts.tokensFile) : null;
   const notify = opts.notifyFile ? await loadNotifyFile(opts.notifyFile) : null;
   const data = resolve(opts.data);
+  if (opts.mirror && opts.objects !== undefined && opts.objects !== 'fs') {
+    throw new UsageError('--mirror keeps the objects it mirrors on its own disk under --data; --objects s3:// is for the upstream hub');
+  }
   const objects = await openObjectStorage(parseObjectsSpec(opts.objects), { logger, s3: opts.s3 });
+  const upstream = opts.mirror ? parseUpstream(opts.mirror.upstream, opts.mirror.tokenFile ? await readTokenFile(opts.mirror.tokenFile) : undefined) : undefined;
   const server = new HubServer({
     objects,
     data,
@@ -92,11 +106,15 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     heartbeatMs: opts.heartbeatMs ?? 15_000,
     publicUrl: opts.publicUrl,
     limits: { ...DEFAULT_LIMITS, ...opts.limits },
-    rolloutIntervalMs: (opts.rolloutIntervalS ?? 10) * 1000,
+    // A mirror's registry is the upstream's: its controller commits there, never here.
+    rolloutIntervalMs: upstream ? 0 : (opts.rolloutIntervalS ?? 10) * 1000,
     rolloutNow: opts.rolloutNow,
     staleFactor: notify?.staleAfter,
     sweepMs: opts.sweepMs,
+    readOnlyUpstream: upstream?.description,
   });
+  // Made before the socket opens, so no local report slips past its forwarding.
+  const mirror = upstream ? new Mirror(upstream, { repos: server.repos, events: server.events, sites: server.sites, metrics: server.metrics, logger, dataDir: data }, opts.mirror) : undefined;
   let url: string;
   try {
     url = await server.listen(host, port);
@@ -105,6 +123,13 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     throw err;
   }
   logger.info({ objects: server.objects.description }, 'LFS objects');
+  try {
+    await mirror?.start();
+  } catch (err) {
+    await server.close();
+    throw err;
+  }
+  if (upstream) logger.info({ upstream: upstream.description, repo: upstream.repo, authenticated: upstream.token !== undefined }, 'mirroring the upstream (read-only)');
   const watch = opts.tokensFile ? watchTokensFile(opts.tokensFile, { logger, onChange: (t) => server.setTokens(t) }) : null;
   const notifier = notify
     ? new Notifier(notify, { sites: server.sites, events: server.events, hubUrl: () => opts.publicUrl ?? url, logger, metrics: server.metrics, gitDir: (r) => server.repos.gitDir(r), delivery: opts.notifyDelivery })
@@ -131,12 +156,15 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     metrics: server.metrics,
     sites: server.sites,
     dataDir: data,
+    mirror,
     reloadTokens: async () => watch?.reload(),
     notificationsIdle: async () => notifier?.idle(),
     close: async () => {
       watch?.close();
       notifier?.close();
+      // The server first: a report accepted while it drains is still queued for the upstream.
       await server.close();
+      await mirror?.close();
     },
   };
 }

@@ -48,6 +48,8 @@ export interface HubServerOptions {
   sweepMs?: number;
   /** Where LFS objects live (default: the filesystem under data, storage/fs.ts). */
   objects?: ObjectStorage;
+  /** `serve --mirror`: the upstream this hub mirrors; pushes and uploads are refused, naming it. */
+  readOnlyUpstream?: string;
 }
 
 export class HubServer {
@@ -128,7 +130,7 @@ export class HubServer {
     const hasTokens = (): boolean => this.tokens !== null;
     const publicBase = (req: IncomingMessage): string => this.publicBase(req);
     const countAuthFailure = (reason: string): void => this.countAuthFailures({ reason });
-    const gate = new Gate({ tokens: () => this.tokens, actions: this.actions, publicHosts: this.publicHosts, logger: opts.logger, countAuthFailure });
+    const gate = new Gate({ tokens: () => this.tokens, actions: this.actions, publicHosts: this.publicHosts, logger: opts.logger, countAuthFailure, readOnlyUpstream: opts.readOnlyUpstream });
     this.git = new GitRoutes({ repos: this.repos, events: this.events, gate, limits: opts.limits, logger: opts.logger, hasTokens, countRefEvent: () => this.countRefEvents() });
     this.lfs = new LfsRoutes({
       repos: this.repos, objects: this.objects, gate, actions: this.actions, limits: opts.limits, logger: opts.logger, hasTokens, publicBase,
