@@ -88,9 +88,20 @@ export class ServingViews {
           warnings.push(`${viewName(spec)}: ${model}: ${errorMessage(err)}`);
         }
       }
-      if (behind.length === 0) continue;
-      const r = await this.applyView(spec, behind, 'settle');
-      for (const u of r.unhealthy) warnings.push(`${u.service}: ${u.models.join(', ')}: ${u.reason}`);
+      if (behind.length > 0) {
+        const r = await this.applyView(spec, behind, 'settle');
+        for (const u of r.unhealthy) warnings.push(`${u.service}: ${u.models.join(', ')}: ${u.reason}`);
+      }
+      // Retention at the end of the pass, when the verdict is known: a switch judged unhealthy by a
+      // service's check after its N loaded must still find the N before it on disk.
+      for (const model of spec.models) {
+        try {
+          const removed = await repo.prune(model, spec.keep);
+          if (removed.length) this.deps.logger.info({ view: spec.dir, model, removed }, `${viewName(spec)}: removed ${model} versions ${removed.join(', ')}`);
+        } catch (err) {
+          warnings.push(`${viewName(spec)}: retention of ${model}: ${errorMessage(err)}`);
+        }
+      }
     }
     return warnings;
   }
@@ -173,16 +184,6 @@ export class ServingViews {
           fail([t.model], this.deps.signal?.aborted ? `cut short: ${message}` : `version ${t.n} did not load: ${message}`);
         }
       }));
-    }
-    // 4. Retention, once the outcome is known (a failed N goes; the fallback stays).
-    for (const t of targets) {
-      if (phase === 'switch' && unhealthy.some((u) => u.models.includes(t.model))) continue; // the rollback decides what stays
-      try {
-        const removed = await repo.prune(t.model, spec.keep);
-        if (removed.length) logger.info({ view: spec.dir, model: t.model, removed }, `${name}: removed ${t.model} versions ${removed.join(', ')}`);
-      } catch (err) {
-        logger.warn({ view: spec.dir, model: t.model, err: errorMessage(err) }, `${name}: retention failed`);
-      }
     }
     return { unhealthy, reports };
   }

@@ -71,6 +71,8 @@ export function topLevelFieldSpans(text: string, name: string, file: string): Ar
         let end = i;
         const m = /^[ \t]*[,;]?/.exec(text.slice(end));
         end += m ? m[0].length : 0;
+        // A field on lines of its own takes its line break along, so no blank line is left.
+        if (text[end] === '\n' && (fieldStart === 0 || text[fieldStart - 1] === '\n')) end++;
         spans.push([fieldStart, end]);
         fieldStart = -1;
       }
