@@ -3,12 +3,13 @@
  * python3-onnx (it belongs to /usr/bin/python3; a python3 earlier on PATH may
  * lack it). Each model takes X (float32, `shape`) and answers Y:
  * - add: Y = X + `add` (versions tell themselves apart by their answers),
- * - transpose: Y = X transposed (a model that loads but answers the wrong shape).
+ * - transpose: Y = X transposed (a model that loads but answers the wrong shape),
+ * - log: Y = log(X) (NaN for negative inputs: a model that answers garbage values).
  * `garbage()` is a model file that does not load.
  */
 import { spawnSync } from 'node:child_process';
 
-export type ModelKind = { op: 'add'; add: number; shape: number[] } | { op: 'transpose'; shape: [number, number] };
+export type ModelKind = { op: 'add'; add: number; shape: number[] } | { op: 'transpose'; shape: [number, number] } | { op: 'log'; shape: number[] };
 
 const SCRIPT = `
 import json, sys
@@ -22,6 +23,9 @@ if spec["op"] == "add":
     Y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, shape)
     inits.append(helper.make_tensor("C", TensorProto.FLOAT, [1], [float(spec["add"])]))
     node = helper.make_node("Add", ["X", "C"], ["Y"])
+elif spec["op"] == "log":
+    Y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, shape)
+    node = helper.make_node("Log", ["X"], ["Y"])
 else:
     Y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, [shape[1], shape[0]])
     node = helper.make_node("Transpose", ["X"], ["Y"], perm=[1, 0])
