@@ -10,6 +10,7 @@ import { promises as fsp } from 'node:fs';
 import { errorMessage } from '../errors.ts';
 import type { InferCheck } from '../registry/schema.ts';
 import { redactUrl } from '../util/redact.ts';
+import { escapeControl } from '../util/escape.ts';
 import { requestErrorMessage } from './net-error.ts';
 
 export type InferSpec = InferCheck;
@@ -73,7 +74,7 @@ export function judgeAnswer(answer: { outputs?: unknown }, expect: InferSpec['ex
   const outputs = answer.outputs as Output[];
   for (const [name, want] of Object.entries(expect.outputs)) {
     const o = outputs.find((x) => x && x.name === name);
-    if (!o) return `no output ${JSON.stringify(name)} (the answer has ${outputs.map((x) => JSON.stringify(x?.name)).join(', ') || 'none'})`;
+    if (!o) return `no output ${JSON.stringify(name)} (the answer has ${escapeControl(outputs.slice(0, 20).map((x) => JSON.stringify(x?.name)).join(', ')) || 'none'})`;
     const shape = Array.isArray(o.shape) && o.shape.every((d) => Number.isInteger(d)) ? (o.shape as number[]) : undefined;
     if (!shape) return `output ${name} has no shape`;
     if (shape.length !== want.length || shape.some((d, i) => want[i] !== -1 && want[i] !== d)) {
@@ -84,7 +85,7 @@ export function judgeAnswer(answer: { outputs?: unknown }, expect: InferSpec['ex
     if ((expect.finite || expect.values?.[name]) && (!data || data.length !== size)) return `output ${name} has ${data ? data.length : 'no'} values for shape [${shape.join(', ')}]`;
     if (expect.finite && data) {
       const i = data.findIndex((x) => typeof x !== 'number' || !Number.isFinite(x));
-      if (i >= 0) return `output ${name} value ${i} is ${JSON.stringify(data[i])}, not a finite number`;
+      if (i >= 0) return `output ${name} value ${i} is ${escapeControl(String(JSON.stringify(data[i])).slice(0, 100))}, not a finite number`;
     }
     const values = expect.values?.[name];
     if (values && data) {
@@ -102,9 +103,9 @@ export function judgeAnswer(answer: { outputs?: unknown }, expect: InferSpec['ex
 function serverError(text: string): string {
   try {
     const j = JSON.parse(text) as { error?: unknown };
-    if (typeof j.error === 'string') return `: ${j.error.slice(0, 300)}`;
+    if (typeof j.error === 'string') return `: ${escapeControl(j.error.slice(0, 300))}`;
   } catch {
     // not JSON
   }
-  return text.trim() ? `: ${text.trim().slice(0, 200)}` : '';
+  return text.trim() ? `: ${escapeControl(text.trim().slice(0, 200))}` : '';
 }

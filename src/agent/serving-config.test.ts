@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '../../test/helpers/env.ts';
 import { loadAgentConfig } from './config.ts';
+import { guardedPaths } from './guarded-paths.ts';
 
 const head = 'site: beta\nregistry: https://hub.example/registry.git\nstore: ./store\n';
 
@@ -35,6 +36,18 @@ describe('agent.yaml serving views and inference checks', () => {
       model: 'mobilenet_ssd', request: join(dir, 'smoke.json'), url: 'http://127.0.0.1:9001',
       expect: { outputs: { detection_out: [1, 1, -1, 7] }, finite: true, tolerance: 1e-4 },
     });
+  });
+
+  it('guards the view, its config.json and the smoke request from templates', async () => {
+    const { cfg, dir } = await load([
+      'serving:',
+      '  - {kind: ovms, dir: models, models: [m], config: ovms.json, url: "http://127.0.0.1:9001"}',
+      'services:',
+      '  - {name: s, models: [m], health: {infer: {model: m, request: smoke.json, expect: {outputs: {Y: [1]}}}}}',
+      '',
+    ].join('\n'));
+    const guarded = guardedPaths(cfg!).map((g) => [g.path, g.subtree]);
+    expect(guarded).toEqual(expect.arrayContaining([[join(dir, 'models'), true], [join(dir, 'ovms.json'), true], [join(dir, 'smoke.json'), false]]));
   });
 
   it('names the field of each mistake', async () => {

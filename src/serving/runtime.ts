@@ -6,6 +6,7 @@
  */
 import { errorMessage } from '../errors.ts';
 import { redactUrl } from '../util/redact.ts';
+import { escapeControl } from '../util/escape.ts';
 import type { ServingKind } from './view.ts';
 
 export interface RuntimeDeps {
@@ -36,15 +37,15 @@ async function call(deps: RuntimeDeps, url: string, method: string, timeoutMs: n
   }
 }
 
-/** The server's error text: KServe and OVMS answer `{"error": "..."}`. */
+/** The server's error text (KServe and OVMS answer `{"error": "..."}`), bounded and with control characters escaped: it is untrusted and goes into reports. */
 function serverError(body: string): string {
   try {
     const j = JSON.parse(body) as { error?: unknown };
-    if (typeof j.error === 'string') return j.error.slice(0, 500);
+    if (typeof j.error === 'string') return escapeControl(j.error.slice(0, 500));
   } catch {
     // not JSON
   }
-  return body.trim().slice(0, 200);
+  return escapeControl(body.trim().slice(0, 200));
 }
 
 /** Tell the server to re-read what the view says for `model`. */
