@@ -58,6 +58,9 @@ describe('an OVMS view kept by the agent', () => {
     expect(inode(join(view, 'det/1/model.onnx'))).toBe(inode(join(store, 'models/det/1/model.onnx')));
     expect(ovms.available('det')).toEqual([1]);
     expect(await answer(ovms)).toEqual([2, 3, 4, 5]);
+    expect(agent.status().services).toEqual(expect.arrayContaining([
+      expect.objectContaining({ service: `ovms view ${view}`, models: ['det'], phase: 'switch', action: 'reload', actionOk: true, health: expect.objectContaining({ ok: true, message: 'version 1 ready' }) }),
+    ]));
     const cfg1 = JSON.parse(readFileSync(configFile, 'utf8'));
     expect(cfg1.monitoring).toEqual({ metrics: { enable: true } });
     expect(cfg1.model_config_list).toEqual([
