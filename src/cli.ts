@@ -228,6 +228,7 @@ program
   .option('--webhook-secret-file <file>', 'HMAC secret for X-Hub-Signature-256')
   .option('--hub <url>', 'hub base URL: events and status reports')
   .option('--services <json>', 'services as a JSON list (same shape as agent.yaml)')
+  .option('--serving <json>', 'serving views (OVMS, Triton repositories) as a JSON list (same shape as agent.yaml)')
   .option('--schedule <cron>', "cron expression overriding the site file's")
   .option('--jitter-s <seconds>', 'random delay before a scheduled pass, at most (default 30)')
   .option('--templates', 'render the registry templates (default)')

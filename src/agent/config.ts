@@ -8,7 +8,8 @@
 import { promises as fsp } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { ConfigError, UsageError, formatProblem, errorMessage, type Problem } from '../errors.ts';
-import { AgentConfigFile, HealthCheck, ServiceSpec, VerifySpec } from '../registry/schema.ts';
+import { AgentConfigFile, HealthCheck, InferCheck, ServiceSpec, ServingViewSpec, VerifySpec } from '../registry/schema.ts';
+import { resolveServingPaths, servingProblems } from './serving-config.ts';
 import { parseYamlFile, type YamlFile } from '../registry/yaml-file.ts';
 import { suggest, zodProblems } from '../registry/zod-problems.ts';
 import { checkCron } from './schedule.ts';
@@ -91,6 +92,7 @@ export const AGENT_KEYS: ReadonlyArray<{ key: keyof AgentConfigFile; kind: Kind;
   { key: 'webhook_secret_file', kind: 'string', path: true, help: 'file holding the webhook HMAC secret' },
   { key: 'hub', kind: 'string', help: 'hub base URL: events and status reports' },
   { key: 'services', kind: 'json', help: 'services as a JSON list (same shape as agent.yaml)' },
+  { key: 'serving', kind: 'json', help: 'serving views (OVMS, Triton repositories) as a JSON list (same shape as agent.yaml)' },
   { key: 'schedule', kind: 'string', help: "cron expression overriding the site file's" },
   { key: 'jitter_s', kind: 'number', help: 'random delay before a scheduled pass, at most (default 30)' },
   { key: 'templates', kind: 'boolean', help: 'render the registry templates on this machine (default true)' },
@@ -164,6 +166,7 @@ export async function loadAgentConfig(input: LoadConfigInput): Promise<AgentConf
       if (isPath && typeof raw[key] === 'string' && !isAbsolute(raw[key])) raw[key] = resolve(fileDir, raw[key]);
     }
     if (typeof raw.registry === 'string' && looksLikeRelativePath(raw.registry)) raw.registry = resolve(fileDir, raw.registry);
+    resolveServingPaths(raw, fileDir);
     for (const { parent, key, path: isPath } of NESTED_KEYS) {
       const block = raw[parent];
       if (isPath && block && typeof block === 'object' && !Array.isArray(block)) {
@@ -280,6 +283,7 @@ export async function loadAgentConfig(input: LoadConfigInput): Promise<AgentConf
     if (names.has(s.name)) extra.push(yf && origins.get('services')?.kind === 'file' ? yf.problem(['services', i, 'name'], `duplicate service name ${JSON.stringify(s.name)}`) : at('services', `duplicate service name ${JSON.stringify(s.name)}`));
     names.add(s.name);
   });
+  extra.push(...servingProblems(cfg, (path, message) => (yf && origins.get(String(path[0]))?.kind === 'file' ? yf.problem(path, message) : at(String(path[0]), message))));
   if (extra.length) throw configProblems(extra);
   const sources: Partial<Record<keyof AgentConfigFile, string>> = {};
   for (const [key, o] of origins) {
@@ -343,7 +347,10 @@ function convert(text: string, kind: Kind): { ok: true; value: unknown } | { ok:
 
 /** The keys allowed at each level of agent.yaml, for "did you mean" on an unknown key. */
 const KEYS_AT: Array<[RegExp, readonly string[]]> = [
+  [/^services\[\d+\]\.health\.infer\.expect$/, Object.keys(InferCheck.shape.expect.shape)],
+  [/^services\[\d+\]\.health\.infer$/, Object.keys(InferCheck.shape)],
   [/^services\[\d+\]\.health$/, Object.keys(HealthCheck.shape)],
+  [/^serving\[\d+\]$/, Object.keys(ServingViewSpec.shape)],
   [/^services\[\d+\]\.reload$/, Object.keys(ServiceSpec.shape.reload.unwrap().shape)],
   [/^services\[\d+\]$/, Object.keys(ServiceSpec.shape)],
   [/^verify$/, Object.keys(VerifySpec.shape)],

@@ -42,6 +42,15 @@ export function guardedPaths(config: AgentConfig, opts: GuardOptions = {}): Guar
     [config.store, "the agent's store"],
   ];
   for (const [p, reason] of own) if (p) out.push({ path: resolve(cwd, p), subtree: true, reason: `${reason}, which belongs to the agent` });
+  // A serving view is what a model server loads: a template writing into it (or its config.json) would bypass the health gate.
+  (config.serving ?? []).forEach((v, i) => {
+    out.push({ path: resolve(cwd, v.dir), subtree: true, reason: `serving[${i}].dir, a model server repository the agent keeps` });
+    if (v.config) out.push({ path: resolve(cwd, v.config), subtree: true, reason: `serving[${i}].config, which the agent keeps` });
+  });
+  config.services.forEach((s, j) => {
+    // The smoke request is the site's decision, not the registry's.
+    if (s.health?.infer) out.push({ path: resolve(cwd, s.health.infer.request), subtree: false, reason: `the inference request of services[${j}].health.infer` });
+  });
   config.services.forEach((s, i) => {
     const argvs: Array<[readonly string[] | undefined, string]> = [
       [s.restart, `services[${i}].restart`],

@@ -9,10 +9,12 @@ import { redactText } from '../util/redact.ts';
 import { requestErrorMessage } from './net-error.ts';
 import { sleep, systemClock, type Clock } from './clock.ts';
 import { describeResult, httpRequest, runArgv } from './services.ts';
+import { checkInfer, type InferSpec } from './health-infer.ts';
 
 export interface HealthSpec {
   command?: string[];
   http?: string;
+  infer?: InferSpec;
   timeout_s: number;
   interval_s: number;
 }
@@ -77,6 +79,7 @@ async function once(spec: HealthSpec, budgetMs: number, deps: HealthDeps): Promi
       return { message: redactText(errorMessage(err)), timedOut: false };
     }
   }
+  if (spec.infer) return checkInfer(spec.infer, budgetMs, deps);
   if (spec.http) {
     try {
       const r = await httpRequest(deps.fetch, spec.http, 'GET', budgetMs, deps.signal);

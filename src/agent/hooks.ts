@@ -36,6 +36,8 @@ export interface HookDeps {
    * messages of templates that failed (their services count as unhealthy).
    */
   renderTemplates?(models: readonly ActivatedModel[], phase: 'switch' | 'rollback'): Promise<Array<{ models: string[]; message: string }>>;
+  /** Serving views (src/agent/serving.ts): new version directories, the server told and its readiness awaited, before services restart. */
+  serving?(models: readonly ActivatedModel[], phase: 'switch' | 'rollback'): Promise<{ unhealthy: UnhealthyService[]; reports: ServiceReport[] }>;
 }
 
 export interface AgentHooks extends ActivationHooks {
@@ -69,6 +71,11 @@ export function buildActivationHooks(deps: HookDeps): AgentHooks {
     const templateFailures = deps.renderTemplates ? await deps.renderTemplates(changed, phase).catch((err: unknown) => [{ models: names, message: `templates: ${errorMessage(err)}` }]) : [];
     const services = affectedServices(deps.services, names);
     const unhealthy: UnhealthyService[] = [];
+    if (deps.serving) {
+      const served = await deps.serving(changed, phase).catch((err: unknown) => ({ unhealthy: [{ service: 'serving', models: names, reason: errorMessage(err) }], reports: [] }));
+      reports.push(...served.reports);
+      unhealthy.push(...served.unhealthy);
+    }
     // Restarts run one after another: two services restarting at once on a small edge box is
     // how a brown-out starts. Health checks then run together, each within its own timeout.
     const restarted: Array<{ spec: ServiceSpec; report: ServiceReport }> = [];

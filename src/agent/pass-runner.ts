@@ -17,6 +17,7 @@ import { failedResult } from './pass-words.ts';
 import type { Trigger } from './queue.ts';
 import { renderTemplates, type RenderOutcome, type TemplateEngine } from './templates.ts';
 import { guardedPaths, type GuardedPath } from './guarded-paths.ts';
+import { ServingViews } from './serving.ts';
 
 export interface PassRunnerOptions {
   config: AgentConfig;
@@ -68,6 +69,7 @@ export class PassRunner {
       env: this.o.env,
       signal: hookSignal,
       renderTemplates: async (models: readonly ActivatedModel[]) => this.renderTemplates(info, new Set(models.map((m) => m.model))),
+      ...(config.serving.length ? { serving: async (models: readonly ActivatedModel[], phase: 'switch' | 'rollback') => this.servingViews(hookSignal).apply(models, phase) } : {}),
     });
     hooks.onRegistry = (i) => {
       info = i;
@@ -79,7 +81,12 @@ export class PassRunner {
       return afterSwitch(changed);
     };
     // Templates whose inputs changed without a switch (template text, site labels, a deleted output), under the lock.
-    hooks.settle = async () => ({ warnings: (await this.renderTemplates(info, new Set())).map((f) => f.message) });
+    hooks.settle = async () => ({
+      warnings: [
+        ...(await this.renderTemplates(info, new Set())).map((f) => f.message),
+        ...(config.serving.length ? await this.servingViews(hookSignal).settle() : []),
+      ],
+    });
     let result: ReconcileResult;
     const expectedCommit = [...triggers].reverse().find((t) => t.commit)?.commit;
     try {
@@ -106,6 +113,11 @@ export class PassRunner {
       clearTimeout(timer);
     }
     return { result, info, reports: hooks.reports };
+  }
+
+  private servingViews(signal: AbortSignal): ServingViews {
+    const { config } = this.o;
+    return new ServingViews({ views: config.serving, store: config.store, fetch: this.o.fetch, clock: this.o.clock, logger: this.o.logger, signal });
   }
 
   /** Render the site's templates; returns failures (their services count as unhealthy after a switch). */

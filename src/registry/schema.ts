@@ -197,15 +197,65 @@ export type SiteFile = z.infer<typeof SiteFile>;
 const Argv = z.array(z.string().min(1)).min(1, 'an argv needs at least the program');
 const HttpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
 
+/**
+ * An inference smoke test (src/agent/health-infer.ts): a KServe v2 request read
+ * from a file on the site (relative to agent.yaml, never from the registry),
+ * POSTed to `<url>/v2/models/<model>/infer`; the answer's outputs must have
+ * these shapes (-1: any size), and optionally finite values and values within
+ * `tolerance` of the expected ones.
+ */
+export const InferCheck = z.strictObject({
+  model: ModelName,
+  request: z.string().min(1),
+  /** The runtime's REST base URL; default: the `url` of the serving view that lists `model`. */
+  url: HttpUrl.optional(),
+  expect: z.strictObject({
+    outputs: z.record(z.string().min(1), z.array(z.int().min(-1)).max(16)).refine((o) => Object.keys(o).length > 0, 'name at least one output and its shape'),
+    finite: z.boolean().default(false),
+    /** Expected values, flattened in row-major order; compared within `tolerance`. */
+    values: z.record(z.string().min(1), z.array(z.number())).optional(),
+    tolerance: z.number().nonnegative().default(1e-4),
+  }),
+});
+export type InferCheck = z.infer<typeof InferCheck>;
+
+/**
+ * A model server's repository kept by the agent (src/serving): `<dir>/<model>/<N>/`
+ * with N growing on every activation, and the server's own version policy
+ * (OVMS config.json, Triton config.pbtxt) pointing at the N to serve.
+ */
+export const ServingViewSpec = z
+  .strictObject({
+    kind: z.enum(['ovms', 'triton']),
+    /** The repository the agent writes; on the store's filesystem, files are hard links. */
+    dir: z.string().min(1),
+    models: z.array(ModelName).min(1),
+    /** OVMS only: the config.json to keep (default `<dir>/config.json`); other models and keys in it are kept. */
+    config: z.string().min(1).optional(),
+    /** `dir` as the server sees it (its container's mount point), written into config.json's base_path; default `dir`. */
+    runtime_dir: z.string().min(1).optional(),
+    /** The server's REST base URL (OVMS --rest_port, Triton --http-port): told to reload/load, then asked for readiness. Without it the view is written and nothing is asked. */
+    url: HttpUrl.optional(),
+    /** How long the server gets to load a new version and say it is ready. */
+    timeout_s: z.number().positive().max(3600).default(60),
+    /** version: `/v2/models/<m>/versions/<N>/ready` (that exact N is loaded); model: `/v2/models/<m>/ready`. */
+    ready: z.enum(['version', 'model']).default('version'),
+    /** Earlier version directories kept besides the served one (the instant fallback is the first of them). */
+    keep: z.int().min(1).max(100).default(1),
+  })
+  .refine((v) => v.kind === 'ovms' || v.config === undefined, { message: 'config is for kind ovms (Triton reads <dir>/<model>/config.pbtxt)', path: ['config'] });
+export type ServingViewSpec = z.infer<typeof ServingViewSpec>;
+
 export const HealthCheck = z
   .strictObject({
     command: Argv.optional(),
     http: HttpUrl.optional(),
+    infer: InferCheck.optional(),
     timeout_s: z.number().positive().max(3600).default(30),
     /** Tries until the check passes within timeout_s (services take a moment to come up). */
     interval_s: z.number().positive().max(600).default(1),
   })
-  .refine((h) => (h.command ? 1 : 0) + (h.http ? 1 : 0) === 1, { message: 'give exactly one of command or http' });
+  .refine((h) => (h.command ? 1 : 0) + (h.http ? 1 : 0) + (h.infer ? 1 : 0) === 1, { message: 'give exactly one of command, http or infer' });
 
 export const ServiceSpec = z
   .strictObject({
@@ -244,6 +294,8 @@ export const AgentConfigFile = z.strictObject({
   webhook_secret_file: z.string().optional(),
   hub: HttpUrl.optional(),
   services: z.array(ServiceSpec).default([]),
+  /** Model server repositories the agent keeps (OVMS, Triton); see docs/serving.md. */
+  serving: z.array(ServingViewSpec).default([]),
   /** Overrides the site file's schedule (a local decision wins). */
   schedule: z.string().optional(),
   /** Up to this many seconds of random delay before a scheduled pass, so a fleet does not stampede. */
