@@ -107,7 +107,10 @@ export class ApiRoutes {
     const who = this.d.gate.authorize(ctx, 'site');
     // A site token sees only the sites it reports for.
     const filter = roleAtLeast(who.role, 'publisher') ? undefined : (s: string): boolean => maySiteReport(who, s);
-    sendJson(ctx.res, 200, { sites: this.d.sites.list(filter) });
+    // sendJson's headers and trailing newline, around text the status store keeps serialised.
+    const text = `${this.d.sites.listJson(filter)}\n`;
+    ctx.res.writeHead(200, { 'Content-Type': `${JSON_TYPE}; charset=utf-8`, 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
+    ctx.res.end(text);
   }
 
   async listRollouts(ctx: RequestContext): Promise<void> {
