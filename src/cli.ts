@@ -180,6 +180,7 @@ program
   .option('--public-url <url>', 'base URL clients use, when behind a proxy')
   .option('--rollout-interval <seconds>', 'seconds between rounds of the rollout controller over the hub\'s repos (0: off)', '10')
   .option('--notify <file>', 'notify.yaml: webhooks for degraded, recovered, conflict, stale and rollout events')
+  .option('--max-connections <n>', 'open connections at once (default 4096; an agent holds one or two); keep the open-file limit above it plus 1024')
   .action((o) => run(async () => (await import('./commands/serve.ts')).serveCommand, o));
 
 program

@@ -10,6 +10,7 @@ export interface ServeOptions {
   publicUrl?: string;
   rolloutInterval?: string;
   notify?: string;
+  maxConnections?: string;
 }
 
 /**
@@ -20,6 +21,8 @@ export async function serveCommand(opts: ServeOptions, ctx: CommandContext): Pro
   if (!opts.data) throw new UsageError('serve needs --data <dir>');
   const rolloutIntervalS = Number(opts.rolloutInterval ?? '10');
   if (!Number.isFinite(rolloutIntervalS) || rolloutIntervalS < 0) throw new UsageError(`--rollout-interval must be a number of seconds (0 turns the controller off), got ${JSON.stringify(opts.rolloutInterval)}`);
+  const maxConnections = opts.maxConnections === undefined ? undefined : Number(opts.maxConnections);
+  if (maxConnections !== undefined && (!Number.isInteger(maxConnections) || maxConnections < 16)) throw new UsageError(`--max-connections must be a whole number of at least 16, got ${JSON.stringify(opts.maxConnections)}`);
   const hub = await startHub({
     data: resolve(ctx.cwd, opts.data),
     listen: opts.listen,
@@ -28,6 +31,7 @@ export async function serveCommand(opts: ServeOptions, ctx: CommandContext): Pro
     rolloutIntervalS,
     notifyFile: opts.notify === undefined ? undefined : resolve(ctx.cwd, opts.notify),
     logger: ctx.logger,
+    ...(maxConnections !== undefined ? { limits: { maxConnections } } : {}),
   });
   // Say where the socket really is: 0.0.0.0 serves the network, which 127.0.0.1 in the URL would hide.
   const all = /^(0\.0\.0\.0|\[::\]):/.test(hub.listen);
