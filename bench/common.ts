@@ -41,9 +41,14 @@ export interface HubProcess {
   stop(): Promise<void>;
 }
 
-/** `modelsync serve` on loopback; without a tokens file it answers loopback clients only. */
+/**
+ * `modelsync serve` on loopback; without a tokens file it answers loopback clients only.
+ * MODELSYNC_BENCH_HUB_NODE_ARGS adds node flags to the hub alone (`--cpu-prof --cpu-prof-dir=/tmp/prof` to see where its time goes);
+ * MODELSYNC_BENCH_HUB_CLI runs another checkout's hub (its bin/modelsync.js), to compare before and after a change side by side.
+ */
 export function startHub(data: string, tokens?: string): Promise<HubProcess> {
-  const args = [CLI, 'serve', '--data', data, '--listen', '127.0.0.1:0', ...(tokens ? ['--tokens', tokens] : [])];
+  const nodeArgs = (process.env.MODELSYNC_BENCH_HUB_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const args = [...nodeArgs, process.env.MODELSYNC_BENCH_HUB_CLI ?? CLI, 'serve', '--data', data, '--listen', '127.0.0.1:0', ...(tokens ? ['--tokens', tokens] : [])];
   const child = spawn(process.execPath, args, {
     env: { ...process.env, MODELSYNC_LOG_LEVEL: 'error' },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -187,6 +187,7 @@ program
   .option('--mirror <url>', 'run as a read-only mirror of this upstream registry (https://hub.example/registry.git) for a site\'s local agents')
   .option('--token-file <file>', 'with --mirror: the upstream token (a site token for the sites behind the mirror, or admin)')
   .option('--mirror-interval <seconds>', 'with --mirror: seconds between scheduled syncs, the safety net under upstream events', '60')
+  .option('--max-connections <n>', 'open connections at once (default 4096; an agent holds one or two); keep the open-file limit above it plus 1024')
   .action((o) => run(async () => (await import('./commands/serve.ts')).serveCommand, o));
 
 program

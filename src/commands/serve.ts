@@ -17,6 +17,7 @@ export interface ServeOptions {
   mirror?: string;
   tokenFile?: string;
   mirrorInterval?: string;
+  maxConnections?: string;
 }
 
 /**
@@ -33,6 +34,8 @@ export async function serveCommand(opts: ServeOptions, ctx: CommandContext): Pro
   if (opts.tokenFile !== undefined && opts.mirror === undefined) throw new UsageError('--token-file is the upstream token of a mirror: it needs --mirror <upstream registry URL>');
   const mirrorIntervalS = Number(opts.mirrorInterval ?? '60');
   if (!Number.isFinite(mirrorIntervalS) || mirrorIntervalS < 1) throw new UsageError(`--mirror-interval must be a number of seconds, at least 1, got ${JSON.stringify(opts.mirrorInterval)}`);
+  const maxConnections = opts.maxConnections === undefined ? undefined : Number(opts.maxConnections);
+  if (maxConnections !== undefined && (!Number.isInteger(maxConnections) || maxConnections < 16)) throw new UsageError(`--max-connections must be a whole number of at least 16, got ${JSON.stringify(opts.maxConnections)}`);
   const hub = await startHub({
     data: resolve(ctx.cwd, opts.data),
     listen: opts.listen,
@@ -44,6 +47,7 @@ export async function serveCommand(opts: ServeOptions, ctx: CommandContext): Pro
     objects: opts.objects,
     s3: { endpoint: opts.s3Endpoint, pathStyle: opts.s3PathStyle },
     mirror: opts.mirror === undefined ? undefined : { upstream: opts.mirror, tokenFile: opts.tokenFile === undefined ? undefined : resolve(ctx.cwd, opts.tokenFile), intervalS: mirrorIntervalS },
+    ...(maxConnections !== undefined ? { limits: { maxConnections } } : {}),
   });
   // Say where the socket really is: 0.0.0.0 serves the network, which 127.0.0.1 in the URL would hide.
   const all = /^(0\.0\.0\.0|\[::\]):/.test(hub.listen);

@@ -51,6 +51,8 @@ export class EventHub extends EventEmitter<{ ref: [RefEvent & { id: string }]; s
   private readonly ring: Stored[] = [];
   private seq = 0;
   private readonly subs = new Set<Subscriber>();
+  /** The subset that follows site events: every report of every site is offered to these alone, not to each agent's stream. */
+  private readonly siteSubs = new Set<Subscriber>();
   private readonly timer: NodeJS.Timeout;
   readonly epoch: string;
 
@@ -82,7 +84,7 @@ export class EventHub extends EventEmitter<{ ref: [RefEvent & { id: string }]; s
    */
   publishSite(data: { site: string; condition: string; receivedAt: string }): void {
     const frame = `event: site\ndata: ${JSON.stringify(data)}\n\n`;
-    for (const sub of this.subs) if (sub.sites) this.write(sub, frame);
+    for (const sub of this.siteSubs) this.write(sub, frame);
   }
 
   /** End the streams opened with a token that no longer authenticates (revoked); returns how many. */
@@ -92,6 +94,7 @@ export class EventHub extends EventEmitter<{ ref: [RefEvent & { id: string }]; s
       if (sub.token !== null && !stillValid(sub.token)) {
         sub.res.end();
         this.subs.delete(sub);
+        this.siteSubs.delete(sub);
         n += 1;
       }
     }
@@ -129,9 +132,11 @@ export class EventHub extends EventEmitter<{ ref: [RefEvent & { id: string }]; s
     if (plan.kind === 'resync') res.write(`event: resync\ndata: ${JSON.stringify({ reason: plan.reason })}\n\n`);
     if (plan.kind === 'replay') for (const e of plan.events) if (sub.repo === null || sub.repo === e.event.repo) res.write(formatEvent(e));
     this.subs.add(sub);
+    if (sub.sites) this.siteSubs.add(sub);
     this.emit('subscribers', this.subs.size);
     res.on('close', () => {
       this.subs.delete(sub);
+      this.siteSubs.delete(sub);
       this.emit('subscribers', this.subs.size);
     });
     return true;
@@ -142,6 +147,7 @@ export class EventHub extends EventEmitter<{ ref: [RefEvent & { id: string }]; s
     clearInterval(this.timer);
     for (const sub of this.subs) sub.res.end();
     this.subs.clear();
+    this.siteSubs.clear();
   }
 
   private heartbeat(): void {

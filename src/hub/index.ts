@@ -7,6 +7,7 @@ import { UsageError } from '../errors.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { loadTokensFile } from './auth.ts';
 import type { EventHub } from './events.ts';
+import { fdLimitProblem, openFileLimit } from './fd-limit.ts';
 import { DEFAULT_LIMITS, type HubLimits } from './limits.ts';
 import type { Metrics } from './metrics.ts';
 import { Mirror, parseUpstream, readTokenFile, type MirrorTuning } from './mirror/index.ts';
@@ -130,6 +131,8 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
     throw err;
   }
   if (upstream) logger.info({ upstream: upstream.description, repo: upstream.repo, authenticated: upstream.token !== undefined }, 'mirroring the upstream (read-only)');
+  const fds = fdLimitProblem(openFileLimit(), server.server.maxConnections);
+  if (fds) logger.warn(fds);
   const watch = opts.tokensFile ? watchTokensFile(opts.tokensFile, { logger, onChange: (t) => server.setTokens(t) }) : null;
   const notifier = notify
     ? new Notifier(notify, { sites: server.sites, events: server.events, hubUrl: () => opts.publicUrl ?? url, logger, metrics: server.metrics, gitDir: (r) => server.repos.gitDir(r), delivery: opts.notifyDelivery })

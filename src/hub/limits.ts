@@ -53,7 +53,11 @@ export interface HubLimits {
    * keeps many agents that share a site token from failing on a burst.
    */
   gitProcessesPerToken: number;
-  /** Open event streams per token, so one token cannot take every subscriber slot. */
+  /**
+   * Open event streams per token, so one token cannot take every subscriber
+   * slot; a site token listing more than half this many sites may hold two
+   * per site (one agent each, plus a restarting one's), see streamCap.
+   */
   eventSubscribersPerToken: number;
   /** Nesting depth of a JSON body (status reports); deeper documents are refused before they are stored. */
   jsonDepth: number;

@@ -65,9 +65,10 @@ export class ApiRoutes {
     const sites = ctx.url.searchParams.get('sites') === '1';
     if (sites && !roleAtLeast(who.role, 'publisher')) throw new HttpError(403, 'Forbidden', `token "${who.name}" (role ${who.role}) may not follow site events; role publisher is needed`);
     const mine = this.streamsByToken.get(who.name) ?? 0;
+    const cap = streamCap(who.sites, this.d.limits.eventSubscribersPerToken);
     // Loopback mode has one identity for every local client: only the global cap applies there.
-    if (this.d.hasTokens() && mine >= this.d.limits.eventSubscribersPerToken) {
-      throw new HttpError(503, 'TooManySubscribers', `token "${who.name}" already holds ${mine} event streams; close one or retry later`, { 'Retry-After': '30' });
+    if (this.d.hasTokens() && mine >= cap) {
+      throw new HttpError(503, 'TooManySubscribers', `token "${who.name}" already holds ${mine} event streams (its limit: ${cap}); close one or retry later`, { 'Retry-After': '30' });
     }
     const creds = this.d.hasTokens() ? credentialsFrom(ctx.req.headers.authorization) : null;
     const token = creds ? createHash('sha256').update(creds.secret, 'utf8').digest('hex') : null;
@@ -107,11 +108,25 @@ export class ApiRoutes {
     const who = this.d.gate.authorize(ctx, 'site');
     // A site token sees only the sites it reports for.
     const filter = roleAtLeast(who.role, 'publisher') ? undefined : (s: string): boolean => maySiteReport(who, s);
-    sendJson(ctx.res, 200, { sites: this.d.sites.list(filter) });
+    // sendJson's headers and trailing newline, around text the status store keeps serialised.
+    const text = `${this.d.sites.listJson(filter)}\n`;
+    ctx.res.writeHead(200, { 'Content-Type': `${JSON_TYPE}; charset=utf-8`, 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
+    ctx.res.end(text);
   }
 
   async listRollouts(ctx: RequestContext): Promise<void> {
     this.d.gate.authorize(ctx, 'publisher');
     sendJson(ctx.res, 200, { rollouts: this.d.rollouts?.views() ?? [] });
   }
+}
+
+/**
+ * How many event streams one token may hold: `perToken`, or two per site a
+ * site token lists when that is more. A fleet that shares one site token
+ * (`sites: [every site]`) runs one agent per site, each holding a stream, and
+ * a restarting agent's new stream may open before the hub has seen the old
+ * one close; a flat cap of 100 would refuse the 101st site of such a fleet.
+ */
+export function streamCap(sites: readonly string[] | null, perToken: number): number {
+  return Math.max(perToken, 2 * (sites?.length ?? 0));
 }

@@ -22,8 +22,9 @@ export function tempSibling(path: string): string {
  * Write a file so a reader sees either the old content or all of the new,
  * never a partial file: write a temp sibling, fsync it, rename over, fsync dir.
  */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644, opts: { exactMode?: boolean } = {}): Promise<void> {
-  await fsp.mkdir(dirname(path), { recursive: true });
+export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644, opts: { exactMode?: boolean; syncDir?: boolean; mkdir?: boolean } = {}): Promise<void> {
+  // syncDir false: the caller fsyncs the directory once for a batch of files; mkdir false: it made the directory.
+  if (opts.mkdir !== false) await fsp.mkdir(dirname(path), { recursive: true });
   const tmp = tempSibling(path);
   let fh: fsp.FileHandle | undefined;
   try {
@@ -40,7 +41,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     await fsp.rm(tmp, { force: true }).catch(() => {});
     throw err;
   }
-  await fsyncDir(dirname(path));
+  if (opts.syncDir !== false) await fsyncDir(dirname(path));
 }
 
 export async function pathExists(path: string): Promise<boolean> {
