@@ -8,7 +8,7 @@
 import { promises as fsp } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { ConfigError, UsageError, formatProblem, errorMessage, type Problem } from '../errors.ts';
-import { AgentConfigFile, HealthCheck, ServiceSpec, VerifySpec } from '../registry/schema.ts';
+import { AgentConfigFile, HealthCheck, MetricGateSpec, ServiceSpec, VerifySpec } from '../registry/schema.ts';
 import { parseYamlFile, type YamlFile } from '../registry/yaml-file.ts';
 import { suggest, zodProblems } from '../registry/zod-problems.ts';
 import { checkCron } from './schedule.ts';
@@ -343,6 +343,7 @@ function convert(text: string, kind: Kind): { ok: true; value: unknown } | { ok:
 
 /** The keys allowed at each level of agent.yaml, for "did you mean" on an unknown key. */
 const KEYS_AT: Array<[RegExp, readonly string[]]> = [
+  [/^services\[\d+\]\.health\.metric$/, Object.keys(MetricGateSpec.shape)],
   [/^services\[\d+\]\.health$/, Object.keys(HealthCheck.shape)],
   [/^services\[\d+\]\.reload$/, Object.keys(ServiceSpec.shape.reload.unwrap().shape)],
   [/^services\[\d+\]$/, Object.keys(ServiceSpec.shape)],
