@@ -6,7 +6,9 @@
  *   Degraded on `version` (checked while paused too: a pause stops advancing,
  *   not watching);
  * - advance (or finish, at the last wave): every site of the reached waves is
- *   Ready on `version`, and has been for the wave's `soak`, counted from the
+ *   Ready on `version` (a site whose metric gate still watches, Progressing
+ *   (soak), is not; one whose gate failed rolled back and reports Degraded),
+ *   and has been for the wave's `soak`, counted from the
  *   later of `state.since` and the moment the last of them was first seen Ready;
  * - otherwise wait, saying for what.
  */
@@ -21,6 +23,8 @@ export interface ModelReport {
   desired?: string;
   /** Switched to, health verdict not in yet. */
   verdictOwed?: boolean;
+  /** Switched to and watched by the site's metric gate (Progressing (soak)): not Ready until it passes. */
+  soaking?: boolean;
   outcome?: string;
 }
 
@@ -39,7 +43,7 @@ export function conditionOn(report: SiteReport | undefined, model: string, versi
   const m = report.models.find((x) => x.model === model);
   if (report.degraded.some((d) => d.model === model && d.version === version)) return 'degraded';
   if (m?.outcome === 'degraded' && m.desired === version) return 'degraded';
-  if (m?.active === version && !m.verdictOwed) return 'ready';
+  if (m?.active === version && !m.verdictOwed && !m.soaking) return 'ready';
   return 'pending';
 }
 

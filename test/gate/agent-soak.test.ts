@@ -12,6 +12,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { isolatedGitEnv, tempDir } from '../helpers/env.ts';
 import { current, faceRegistry, startAgent, waitFor } from '../agent/helpers/agent.ts';
 import { freePort, startPromStub, type PromStub } from './helpers/prom.ts';
+import { decide } from '../../src/rollout/decide.ts';
+import { parseReport } from '../../src/rollout/observe.ts';
+import type { RolloutFile } from '../../src/registry/schema.ts';
+import type { RolloutSite } from '../../src/registry/rollout-waves.ts';
+import type { AgentStatus } from '../../src/agent/daemon.ts';
 
 const env = isolatedGitEnv();
 const node = process.execPath;
@@ -25,6 +30,19 @@ function service(url: string, extra: Record<string, unknown> = {}): Array<Record
     name: 'detector', models: ['face'], restart: [node, '-e', '0'],
     health: { metric: { url, query: 'avg_over_time(fps{model="face"}[5m])', min: 15, for: '3s', every: '500ms', ...extra } },
   }];
+}
+
+/** A two-wave rollout of face 2 whose canary is alpha, judged on this agent's own /status document. */
+function canaryDecision(status: AgentStatus, now: number, version = '2'): ReturnType<typeof decide>['decision'] {
+  const rollout: RolloutFile = {
+    model: 'face', version, from: '1',
+    waves: [{ name: 'canary', sites: { labels: { wave: 'canary' } }, soak: '1s' }, { name: 'all', sites: 'all' }],
+    halt: { degraded: 1 },
+    state: { wave: 'canary', since: new Date(now - 3_600_000).toISOString(), status: 'progressing' },
+  };
+  const report = parseReport(JSON.parse(JSON.stringify(status)) as Record<string, unknown>)!;
+  const population: RolloutSite[] = [{ name: 'alpha', labels: { wave: 'canary' } }, { name: 'beta', labels: {} }];
+  return decide({ rollout, population, reports: new Map([['alpha', report]]), readySince: new Map([['alpha', now - 3_600_000]]), now }).decision;
 }
 
 describe('metric gate', () => {
@@ -51,6 +69,8 @@ describe('metric gate', () => {
     expect(soaking.conditions.find((c) => c.type === 'Ready')).toMatchObject({ status: false, reason: 'Soak' });
     expect(soaking.conditions.find((c) => c.type === 'Progressing')?.message).toMatch(/face 1 → 2 \(detector\): soaking/);
     expect(soaking.models.find((m) => m.model === 'face')?.soak).toMatchObject({ version: '2', service: 'detector', state: 'watching' });
+    // The staged-rollout controller does not advance a wave while one of its sites soaks, however long the wave's own soak was.
+    expect(canaryDecision(soaking, Date.now())).toEqual({ kind: 'wait', why: 'waiting for 1 site to be Ready on 2: alpha' });
 
     await waitFor(() => agent.health() === 'Degraded', 'the rollback after the gate failed');
     await agent.whenIdle();
@@ -60,6 +80,8 @@ describe('metric gate', () => {
     expect(s.lastPass?.triggers).toContain('soak');
     expect(s.lastPass?.degraded[0]?.reason).toMatch(/metric gate failed: fps\{model="face"\} = 12 < min 15/);
     expect(s.models.find((m) => m.model === 'face')?.soak).toBeUndefined();
+    // A failed gate fails the wave as a failed health check does: the rollout halts.
+    expect(canaryDecision(s, Date.now())).toMatchObject({ kind: 'halt', degraded: ['alpha'] });
     // Degraded stays for this commit: the next pass does not switch to 2 again.
     await agent.request('manual', 'again');
     expect(current(store, 'face')).toBe('1');
@@ -88,10 +110,13 @@ describe('metric gate', () => {
     expect(s.health).toBe('Progressing (soak)');
     expect(s.models.find((m) => m.model === 'face')?.soak).toMatchObject({ version: '3' });
     expect(s.conditions.find((c) => c.type === 'Progressing')?.message).toMatch(/face 2 → 3/);
+    expect(canaryDecision(s, Date.now(), '3').kind).toBe('wait');
     await waitFor(() => agent.health() === 'Ready', 'the soak of 3 to pass', 20_000);
     expect(current(store, 'face')).toBe('3');
     expect(agent.status().conditions.find((c) => c.type === 'Ready')).toMatchObject({ status: true, reason: 'InSync' });
     expect(agent.status().lastPass?.rolledBack).toEqual([]);
+    // Once the gate passed, the controller sees the site Ready and the wave advances.
+    expect(canaryDecision(agent.status(), Date.now(), '3')).toMatchObject({ kind: 'advance', from: 'canary', to: 'all' });
     await agent.stop();
   });
 
