@@ -14,7 +14,8 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { errorMessage } from '../errors.ts';
-import { gateVerdict, type GateSample, type GateVerdict, type MetricRule } from '../gate/metric-gate.ts';
+import { gateVerdict, type GateSample, type GateVerdict } from '../gate/metric-gate.ts';
+import { ruleOf } from '../gate/query.ts';
 import type { Logger } from '../log.ts';
 import type { LateVerdict } from '../reconcile/hooks.ts';
 import type { MetricGateSpec } from '../registry/schema.ts';
@@ -72,7 +73,6 @@ export interface SoakOptions {
   onFailed(what: string): void;
 }
 
-export const ruleOf = (g: MetricGateSpec): MetricRule => ({ min: g.min, max: g.max, forMs: durationMs(g.for), everyMs: durationMs(g.every) });
 const MAX_SAMPLES = 10_000;
 
 export class SoakWatcher {
