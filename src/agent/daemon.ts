@@ -32,7 +32,7 @@ import { PassRunner } from './pass-runner.ts';
 import { PassQueue, QueueClosedError, type Trigger, type TriggerSource } from './queue.ts';
 import { DEFAULT_SCHEDULE, CronTrigger } from './schedule.ts';
 import { SelfHealer } from './selfheal.ts';
-import { SoakWatcher, type SoakStart } from './soak.ts';
+import { SoakWatcher } from './soak.ts';
 import { startAgentServer, type AgentServer } from './server.ts';
 import { SiteStatus, serviceModelProblems } from './site-status.ts';
 import { StoreLayout, readLink, readState } from '../store/index.ts';
@@ -72,6 +72,8 @@ export class Agent {
   private windowTimer: TimerHandle | undefined;
   private started = false;
   private stopping = false;
+  /** `agent --once`: a failed gate is rolled back by the pass once() runs, not by one of its own. */
+  private oneShot = false;
 
   private constructor(readonly config: AgentConfig, deps: AgentDeps) {
     this.site = config.site;
@@ -85,7 +87,9 @@ export class Agent {
     this.soak = new SoakWatcher({
       store: config.store, fetch: deps.fetch ?? fetch, clock: this.clock, logger: this.logger,
       onChange: () => this.reportSoon(),
-      onFailed: (what) => this.fire('soak', what),
+      onFailed: (what) => {
+        if (!this.oneShot) this.fire('soak', what);
+      },
     });
     this.runner = new PassRunner({
       config,
@@ -168,6 +172,7 @@ export class Agent {
   /** One pass with services and health checks, a report to the hub, then done (`agent --once`). */
   async once(): Promise<PassOutcome> {
     if (this.hub) this.hub.oneShot = true;
+    this.oneShot = true;
     let outcome = await this.queue.request({ source: 'manual', detail: '--once', at: this.clock.now() });
     // One pass judges what it can; a metric gate is judged over its `for`: wait for it, then roll back if it failed.
     if (this.soak.active) {
@@ -295,7 +300,7 @@ export class Agent {
     const startedAt = this.clock.now();
     const { result, info, reports, soaks } = await this.runner.run(triggers, startedAt);
     if (reports.length > 0) this.view.serviceReports = reports.slice(-20);
-    this.settleSoaks(result, soaks);
+    this.soak.afterPass(result, this.stopping ? [] : soaks);
     await this.view.reloadOwed();
     const outcome: PassOutcome = { result, triggers, startedAt, finishedAt: this.clock.now() };
     // Before afterPass: the report it sends says what the agent does now, not "reconciling".
@@ -344,16 +349,6 @@ export class Agent {
     this.reportSoon();
   }
 
-  /** Soaks this pass superseded or rolled back end; the metric gates of its healthy switches start watching. */
-  private settleSoaks(result: ReconcileResult, soaks: readonly SoakStart[]): void {
-    if (result.models.length === 0) return;
-    const active = new Map(result.models.map((m) => [m.model, m.active ?? null] as const));
-    this.soak.settle(active, result.degraded);
-    if (this.stopping) return;
-    const healthy = (m: { model: string; version: string }): boolean => result.models.some((x) => x.model === m.model && x.active === m.version && x.outcome === 'activated');
-    this.soak.start(soaks.map((s) => ({ ...s, models: s.models.filter(healthy) })).filter((s) => s.models.length > 0));
-  }
-
   /** Failed passes are retried with backoff, unless a human must fix something (then the next trigger retries). */
   private scheduleRetry(result: ReconcileResult): void {
     this.clock.clearTimeout(this.retryTimer);
@@ -400,7 +395,9 @@ export class Agent {
     m.hubConnected = this.hub?.connected ?? false;
     m.healsTotal = this.healer?.healed ?? 0;
     m.coalescedTotal = this.queue.coalesced;
-    return renderMetrics(this.site, m);
+    // A model a metric gate still watches is switched, not yet in sync.
+    const soaking = this.soak.models();
+    return renderMetrics(this.site, { ...m, models: m.models.map((x) => ({ ...x, inSync: x.inSync && !soaking.has(x.model) })) });
   }
 
   private reportSoon(): void {

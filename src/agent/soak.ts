@@ -18,6 +18,7 @@ import { gateVerdict, type GateSample, type GateVerdict } from '../gate/metric-g
 import { ruleOf } from '../gate/query.ts';
 import type { Logger } from '../log.ts';
 import type { LateVerdict } from '../reconcile/hooks.ts';
+import type { ReconcileResult } from '../reconcile/index.ts';
 import type { MetricGateSpec } from '../registry/schema.ts';
 import { durationMs } from '../util/duration.ts';
 import { writeFileAtomic } from '../util/fsutil.ts';
@@ -81,6 +82,7 @@ export class SoakWatcher {
   private readonly abort = new AbortController();
   private readonly file: string;
   private waiters: Array<() => void> = [];
+  private saving: Promise<void> = Promise.resolve();
 
   constructor(private readonly o: SoakOptions) {
     this.file = join(o.store, 'soak.json');
@@ -153,6 +155,23 @@ export class SoakWatcher {
     }
   }
 
+  /**
+   * After every pass: soaks it superseded or rolled back end, and the metric
+   * gates of the switches it found healthy (still active, not rolled back by
+   * another service's check) start watching.
+   */
+  afterPass(result: Pick<ReconcileResult, 'models' | 'degraded'>, starts: readonly SoakStart[]): void {
+    if (result.models.length === 0) return;
+    this.settle(new Map(result.models.map((m) => [m.model, m.active ?? null] as const)), result.degraded);
+    const healthy = (m: SoakModel): boolean => result.models.some((x) => x.model === m.model && x.active === m.version && x.outcome === 'activated');
+    this.start(starts.map((s) => ({ ...s, models: s.models.filter(healthy) })).filter((s) => s.models.length > 0));
+  }
+
+  /** Models a gate watches now. */
+  models(): Set<string> {
+    return new Set(this.soaks.flatMap((s) => s.models.map((m) => m.model)));
+  }
+
   /** Failed gates not yet rolled back, one per model, for the next pass. */
   lateVerdicts(): LateVerdict[] {
     const out: LateVerdict[] = [];
@@ -191,6 +210,7 @@ export class SoakWatcher {
     this.abort.abort();
     for (const s of this.soaks) this.o.clock.clearTimeout(s.timer);
     this.wake();
+    await this.saving;
   }
 
   private schedule(s: Soak): void {
@@ -248,7 +268,13 @@ export class SoakWatcher {
     for (const w of this.waiters.splice(0)) w();
   }
 
-  private async save(): Promise<void> {
+  /** Writes one after another (the last one wins), each atomic; stop() waits for them. */
+  private save(): Promise<void> {
+    this.saving = this.saving.then(() => this.write());
+    return this.saving;
+  }
+
+  private async write(): Promise<void> {
     const soaks: SoakStart[] = this.soaks.map((s) => ({ service: s.service, models: s.models, gate: s.gate, ...(s.failed ? { failed: s.failed } : {}) }));
     try {
       if (soaks.length === 0) await fsp.rm(this.file, { force: true });
