@@ -151,7 +151,7 @@ export class Agent {
     }
     await agent.view.loadRemembered();
     const layout = new StoreLayout(config.store);
-    await agent.soak.resume((model) => readLink(layout, model, 'current').catch(() => undefined));
+    await agent.soak.resume((model) => readLink(layout, model, 'current').catch(() => undefined), (service) => config.services.find((s) => s.name === service)?.health?.metric);
     return agent;
   }
 

@@ -88,8 +88,12 @@ export class SoakWatcher {
     this.file = join(o.store, 'soak.json');
   }
 
-  /** Soaks a previous run of the agent left: watched again from now. */
-  async resume(active: (model: string) => Promise<string | undefined>): Promise<void> {
+  /**
+   * Soaks a previous run of the agent left: watched again from now, with the
+   * gate agent.yaml gives the service today (a service without one any more
+   * is not watched). Only models still active on the version soaked are.
+   */
+  async resume(active: (model: string) => Promise<string | undefined>, gateOf: (service: string) => MetricGateSpec | undefined): Promise<void> {
     let saved: SoakStart[] = [];
     try {
       const parsed = JSON.parse(await fsp.readFile(this.file, 'utf8')) as { soaks?: SoakStart[] };
@@ -99,10 +103,14 @@ export class SoakWatcher {
     }
     const still: SoakStart[] = [];
     for (const s of saved) {
-      if (!s || typeof s.service !== 'string' || !Array.isArray(s.models) || !s.gate) continue;
+      if (!s || typeof s.service !== 'string' || !Array.isArray(s.models)) continue;
+      const gate = gateOf(s.service);
+      if (!gate) continue;
       const models: SoakModel[] = [];
-      for (const m of s.models) if ((await active(m.model)) === m.version) models.push(m);
-      if (models.length) still.push({ ...s, models });
+      for (const m of s.models) {
+        if (m && typeof m.model === 'string' && typeof m.version === 'string' && (await active(m.model)) === m.version) models.push(m);
+      }
+      if (models.length) still.push({ service: s.service, models, gate, ...(typeof s.failed === 'string' ? { failed: s.failed } : {}) });
     }
     if (still.length) {
       this.o.logger.warn({ soaks: still.map((s) => s.service) }, 'the agent restarted during a soak: watching the metric gate again for its whole `for`');
