@@ -39,10 +39,10 @@ export interface PassOutcome {
   finishedAt: number;
 }
 
-export type Health = 'Progressing' | 'Ready' | 'Conflict' | 'Stale' | 'Failed' | 'Degraded' | 'Stalled' | 'Waiting';
+export type Health = 'Progressing' | 'Progressing (soak)' | 'Ready' | 'Conflict' | 'Stale' | 'Failed' | 'Degraded' | 'Stalled' | 'Waiting';
 
 export interface Condition {
-  type: 'Ready' | 'Degraded' | 'Conflict' | 'Stale' | 'HubConnected' | 'Stalled' | 'Waiting';
+  type: 'Ready' | 'Degraded' | 'Conflict' | 'Stale' | 'HubConnected' | 'Stalled' | 'Waiting' | 'Progressing';
   status: boolean;
   reason: string;
   message: string;
@@ -92,6 +92,8 @@ export interface AgentStatus {
     drift?: string;
     /** Switched to `active`, but its services' health verdict is owed (a check cut short by a stop): not yet in sync. */
     verdictOwed?: { version: string; since: string };
+    /** Switched to `active`, healthy so far, and watched by a metric gate until `until` (or longer, overdue): not yet in sync. */
+    soak?: { version: string; service: string; since: string; until: string; state: 'watching' | 'failed'; reason: string; overdue: boolean; last?: number };
   }>;
   /** Models in the store the site no longer selects: kept as they are, not managed. */
   unmanaged: ReconcileResult['unmanaged'];

@@ -8,7 +8,7 @@
 import { promises as fsp } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { ConfigError, UsageError, formatProblem, errorMessage, type Problem } from '../errors.ts';
-import { AgentConfigFile, HealthCheck, InferCheck, ServiceSpec, ServingViewSpec, VerifySpec } from '../registry/schema.ts';
+import { AgentConfigFile, HealthCheck, InferCheck, MetricGateSpec, ServiceSpec, ServingViewSpec, VerifySpec } from '../registry/schema.ts';
 import { resolveServingPaths, servingProblems } from './serving-config.ts';
 import { parseYamlFile, type YamlFile } from '../registry/yaml-file.ts';
 import { suggest, zodProblems } from '../registry/zod-problems.ts';
@@ -349,6 +349,7 @@ function convert(text: string, kind: Kind): { ok: true; value: unknown } | { ok:
 const KEYS_AT: Array<[RegExp, readonly string[]]> = [
   [/^services\[\d+\]\.health\.infer\.expect$/, Object.keys(InferCheck.shape.expect.shape)],
   [/^services\[\d+\]\.health\.infer$/, Object.keys(InferCheck.shape)],
+  [/^services\[\d+\]\.health\.metric$/, Object.keys(MetricGateSpec.shape)],
   [/^services\[\d+\]\.health$/, Object.keys(HealthCheck.shape)],
   [/^serving\[\d+\]$/, Object.keys(ServingViewSpec.shape)],
   [/^services\[\d+\]\.reload$/, Object.keys(ServiceSpec.shape.reload.unwrap().shape)],

@@ -32,9 +32,10 @@ import { PassRunner } from './pass-runner.ts';
 import { PassQueue, QueueClosedError, type Trigger, type TriggerSource } from './queue.ts';
 import { DEFAULT_SCHEDULE, CronTrigger } from './schedule.ts';
 import { SelfHealer } from './selfheal.ts';
+import { SoakWatcher } from './soak.ts';
 import { startAgentServer, type AgentServer } from './server.ts';
 import { SiteStatus, serviceModelProblems } from './site-status.ts';
-import { StoreLayout, readState } from '../store/index.ts';
+import { StoreLayout, readLink, readState } from '../store/index.ts';
 import { defaultEngine } from './templates.ts';
 import { watchLocalRegistry, watchPins, type Watch, type WatchOptions } from './watches.ts';
 
@@ -56,6 +57,7 @@ export class Agent {
   private readonly view: SiteStatus;
   private readonly runner: PassRunner;
   private readonly metrics: AgentMetrics = emptyMetrics();
+  private readonly soak: SoakWatcher;
   private token: string | undefined;
   private webhookSecret: string | undefined;
 
@@ -70,6 +72,8 @@ export class Agent {
   private windowTimer: TimerHandle | undefined;
   private started = false;
   private stopping = false;
+  /** `agent --once`: a failed gate is rolled back by the pass once() runs, not by one of its own. */
+  private oneShot = false;
 
   private constructor(readonly config: AgentConfig, deps: AgentDeps) {
     this.site = config.site;
@@ -80,6 +84,13 @@ export class Agent {
     this.deps = deps;
     this.retryBackoff = new Backoff(deps.retryBaseMs ?? 2000, deps.retryMaxMs ?? 300_000, this.random);
     this.queue = new PassQueue((triggers) => this.runPass(triggers));
+    this.soak = new SoakWatcher({
+      store: config.store, fetch: deps.fetch ?? fetch, clock: this.clock, logger: this.logger,
+      onChange: () => this.reportSoon(),
+      onFailed: (what) => {
+        if (!this.oneShot) this.fire('soak', what);
+      },
+    });
     this.runner = new PassRunner({
       config,
       fetch: deps.fetch ?? fetch,
@@ -94,6 +105,7 @@ export class Agent {
         this.view.beginJudging(switched);
         this.reportSoon();
       },
+      lateVerdicts: () => this.soak.lateVerdicts(),
     });
     this.view = new SiteStatus(config, this.clock, this.logger, {
       schedule: () => this.schedule(),
@@ -102,6 +114,7 @@ export class Agent {
       selfHeal: () => ({ restored: this.healer?.healed ?? 0, recent: [...(this.healer?.damage ?? [])], lastVerifyAt: iso(this.healer?.lastVerifyAt) }),
       hub: () => this.hub && { connected: this.hub.connected, eventsError: this.hub.eventsError, lastReportAt: this.hub.lastReportAt, lastReportError: this.hub.lastReportError },
       onRegistryBack: () => this.hub?.reconnectNow(),
+      soaks: () => this.soak.views(),
     });
   }
 
@@ -137,6 +150,8 @@ export class Agent {
       });
     }
     await agent.view.loadRemembered();
+    const layout = new StoreLayout(config.store);
+    await agent.soak.resume((model) => readLink(layout, model, 'current').catch(() => undefined), (service) => config.services.find((s) => s.name === service)?.health?.metric);
     return agent;
   }
 
@@ -157,7 +172,15 @@ export class Agent {
   /** One pass with services and health checks, a report to the hub, then done (`agent --once`). */
   async once(): Promise<PassOutcome> {
     if (this.hub) this.hub.oneShot = true;
-    const outcome = await this.queue.request({ source: 'manual', detail: '--once', at: this.clock.now() });
+    this.oneShot = true;
+    let outcome = await this.queue.request({ source: 'manual', detail: '--once', at: this.clock.now() });
+    // One pass judges what it can; a metric gate is judged over its `for`: wait for it, then roll back if it failed.
+    if (this.soak.active) {
+      await this.hub?.flush();
+      await this.soak.whenWatched();
+      if (this.soak.lateVerdicts().length > 0) outcome = await this.queue.request({ source: 'soak', detail: 'metric gate failed', at: this.clock.now() });
+    }
+    await this.soak.stop();
     await this.hub?.flush();
     return outcome;
   }
@@ -248,6 +271,7 @@ export class Agent {
     await this.registryWatch?.close();
     await this.pinsWatch?.close();
     await this.healer?.stop();
+    await this.soak.stop();
     // Downloads in progress stop (they resume next time); switches and restarts finish.
     this.passAbort.abort(new Error('the agent is stopping'));
     await this.queue.close();
@@ -274,8 +298,9 @@ export class Agent {
     this.clock.clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     const startedAt = this.clock.now();
-    const { result, info, reports } = await this.runner.run(triggers, startedAt);
+    const { result, info, reports, soaks } = await this.runner.run(triggers, startedAt);
     if (reports.length > 0) this.view.serviceReports = reports.slice(-20);
+    this.soak.afterPass(result, this.stopping ? [] : soaks);
     await this.view.reloadOwed();
     const outcome: PassOutcome = { result, triggers, startedAt, finishedAt: this.clock.now() };
     // Before afterPass: the report it sends says what the agent does now, not "reconciling".
@@ -370,7 +395,9 @@ export class Agent {
     m.hubConnected = this.hub?.connected ?? false;
     m.healsTotal = this.healer?.healed ?? 0;
     m.coalescedTotal = this.queue.coalesced;
-    return renderMetrics(this.site, m);
+    // A model a metric gate still watches is switched, not yet in sync.
+    const soaking = this.soak.models();
+    return renderMetrics(this.site, { ...m, models: m.models.map((x) => ({ ...x, inSync: x.inSync && !soaking.has(x.model) })) });
   }
 
   private reportSoon(): void {

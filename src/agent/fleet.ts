@@ -21,7 +21,7 @@ export interface FleetSite {
   commit?: string | null;
   stalenessSeconds?: number | null;
   lastError?: string | null;
-  models?: Array<{ model: string; declared?: string; desired?: string; active?: string | null; outcome?: string; drift?: string; verdictOwed?: { version: string } }>;
+  models?: Array<{ model: string; declared?: string; desired?: string; active?: string | null; outcome?: string; drift?: string; verdictOwed?: { version: string }; soak?: { version?: string; reason?: string; overdue?: boolean } }>;
   lastPass?: { status?: string; conflicts?: Array<{ model: string }>; degraded?: Array<{ model: string; version: string }> } | null;
   [key: string]: unknown;
 }
@@ -57,11 +57,13 @@ export function renderFleet(sites: readonly FleetSite[], now = Date.now()): stri
   const rows = sites.map((s) => {
     const models = s.models ?? [];
     // A version whose health verdict is owed is switched to, not yet in sync.
-    const inSync = models.filter((m) => m.active === m.desired && !m.verdictOwed).length;
+    const inSync = models.filter((m) => m.active === m.desired && !m.verdictOwed && !m.soak).length;
     const notes: string[] = [];
     for (const c of s.lastPass?.conflicts ?? []) notes.push(`conflict ${c.model}`);
     for (const d of s.lastPass?.degraded ?? []) notes.push(`degraded ${d.model} ${d.version}`);
     for (const m of models) if (m.verdictOwed) notes.push(`health check owed ${m.model} ${m.verdictOwed.version}`);
+    // A metric gate still watching: switched and healthy so far, not yet in sync.
+    for (const m of models) if (m.soak) notes.push(`soak ${m.model} ${String(m.soak.version ?? m.active ?? '?')}: ${String(m.soak.reason ?? 'metric gate watching').slice(0, 120)}`);
     // A break-glass pin is in sync with what the site was told to run, not with the registry: say so.
     for (const m of models) if (m.drift) notes.push(`pinned ${m.model} ${m.desired ?? m.active ?? '?'} (declared ${m.declared ?? '?'})`);
     if (s.health === 'Waiting') notes.push('Waiting (window)');

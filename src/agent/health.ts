@@ -10,11 +10,15 @@ import { requestErrorMessage } from './net-error.ts';
 import { sleep, systemClock, type Clock } from './clock.ts';
 import { describeResult, httpRequest, runArgv } from './services.ts';
 import { checkInfer, type InferSpec } from './health-infer.ts';
+import { checkMetricOnce } from './health-metric.ts';
+import type { MetricGateSpec } from '../registry/schema.ts';
 
 export interface HealthSpec {
   command?: string[];
   http?: string;
   infer?: InferSpec;
+  /** A metric gate: watched for `for` after a switch by soak.ts; here (after a rollback) judged on one answer. */
+  metric?: MetricGateSpec;
   timeout_s: number;
   interval_s: number;
 }
@@ -41,6 +45,7 @@ const MIN_TRY_MS = 250;
 
 export async function checkHealth(spec: HealthSpec, deps: HealthDeps): Promise<HealthResult> {
   const clock = deps.clock ?? systemClock;
+  if (spec.metric) return checkMetricOnce(spec.metric, { fetch: deps.fetch, clock, signal: deps.signal });
   const started = clock.now();
   const deadline = started + spec.timeout_s * 1000;
   let tries = 0;

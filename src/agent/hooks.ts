@@ -11,6 +11,7 @@ import type { ServiceSpec } from '../registry/schema.ts';
 import type { Clock } from './clock.ts';
 import { checkHealth, type HealthResult } from './health.ts';
 import { applyService, type ServiceActionResult } from './services.ts';
+import type { SoakStart } from './soak.ts';
 
 export interface ServiceReport {
   service: string;
@@ -43,6 +44,8 @@ export interface HookDeps {
 export interface AgentHooks extends ActivationHooks {
   /** What happened to services in this pass, for /status and the hub. */
   readonly reports: ServiceReport[];
+  /** Services switched healthy whose metric gate is watched next (soak.ts), after the pass. */
+  readonly soaks: SoakStart[];
 }
 
 /**
@@ -63,6 +66,7 @@ export function affectedServices(services: readonly ServiceSpec[], models: Itera
 
 export function buildActivationHooks(deps: HookDeps): AgentHooks {
   const reports: ServiceReport[] = [];
+  const soaks: SoakStart[] = [];
 
   const restartAndCheck = async (
     changed: readonly ActivatedModel[], phase: 'switch' | 'rollback',
@@ -96,6 +100,12 @@ export function buildActivationHooks(deps: HookDeps): AgentHooks {
     const checks = await Promise.all(
       restarted.map(async ({ spec, report }) => {
         if (!spec.health) return { spec, report, health: undefined as HealthResult | undefined };
+        // A metric gate judges a switch over its `for`, outside the pass: the soak starts once the pass ends.
+        if (spec.health.metric && phase === 'switch') {
+          soaks.push({ service: spec.name, gate: spec.health.metric, models: changed.filter((c) => report.models.includes(c.model)).map((c) => ({ model: c.model, version: c.version, from: c.from, previousBefore: c.previousBefore })) });
+          report.health = { ok: true, tries: 0, ms: 0, message: `metric gate: soaking for ${spec.health.metric.for}` };
+          return { spec, report, health: undefined as HealthResult | undefined };
+        }
         const check = phase === 'rollback' ? rollbackHealthSpec(spec.health) : spec.health;
         const health = await checkHealth(check, { fetch: deps.fetch, clock: deps.clock, env: deps.env, signal: deps.signal });
         report.health = { ok: health.ok, tries: health.tries, ms: health.ms, message: health.message, ...(health.aborted ? { aborted: true } : {}) };
@@ -127,6 +137,7 @@ export function buildActivationHooks(deps: HookDeps): AgentHooks {
 
   return {
     reports,
+    soaks,
     async afterSwitch(changed) {
       return { unhealthy: await restartAndCheck(changed, 'switch') };
     },

@@ -5,7 +5,7 @@
  */
 import type { Logger } from '../log.ts';
 import type { ReconcileOptions, ReconcileResult } from '../reconcile/index.ts';
-import type { ActivatedModel, PassInfo } from '../reconcile/hooks.ts';
+import type { ActivatedModel, LateVerdict, PassInfo } from '../reconcile/hooks.ts';
 import { StoreLayout, readLink } from '../store/index.ts';
 import { templateContext } from '../templates/index.ts';
 import { durationMs } from '../util/duration.ts';
@@ -18,6 +18,7 @@ import type { Trigger } from './queue.ts';
 import { renderTemplates, type RenderOutcome, type TemplateEngine } from './templates.ts';
 import { guardedPaths, type GuardedPath } from './guarded-paths.ts';
 import { ServingViews } from './serving.ts';
+import type { SoakStart } from './soak.ts';
 
 export interface PassRunnerOptions {
   config: AgentConfig;
@@ -32,6 +33,8 @@ export interface PassRunnerOptions {
   token(): string | undefined;
   /** Versions were switched; their services restart and are judged next. */
   onSwitch(switched: string[]): void;
+  /** Metric gates that failed since their switch: this pass rolls them back (soak.ts). */
+  lateVerdicts(): LateVerdict[];
 }
 
 export interface PassRun {
@@ -39,6 +42,8 @@ export interface PassRun {
   info: PassInfo | undefined;
   /** Service reports of this pass (empty: none ran). */
   reports: ServiceReport[];
+  /** Switches this pass found healthy whose metric gates are watched next. */
+  soaks: SoakStart[];
 }
 
 export class PassRunner {
@@ -71,6 +76,7 @@ export class PassRunner {
       renderTemplates: async (models: readonly ActivatedModel[]) => this.renderTemplates(info, new Set(models.map((m) => m.model))),
       ...(config.serving.length ? { serving: async (models: readonly ActivatedModel[], phase: 'switch' | 'rollback') => this.servingViews(hookSignal).apply(models, phase) } : {}),
     });
+    hooks.lateVerdicts = () => this.o.lateVerdicts();
     hooks.onRegistry = (i) => {
       info = i;
     };
@@ -112,7 +118,7 @@ export class PassRunner {
     } finally {
       clearTimeout(timer);
     }
-    return { result, info, reports: hooks.reports };
+    return { result, info, reports: hooks.reports, soaks: hooks.soaks };
   }
 
   private servingViews(signal: AbortSignal): ServingViews {

@@ -4,7 +4,7 @@
  * meanwhile: ten pushes in a second cost two passes, not ten, and the last
  * pass always starts after the last trigger, so nothing is missed.
  */
-export type TriggerSource = 'start' | 'schedule' | 'event' | 'webhook' | 'watch' | 'pin' | 'selfheal' | 'retry' | 'manual';
+export type TriggerSource = 'start' | 'schedule' | 'event' | 'webhook' | 'watch' | 'pin' | 'selfheal' | 'retry' | 'manual' | 'soak';
 
 export interface Trigger {
   source: TriggerSource;

@@ -83,6 +83,6 @@ describe('agent.yaml serving views and inference checks', () => {
 
   it('takes one of command, http or infer', async () => {
     const { error } = await load('services:\n  - name: s\n    models: [m]\n    health: {http: "http://127.0.0.1:1/ready", infer: {model: m, request: r.json, url: "http://127.0.0.1:1", expect: {outputs: {Y: [1]}}}}\n');
-    expect(error).toMatch(/services\[0\]\.health: give exactly one of command, http or infer/);
+    expect(error).toMatch(/services\[0\]\.health: give exactly one of command, http, infer or metric/);
   });
 });

@@ -15,6 +15,7 @@ import type { ServiceReport } from './hooks.ts';
 import { capitalise, degradedWords, readyMessage } from './pass-words.ts';
 import { nextCronRun } from './schedule.ts';
 import { suggest } from '../registry/zod-problems.ts';
+import type { SoakView } from './soak.ts';
 
 /** The parts of /status other rooms of the agent own. */
 export interface StatusSources {
@@ -27,6 +28,8 @@ export interface StatusSources {
   hub(): { connected: boolean; eventsError?: string; lastReportAt: number | null; lastReportError: string | null } | undefined;
   /** The registry answered again after a pass that could not reach it. */
   onRegistryBack(): void;
+  /** Switches watched by a metric gate now (soak.ts). */
+  soaks?(): SoakView[];
 }
 
 export class SiteStatus {
@@ -193,6 +196,8 @@ export class SiteStatus {
     if (this.last.result.status === 'failed') return 'Failed';
     // Switched but not judged (a health check cut short): still on its way, never Ready.
     if (this.owed.length > 0) return 'Progressing';
+    // Switched and healthy so far, a metric gate still watching: not Ready until it passes.
+    if ((this.sources.soaks?.() ?? []).length > 0) return 'Progressing (soak)';
     if (c('Conflict')) return 'Conflict';
     if (c('Waiting')) return 'Waiting';
     return 'Ready';
@@ -211,13 +216,14 @@ export class SiteStatus {
       this.setCondition('HubConnected', hub.connected, hub.connected ? 'Subscribed' : 'Disconnected', hub.connected ? '' : (hub.eventsError ?? 'not connected yet'));
     }
     const r = this.last?.result;
+    const soaks = this.sources.soaks?.() ?? [];
     return {
       site: this.config.site,
       agent: { version: AGENT_VERSION, pid: process.pid, startedAt: iso(this.startedAt)! },
       registry: /^https?:\/\//i.test(this.config.registry) ? redactUrl(this.config.registry) : this.config.registry,
       branch: this.config.branch,
       health: this.health(),
-      conditions: [...this.conditions.values()],
+      conditions: soakConditions([...this.conditions.values()], soaks, this.clock.now()),
       phase: this.phase,
       commit: this.commit,
       appliedCommit: this.appliedCommit,
@@ -242,7 +248,7 @@ export class SiteStatus {
       staleAfterSeconds: this.staleAfterSeconds(),
       schedule: this.sources.schedule(),
       nextScheduledAt: iso(this.sources.nextScheduledAt()),
-      models: this.models,
+      models: withSoaks(this.models, soaks),
       unmanaged: this.unmanaged,
       services: this.serviceReports,
       serviceProblems: this.serviceProblems,
@@ -254,6 +260,35 @@ export class SiteStatus {
       lastError: r?.errors[0] ? `${r.errors[0].code}: ${r.errors[0].message.split('\n')[0]}` : null,
     };
   }
+}
+
+/** The words of a soak: "face 1 → 2 (sentinel): soaking: 1m of 10m, …". */
+function soakWords(soaks: readonly SoakView[]): string {
+  return soaks.map((s) => `${s.models.map((m) => `${m.model} ${m.from ?? '-'} → ${m.version}`).join(', ')} (${s.service}): ${s.reason}`).join('; ');
+}
+
+/**
+ * While a metric gate watches, Ready is false (reason Soak) and a
+ * Progressing condition says what is watched; the stored conditions are not
+ * changed, so the site is InSync again the moment the last soak passes.
+ */
+function soakConditions(conditions: Condition[], soaks: readonly SoakView[], now: number): Condition[] {
+  if (soaks.length === 0) return conditions;
+  const since = new Date(Math.min(...soaks.map((s) => Date.parse(s.since)).filter(Number.isFinite), now)).toISOString();
+  const message = soakWords(soaks);
+  const out = conditions.map((c) => (c.type === 'Ready' ? { type: c.type, status: false, reason: 'Soak', message, since } : c));
+  if (!out.some((c) => c.type === 'Ready')) out.unshift({ type: 'Ready', status: false, reason: 'Soak', message, since });
+  out.push({ type: 'Progressing', status: true, reason: 'Soak', message, since });
+  return out;
+}
+
+function withSoaks(models: AgentStatus['models'], soaks: readonly SoakView[]): AgentStatus['models'] {
+  if (soaks.length === 0) return models;
+  return models.map((m) => {
+    const s = soaks.find((x) => x.models.some((y) => y.model === m.model && y.version === m.active));
+    if (!s) return m;
+    return { ...m, soak: { version: m.active!, service: s.service, since: s.since, until: s.until, state: s.state, reason: s.reason, overdue: s.overdue, ...(s.last !== undefined ? { last: s.last } : {}) } };
+  });
 }
 
 /** Each service model the site does not run, with the words of the warning (start, every pass, /status, the hub). */

@@ -61,7 +61,8 @@ export function judgeWait(sites: readonly FleetSite[], model: string, version: s
     if (bad) out.degraded.push({ site: s.site, why: bad });
     else if (m.active !== version) out.progressing.push({ site: s.site, why: `runs ${m.active ?? 'nothing'}${m.declared && m.declared !== version ? ` (declares ${m.declared})` : ''}` });
     else if (m.verdictOwed) out.progressing.push({ site: s.site, why: 'health check owed' });
-    else if (['Stale', 'Stopped', 'Progressing', 'Unknown'].includes(condition)) out.progressing.push({ site: s.site, why: condition });
+    else if (m.soak) out.progressing.push({ site: s.site, why: `soak: ${String(m.soak.reason ?? 'metric gate watching').slice(0, 120)}` });
+    else if (['Stale', 'Stopped', 'Progressing', 'Unknown'].includes(condition.split(' ')[0]!)) out.progressing.push({ site: s.site, why: condition });
     else out.ready.push(s.site);
   }
   for (const n of namedSites(selector)) if (!seen.has(n)) out.missing.push(n);

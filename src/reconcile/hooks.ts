@@ -29,8 +29,25 @@ export interface ActivatedModel {
   version: string;
   /** The version active before this pass, if any. */
   from?: string;
+  /** What `previous` named before this switch (a late verdict's rollback restores it). */
+  previousBefore?: string;
   /** Absolute path of `<store>/models/<model>/current`. */
   currentDir: string;
+}
+
+/**
+ * A verdict reached after the pass that switched, between passes: a metric
+ * gate that failed while the switch soaked. The next pass switches `model`
+ * back to `from` like an unhealthy switch of its own, if `version` is still
+ * active and still what the site wants (a newer switch supersedes it).
+ */
+export interface LateVerdict {
+  model: string;
+  version: string;
+  from?: string;
+  previousBefore?: string;
+  service: string;
+  reason: string;
 }
 
 export interface UnhealthyService {
@@ -62,4 +79,6 @@ export interface ActivationHooks {
    * version they ran before; restart those services again.
    */
   afterRollback(rolledBack: readonly ActivatedModel[]): Promise<void>;
+  /** Optional: failed verdicts reached between passes, judged by this pass (see LateVerdict). */
+  lateVerdicts?(): readonly LateVerdict[];
 }

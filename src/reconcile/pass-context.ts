@@ -76,6 +76,8 @@ export interface Activation {
   repair: boolean;
   /** Switched by an earlier pass that ended before its services were judged: judged now. */
   resumed?: { since: string; by: 'reconcile' | 'interrupted-pass' };
+  /** Switched by an earlier pass and judged unhealthy since (a metric gate that failed while soaking): rolled back now. */
+  late?: { service: string; reason: string };
 }
 
 export interface PassContext {

@@ -38,6 +38,28 @@ export const VersionScheme = z.enum(['date', 'semver', 'integer']);
 /** `30m`, `2h`, `1h30m`, `90s`, `1d`: how long a wave soaks (util/duration.ts parseDuration). */
 export const SoakDuration = z.string().regex(DURATION_RE, 'must be a duration such as "30s", "30m", "2h" or "1h30m"');
 
+const HttpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
+
+/**
+ * A metric gate (src/gate/metric-gate.ts): after a switch, a Prometheus
+ * instant query watched every `every` for `for`; any series outside
+ * [min, max] rolls the switch back. Also a wave's `gate:` in a rollout file.
+ */
+export const MetricGateSpec = z
+  .strictObject({
+    /** The Prometheus HTTP API's instant-query endpoint, e.g. http://127.0.0.1:9090/api/v1/query. */
+    url: HttpUrl,
+    query: z.string().min(1).max(4096),
+    min: z.number().refine(Number.isFinite, 'must be a finite number').optional(),
+    max: z.number().refine(Number.isFinite, 'must be a finite number').optional(),
+    for: SoakDuration.refine((d) => durationMs(d) > 0, 'must be longer than 0'),
+    every: SoakDuration.refine((d) => durationMs(d) >= 100, 'must be at least 100ms').default('30s'),
+  })
+  .refine((g) => g.min !== undefined || g.max !== undefined, { message: 'give min, max or both' })
+  .refine((g) => g.min === undefined || g.max === undefined || g.min <= g.max, { message: 'min must not be above max' })
+  .refine((g) => durationMs(g.every) <= durationMs(g.for), { message: 'every must not be longer than for' });
+export type MetricGateSpec = z.infer<typeof MetricGateSpec>;
+
 // ---- staged rollouts (policy in model_registry.yaml, progress in registry/rollouts/<model>.yaml) ----
 
 /** Which sites a wave adds: `all`, or sites whose labels match every pair, or a stable `percent` of the sites running the model. */
@@ -57,6 +79,8 @@ export const Wave = z.strictObject({
   sites: WaveSelector,
   /** How long every site of the reached waves must stay Ready on the version before the next wave. */
   soak: SoakDuration.optional(),
+  /** A metric gate the controller itself watches from the wave's start (src/gate, the verdict sites use): failing it halts. */
+  gate: z.strictObject({ metric: MetricGateSpec }).optional(),
 });
 export type Wave = z.infer<typeof Wave>;
 
@@ -195,7 +219,6 @@ export type SiteFile = z.infer<typeof SiteFile>;
 // ---- agent.yaml (local to each site, never from the registry) ----
 
 const Argv = z.array(z.string().min(1)).min(1, 'an argv needs at least the program');
-const HttpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
 
 /**
  * An inference smoke test (src/agent/health-infer.ts): a KServe v2 request read
@@ -251,11 +274,12 @@ export const HealthCheck = z
     command: Argv.optional(),
     http: HttpUrl.optional(),
     infer: InferCheck.optional(),
+    metric: MetricGateSpec.optional(),
     timeout_s: z.number().positive().max(3600).default(30),
     /** Tries until the check passes within timeout_s (services take a moment to come up). */
     interval_s: z.number().positive().max(600).default(1),
   })
-  .refine((h) => (h.command ? 1 : 0) + (h.http ? 1 : 0) + (h.infer ? 1 : 0) === 1, { message: 'give exactly one of command, http or infer' });
+  .refine((h) => (h.command ? 1 : 0) + (h.http ? 1 : 0) + (h.infer ? 1 : 0) + (h.metric ? 1 : 0) === 1, { message: 'give exactly one of command, http, infer or metric' });
 
 export const ServiceSpec = z
   .strictObject({

@@ -11,6 +11,10 @@ import { rolloutViews } from '../fleet/rollouts.ts';
 import { modelPopulation } from '../registry/desired.ts';
 import { MODEL_REGISTRY_FILE } from '../registry/layout.ts';
 import { decide, type Decision } from './decide.ts';
+import { gateVerdict, type GateSample } from '../gate/metric-gate.ts';
+import { queryMetric, ruleOf } from '../gate/query.ts';
+import { durationMs } from '../util/duration.ts';
+import type { RolloutFile } from '../registry/schema.ts';
 import { observeReports, type StatusSource } from './observe.ts';
 import type { RolloutRepo } from './repo.ts';
 import { advanceStep, finishStep, haltStep, type Step } from './steps.ts';
@@ -29,6 +33,8 @@ export interface ControllerDeps {
    * first seen Ready, so the soak counts from the wave's `state.since`.
    */
   remembers?: boolean;
+  /** For waves with their own `gate: {metric}` (default: the global fetch). */
+  fetch?: typeof fetch;
 }
 
 export interface TickOutcome {
@@ -43,6 +49,8 @@ export interface TickOutcome {
 export class RolloutController {
   /** Per `model@version`: when each site was first seen Ready on it (soak counts from there). */
   private readonly ready = new Map<string, Map<string, number>>();
+  /** Per `model@version#wave`: the answers of that wave's own gate so far. */
+  private readonly gates = new Map<string, GateSample[]>();
   /** The rollouts as the last tick left them (after its steps), for people. */
   views: RolloutView[] = [];
 
@@ -60,6 +68,7 @@ export class RolloutController {
     const models = [...head.registry.rollouts.keys()].sort();
     if (models.length === 0) {
       this.ready.clear();
+      this.gates.clear();
       this.views = [];
       return [];
     }
@@ -71,9 +80,11 @@ export class RolloutController {
       const r = doc.data;
       const key = `${model}@${r.version}`;
       const now = this.deps.now();
+      const gate = await this.waveGate(key, r, now.getTime());
       const { decision, readySince } = decide({
         rollout: r, population: modelPopulation(head.registry, model), reports, readySince: this.ready.get(key) ?? new Map(), now: now.getTime(),
         ...(this.deps.remembers === false ? { firstSeen: Date.parse(r.state.since) } : {}),
+        ...(gate ? { gate } : {}),
       });
       this.ready.set(key, readySince);
       const outcome: TickOutcome = { model, version: r.version, decision };
@@ -102,6 +113,30 @@ export class RolloutController {
     }
     this.views = rolloutViews(head.registry);
     return out;
+  }
+
+  /**
+   * The current wave's own gate, asked at most once per `every` (a tick may
+   * come sooner), watched from the wave's `state.since`, judged by the
+   * function sites soak by. A one-shot run keeps no answers between runs:
+   * it asks once and judges that answer over the window (never a pass from
+   * fewer answers than the window needs: it waits instead).
+   */
+  private async waveGate(key: string, r: RolloutFile, now: number): Promise<ReturnType<typeof gateVerdict> | undefined> {
+    const wave = r.waves.find((w) => w.name === r.state.wave);
+    const g = wave?.gate?.metric;
+    if (!wave || !g || r.state.status !== 'progressing') return undefined;
+    const gk = `${key}#${wave.name}`;
+    for (const k of this.gates.keys()) if (k.startsWith(`${key}#`) && k !== gk) this.gates.delete(k);
+    const samples = this.gates.get(gk) ?? [];
+    this.gates.set(gk, samples);
+    const since = Date.parse(r.state.since);
+    const last = samples[samples.length - 1];
+    if (!last || now - last.at >= durationMs(g.every)) {
+      samples.push(await queryMetric(this.deps.fetch ?? fetch, g, { now: () => now }));
+      if (!samples[samples.length - 1]!.ok) this.deps.logger.warn({ model: r.model, wave: wave.name, reason: (samples[samples.length - 1] as { error: string }).error }, 'wave gate cannot be read; the wave waits');
+    }
+    return gateVerdict(ruleOf(g), samples, Number.isFinite(since) ? since : now, now);
   }
 
   private async commit(step: Step, base: string): Promise<string> {

@@ -6,13 +6,19 @@
  *   Degraded on `version` (checked while paused too: a pause stops advancing,
  *   not watching);
  * - advance (or finish, at the last wave): every site of the reached waves is
- *   Ready on `version`, and has been for the wave's `soak`, counted from the
+ *   Ready on `version` (a site whose metric gate still watches, Progressing
+ *   (soak), is not; one whose gate failed rolled back and reports Degraded),
+ *   and has been for the wave's `soak`, counted from the
  *   later of `state.since` and the moment the last of them was first seen Ready;
+ * - a wave with its own `gate: {metric}` also needs that gate's verdict
+ *   (src/gate's gateVerdict, the rule sites soak by, computed by the
+ *   controller from its own queries) to pass; a failing gate halts;
  * - otherwise wait, saying for what.
  */
 import { reachedSites, reachedWaveCount, type RolloutSite } from '../registry/rollout-waves.ts';
 import type { RolloutFile } from '../registry/schema.ts';
 import { formatDuration, parseDuration } from '../util/duration.ts';
+import type { GateVerdict } from '../gate/metric-gate.ts';
 
 /** One model on one site as its last report says (parsed from untrusted JSON by observe.ts). */
 export interface ModelReport {
@@ -21,6 +27,8 @@ export interface ModelReport {
   desired?: string;
   /** Switched to, health verdict not in yet. */
   verdictOwed?: boolean;
+  /** Switched to and watched by the site's metric gate (Progressing (soak)): not Ready until it passes. */
+  soaking?: boolean;
   outcome?: string;
 }
 
@@ -39,7 +47,7 @@ export function conditionOn(report: SiteReport | undefined, model: string, versi
   const m = report.models.find((x) => x.model === model);
   if (report.degraded.some((d) => d.model === model && d.version === version)) return 'degraded';
   if (m?.outcome === 'degraded' && m.desired === version) return 'degraded';
-  if (m?.active === version && !m.verdictOwed) return 'ready';
+  if (m?.active === version && !m.verdictOwed && !m.soaking) return 'ready';
   return 'pending';
 }
 
@@ -64,6 +72,8 @@ export interface DecideInput {
    * runs and passes the wave's `state.since`.
    */
   firstSeen?: number;
+  /** The verdict of the current wave's own `gate:` so far (absent: the wave has none). */
+  gate?: GateVerdict;
 }
 
 export interface DecideOutput {
@@ -90,6 +100,10 @@ export function decide(input: DecideInput): DecideOutput {
   if (degraded.length >= r.halt.degraded) {
     return out({ kind: 'halt', degraded, why: `${degraded.length} site${degraded.length === 1 ? '' : 's'} Degraded on ${r.version}: ${degraded.join(', ')} (halt at ${r.halt.degraded})` });
   }
+  const at0 = reachedWaveCount(r) - 1;
+  if (input.gate?.verdict === 'fail') {
+    return out({ kind: 'halt', degraded, why: `wave ${r.waves[at0]?.name ?? '?'} gate failed: ${input.gate.reason}` });
+  }
   if (status === 'paused') return out({ kind: 'wait', why: 'the rollout is paused' });
   if (sites.length === 0) return out({ kind: 'wait', why: 'no site is in the reached waves' });
   if (pending.length || degraded.length) {
@@ -103,6 +117,7 @@ export function decide(input: DecideInput): DecideOutput {
   const start = Math.max(Number.isFinite(since) ? since : now, ...readySince.values());
   const left = start + soakMs - now;
   if (left > 0) return out({ kind: 'wait', why: `wave ${wave.name} soaking: ${formatDuration(left)} left of ${wave.soak}` });
+  if (wave.gate && input.gate?.verdict !== 'pass') return out({ kind: 'wait', why: `wave ${wave.name} gate: ${input.gate?.reason ?? 'not asked yet'}` });
   const soaked = wave.soak ? ` for ${wave.soak}` : '';
   if (at === r.waves.length - 1) return out({ kind: 'finish', why: `every site Ready on ${r.version}${soaked}` });
   const next = r.waves[at + 1]!;

@@ -23,7 +23,8 @@ export function parseReport(raw: Record<string, unknown>): SiteReport | null {
     const model = str(o.model);
     if (!model) continue;
     const owed = o.verdictOwed;
-    models.push({ model, active: str(o.active), desired: str(o.desired), outcome: str(o.outcome), verdictOwed: owed !== undefined && owed !== null });
+    const soak = o.soak;
+    models.push({ model, active: str(o.active), desired: str(o.desired), outcome: str(o.outcome), verdictOwed: owed !== undefined && owed !== null, soaking: soak !== undefined && soak !== null });
   }
   const degraded: SiteReport['degraded'] = [];
   const last = raw.lastPass;

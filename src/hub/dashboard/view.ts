@@ -51,6 +51,7 @@ interface ReportModel {
   detail?: unknown;
   drift?: unknown;
   verdictOwed?: unknown;
+  soak?: unknown;
 }
 
 function listOf(v: unknown, key: string): Array<Record<string, unknown>> {
@@ -68,6 +69,7 @@ export function cellFor(m: ReportModel, report: Record<string, unknown>): Cell {
   const conflict = listOf(report.lastPass, 'conflicts').find((c) => c.model === name);
   if (conflict || m.outcome === 'conflict') return { declared, active, state: 'conflict', note: str(conflict?.detail) || str(m.detail) || 'active version is newer than declared' };
   if (m.verdictOwed) return { declared, active, state: 'progressing', note: 'health check owed' };
+  if (m.soak && typeof m.soak === 'object') return { declared, active, state: 'progressing', note: `soak: ${str((m.soak as Record<string, unknown>).reason) || 'metric gate watching'}` };
   if (active !== desired) return { declared, active, state: 'progressing', note: `on its way to ${desired}` };
   if (m.drift) return { declared, active, state: 'pinned', note: str(m.drift) };
   return { declared, active, state: 'ok', note: desired !== declared ? `site override ${desired}` : '' };
