@@ -38,12 +38,13 @@ async function makeObject(path: string, mb: number): Promise<{ oid: string; size
 }
 
 /** Run under /usr/bin/time; returns stdout and the peak RSS in KiB. */
-function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv): { stdout: string; maxRssKiB: number; wall: number } {
+function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv): { stdout: string; maxRssKiB: number; wall: number; cpu: number } {
   const marker = 'MAXRSS=';
-  const r = spawnSync('/usr/bin/time', ['-f', `${marker}%M WALL=%e`, cmd, ...args], { encoding: 'utf8', env, maxBuffer: 16 << 20 });
-  const m = new RegExp(`${marker}(\\d+) WALL=([\\d.]+)`).exec(r.stderr);
+  const r = spawnSync('/usr/bin/time', ['-f', `${marker}%M WALL=%e CPU=%U+%S`, cmd, ...args], { encoding: 'utf8', env, maxBuffer: 16 << 20 });
+  const m = new RegExp(`${marker}(\\d+) WALL=([\\d.]+) CPU=([\\d.]+)\\+([\\d.]+)`).exec(r.stderr);
   if (r.status !== 0 || !m) throw new Error(`${cmd} failed (${r.status}): ${r.stderr.replace(/Basic \S+/g, 'Basic ***')}`);
-  return { stdout: r.stdout, maxRssKiB: Number(m[1]), wall: Number(m[2]) };
+  // CPU (user + system) of the whole process, start-up included: steadier than wall time on a shared machine.
+  return { stdout: r.stdout, maxRssKiB: Number(m[1]), wall: Number(m[2]), cpu: Number(m[3]) + Number(m[4]) };
 }
 
 function git(args: string[], cwd: string, env: NodeJS.ProcessEnv): void {
@@ -109,7 +110,7 @@ export default async function lfsDownloadBench(ctx: BenchContext): Promise<Bench
       const t = timed(process.execPath, [childBundle, remote, obj.oid, String(obj.size), tmpDir], childEnv);
       const line = JSON.parse(t.stdout.trim().split('\n').pop()!) as { seconds: number; bytes: number; fetched: number; failed: string[] };
       if (line.fetched !== 1) throw new Error(`modelsync fetch failed: ${line.failed.join('; ')}`);
-      return { ...line, maxRssKiB: t.maxRssKiB, wall: t.wall };
+      return { ...line, maxRssKiB: t.maxRssKiB, wall: t.wall, cpu: t.cpu };
     };
     const runCurl = () => {
       const out = join(work, 'curl.out');
@@ -118,7 +119,7 @@ export default async function lfsDownloadBench(ctx: BenchContext): Promise<Bench
       const [bytes, seconds] = t.stdout.trim().split(' ').map(Number);
       rmSync(out, { force: true });
       if (bytes !== big.size) throw new Error(`curl got ${bytes} bytes, expected ${big.size}`);
-      return { seconds: seconds!, maxRssKiB: t.maxRssKiB };
+      return { seconds: seconds!, maxRssKiB: t.maxRssKiB, cpu: t.cpu };
     };
 
     // The floor for any node client: http.get piped into a file, no hashing, no retries.
@@ -127,7 +128,7 @@ export default async function lfsDownloadBench(ctx: BenchContext): Promise<Bench
       const script = `const http=require('http'),fs=require('fs'),{pipeline}=require('stream/promises');const t=performance.now();http.get(process.argv[1],{headers:JSON.parse(process.argv[2])},async r=>{await pipeline(r,fs.createWriteStream(process.argv[3]));console.log((performance.now()-t)/1000)})`;
       const t = timed(process.execPath, ['-e', script, action.href, JSON.stringify(headers), out], process.env);
       rmSync(out, { force: true });
-      return { seconds: Number(t.stdout.trim()), maxRssKiB: t.maxRssKiB };
+      return { seconds: Number(t.stdout.trim()), maxRssKiB: t.maxRssKiB, cpu: t.cpu };
     };
 
     // Turn about, twice, so none gets the warmer page cache or the quieter moment; best of each.
@@ -156,6 +157,12 @@ export default async function lfsDownloadBench(ctx: BenchContext): Promise<Bench
       { metric: `node http.get → file ${ctx.sizeMb} MiB`, value: mibps(floor.seconds), unit: 'MiB/s', note: `best of ${all(floorRuns)} s; the old floor for a node client (no hash, no retries); peak RSS ${(floor.maxRssKiB / 1024).toFixed(1)} MiB` },
       { metric: 'time ratio modelsync / curl', value: (ours.seconds / c.seconds).toFixed(2), note: 'target ≤ 2.0; curl neither hashes nor runs JS; client and hub share the same cores' },
       { metric: 'time ratio modelsync / node http.get', value: (ours.seconds / floor.seconds).toFixed(2), note: 'target ≤ 1.15; includes sha256 and the batch request' },
+      {
+        metric: 'client CPU (user+sys) modelsync / curl / http.get',
+        value: `${ours.cpu.toFixed(2)} / ${c.cpu.toFixed(2)} / ${floor.cpu.toFixed(2)}`,
+        unit: 's',
+        note: 'of the best runs, whole processes incl. start-up; steadier than wall time when the machine is shared',
+      },
       { metric: `modelsync peak RSS (${ctx.sizeMb} MiB object)`, value: (peakBig / 1024).toFixed(1), unit: 'MiB', note: 'whole node process, bundled; target < 100' },
       { metric: `modelsync peak RSS (${smallMb} MiB object)`, value: (oursSmall.maxRssKiB / 1024).toFixed(1), unit: 'MiB', note: 'same as the big one ⇒ memory does not grow with size' },
       { metric: 'curl peak RSS', value: (c.maxRssKiB / 1024).toFixed(1), unit: 'MiB' },
