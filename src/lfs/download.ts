@@ -280,7 +280,7 @@ async function resumeSegments(ctx: AttemptContext, obj: LfsObject, action: LfsAc
     } catch (err) {
       throw new StoreError(`cannot open ${part}: ${(err as Error).message}`, { file: part }, err);
     }
-    const run = startSegments({ ...ctx, signal: local.signal }, obj, action, part, fd, segments, local);
+    const run = startSegments({ ...ctx, signal: local.signal }, obj, action, part, fd, segments, local, false);
     await finishSegments(run, hash, segments[0]!.pos);
   } finally {
     ctx.signal?.removeEventListener('abort', onAbort);

@@ -147,7 +147,8 @@ export class HttpFetcher implements ObjectFetcher {
       return;
     }
     // A complete, valid .part from an earlier pass needs no batch request at all.
-    if ((await inspectPart(obj, part)).kind === 'complete') return;
+    // (A .part left by parallel ranges keeps its segments for downloadAttempt to resume.)
+    if ((await inspectPart(obj, part, { keepSegments: ctx.ranges !== undefined && ctx.ranges.mode !== 'off' })).kind === 'complete') return;
     if (options.delta && obj.size >= this.deltaMinBytes && (await this.tryDelta(obj, part, actions, ctx, options))) return;
 
     let failures = 0;

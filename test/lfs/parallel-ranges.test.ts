@@ -189,6 +189,7 @@ describe('parallel range requests', () => {
     expect(had).toBeGreaterThan(0);
 
     const sentBefore = s.bytesSent;
+    const rangesBefore = s.ranges.length;
     const fetcher = new HttpFetcher({ endpoint: endpointFromUrl(s.url), rangeStreams: 4, retry: FAST_RETRY });
     const run = await runFetch(fetcher, [obj], { tmpDir });
     expect(run.result.failed).toEqual([]);
@@ -196,6 +197,9 @@ describe('parallel range requests', () => {
     // Only what was missing crossed the wire again (the trailer may lag the disk by a few MiB).
     expect(s.bytesSent - sentBefore).toBeLessThan(obj.size);
     expect(run.result.bytesTransferred).toBeLessThan(obj.size);
+    // Exactly one request per hole, each starting where the trailer said its segment stopped.
+    const holes = segments.filter((g) => g.pos < g.end).map((g) => `bytes=${g.pos}-${g.end - 1}`);
+    expect(s.ranges.slice(rangesBefore).sort()).toEqual(holes.sort());
     expect(existsSync(part)).toBe(false);
     fetcher.close();
   }, 60_000);
