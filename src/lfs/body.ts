@@ -13,7 +13,7 @@ import type { Readable } from 'node:stream';
 import { isDiskFull, StoreError } from '../errors.ts';
 import type { LfsAction } from './batch.ts';
 import { hrefHeaders } from './href.ts';
-import { protocolError, wrapNetworkError } from './http.ts';
+import { discardBody, protocolError, wrapNetworkError } from './http.ts';
 import type { AttemptContext } from './download.ts';
 import { describeUrl } from './scrub.ts';
 import { type BodySink, wireGet, WireResponse } from './wire.ts';
@@ -80,7 +80,9 @@ export async function openBody(ctx: AttemptContext, action: LfsAction, range: st
       : fromIncoming(await ctx.transport.send(url, { headers: send, signal: ctx.signal }));
     const status = res.statusCode;
     if (![301, 302, 303, 307, 308].includes(status)) return { res, url };
-    res.destroy();
+    // A node:http redirect body is read off so its keep-alive connection is reused; a wire one is just closed.
+    if (large) res.destroy();
+    else discardBody(res.readable() as IncomingMessage);
     const location = res.headers.location;
     if (!location) throw protocolError(`${describeUrl(url)} redirected (${status}) without a Location`);
     if (hop >= MAX_REDIRECTS) throw protocolError(`too many redirects from ${describeUrl(action.href)}`);
