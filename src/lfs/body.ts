@@ -26,7 +26,10 @@ export const WIRE_MIN_BYTES = 1 << 20;
 export interface BodyResponse {
   statusCode: number;
   headers: IncomingHttpHeaders;
-  /** Time to establish the connection (a round trip or so), when it was a fresh one. */
+  /**
+   * The longer of connect time and request → status line: about one round
+   * trip, also through a TCP proxy that answers the handshake itself.
+   */
   connectMs?: number;
   /** Feed the body to `sink` until it ends or the sink returns false. */
   pipe(sink: BodySink): Promise<void>;
@@ -58,7 +61,7 @@ function fromWire(res: WireResponse): BodyResponse {
   return {
     statusCode: res.statusCode,
     headers: res.headers,
-    connectMs: res.connectMs,
+    connectMs: Math.max(res.connectMs, res.firstByteMs),
     pipe: (sink) => res.pipe(sink),
     readable: () => res.toReadable(),
     destroy: () => res.destroy(),

@@ -63,8 +63,8 @@ export function rangeStreamsFrom(given: RangeStreams | undefined, env: string | 
 /**
  * How many streams to use for the rest of an object, asked while its first
  * stream runs; 0 = keep one. A fixed N splits at once. Automatic mode waits
- * a second, then splits into AUTO_STREAMS when the link is far away (a fresh
- * connection took ≥ 20 ms) and the rest would still take ≥ 8 s at the rate
+ * a second, then splits into AUTO_STREAMS when the link is far away (the
+ * connection or the first answer took ≥ 20 ms) and the rest would still take ≥ 8 s at the rate
  * seen: on a LAN, or for a short download, one stream is as good and cheaper
  * for the server. Never under a bandwidth cap (the cap, not the window, is
  * the limit then).

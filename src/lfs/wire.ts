@@ -50,6 +50,8 @@ export class WireResponse {
   headers: IncomingHttpHeaders = {};
   /** Time from connect() to the TCP (or TLS) connection being up: about one round trip. */
   connectMs = 0;
+  /** Time from sending the request to its status line: a round trip plus the server's think time (seen through a proxy too). */
+  firstByteMs = 0;
   private sink: BodySink | undefined;
   private pending: Buffer[] = [];
   private framing: Framing = { kind: 'close' };
@@ -248,6 +250,7 @@ export function wireGet(href: string, opts: WireOptions): Promise<WireResponse> 
     const host = u.hostname.replace(/^\[|\]$/g, '');
     const port = Number(u.port || (secure ? 443 : 80));
     const started = performance.now();
+    let sentAt = started;
     let res: WireResponse | undefined;
     let headBuf: Buffer | undefined;
     let settled = false;
@@ -299,6 +302,7 @@ export function wireGet(href: string, opts: WireOptions): Promise<WireResponse> 
     socket.on('close', onGone);
     socket.once(secure ? 'secureConnect' : 'connect', () => {
       res!.connectMs = performance.now() - started;
+      sentAt = performance.now();
       socket.write(head);
     });
 
@@ -338,6 +342,7 @@ export function wireGet(href: string, opts: WireOptions): Promise<WireResponse> 
         }
         if (status === 204 || status === 304) framing = { kind: 'length', left: 0 };
         res!.statusCode = status;
+        res!.firstByteMs = performance.now() - sentAt;
         res!.headers = headers;
         res!.setFraming(framing);
         headBuf = undefined;
