@@ -17,6 +17,7 @@ import type { HttpTransport } from './http.ts';
 import { runPool } from './pool.ts';
 import { beyondDeadline, isAbort, isRetryable, isThrottle, retryDelay, type RetryPolicy, sleep, withRetries } from './retry.ts';
 import { logMessage, scrubError, toModelsyncError } from './scrub.ts';
+import { type RangeStreams, readTrailer, TRAILER_BYTES } from './ranges.ts';
 import type { TokenBucket } from './throttle.ts';
 import { type TransferOptions, transferSetup } from './transfer.ts';
 import type { FetchOptions, FetchResult, LfsObject, ObjectFetcher } from './types.ts';
@@ -39,13 +40,23 @@ export class HttpFetcher implements ObjectFetcher {
   private readonly retry: RetryPolicy;
   private readonly logger: Logger;
   private readonly deltaMinBytes: number;
+  private readonly rangeStreams: RangeStreams;
+  private readonly wireMinBytes: number | undefined;
   /** Batch requests made by the last fetch (for tests and logs). */
   lastBatchRequests = 0;
 
   constructor(opts: HttpFetcherOptions) {
     this.endpoint = opts.endpoint;
     this.description = opts.endpoint.description;
-    ({ concurrency: this.concurrency, bucket: this.bucket, retry: this.retry, logger: this.logger, transport: this.transport } = transferSetup(opts));
+    ({
+      concurrency: this.concurrency,
+      bucket: this.bucket,
+      retry: this.retry,
+      logger: this.logger,
+      transport: this.transport,
+      rangeStreams: this.rangeStreams,
+      wireMinBytes: this.wireMinBytes,
+    } = transferSetup(opts));
     this.deltaMinBytes = opts.deltaMinBytes ?? DELTA_MIN_OBJECT_BYTES;
   }
 
@@ -81,6 +92,9 @@ export class HttpFetcher implements ObjectFetcher {
       bucket: this.bucket,
       signal: options.signal,
       onProgress: options.onProgress,
+      // One per fetch: a server that refuses a range once gets single streams for the rest of it.
+      ranges: { mode: this.rangeStreams, refused: false },
+      wireMinBytes: this.wireMinBytes,
     };
 
     try {
@@ -133,7 +147,8 @@ export class HttpFetcher implements ObjectFetcher {
       return;
     }
     // A complete, valid .part from an earlier pass needs no batch request at all.
-    if ((await inspectPart(obj, part)).kind === 'complete') return;
+    // (A .part left by parallel ranges keeps its segments for downloadAttempt to resume.)
+    if ((await inspectPart(obj, part, { keepSegments: ctx.ranges !== undefined && ctx.ranges.mode !== 'off' })).kind === 'complete') return;
     if (options.delta && obj.size >= this.deltaMinBytes && (await this.tryDelta(obj, part, actions, ctx, options))) return;
 
     let failures = 0;
@@ -143,7 +158,7 @@ export class HttpFetcher implements ObjectFetcher {
     for (;;) {
       ctx.signal?.throwIfAborted();
       attempts++;
-      const before = await partSize(part);
+      const before = await partProgress(part, obj.size);
       try {
         const a = await actions.get(obj);
         await downloadAttempt(ctx, obj, a.download!, part);
@@ -151,6 +166,12 @@ export class HttpFetcher implements ObjectFetcher {
       } catch (err) {
         if (ctx.signal?.aborted || isAbort(err)) throw err;
         if (actions.isBatchFailure(err)) throw err;
+        if (err instanceof ModelsyncError && err.data.rangesRefused === true && ctx.ranges && !ctx.ranges.refused) {
+          // The server will not serve ranges: one stream from the contiguous prefix, at once.
+          ctx.ranges.refused = true;
+          this.logger.info({ oid: obj.oid, err: logMessage(err, this.endpoint.secrets()) }, 'range requests refused; downloading in one stream');
+          continue;
+        }
         if (isHrefRefused(err) && !rebatched) {
           // Presigned URLs expire on the storage side too: ask the batch API for a new one, once.
           rebatched = true;
@@ -166,7 +187,7 @@ export class HttpFetcher implements ObjectFetcher {
         }
         if (!isRetryable(err)) throw err;
         // A transfer that moved forward earns its retries back: long downloads on flaky links finish.
-        if ((await partSize(part)) > before) failures = 0;
+        if ((await partProgress(part, obj.size)) > before) failures = 0;
         if (failures >= this.retry.retries || attempts >= MAX_ATTEMPTS_WITH_PROGRESS) throw err;
         const wait = retryDelay(err, failures, this.retry);
         // A Retry-After past the pass deadline: fail now (the .part stays) rather than sleep into it.
@@ -240,10 +261,15 @@ function invalidObject(obj: LfsObject): ModelsyncError | null {
   return null;
 }
 
-async function partSize(part: string): Promise<number> {
+/** Bytes of the object on disk in `part`: its size, or what a parallel-range trailer says is real. */
+async function partProgress(part: string, size: number): Promise<number> {
+  let have: number;
   try {
-    return (await fsp.stat(part)).size;
+    have = (await fsp.stat(part)).size;
   } catch {
     return 0;
   }
+  if (have !== size + TRAILER_BYTES) return have;
+  const segs = readTrailer(part, size);
+  return segs ? segs[0]!.start + segs.reduce((n, s) => n + (s.pos - s.start), 0) : 0;
 }

@@ -5,6 +5,7 @@
  */
 import { silentLogger, type Logger } from '../log.ts';
 import { HttpTransport } from './http.ts';
+import { type RangeStreams, rangeStreamsFrom } from './ranges.ts';
 import { DEFAULT_RETRY, type RetryPolicy } from './retry.ts';
 import { bucketForKbps, type TokenBucket } from './throttle.ts';
 
@@ -21,6 +22,14 @@ export interface TransferOptions {
   retry?: Partial<RetryPolicy>;
   /** Idle timeout per request in ms (default 30 s). */
   timeoutMs?: number;
+  /**
+   * Parallel range requests for one large object (docs/lfs.md): 'auto'
+   * (default: split when the link is far and the download long), 'off', or
+   * N streams per object. Unset: `MODELSYNC_LFS_RANGES`, else 'auto'.
+   */
+  rangeStreams?: RangeStreams;
+  /** Bodies at least this long use the bare wire.ts GET (default 1 MiB). */
+  wireMinBytes?: number;
 }
 
 export interface Transfer {
@@ -29,6 +38,8 @@ export interface Transfer {
   retry: RetryPolicy;
   bucket: TokenBucket | undefined;
   logger: Logger;
+  rangeStreams: RangeStreams;
+  wireMinBytes: number | undefined;
 }
 
 export function transferSetup(opts: TransferOptions): Transfer {
@@ -40,5 +51,7 @@ export function transferSetup(opts: TransferOptions): Transfer {
     retry: { ...DEFAULT_RETRY, ...opts.retry },
     bucket: bucketForKbps(opts.limitKbps),
     logger: opts.logger ?? silentLogger,
+    rangeStreams: rangeStreamsFrom(opts.rangeStreams, process.env.MODELSYNC_LFS_RANGES),
+    wireMinBytes: opts.wireMinBytes,
   };
 }

@@ -1,0 +1,123 @@
+/**
+ * Getting a download body onto disk: open the href (node:http for small
+ * bodies and redirects' first hops, the bare wire.ts GET for large ones) and
+ * feed each slice to a synchronous sink that hashes it and writes it at its
+ * offset with `fs.writeSync`. Synchronous writes land in the page cache in a
+ * few microseconds; doing them in line avoids a thread-pool round trip and a
+ * retained Buffer per chunk, which is what made the old WriteStream pipeline
+ * idle-bound and memory-hungry (docs/lfs.md, "Performance notes").
+ */
+import { writeSync } from 'node:fs';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { Readable } from 'node:stream';
+import { isDiskFull, StoreError } from '../errors.ts';
+import type { LfsAction } from './batch.ts';
+import { hrefHeaders } from './href.ts';
+import { discardBody, protocolError, wrapNetworkError } from './http.ts';
+import type { AttemptContext } from './download.ts';
+import { describeUrl } from './scrub.ts';
+import { type BodySink, wireGet, WireResponse } from './wire.ts';
+
+const MAX_REDIRECTS = 5;
+/** Bodies at least this long go over wire.ts; smaller ones keep node:http's keep-alive connections. */
+export const WIRE_MIN_BYTES = 1 << 20;
+
+/** A response whose body is read through a sink, whichever client produced it. */
+export interface BodyResponse {
+  statusCode: number;
+  headers: IncomingHttpHeaders;
+  /**
+   * The longer of connect time and request → status line: about one round
+   * trip, also through a TCP proxy that answers the handshake itself.
+   */
+  connectMs?: number;
+  /** Feed the body to `sink` until it ends or the sink returns false. */
+  pipe(sink: BodySink): Promise<void>;
+  /** The body as a stream (for error messages). */
+  readable(): Readable;
+  destroy(): void;
+}
+
+function fromIncoming(res: IncomingMessage): BodyResponse {
+  return {
+    statusCode: res.statusCode ?? 0,
+    headers: res.headers,
+    async pipe(sink) {
+      for await (const chunk of res) {
+        let more = sink(chunk as Buffer);
+        if (more instanceof Promise) more = await more;
+        if (more === false) {
+          res.destroy();
+          return;
+        }
+      }
+    },
+    readable: () => res,
+    destroy: () => res.destroy(),
+  };
+}
+
+function fromWire(res: WireResponse): BodyResponse {
+  return {
+    statusCode: res.statusCode,
+    headers: res.headers,
+    connectMs: Math.max(res.connectMs, res.firstByteMs),
+    pipe: (sink) => res.pipe(sink),
+    readable: () => res.toReadable(),
+    destroy: () => res.destroy(),
+  };
+}
+
+/**
+ * GET an href as download.ts's openHref does (same header and redirect
+ * rules), over wire.ts when `large` and node:http otherwise.
+ */
+export async function openBody(ctx: AttemptContext, action: LfsAction, range: string | undefined, large: boolean): Promise<{ res: BodyResponse; url: string }> {
+  let url = action.href;
+  let headers: Record<string, string> = action.header;
+  for (let hop = 0; ; hop++) {
+    const send = hrefHeaders(headers, url, ctx);
+    if (range !== undefined) send.range = range;
+    const res = large
+      ? fromWire(await wireGet(url, { headers: send, userAgent: ctx.transport.userAgent, timeoutMs: ctx.transport.timeoutMs, signal: ctx.signal }))
+      : fromIncoming(await ctx.transport.send(url, { headers: send, signal: ctx.signal }));
+    const status = res.statusCode;
+    if (![301, 302, 303, 307, 308].includes(status)) return { res, url };
+    // A node:http redirect body is read off so its keep-alive connection is reused; a wire one is just closed.
+    if (large) res.destroy();
+    else discardBody(res.readable() as IncomingMessage);
+    const location = res.headers.location;
+    if (!location) throw protocolError(`${describeUrl(url)} redirected (${status}) without a Location`);
+    if (hop >= MAX_REDIRECTS) throw protocolError(`too many redirects from ${describeUrl(action.href)}`);
+    const next = new URL(location, url);
+    if (next.protocol !== 'http:' && next.protocol !== 'https:') throw protocolError(`${describeUrl(url)} redirected to a ${next.protocol} URL`);
+    if (next.origin !== new URL(url).origin) headers = {};
+    url = next.toString();
+  }
+}
+
+/** A disk error met while writing a body: kept apart from network errors so the caller reports it as the store's. */
+export class DiskWriteError extends Error {
+  constructor(override readonly cause: unknown) {
+    super((cause as Error).message);
+  }
+}
+
+/** Write all of `b` at `pos` (a short write is retried, as the kernel may return one). */
+export function writeAt(fd: number, b: Buffer, pos: number): void {
+  let off = 0;
+  try {
+    while (off < b.length) off += writeSync(fd, b, off, b.length - off, pos + off);
+  } catch (e) {
+    throw new DiskWriteError(e);
+  }
+}
+
+/** The typed error for a failed body transfer. */
+export function bodyError(err: unknown, part: string, oid: string, where: string): unknown {
+  if (err instanceof DiskWriteError) {
+    const full = isDiskFull(err.cause);
+    return new StoreError(`${full ? 'disk full' : 'cannot write'} while downloading ${oid} to ${part}: ${err.message}`, { file: part, oid, diskFull: full }, err.cause);
+  }
+  return wrapNetworkError(err, 'GET', where);
+}
