@@ -110,7 +110,7 @@ function rows(r: WanResult, cfg: DriverConfig): BenchRow[] {
   }
   for (const d of r.drops) {
     const extra = d.bytesFetched - d.objectBytes;
-    const what = d.mode === 'reset' ? 'connections lost (new NAT state)' : 'connections kept (blackout)';
+    const what = d.mode === 'lost' ? 'connections silently lost (new NAT state)' : 'connections kept (blackout)';
     out.push(
       { metric: `agent, link down ${d.downSeconds.toFixed(1)} s at ${(d.atDropBytes / MiB).toFixed(1)} MiB, ${what}: bytes fetched beyond the object`, value: extra, unit: 'B', note: `${(extra / MiB).toFixed(3)} MiB; target < 1 MiB; ${d.retries} LFS retries, ${d.failedPasses} failed passes` },
       { metric: '  … link-up → download resumed / → version active', value: `${d.resumeAfterUpS.toFixed(1)} / ${d.activeAfterUpS.toFixed(1)}`, unit: 's', note: `the rest of the object alone takes ${d.idealRestS.toFixed(1)} s at the link rate` },

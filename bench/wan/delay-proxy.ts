@@ -16,14 +16,14 @@
  * to see a peer without window scaling. Loss and its recovery on the long
  * path are not modelled (the tbf's drops are recovered on the short leg).
  *
- * `cut()` models the uplink losing its NAT state (a modem that reconnects):
- * every connection is reset on our side while the link is blackholed, so the
- * RSTs are lost like everything else and the peer learns of it only from its
- * own timeouts or from the RST its next packet earns once the link is back.
+ * `silence()` models the uplink losing its NAT state (a modem that
+ * reconnects): every open connection goes dead without a FIN or RST, and
+ * each peer learns of it only from its own timeouts. `cut()` resets every
+ * connection at once (both sides see ECONNRESET).
  *
  * Run as a process: `node --import tsx bench/wan/delay-proxy.ts --listen
  * 127.0.0.2:8000 --upstream 127.0.0.1:7000 --rtt 100`; stdin takes the
- * commands `cut`, `stats`; each answer is one JSON line on stdout.
+ * commands `cut`, `silence`, `stats`; each answer is one JSON line on stdout.
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { pathToFileURL } from 'node:url';
@@ -61,6 +61,8 @@ class DelayLine {
   private cwnd: number;
   private lastActive = Date.now();
   closed = false;
+  /** A dead path: whatever arrives is read (so the kernel on our leg stays happy) and thrown away. */
+  private silent = false;
 
   constructor(
     private readonly src: Socket,
@@ -74,6 +76,7 @@ class DelayLine {
   }
 
   private push(chunk: Buffer | null): void {
+    if (this.silent) return;
     const now = Date.now();
     // A sender idle for longer than an RTO starts over from the initial window (tcp_slow_start_after_idle).
     if (this.inflight === 0 && now - this.lastActive > this.o.rto) this.cwnd = this.o.initial;
@@ -129,6 +132,14 @@ class DelayLine {
   close(): void {
     this.closed = true;
     clearTimeout(this.timer);
+  }
+
+  /** Drop what is queued and everything that comes later; never forward again. */
+  silence(): void {
+    this.silent = true;
+    this.close();
+    this.queue.length = 0;
+    this.src.resume();
   }
 }
 
@@ -199,6 +210,25 @@ export class DelayProxy {
     return n;
   }
 
+  /**
+   * Every open connection goes dead without a word: nothing is forwarded on
+   * it again, and no FIN or RST is sent, as when the uplink comes back with
+   * new NAT state and the old mappings are gone. Each peer finds out only
+   * from its own timeouts. New connections work as before.
+   */
+  silence(): number {
+    const n = this.pairs.size;
+    for (const p of [...this.pairs]) {
+      this.pairs.delete(p);
+      this.stats.open--;
+      for (const l of p.lines) l.silence();
+      // Whoever gives up first closes its socket; then ours go too, quietly.
+      for (const s of [p.client, p.upstream]) s.once('close', () => { p.client.destroy(); p.upstream.destroy(); });
+    }
+    this.stats.resets += n;
+    return n;
+  }
+
   async close(): Promise<void> {
     this.cut();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
@@ -236,6 +266,7 @@ async function main(argv: string[]): Promise<void> {
       const cmd = buf.slice(0, i).trim();
       buf = buf.slice(i + 1);
       if (cmd === 'cut') say({ cut: proxy.cut(), stats: proxy.stats });
+      else if (cmd === 'silence') say({ silence: proxy.silence(), stats: proxy.stats });
       else if (cmd === 'stats') say({ stats: proxy.stats });
     }
   });

@@ -25,7 +25,7 @@ export interface DriverConfig {
 }
 
 export interface DropResult {
-  mode: 'reset' | 'blackout';
+  mode: 'lost' | 'blackout';
   objectBytes: number;
   bytesFetched: number;
   atDropBytes: number;
@@ -142,7 +142,7 @@ async function main(): Promise<WanResult> {
   let curlDrop: WanResult['curlDrop'];
   if (want('drop')) {
     curlDrop = await curlDropScenario(`${site}/info/lfs/objects/${oid2}`, size);
-    for (const mode of ['reset', 'blackout'] as const) drops.push(await dropScenario(mode, size, proxy, site, logs));
+    for (const mode of ['lost', 'blackout'] as const) drops.push(await dropScenario(mode, size, proxy, site, logs));
   }
 
   // ---- 4. push-to-active: a small model, new version pushed with stock git, agent behind the link
@@ -210,17 +210,17 @@ function agentYaml(dir: string, store: string, site: string, hubUrl: string, por
   return file;
 }
 
-async function dropScenario(mode: 'reset' | 'blackout', size: number, proxy: ProxyProcess, site: string, logs: string): Promise<DropResult> {
+async function dropScenario(mode: 'lost' | 'blackout', size: number, proxy: ProxyProcess, site: string, logs: string): Promise<DropResult> {
   const store = join(cfg.work, `store-${mode}`);
-  const port = mode === 'reset' ? 7101 : 7102;
+  const port = mode === 'lost' ? 7101 : 7102;
   log(`link drop (${mode}): agent fetching ${cfg.sizeMb} MiB, link down ${cfg.dropSeconds} s at ${Math.round(cfg.dropAt * 100)} %`);
   const agent = await startAgent(agentYaml(cfg.work, store, site, proxy.url, port), logs, mode);
   try {
     const atDropBytes = await until('the download to reach the drop point', 300_000, () => (partBytes(store) >= size * cfg.dropAt ? partBytes(store) : undefined), 10);
     setLink(undefined, cfg.link, false);
     const downAt = performance.now();
-    // The uplink came back with new NAT state: our side of every connection is gone; the RSTs die in the blackhole.
-    if (mode === 'reset') log(`  ${new Date().toISOString()} link down; ${await proxy.cut()} connections reset behind the blackhole`);
+    // The uplink will come back with new NAT state: every open connection is dead, silently (no FIN, no RST).
+    if (mode === 'lost') log(`  ${new Date().toISOString()} link down; ${await proxy.silence()} connections dead for good`);
     await sleep(cfg.dropSeconds * 1000);
     const before = partBytes(store);
     setLink(undefined, cfg.link, true);

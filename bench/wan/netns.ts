@@ -19,6 +19,14 @@
  * A link drop swaps both tbf leaves for ones whose burst (1 byte) is
  * smaller than any packet: tbf drops every packet it cannot ever send, so the
  * link blackholes both ways (SYNs, data, ACKs, RSTs) until restored.
+ *
+ * One artefact of dropping at the sender's own qdisc: Linux TCP sees a local
+ * drop and retries every 0.5 s (TCP_RESOURCE_PROBE_INTERVAL) instead of
+ * backing its retransmission timer off, so a connection that survives the
+ * drop, or a SYN sent during it, gets through within half a second of
+ * link-up. Out in a real network the next backed-off retransmission may be
+ * seconds later. Connections the proxy silences (delay-proxy.ts) do not
+ * depend on this: they stay dead and only the client's timeout ends them.
  */
 import { spawnSync } from 'node:child_process';
 

@@ -56,8 +56,10 @@ export async function startHub(data: string, logDir: string): Promise<{ url: str
 
 export interface ProxyProcess {
   url: string;
-  /** Reset every connection (the link lost its NAT state); resolves with how many. */
+  /** Reset every connection; resolves with how many. */
   cut(): Promise<number>;
+  /** Every open connection goes silently dead (the link lost its NAT state); resolves with how many. */
+  silence(): Promise<number>;
   stats(): Promise<{ bytesDown: number; bytesUp: number; connections: number }>;
 }
 
@@ -84,6 +86,7 @@ export async function startProxy(rttMs: number, windowBytes?: number): Promise<P
   return {
     url: `http://${PROXY.host}:${PROXY.port}`,
     cut: async () => (await ask('cut', 'cut')).cut as number,
+    silence: async () => (await ask('silence', 'silence')).silence as number,
     stats: async () => (await ask('stats', 'stats')).stats as { bytesDown: number; bytesUp: number; connections: number },
   };
 }
