@@ -97,6 +97,7 @@ function rows(r: WanResult, cfg: DriverConfig): BenchRow[] {
       { metric: `curl, one ${cfg.sizeMb} MiB LFS object over ${link}`, value: f.curlS.toFixed(2), unit: 's', note: `${mbps(size, f.curlS)}, ${pct(size, f.curlS)} (at most 95.6 % is payload at MTU 1500)` },
       { metric: `modelsync reconcile, new ${cfg.sizeMb} MiB model: the fetch-objects step (batch, download, sha256)`, value: f.fetchStepS.toFixed(2), unit: 's', note: `${mbps(size, f.fetchStepS)}, ${pct(size, f.fetchStepS)}; target ≥ 90 %; ratio to curl ${(f.fetchStepS / f.curlS).toFixed(3)}` },
       { metric: '  … the whole `modelsync reconcile` process (start, registry clone, validate, fetch, activate, exit)', value: f.reconcileS.toFixed(2), unit: 's', note: `${pct(size, f.reconcileS)}; ratio to curl ${(f.reconcileS / f.curlS).toFixed(3)}; registry clone ${f.registryStepS.toFixed(2)} s; \`modelsync --version\` alone ${f.startupS.toFixed(2)} s` },
+      { metric: '  … the same, precompiled (esbuild bundle of src/cli.ts, as dist/ installs)', value: f.bundleS.toFixed(2), unit: 's', note: `${pct(size, f.bundleS)}; ratio to curl ${(f.bundleS / f.curlS).toFixed(3)}` },
       { metric: '  … wire bytes down the link for that pass', value: (f.wireDown / MiB).toFixed(2), unit: 'MiB', note: 'tbf counter: payload plus TCP/IP headers, Git and batch traffic' },
     );
   }

@@ -8,7 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { closeSync, copyFileSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI, MiB, benchGitEnv, makeFile, measure, run } from '../common.ts';
+import { CLI, MiB, ROOT, benchGitEnv, makeFile, measure, run } from '../common.ts';
 import { linkCounters, setLink, type LinkModel } from './netns.ts';
 import { startAgent, startHub, startProxy, stop, stopAll, type ProxyProcess } from './procs.ts';
 
@@ -28,6 +28,7 @@ export interface DropResult {
   mode: 'lost' | 'blackout';
   objectBytes: number;
   bytesFetched: number;
+  /** Bytes down the link (payload and headers) when it dropped. */
   atDropBytes: number;
   downSeconds: number;
   /** From link-up until new bytes reach the .part again, and until the version is active. */
@@ -41,7 +42,7 @@ export interface DropResult {
 
 export interface WanResult {
   linkBytesPerS: number;
-  full?: { curlS: number; curlBytes: number; reconcileS: number; startupS: number; fetchStepS: number; registryStepS: number; bytes: number; wireDown: number };
+  full?: { curlS: number; curlBytes: number; reconcileS: number; bundleS: number; startupS: number; fetchStepS: number; registryStepS: number; bytes: number; wireDown: number };
   delta?: { reconcileS: number; bytesFetched: number; changedBytes: number; wireDown: number };
   drops: DropResult[];
   curlDrop?: { resumeAfterUpS: number; doneAfterUpS: number; idealRestS: number };
@@ -162,10 +163,18 @@ async function main(): Promise<WanResult> {
     const r1 = JSON.parse(m.stdout) as { bytesFetched: number; stepMs?: Record<string, number> };
     if (r1.bytesFetched !== bytes) throw new Error(`reconcile fetched ${r1.bytesFetched}, expected ${bytes}`);
     const wireDown = linkCounters(undefined).down.sent - wire0;
+    // The same CLI precompiled into one file (what `npm ci` installs as dist/): no tsx transpiling at start.
+    const bundle = join(work, 'modelsync-bundle.mjs');
+    const esbuild = await import('esbuild');
+    await esbuild.build({ entryPoints: [join(ROOT, 'src/cli.ts')], bundle: true, platform: 'node', format: 'esm', packages: 'external', outfile: bundle, logLevel: 'warning' });
+    const b = await measure(process.execPath, [bundle, 'reconcile', '--site', 'edge', '--registry', url, '--store', `${store}-bundle`, '--json'], { cwd: work, env });
+    if (b.status !== 0 || (JSON.parse(b.stdout) as { bytesFetched: number }).bytesFetched !== bytes) throw new Error(`bundled reconcile failed (${b.status}): ${b.stdout}${b.stderr}`);
+    rmSync(`${store}-bundle`, { recursive: true, force: true });
+    log(`  reconcile (precompiled): ${(b.ms / 1000).toFixed(2)} s`);
     // What the process costs before and after any pass (Node and the loader starting, exiting), same machine, same moment.
     const startup = await measure(process.execPath, [CLI, '--version'], { cwd: work, env });
     const f = {
-      curlS: c.ms / 1000, curlBytes: bytes, reconcileS: m.ms / 1000, startupS: startup.ms / 1000,
+      curlS: c.ms / 1000, curlBytes: bytes, reconcileS: m.ms / 1000, bundleS: b.ms / 1000, startupS: startup.ms / 1000,
       fetchStepS: (r1.stepMs?.['fetch-objects'] ?? NaN) / 1000, registryStepS: (r1.stepMs?.['fetch-registry'] ?? NaN) / 1000, bytes, wireDown,
     };
     log(`  steps (ms): ${JSON.stringify(r1.stepMs)}; modelsync --version ${f.startupS.toFixed(2)} s`);
@@ -216,22 +225,24 @@ async function dropScenario(mode: 'lost' | 'blackout', size: number, proxy: Prox
   log(`link drop (${mode}): agent fetching ${cfg.sizeMb} MiB, link down ${cfg.dropSeconds} s at ${Math.round(cfg.dropAt * 100)} %`);
   const agent = await startAgent(agentYaml(cfg.work, store, site, proxy.url, port), logs, mode);
   try {
-    const atDropBytes = await until('the download to reach the drop point', 300_000, () => (partBytes(store) >= size * cfg.dropAt ? partBytes(store) : undefined), 10);
+    // Progress is read off the link's own counter (bytes down the tbf), not the .part: a client that writes
+    // ranges at their offsets (parallel ranges) grows the file sparsely.
+    const wire = (): number => linkCounters(undefined).down.sent;
+    const wire0 = wire();
+    const atDropBytes = await until('the download to reach the drop point', 300_000, () => (wire() - wire0 >= size * cfg.dropAt ? wire() - wire0 : undefined), 20);
     setLink(undefined, cfg.link, false);
     const downAt = performance.now();
     // The uplink will come back with new NAT state: every open connection is dead, silently (no FIN, no RST).
     if (mode === 'lost') log(`  ${new Date().toISOString()} link down; ${await proxy.silence()} connections dead for good`);
     await sleep(cfg.dropSeconds * 1000);
-    const before = partBytes(store);
+    const before = wire();
     setLink(undefined, cfg.link, true);
     const upAt = performance.now();
-    log(`  ${new Date().toISOString()} link up (.part at ${before} bytes)`);
+    log(`  ${new Date().toISOString()} link up (.part at ${partBytes(store)} bytes)`);
     const downSeconds = (upAt - downAt) / 1000;
-    // Resumed: the .part grows 128 KiB (50 ms of link) past what it held at link-up (bytes already in the
-    // site's buffers land first), or the version is active.
-    await until('the transfer to resume', 600_000, () => partBytes(store) > before + (128 << 10) || readCurrent(store, 'big') === '2026-01-02' || undefined, 10);
+    // Resumed: 128 KiB (50 ms of link) more have crossed the link since it came back, or the version is active.
+    await until('the transfer to resume', 600_000, () => wire() > before + (128 << 10) || readCurrent(store, 'big') === '2026-01-02' || undefined, 20);
     const resumeAfterUpS = (performance.now() - upAt) / 1000;
-    const restBytes = size - partBytes(store);
     await until('2026-01-02 to be active', 600_000, () => readCurrent(store, 'big') === '2026-01-02' || undefined, 10);
     const activeAfterUpS = (performance.now() - upAt) / 1000;
     // The pass that activated it has logged its line (bytes of every attempt, failed ones included).
@@ -244,7 +255,7 @@ async function dropScenario(mode: 'lost' | 'blackout', size: number, proxy: Prox
     const agentLog = readFileSync(join(logs, `agent-${mode}.log`), 'utf8');
     const retries = (agentLog.match(/LFS download failed; retrying/g) ?? []).length;
     const r: DropResult = { mode, objectBytes: size, bytesFetched, atDropBytes, downSeconds, resumeAfterUpS, activeAfterUpS, idealRestS: (size - atDropBytes) / linkBytesPerS, retries, failedPasses };
-    log(`  ${mode}: resumed ${resumeAfterUpS.toFixed(1)} s after link-up, active after ${activeAfterUpS.toFixed(1)} s; fetched ${bytesFetched - size} bytes beyond the object; ${retries} retries, ${failedPasses} failed passes; rest ${restBytes}`);
+    log(`  ${mode}: resumed ${resumeAfterUpS.toFixed(1)} s after link-up, active after ${activeAfterUpS.toFixed(1)} s; fetched ${bytesFetched - size} bytes beyond the object; ${retries} retries, ${failedPasses} failed passes`);
     return r;
   } finally {
     await stop(agent);
