@@ -107,13 +107,13 @@ function rows(r: WanResult, cfg: DriverConfig): BenchRow[] {
   }
   if (r.curlDrop) {
     const c = r.curlDrop;
-    out.push({ metric: `curl, link blacked out ${cfg.dropSeconds} s at ${Math.round(cfg.dropAt * 100)} %: link-up → resumed / → done`, value: `${c.resumeAfterUpS.toFixed(1)} / ${c.doneAfterUpS.toFixed(1)}`, unit: 's', note: `the rest alone takes ${c.idealRestS.toFixed(1)} s at the link rate; the resume wait is the sender's TCP retransmission backoff` });
+    out.push({ metric: `curl, link blacked out ${cfg.dropSeconds} s at ${Math.round(cfg.dropAt * 100)} %: link-up → resumed / → done`, value: `${c.resumeAfterUpS.toFixed(1)} / ${c.doneAfterUpS.toFixed(1)}`, unit: 's', note: `the rest alone takes ${c.idealRestS.toFixed(1)} s at the link rate; the drop is at the sender's own qdisc, so TCP retries every 0.5 s instead of backing off (bench/wan/netns.ts)` });
   }
   for (const d of r.drops) {
     const extra = d.bytesFetched - d.objectBytes;
     const what = d.mode === 'lost' ? 'connections silently lost (new NAT state)' : 'connections kept (blackout)';
     out.push(
-      { metric: `agent, link down ${d.downSeconds.toFixed(1)} s at ${(d.atDropBytes / MiB).toFixed(1)} MiB, ${what}: bytes fetched beyond the object`, value: extra, unit: 'B', note: `${(extra / MiB).toFixed(3)} MiB; target < 1 MiB; ${d.retries} LFS retries, ${d.failedPasses} failed passes` },
+      { metric: `agent, link down ${d.downSeconds.toFixed(1)} s at ${(d.atDropBytes / MiB).toFixed(1)} MiB, ${what}: bytes fetched beyond the object`, value: extra, unit: 'B', note: `${(extra / MiB).toFixed(3)} MiB; target < 1 MiB; ${d.retries} LFS retries, ${d.failedPasses} failed passes; ${(d.wireDown / MiB).toFixed(2)} MiB down the wire in all` },
       { metric: '  … link-up → download resumed / → version active', value: `${d.resumeAfterUpS.toFixed(1)} / ${d.activeAfterUpS.toFixed(1)}`, unit: 's', note: `the rest of the object alone takes ${d.idealRestS.toFixed(1)} s at the link rate` },
     );
   }

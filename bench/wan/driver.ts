@@ -28,6 +28,8 @@ export interface DropResult {
   mode: 'lost' | 'blackout';
   objectBytes: number;
   bytesFetched: number;
+  /** Bytes down the link over the whole scenario (headers, Git, batch, events included). */
+  wireDown: number;
   /** Bytes down the link (payload and headers) when it dropped. */
   atDropBytes: number;
   downSeconds: number;
@@ -254,7 +256,8 @@ async function dropScenario(mode: 'lost' | 'blackout', size: number, proxy: Prox
     const failedPasses = passes.filter((p) => p.status === 'failed').length;
     const agentLog = readFileSync(join(logs, `agent-${mode}.log`), 'utf8');
     const retries = (agentLog.match(/LFS download failed; retrying/g) ?? []).length;
-    const r: DropResult = { mode, objectBytes: size, bytesFetched, atDropBytes, downSeconds, resumeAfterUpS, activeAfterUpS, idealRestS: (size - atDropBytes) / linkBytesPerS, retries, failedPasses };
+    const wireDown = wire() - wire0;
+    const r: DropResult = { mode, objectBytes: size, bytesFetched, wireDown, atDropBytes, downSeconds, resumeAfterUpS, activeAfterUpS, idealRestS: (size - atDropBytes) / linkBytesPerS, retries, failedPasses };
     log(`  ${mode}: resumed ${resumeAfterUpS.toFixed(1)} s after link-up, active after ${activeAfterUpS.toFixed(1)} s; fetched ${bytesFetched - size} bytes beyond the object; ${retries} retries, ${failedPasses} failed passes`);
     return r;
   } finally {
