@@ -114,7 +114,7 @@ function rows(r: WanResult, cfg: DriverConfig): BenchRow[] {
     const what = d.mode === 'lost' ? 'connections silently lost (new NAT state)' : 'connections kept (blackout)';
     out.push(
       { metric: `agent, link down ${d.downSeconds.toFixed(1)} s at ${(d.atDropBytes / MiB).toFixed(1)} MiB, ${what}: bytes fetched beyond the object`, value: extra, unit: 'B', note: `${(extra / MiB).toFixed(3)} MiB; target < 1 MiB; ${d.retries} LFS retries, ${d.failedPasses} failed passes; ${(d.wireDown / MiB).toFixed(2)} MiB down the wire in all` },
-      { metric: '  … link-up → download resumed / → version active', value: `${d.resumeAfterUpS.toFixed(1)} / ${d.activeAfterUpS.toFixed(1)}`, unit: 's', note: `the rest of the object alone takes ${d.idealRestS.toFixed(1)} s at the link rate` },
+      { metric: '  … link-up → bytes flow again / → version active', value: `${d.resumeAfterUpS.toFixed(1)} / ${d.activeAfterUpS.toFixed(1)}`, unit: 's', note: `the rest of the object alone takes about ${d.idealRestS.toFixed(1)} s at the link rate; ${d.gaveUpAfterUpS === null ? 'the connection it had carried on' : `the client gave up on its connection and resumed with a Range request ${d.gaveUpAfterUpS.toFixed(1)} s after link-up`}` },
     );
   }
   const p = r.push;

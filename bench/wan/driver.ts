@@ -36,6 +36,8 @@ export interface DropResult {
   /** From link-up until new bytes reach the .part again, and until the version is active. */
   resumeAfterUpS: number;
   activeAfterUpS: number;
+  /** Link-up until the client dropped the connection it had and retried (null: it never had to). */
+  gaveUpAfterUpS: number | null;
   /** What the rest of the object takes at the link rate: the floor for activeAfterUpS. */
   idealRestS: number;
   retries: number;
@@ -240,6 +242,7 @@ async function dropScenario(mode: 'lost' | 'blackout', size: number, proxy: Prox
     const before = wire();
     setLink(undefined, cfg.link, true);
     const upAt = performance.now();
+    const upWall = Date.now();
     log(`  ${new Date().toISOString()} link up (.part at ${partBytes(store)} bytes)`);
     const downSeconds = (upAt - downAt) / 1000;
     // Resumed: 128 KiB (50 ms of link) more have crossed the link since it came back, or the version is active.
@@ -256,8 +259,11 @@ async function dropScenario(mode: 'lost' | 'blackout', size: number, proxy: Prox
     const failedPasses = passes.filter((p) => p.status === 'failed').length;
     const agentLog = readFileSync(join(logs, `agent-${mode}.log`), 'utf8');
     const retries = (agentLog.match(/LFS download failed; retrying/g) ?? []).length;
+    // When the client gave up on the connection it had (an error or its idle timeout), after link-up.
+    const failAt = agentLog.split('\n').filter((l) => l.includes('LFS download failed')).map((l) => Date.parse((JSON.parse(l) as { time: string }).time)).find((t) => t >= upWall);
+    const gaveUpAfterUpS = failAt === undefined ? null : (failAt - upWall) / 1000;
     const wireDown = wire() - wire0;
-    const r: DropResult = { mode, objectBytes: size, bytesFetched, wireDown, atDropBytes, downSeconds, resumeAfterUpS, activeAfterUpS, idealRestS: (size - atDropBytes) / linkBytesPerS, retries, failedPasses };
+    const r: DropResult = { mode, objectBytes: size, bytesFetched, wireDown, gaveUpAfterUpS, atDropBytes, downSeconds, resumeAfterUpS, activeAfterUpS, idealRestS: (size - atDropBytes) / linkBytesPerS, retries, failedPasses };
     log(`  ${mode}: resumed ${resumeAfterUpS.toFixed(1)} s after link-up, active after ${activeAfterUpS.toFixed(1)} s; fetched ${bytesFetched - size} bytes beyond the object; ${retries} retries, ${failedPasses} failed passes`);
     return r;
   } finally {
