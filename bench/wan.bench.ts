@@ -25,6 +25,7 @@
  * removed afterwards, and a namespace left by a run that died is swept first.
  */
 import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BenchContext, BenchReport, BenchRow } from './run.ts';
 import { MiB, ROOT } from './common.ts';
@@ -58,6 +59,8 @@ export default async function wanBench(ctx: BenchContext): Promise<BenchReport> 
     result = await runDriver(ns, cfg, ctx.log);
   } finally {
     destroy(ns);
+    // Keep the logs (bench/.work/wan/run/logs) for a look afterwards; the models and stores go.
+    for (const e of existsSync(cfg.work) ? readdirSync(cfg.work) : []) if (e !== 'logs') rmSync(join(cfg.work, e), { recursive: true, force: true });
   }
   return { name, rows: rows(result, cfg) };
 }
