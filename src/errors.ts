@@ -178,3 +178,6 @@ export function isDiskFull(err: unknown): boolean {
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/** Exit codes, the command line's contract (DESIGN.md): 0 done / in sync, 1 error, 2 usage, 3 conflicts, 4 degraded. `wait` adds 5 (timed out). */
+export const EXIT = { ok: 0, error: 1, usage: 2, conflicts: 3, degraded: 4 } as const;

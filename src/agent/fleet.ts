@@ -2,10 +2,7 @@
  * `modelsync status --hub <url>`: the fleet as the hub last heard it, one
  * line per site from the reports agents send after every pass.
  */
-import { AuthError, NetworkError, errorMessage } from '../errors.ts';
-import type { CommandContext } from '../commands/context.ts';
-import { EXIT, printJson } from '../commands/context.ts';
-import { readToken } from '../commands/reconcile.ts';
+import { AuthError, EXIT, NetworkError, errorMessage } from '../errors.ts';
 import { formatAge, formatDuration } from '../reconcile/format.ts';
 import { escapeControl } from '../util/escape.ts';
 import { redactUrl } from '../util/redact.ts';
@@ -120,49 +117,6 @@ export function fleetExitCode(sites: readonly FleetSite[]): number {
   if (sites.some((s) => cond(s) === 'Degraded' || (s.lastPass?.degraded ?? []).length > 0)) return EXIT.degraded;
   if (sites.some((s) => cond(s) === 'Conflict' || (s.lastPass?.conflicts ?? []).length > 0)) return EXIT.conflicts;
   return EXIT.ok;
-}
-
-export async function hubStatusCommand(opts: { hub?: string; tokenFile?: string; json?: boolean; watch?: boolean }, ctx: CommandContext, deps: { intervalMs?: number; signal?: AbortSignal } = {}): Promise<number> {
-  const token = readToken(opts.tokenFile, ctx);
-  if (!opts.watch) {
-    const sites = await fetchFleet(opts.hub!, token);
-    const rollouts = await fetchRollouts(opts.hub!, token);
-    if (opts.json) printJson(ctx, { hub: redactUrl(opts.hub!), sites, ...(rollouts ? { rollouts } : {}) });
-    else ctx.out(renderFleet(sites) + (rollouts?.length ? `\n\n${renderRollouts(rollouts)}` : ''));
-    return fleetExitCode(sites);
-  }
-  // --watch: redraw on a terminal, print on change otherwise; Ctrl-C ends it with the last state's code.
-  const stop = deps.signal ?? signalOnInterrupt();
-  let prev = '';
-  let code: number = EXIT.ok;
-  while (!stop.aborted) {
-    let text: string;
-    try {
-      const sites = await fetchFleet(opts.hub!, token);
-      code = fleetExitCode(sites);
-      const rollouts = await fetchRollouts(opts.hub!, token);
-      text = opts.json ? JSON.stringify({ hub: redactUrl(opts.hub!), sites, ...(rollouts ? { rollouts } : {}) }) : renderFleet(sites) + (rollouts?.length ? `\n\n${renderRollouts(rollouts)}` : '');
-    } catch (err) {
-      text = `cannot read the fleet: ${errorMessage(err)} (retrying)`;
-    }
-    // Ages tick every second; compare without them so a log gets a block only when something changed.
-    const key = text.replace(/\d+(\.\d+)? ?(ms|s|min|h|d) ago/g, '');
-    if (ctx.tty) ctx.out(`\x1b[H\x1b[2J${new Date().toISOString()}  ${redactUrl(opts.hub!)}  (Ctrl-C to stop)\n${text}`);
-    else if (key !== prev) ctx.out(`--- ${new Date().toISOString()}\n${text}`);
-    prev = key;
-    await new Promise<void>((r) => {
-      const t = setTimeout(r, deps.intervalMs ?? 2000);
-      stop.addEventListener('abort', () => { clearTimeout(t); r(); }, { once: true });
-    });
-  }
-  return code;
-}
-
-function signalOnInterrupt(): AbortSignal {
-  const c = new AbortController();
-  process.once('SIGINT', () => c.abort());
-  process.once('SIGTERM', () => c.abort());
-  return c.signal;
 }
 
 export interface HubRollout {

@@ -28,7 +28,7 @@ export function processContext(): CommandContext {
 }
 
 /** Exit codes of DESIGN.md's command line. */
-export const EXIT = { ok: 0, error: 1, usage: 2, conflicts: 3, degraded: 4 } as const;
+export { EXIT } from '../errors.ts';
 
 export function printJson(ctx: CommandContext, value: unknown): void {
   ctx.out(JSON.stringify(value, null, 2));

@@ -16,7 +16,7 @@ export interface StatusCommandOptions {
 
 export async function statusCommand(opts: StatusCommandOptions, ctx: CommandContext): Promise<number> {
   if (opts.hub && opts.store) throw new UsageError('give --hub or --store, not both');
-  if (opts.hub) return (await import('../agent/fleet.ts')).hubStatusCommand({ ...opts, hub: hubBaseUrl(opts.hub) }, ctx);
+  if (opts.hub) return (await import('./status-hub.ts')).hubStatusCommand({ ...opts, hub: hubBaseUrl(opts.hub) }, ctx);
   if (!opts.store) throw new UsageError('give --store <dir> (a site store) or --hub <url>');
   if (opts.watch) throw new UsageError('--watch follows a hub: give --hub <url>');
   const status = await storeStatus(requireStore(ctx, opts.store));
