@@ -32,7 +32,7 @@ describe('layers', () => {
   it('no room imports one above it', () => {
     const upward: string[] = [];
     for (const f of files(src)) {
-      for (const m of readFileSync(f, 'utf8').matchAll(/(?:from|import\()\s*'(\.{1,2}\/[^']+)'/g)) {
+      for (const m of readFileSync(f, 'utf8').matchAll(/(?:from|import\(?)\s*'(\.{1,2}\/[^']+)'/g)) {
         const target = roomOf(resolve(dirname(f), m[1]!));
         if (rank(target) > rank(roomOf(f))) upward.push(`${relative(src, f)} → ${m[1]}`);
       }
