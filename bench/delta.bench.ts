@@ -20,7 +20,9 @@
  * shown too.
  *
  * Two rounds, each from a fresh copy of the v1 state, order alternating; the
- * best of each is compared. `npm run bench -- delta`.
+ * best of each is compared. `npm run bench -- delta`; with
+ * MODELSYNC_BENCH_PROFILE=<dir>, each timed reconcile writes a V8 CPU profile
+ * there, and its debug log goes to bench/.work/delta/reconcile-<model>-<round>.log.
  */
 import { spawn } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
@@ -168,7 +170,10 @@ export default async function deltaBench(ctx: BenchContext): Promise<BenchReport
           rmSync(store, { recursive: true, force: true });
           run('cp', ['-a', join(work, `snap-${c.model}`), store], { cwd: work, env });
           const before = await hubBytes(hub.url);
-          const r = await measure(process.execPath, reconcileArgs(c, store), { cwd: work, env });
+          // MODELSYNC_BENCH_PROFILE=<dir>: a V8 CPU profile of each timed reconcile, for where the time goes.
+          const prof = process.env.MODELSYNC_BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.MODELSYNC_BENCH_PROFILE] : [];
+          const r = await measure(process.execPath, [...prof, ...reconcileArgs(c, store)], { cwd: work, env: { ...env, MODELSYNC_LOG_LEVEL: 'debug' } });
+          writeFileSync(join(ctx.workDir, `reconcile-${c.model}-${round}.log`), r.stderr);
           const bytes = (await hubBytes(hub.url)) - before;
           if (r.status !== 0) throw new Error(`modelsync reconcile failed (${r.status}): ${r.stdout}${r.stderr}`);
           const out = JSON.parse(r.stdout) as { status: string; bytesFetched: number; durationMs: number };

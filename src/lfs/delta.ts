@@ -84,6 +84,12 @@ export function plannedBytes(plan: readonly Segment[]): { local: number; remote:
 /** Range requests in flight at once for one object: enough to hide a WAN round trip, few enough to be polite. */
 export const RANGE_CONCURRENCY = 4;
 
+/** Received range bytes are written in batches of this size. */
+const WRITE_BATCH = 1 << 20;
+
+/** A missing range longer than this is fetched as several requests in parallel (one stream is slower than a few, even on loopback). */
+const RANGE_PIECE = 8 << 20;
+
 /** Local bytes are copied in pieces of this size, one read ahead while the last is hashed and written. */
 const COPY_PIECE = 8 << 20;
 
@@ -143,13 +149,20 @@ export async function executeDelta(ctx: AttemptContext, obj: LfsObject, action: 
       promise.catch(() => {});
       fetched.set(i, { promise, resolve, reject });
     }
-    const pool = runPool(remote, RANGE_CONCURRENCY, async (i) => {
+    const jobs = remote.flatMap((i) => {
       const seg = plan[i]!;
+      const n = Math.max(1, Math.min(RANGE_CONCURRENCY, Math.floor(seg.size / RANGE_PIECE)));
+      const step = Math.ceil(seg.size / n);
+      return Array.from({ length: n }, (_, k) => ({ i, offset: seg.offset + k * step, size: Math.min(step, seg.size - k * step) }));
+    });
+    const left = new Map(remote.map((i) => [i, jobs.filter((j) => j.i === i).length]));
+    const pool = runPool(jobs, RANGE_CONCURRENCY, async (j) => {
       try {
-        await fetchRange(rctx, obj, action, out, seg.offset, seg.size, progress);
-        fetched.get(i)!.resolve();
+        await fetchRange(rctx, obj, action, out, j.offset, j.size, progress);
+        left.set(j.i, left.get(j.i)! - 1);
+        if (left.get(j.i) === 0) fetched.get(j.i)!.resolve();
       } catch (err) {
-        fetched.get(i)!.reject(err);
+        fetched.get(j.i)!.reject(err);
         throw err;
       }
     }, rctx.signal).catch((err: unknown) => {
@@ -302,6 +315,19 @@ async function fetchRange(ctx: AttemptContext, obj: LfsObject, action: LfsAction
   }
   let skip = start - range.start;
   let pos = start;
+  // Socket chunks (often 64 KiB) are gathered and written with one writev per MiB: far fewer awaited writes.
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  let at = start;
+  const flush = async () => {
+    if (pendingBytes === 0) return;
+    const { bytesWritten } = await out.writev(pending, at);
+    if (bytesWritten !== pendingBytes) throw new Error(`short write at ${at}`);
+    at += pendingBytes;
+    progress(pendingBytes);
+    pending = [];
+    pendingBytes = 0;
+  };
   try {
     for await (const chunk of res) {
       let buf = chunk as Buffer;
@@ -314,13 +340,15 @@ async function fetchRange(ctx: AttemptContext, obj: LfsObject, action: LfsAction
       if (pos + buf.length > start + size) buf = buf.subarray(0, start + size - pos);
       if (buf.length > 0) {
         if (ctx.bucket) await ctx.bucket.take(buf.length, ctx.signal);
-        await out.write(buf, 0, buf.length, pos);
+        pending.push(buf);
+        pendingBytes += buf.length;
         pos += buf.length;
-        progress(buf.length);
+        if (pendingBytes >= WRITE_BATCH) await flush();
       }
       // Everything asked for is here: the rest of a 206-to-the-end is not ours to read (leaving the loop closes it).
       if (pos === start + size) break;
     }
+    await flush();
   } catch (err) {
     if (ctx.signal?.aborted) throw ctx.signal.reason;
     throw wrapNetworkError(err, 'GET', where);
