@@ -15,12 +15,15 @@ import { createHash, type Hash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { ChecksumError, NetworkError } from '../errors.ts';
 import type { LfsAction } from './batch.ts';
-import { type Chunk, type ChunkIndex, chunkFile } from './cdc.ts';
+import type { Chunk, ChunkIndex } from './cdc.ts';
+import { type LocalChunk, readSpans } from './delta-local.ts';
 import { type AttemptContext, openHref, parseContentRange } from './download.ts';
 import { errorBodyMessage, protocolError, statusError, wrapNetworkError } from './http.ts';
 import { describeUrl } from './scrub.ts';
 import { runPool } from './pool.ts';
 import type { LfsObject } from './types.ts';
+
+export { indexLocalFiles, type LocalChunk } from './delta-local.ts';
 
 /** Objects smaller than this are downloaded whole: a delta would save too little to pay for reading local files. */
 export const DELTA_MIN_OBJECT_BYTES = 4 * 1024 * 1024;
@@ -38,27 +41,6 @@ export function deltaWorthIt(reusable: number, remaining: number): boolean {
 export type Segment =
   | { kind: 'local'; offset: number; size: number; sha256: string; path: string; from: number }
   | { kind: 'remote'; offset: number; size: number };
-
-export interface LocalChunk {
-  path: string;
-  offset: number;
-}
-
-/** Where each chunk (by sha256) can be read locally. */
-export async function indexLocalFiles(paths: readonly string[], index: ChunkIndex, signal?: AbortSignal): Promise<Map<string, LocalChunk>> {
-  const have = new Map<string, LocalChunk>();
-  for (const path of paths) {
-    let local: ChunkIndex;
-    try {
-      local = await chunkFile(path, index.params, signal);
-    } catch (err) {
-      if (signal?.aborted) throw err;
-      continue; // unreadable candidate: just not a source
-    }
-    for (const c of local.chunks) if (!have.has(c.sha256)) have.set(c.sha256, { path, offset: c.offset });
-  }
-  return have;
-}
 
 /**
  * Plan the new file from `from` (bytes already in the .part) to its end:
@@ -102,93 +84,207 @@ export function plannedBytes(plan: readonly Segment[]): { local: number; remote:
 /** Range requests in flight at once for one object: enough to hide a WAN round trip, few enough to be polite. */
 export const RANGE_CONCURRENCY = 4;
 
+/** Received range bytes are written in batches of this size. */
+const WRITE_BATCH = 1 << 20;
+
+/** A missing range longer than this is fetched as several requests in parallel (one stream is slower than a few, even on loopback). */
+const RANGE_PIECE = 8 << 20;
+
+/** Local bytes are copied in pieces of this size, one read ahead while the last is hashed and written. */
+const COPY_PIECE = 8 << 20;
+
+interface Piece {
+  path: string;
+  from: number;
+  offset: number;
+  size: number;
+}
+
 /**
- * Write `part` from `from` to the end following `plan`: local chunks first
- * (each re-hashed as it is copied), then the missing ranges, several at a
- * time, each written at its place. Then the file from `from` on is hashed
- * into `hash` (which already holds the first `from` bytes) and resolves when
- * the whole file hashes to the oid. On a failed range the .part is cut back
- * to its longest complete prefix, for the normal download to resume from;
- * after a failed final checksum it is the caller's to remove.
+ * Write `part` from `from` to the end following `plan`, in one pass in file
+ * order: local bytes are read once (large reads, the next in flight), hashed
+ * into `hash` (which already holds the first `from` bytes) and written; the
+ * missing ranges are fetched meanwhile, several at a time, each written at
+ * its place and hashed when the pass reaches it. Resolves when the whole
+ * file hashes to the oid.
+ *
+ * The local chunks were matched by their sha256 when the site's files were
+ * indexed; they are not hashed one by one again here, the whole-file sha256
+ * covers them. If it does not match, each local chunk is checked in the
+ * .part and the ones that changed since (a local file modified under us) are
+ * fetched instead, then the file is hashed again: a bad local file costs a
+ * few ranges, never a bad object. On a failed range the .part is cut back to
+ * its longest complete prefix, for the normal download to resume from; after
+ * a failed final checksum it is the caller's to remove.
  */
 export async function executeDelta(ctx: AttemptContext, obj: LfsObject, action: LfsAction, part: string, plan: readonly Segment[], from: number, hash: Hash): Promise<{ reused: number }> {
-  // Read back at the end for the hash: opened for reading as well as writing.
+  let pos = from;
+  for (const seg of plan) {
+    if (seg.offset !== pos) throw new Error(`delta plan gap at ${pos}`);
+    pos += seg.size;
+  }
+  if (pos !== obj.size) throw new Error(`delta plan ends at ${pos}, object is ${obj.size} bytes`);
+
+  const base = hash.copy();
   const out = await fsp.open(part, from > 0 ? 'r+' : 'w+');
   const sources = new Map<string, fsp.FileHandle>();
-  let reused = 0;
   let written = from;
-  const done = new Array<boolean>(plan.length).fill(false);
   const progress = (n: number) => {
     written += n;
     ctx.onProgress?.({ oid: obj.oid, bytes: written, size: obj.size });
   };
+  // Stops the range requests still running when the local pass fails.
+  const stop = new AbortController();
+  const rctx: AttemptContext = { ...ctx, signal: ctx.signal ? AbortSignal.any([ctx.signal, stop.signal]) : stop.signal };
+  let walked = from;
+  let reused = 0;
   try {
     await out.truncate(from);
-    let pos = from;
-    const remote: number[] = [];
-    for (const [i, seg] of plan.entries()) {
-      if (seg.offset !== pos) throw new Error(`delta plan gap at ${pos}`);
-      pos += seg.size;
-      if (seg.kind === 'local') {
-        const buf = await readLocal(sources, seg);
-        if (buf && createHash('sha256').update(buf).digest('hex') === seg.sha256) {
-          await out.write(buf, 0, buf.length, seg.offset);
-          reused += buf.length;
-          done[i] = true;
-          progress(buf.length);
+    const remote = plan.flatMap((s, i) => (s.kind === 'remote' ? [i] : []));
+    const fetched = new Map<number, { promise: Promise<void>; resolve(): void; reject(e: unknown): void }>();
+    for (const i of remote) {
+      let resolve!: () => void;
+      let reject!: (e: unknown) => void;
+      const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+      promise.catch(() => {});
+      fetched.set(i, { promise, resolve, reject });
+    }
+    const jobs = remote.flatMap((i) => {
+      const seg = plan[i]!;
+      const n = Math.max(1, Math.min(RANGE_CONCURRENCY, Math.floor(seg.size / RANGE_PIECE)));
+      const step = Math.ceil(seg.size / n);
+      return Array.from({ length: n }, (_, k) => ({ i, offset: seg.offset + k * step, size: Math.min(step, seg.size - k * step) }));
+    });
+    const left = new Map(remote.map((i) => [i, jobs.filter((j) => j.i === i).length]));
+    const pool = runPool(jobs, RANGE_CONCURRENCY, async (j) => {
+      try {
+        await fetchRange(rctx, obj, action, out, j.offset, j.size, progress);
+        left.set(j.i, left.get(j.i)! - 1);
+        if (left.get(j.i) === 0) fetched.get(j.i)!.resolve();
+      } catch (err) {
+        fetched.get(j.i)!.reject(err);
+        throw err;
+      }
+    }, rctx.signal).catch((err: unknown) => {
+      for (const f of fetched.values()) f.reject(err);
+    });
+    try {
+      const bufs = [Buffer.allocUnsafe(COPY_PIECE), Buffer.allocUnsafe(COPY_PIECE)];
+      let flip = 0;
+      let ahead: Promise<Buffer> | undefined;
+      const items = walkOrder(plan);
+      for (const [k, item] of items.entries()) {
+        if (typeof item === 'number') {
+          const seg = plan[item]!;
+          await fetched.get(item)!.promise;
+          await hashRange(out, seg.offset, seg.offset + seg.size, hash);
+          walked = seg.offset + seg.size;
           continue;
         }
-        // The local file changed since it was chunked: fetch this chunk instead.
+        const buf = await (ahead ?? readPiece(sources, item, bufs[flip]!));
+        const next = items[k + 1];
+        flip ^= 1;
+        ahead = next !== undefined && typeof next !== 'number' ? readPiece(sources, next, bufs[flip]!) : undefined;
+        ahead?.catch(() => {});
+        const w = out.write(buf, 0, item.size, item.offset);
+        hash.update(buf.subarray(0, item.size));
+        await w;
+        reused += item.size;
+        walked = item.offset + item.size;
+        progress(item.size);
       }
-      remote.push(i);
-    }
-    if (pos !== obj.size) throw new Error(`delta plan ends at ${pos}, object is ${obj.size} bytes`);
-    try {
-      await runPool(remote, RANGE_CONCURRENCY, async (i) => {
-        const seg = plan[i]!;
-        await fetchRange(ctx, obj, action, out, seg.offset, seg.size, progress);
-        done[i] = true;
-      }, ctx.signal);
     } catch (err) {
+      stop.abort();
+      await pool;
       // Keep what is complete from the start on: the resumed download continues from there.
-      const firstMissing = done.indexOf(false);
-      await out.truncate(firstMissing < 0 ? obj.size : plan[firstMissing]!.offset).catch(() => {});
+      await out.truncate(walked).catch(() => {});
       throw err;
     }
-    await hashRange(out, from, obj.size, hash);
+    await pool;
+    let digest = hash.digest('hex');
+    if (digest !== obj.oid) {
+      const bad = await changedLocalChunks(out, plan, obj.size);
+      if (bad.length > 0) {
+        await runPool(bad, RANGE_CONCURRENCY, async (i) => fetchRange(rctx, obj, action, out, plan[i]!.offset, plan[i]!.size, () => {}), rctx.signal);
+        reused -= bad.reduce((n, i) => n + plan[i]!.size, 0);
+        const again = base.copy();
+        await hashRange(out, from, obj.size, again);
+        digest = again.digest('hex');
+      }
+    }
+    if (digest !== obj.oid) {
+      throw new ChecksumError(`checksum mismatch for ${obj.oid} after a chunk-delta download: got ${digest}`, { oid: obj.oid, actual: digest });
+    }
   } finally {
     await out.close();
     for (const fh of sources.values()) await fh.close().catch(() => {});
   }
-  const digest = hash.digest('hex');
-  if (digest !== obj.oid) {
-    throw new ChecksumError(`checksum mismatch for ${obj.oid} after a chunk-delta download: got ${digest}`, { oid: obj.oid, actual: digest });
-  }
   return { reused };
 }
 
+/**
+ * The pass's order: plan indexes for remote segments, and for runs of local
+ * chunks that are contiguous in one local file, pieces of at most COPY_PIECE
+ * (a file whose chunks stayed in place becomes a few large copies).
+ */
+function walkOrder(plan: readonly Segment[]): Array<number | Piece> {
+  const out: Array<number | Piece> = [];
+  let run: Piece | undefined;
+  const flush = () => {
+    if (!run) return;
+    for (let off = 0; off < run.size; off += COPY_PIECE) {
+      out.push({ path: run.path, from: run.from + off, offset: run.offset + off, size: Math.min(COPY_PIECE, run.size - off) });
+    }
+    run = undefined;
+  };
+  for (const [i, seg] of plan.entries()) {
+    if (seg.kind === 'remote') {
+      flush();
+      out.push(i);
+    } else if (run && run.path === seg.path && run.from + run.size === seg.from) {
+      run.size += seg.size;
+    } else {
+      flush();
+      run = { path: seg.path, from: seg.from, offset: seg.offset, size: seg.size };
+    }
+  }
+  flush();
+  return out;
+}
+
+async function readPiece(sources: Map<string, fsp.FileHandle>, p: Piece, buf: Buffer): Promise<Buffer> {
+  let fh = sources.get(p.path);
+  if (!fh) {
+    fh = await fsp.open(p.path, 'r');
+    sources.set(p.path, fh);
+  }
+  for (let n = 0; n < p.size; ) {
+    const { bytesRead } = await fh.read(buf, n, p.size - n, p.from + n);
+    if (bytesRead === 0) throw new Error(`${p.path} ends before byte ${p.from + p.size}: it changed since it was indexed`);
+    n += bytesRead;
+  }
+  return buf;
+}
+
+/** Plan indexes of local chunks whose bytes in the .part do not hash to their sha256. */
+async function changedLocalChunks(out: fsp.FileHandle, plan: readonly Segment[], size: number): Promise<number[]> {
+  const local = plan.flatMap((s, i) => (s.kind === 'local' ? [i] : []));
+  const bad: number[] = [];
+  const max = Math.max(0, ...local.map((i) => plan[i]!.size));
+  await readSpans(out, local.map((i) => plan[i]!), size, max, undefined, (k, bytes) => {
+    const seg = plan[local[k]!] as Extract<Segment, { kind: 'local' }>;
+    if (createHash('sha256').update(bytes).digest('hex') !== seg.sha256) bad.push(local[k]!);
+  });
+  return bad;
+}
+
 async function hashRange(fh: fsp.FileHandle, from: number, to: number, hash: Hash): Promise<void> {
-  const buf = Buffer.allocUnsafe(1 << 20);
+  const buf = Buffer.allocUnsafe(Math.min(COPY_PIECE, Math.max(1, to - from)));
   for (let pos = from; pos < to; ) {
     const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, to - pos), pos);
     if (bytesRead === 0) throw new Error(`delta file ends at ${pos}, expected ${to} bytes`);
     hash.update(buf.subarray(0, bytesRead));
     pos += bytesRead;
-  }
-}
-
-async function readLocal(sources: Map<string, fsp.FileHandle>, seg: Extract<Segment, { kind: 'local' }>): Promise<Buffer | null> {
-  try {
-    let fh = sources.get(seg.path);
-    if (!fh) {
-      fh = await fsp.open(seg.path, 'r');
-      sources.set(seg.path, fh);
-    }
-    const buf = Buffer.allocUnsafe(seg.size);
-    const { bytesRead } = await fh.read(buf, 0, seg.size, seg.from);
-    return bytesRead === seg.size ? buf : null;
-  } catch {
-    return null;
   }
 }
 
@@ -219,6 +315,19 @@ async function fetchRange(ctx: AttemptContext, obj: LfsObject, action: LfsAction
   }
   let skip = start - range.start;
   let pos = start;
+  // Socket chunks (often 64 KiB) are gathered and written with one writev per MiB: far fewer awaited writes.
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  let at = start;
+  const flush = async () => {
+    if (pendingBytes === 0) return;
+    const { bytesWritten } = await out.writev(pending, at);
+    if (bytesWritten !== pendingBytes) throw new Error(`short write at ${at}`);
+    at += pendingBytes;
+    progress(pendingBytes);
+    pending = [];
+    pendingBytes = 0;
+  };
   try {
     for await (const chunk of res) {
       let buf = chunk as Buffer;
@@ -231,13 +340,15 @@ async function fetchRange(ctx: AttemptContext, obj: LfsObject, action: LfsAction
       if (pos + buf.length > start + size) buf = buf.subarray(0, start + size - pos);
       if (buf.length > 0) {
         if (ctx.bucket) await ctx.bucket.take(buf.length, ctx.signal);
-        await out.write(buf, 0, buf.length, pos);
+        pending.push(buf);
+        pendingBytes += buf.length;
         pos += buf.length;
-        progress(buf.length);
+        if (pendingBytes >= WRITE_BATCH) await flush();
       }
       // Everything asked for is here: the rest of a 206-to-the-end is not ours to read (leaving the loop closes it).
       if (pos === start + size) break;
     }
+    await flush();
   } catch (err) {
     if (ctx.signal?.aborted) throw ctx.signal.reason;
     throw wrapNetworkError(err, 'GET', where);

@@ -4,8 +4,9 @@
  * only the missing ranges; any doubt falls back to the whole object.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildChunkIndex, createFetcher, discoverEndpoint, serializeChunkIndex, uploadObjects, type DeltaHints, type HttpFetcher, type LfsObject } from '../../src/lfs/index.ts';
 import { tempDir } from '../helpers/env.ts';
@@ -45,7 +46,7 @@ async function server(): Promise<LfsTestServer> {
 }
 
 function fetcher(remote: string, token?: string): HttpFetcher {
-  const f = createFetcher({ remote, token, retry: FAST_RETRY }) as HttpFetcher;
+  const f = createFetcher({ remote, token, retry: FAST_RETRY, ...(process.env.DELTA_DEBUG ? { logger: pino({ level: 'debug' }) } : {}) }) as HttpFetcher;
   fetchers.push(f);
   return f;
 }
@@ -121,6 +122,36 @@ describe('chunk-delta downloads', () => {
     s.corruptAt.set(obj.oid, 4_000_000); // old bytes the site already has
     const run = await runFetch(fetcher(s.remoteUrl), [obj], { delta: hints(new Map([[obj.oid, idx]]), [v.oldPath]) });
     expect(run.verified.get(obj.oid)).toBe(oidOf(v.newData));
+  });
+
+  it('a local file that changes after it was indexed costs a few ranges, never a bad file', async () => {
+    // The local chunks are matched by sha256 when the old file is indexed, and the assembled file is
+    // checked whole: when the old file changes in between, the whole-file check fails, the chunks that
+    // no longer match are found and fetched, and the object still arrives by ranges.
+    const v = await versions();
+    const s = await server();
+    const obj = s.add(v.newData);
+    const idx = s.add(v.index.bytes);
+    let tampered = false;
+    const run = await runFetch(fetcher(s.remoteUrl), [obj], {
+      delta: hints(new Map([[obj.oid, idx]]), [v.oldPath]),
+      onProgress: (p) => {
+        if (p.oid !== obj.oid || tampered) return;
+        tampered = true;
+        const fd = openSync(v.oldPath, 'r+');
+        writeSync(fd, Buffer.from('changed under the delta'), 0, 23, 7_000_000);
+        closeSync(fd);
+      },
+    });
+    expect(tampered).toBe(true);
+    expect(run.result.failed).toEqual([]);
+    expect(run.verified.get(obj.oid)).toBe(oidOf(v.newData));
+    const asked = s.downloadsOf(obj.oid).map((g) => String(g.headers.range));
+    expect(asked.filter((r) => !/^bytes=\d+-\d+$/.test(r))).toEqual([]); // no whole download
+    const ranges = asked.map((r) => /^bytes=(\d+)-(\d+)$/.exec(r));
+    // Old byte 7,000,000 is new byte 7,030,000 (30,000 inserted before it, 10,000 swapped for 10,000 after).
+    expect(ranges.some((r) => Number(r![1]) <= 7_030_000 && Number(r![2]) >= 7_030_022)).toBe(true);
+    expect(run.result.bytesTransferred).toBeLessThan(1_500_000);
   });
 
   it('works against the hub (any LFS server whose downloads honour Range)', async () => {
