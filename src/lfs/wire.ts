@@ -64,7 +64,7 @@ export class WireResponse {
   private sink: BodySink | undefined;
   private pending: Buffer[] = [];
   private framing: Framing = { kind: 'close' };
-  private chunk = { left: 0, state: 'size' as 'size' | 'data' | 'data-crlf' | 'trailer' | 'done', line: '' };
+  private chunk = { left: 0, state: 'size' as 'size' | 'data' | 'data-crlf' | 'trailer' | 'done', line: '', trailerBytes: 0 };
   private settle: { resolve(): void; reject(e: unknown): void } | undefined;
   private ended = false;
   private hold: Promise<void> | undefined;
@@ -202,6 +202,8 @@ export class WireResponse {
       }
       // Size lines, the CRLF after data and the trailer are short: read them byte by byte.
       const ch = data[i++]!;
+      // Trailer fields are skipped, but within the head's cap: an endless trailer would hold the download forever.
+      if (c.state === 'trailer' && ++c.trailerBytes > MAX_HEAD_BYTES) return this.fail(protocolError(`${this.where}: chunked trailer larger than ${MAX_HEAD_BYTES} bytes`));
       if (ch !== 0x0a) {
         if (c.line.length > 1024) return this.fail(protocolError(`${this.where}: malformed chunked body (line too long)`));
         c.line += String.fromCharCode(ch);

@@ -75,6 +75,16 @@ describe('wire GET against servers that never finish', () => {
     await expect(readAll(url, 5_000)).rejects.toMatchObject({ code: 'ProtocolError' });
   });
 
+  it('gives up on a chunked body whose trailer never ends', async () => {
+    const url = await rawServer((sock) => {
+      sock.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n');
+      const t = setInterval(() => (sock.destroyed ? clearInterval(t) : sock.write('X-T: 1\r\n'.repeat(100))), 5);
+      sock.on('close', () => clearInterval(t));
+      closers.push(() => clearInterval(t));
+    });
+    await expect(readAll(url, 5_000)).rejects.toMatchObject({ code: 'ProtocolError', message: expect.stringMatching(/trailer/) });
+  });
+
   it('gives up on a status line trickled a byte at a time (the idle timeout alone never fires)', async () => {
     const url = await rawServer((sock) => trickle(sock, 'HTTP/1.1 200 OK\r\nX-Slow: ' + 'a'.repeat(60_000), 20));
     await expect(readAll(url, 300)).rejects.toMatchObject({ code: 'NetworkError', data: { timeout: true } });
@@ -86,5 +96,35 @@ describe('wire GET against servers that never finish', () => {
       trickle(sock, 'b', 20);
     });
     await expect(readAll(url, 300)).rejects.toMatchObject({ code: 'NetworkError', data: { timeout: true }, message: expect.stringMatching(/slower than/) });
+  });
+});
+
+async function body(url: string): Promise<Buffer> {
+  const res = await wireGet(url, { headers: {}, userAgent: 'test', timeoutMs: 5_000 });
+  const parts: Buffer[] = [];
+  await res.pipe((b) => void parts.push(Buffer.from(b)));
+  return Buffer.concat(parts);
+}
+
+describe('wire GET framing a hostile server chooses', () => {
+  it('refuses two Content-Lengths that disagree, or one that is not a number', async () => {
+    for (const head of ['Content-Length: 5\r\nContent-Length: 6', 'Content-Length: 5, 6', 'Content-Length: -1', 'Content-Length: 0x10']) {
+      const url = await rawServer((sock) => sock.end(`HTTP/1.1 200 OK\r\n${head}\r\n\r\nhello!`));
+      await expect(body(url)).rejects.toMatchObject({ code: 'ProtocolError', message: expect.stringMatching(/invalid Content-Length/) });
+    }
+  });
+
+  it('never reads past Content-Length, and lets chunked framing override it, extensions and trailers skipped', async () => {
+    const longer = await rawServer((sock) => sock.end('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloEXTRA-BYTES'));
+    expect((await body(longer)).toString()).toBe('hello');
+    const both = await rawServer((sock) => sock.end('HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\nJUNK'));
+    expect((await body(both)).toString()).toBe('hello world');
+  });
+
+  it('refuses a chunk size of more than 12 hex digits, garbage, or a chunk without its CRLF', async () => {
+    for (const chunked of ['fffffffffffffffff\r\n', '5 \r\nhello\r\n', '-1\r\n', '5\r\nhelloX\r\n0\r\n\r\n', `${'1'.repeat(2000)}`]) {
+      const url = await rawServer((sock) => sock.end(`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n${chunked}`));
+      await expect(body(url)).rejects.toMatchObject({ code: 'ProtocolError' });
+    }
   });
 });
