@@ -36,7 +36,7 @@ const MAX_HEAD_BYTES = 64 * 1024;
  * in every idle-timeout window it is not held back by our own bandwidth cap:
  * far below any real link (1 KiB per 30 s by default), far above a slowloris.
  */
-const MIN_BODY_BYTES_PER_WINDOW = 1024;
+export const MIN_BODY_BYTES_PER_WINDOW = 1024;
 
 export interface WireOptions {
   headers: Record<string, string>;
@@ -86,13 +86,7 @@ export class WireResponse {
       const w = this.window;
       this.window = { bytes: 0, held: this.hold !== undefined };
       if (w.held || w.bytes >= MIN_BODY_BYTES_PER_WINDOW || this.settle === undefined) return;
-      const s = Math.round(this.timeoutMs / 1000);
-      this.fail(
-        new NetworkError(`GET ${this.where}: body slower than ${MIN_BODY_BYTES_PER_WINDOW} bytes per ${s}s (${w.bytes} bytes in the last ${s}s)`, {
-          url: this.where,
-          timeout: true,
-        }),
-      );
+      this.fail(tooSlow(this.where, this.timeoutMs, w.bytes));
     }, this.timeoutMs);
     this.floor.unref();
     this.socket.once('close', () => clearInterval(this.floor));
@@ -259,6 +253,12 @@ export class WireResponse {
   setFraming(f: Framing): void {
     this.framing = f;
   }
+}
+
+/** The error for a body under the speed floor (MIN_BODY_BYTES_PER_WINDOW per `timeoutMs`). */
+export function tooSlow(where: string, timeoutMs: number, got: number): NetworkError {
+  const s = Math.round(timeoutMs / 1000);
+  return new NetworkError(`GET ${where}: body slower than ${MIN_BODY_BYTES_PER_WINDOW} bytes per ${s}s (${got} bytes in the last ${s}s)`, { url: where, timeout: true });
 }
 
 /**
