@@ -16,7 +16,7 @@ import { hrefHeaders } from './href.ts';
 import { discardBody, protocolError, wrapNetworkError } from './http.ts';
 import type { AttemptContext } from './download.ts';
 import { describeUrl } from './scrub.ts';
-import { type BodySink, wireGet, WireResponse } from './wire.ts';
+import { type BodySink, MIN_BODY_BYTES_PER_WINDOW, tooSlow, wireGet, WireResponse } from './wire.ts';
 
 const MAX_REDIRECTS = 5;
 /** Bodies at least this long go over wire.ts; smaller ones keep node:http's keep-alive connections. */
@@ -38,18 +38,53 @@ export interface BodyResponse {
   destroy(): void;
 }
 
-function fromIncoming(res: IncomingMessage): BodyResponse {
+/**
+ * wire.ts's speed floor for a node:http body: fewer than
+ * MIN_BODY_BYTES_PER_WINDOW bytes in an idle-timeout window (one our own cap
+ * held back excepted) destroys `res` with a NetworkError, which its reader sees.
+ */
+export function speedFloor(res: IncomingMessage, where: string, timeoutMs: number): { got(n: number): void; held<T>(p: Promise<T>): Promise<T>; stop(): void } {
+  let window = { bytes: 0, held: false };
+  let holding = 0;
+  const timer = setInterval(() => {
+    const w = window;
+    window = { bytes: 0, held: holding > 0 };
+    if (!w.held && w.bytes < MIN_BODY_BYTES_PER_WINDOW) res.destroy(tooSlow(where, timeoutMs, w.bytes));
+  }, timeoutMs);
+  timer.unref();
+  return {
+    got: (n) => void (window.bytes += n),
+    async held(p) {
+      holding++;
+      window.held = true;
+      try {
+        return await p;
+      } finally {
+        holding--;
+      }
+    },
+    stop: () => clearInterval(timer),
+  };
+}
+
+function fromIncoming(res: IncomingMessage, where: string, timeoutMs: number): BodyResponse {
   return {
     statusCode: res.statusCode ?? 0,
     headers: res.headers,
     async pipe(sink) {
-      for await (const chunk of res) {
-        let more = sink(chunk as Buffer);
-        if (more instanceof Promise) more = await more;
-        if (more === false) {
-          res.destroy();
-          return;
+      const floor = speedFloor(res, where, timeoutMs);
+      try {
+        for await (const chunk of res) {
+          floor.got((chunk as Buffer).length);
+          let more = sink(chunk as Buffer);
+          if (more instanceof Promise) more = await floor.held(more);
+          if (more === false) {
+            res.destroy();
+            return;
+          }
         }
+      } finally {
+        floor.stop();
       }
     },
     readable: () => res,
@@ -80,7 +115,7 @@ export async function openBody(ctx: AttemptContext, action: LfsAction, range: st
     if (range !== undefined) send.range = range;
     const res = large
       ? fromWire(await wireGet(url, { headers: send, userAgent: ctx.transport.userAgent, timeoutMs: ctx.transport.timeoutMs, signal: ctx.signal }))
-      : fromIncoming(await ctx.transport.send(url, { headers: send, signal: ctx.signal }));
+      : fromIncoming(await ctx.transport.send(url, { headers: send, signal: ctx.signal, headDeadlineMs: 2 * ctx.transport.timeoutMs }), describeUrl(url), ctx.transport.timeoutMs);
     const status = res.statusCode;
     if (![301, 302, 303, 307, 308].includes(status)) return { res, url };
     // A node:http redirect body is read off so its keep-alive connection is reused; a wire one is just closed.

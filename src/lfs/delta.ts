@@ -15,6 +15,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { ChecksumError, NetworkError } from '../errors.ts';
 import type { LfsAction } from './batch.ts';
+import { speedFloor } from './body.ts';
 import type { Chunk, ChunkIndex } from './cdc.ts';
 import { type LocalChunk, readSpans } from './delta-local.ts';
 import { type AttemptContext, openHref, parseContentRange } from './download.ts';
@@ -328,9 +329,11 @@ async function fetchRange(ctx: AttemptContext, obj: LfsObject, action: LfsAction
     pending = [];
     pendingBytes = 0;
   };
+  const floor = speedFloor(res, where, ctx.transport.timeoutMs);
   try {
     for await (const chunk of res) {
       let buf = chunk as Buffer;
+      floor.got(buf.length);
       ctx.counters.networkBytes += buf.length;
       if (skip > 0) {
         const drop = Math.min(skip, buf.length);
@@ -339,7 +342,7 @@ async function fetchRange(ctx: AttemptContext, obj: LfsObject, action: LfsAction
       }
       if (pos + buf.length > start + size) buf = buf.subarray(0, start + size - pos);
       if (buf.length > 0) {
-        if (ctx.bucket) await ctx.bucket.take(buf.length, ctx.signal);
+        if (ctx.bucket) await floor.held(ctx.bucket.take(buf.length, ctx.signal));
         pending.push(buf);
         pendingBytes += buf.length;
         pos += buf.length;
@@ -352,6 +355,8 @@ async function fetchRange(ctx: AttemptContext, obj: LfsObject, action: LfsAction
   } catch (err) {
     if (ctx.signal?.aborted) throw ctx.signal.reason;
     throw wrapNetworkError(err, 'GET', where);
+  } finally {
+    floor.stop();
   }
   if (range.end > end) res.destroy();
   if (pos !== start + size) throw new NetworkError(`range ${start}-${end} of ${obj.oid.slice(0, 12)} from ${where} ended after ${pos - start} bytes`, { url: where });

@@ -318,7 +318,7 @@ export async function openHref(ctx: AttemptContext, action: LfsAction, range: st
   for (let hop = 0; ; hop++) {
     const send = hrefHeaders(headers, url, ctx);
     if (range !== undefined) send.range = range;
-    const res = await ctx.transport.send(url, { headers: send, signal: ctx.signal });
+    const res = await ctx.transport.send(url, { headers: send, signal: ctx.signal, headDeadlineMs: 2 * ctx.transport.timeoutMs });
     const status = res.statusCode ?? 0;
     if (![301, 302, 303, 307, 308].includes(status)) return { res, url };
     discardBody(res);

@@ -42,6 +42,12 @@ export interface SendOptions {
    * trickles a byte at a time hold the pass for as long as it likes.
    */
   deadlineMs?: number;
+  /**
+   * For bodies of any size: the status line and headers must arrive within
+   * this (the idle timeout alone never fires on a server trickling a byte at
+   * a time); the body is then the caller's to watch.
+   */
+  headDeadlineMs?: number;
 }
 
 export class HttpTransport {
@@ -104,6 +110,14 @@ export class HttpTransport {
           if (!response) clearTimeout(deadline);
         });
         req.once('response', (res) => res.once('close', () => clearTimeout(deadline)));
+      }
+      if (opts.headDeadlineMs !== undefined) {
+        const headDeadline = setTimeout(() => {
+          if (!response) req.destroy(new NetworkError(`${method} ${where}: no complete response head within ${Math.round(opts.headDeadlineMs! / 1000)}s`, { url: where, timeout: true }));
+        }, opts.headDeadlineMs);
+        headDeadline.unref();
+        req.once('close', () => clearTimeout(headDeadline));
+        req.once('response', () => clearTimeout(headDeadline));
       }
       req.on('error', (e) => reject(wrapNetworkError(e, method, where)));
       req.on('response', (res) => {

@@ -27,7 +27,16 @@ import { protocolError, wrapNetworkError } from './http.ts';
 import { describeUrl } from './scrub.ts';
 
 const READ_BUFFER = 1 << 20;
+/** Status lines and headers together, 1xx answers included: a server cannot make us buffer or parse more. */
 const MAX_HEAD_BYTES = 64 * 1024;
+/**
+ * The idle timeout alone never fires on a server that trickles a byte at a
+ * time. So the head must arrive whole within twice the idle timeout (as batch
+ * answers must, batch.ts), and the body must bring at least this many bytes
+ * in every idle-timeout window it is not held back by our own bandwidth cap:
+ * far below any real link (1 KiB per 30 s by default), far above a slowloris.
+ */
+export const MIN_BODY_BYTES_PER_WINDOW = 1024;
 
 export interface WireOptions {
   headers: Record<string, string>;
@@ -55,16 +64,33 @@ export class WireResponse {
   private sink: BodySink | undefined;
   private pending: Buffer[] = [];
   private framing: Framing = { kind: 'close' };
-  private chunk = { left: 0, state: 'size' as 'size' | 'data' | 'data-crlf' | 'trailer' | 'done', line: '' };
+  private chunk = { left: 0, state: 'size' as 'size' | 'data' | 'data-crlf' | 'trailer' | 'done', line: '', trailerBytes: 0 };
   private settle: { resolve(): void; reject(e: unknown): void } | undefined;
   private ended = false;
   private hold: Promise<void> | undefined;
   private failure: unknown;
+  /** Body bytes, and whether our cap held reads, since the speed floor last looked. */
+  private window = { bytes: 0, held: false };
+  private floor: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly socket: net.Socket,
     private readonly where: string,
+    private readonly timeoutMs = 30_000,
   ) {}
+
+  /** Start the body's speed floor (see MIN_BODY_BYTES_PER_WINDOW); it stops when the socket closes. */
+  private watchSpeed(): void {
+    if (this.floor !== undefined) return;
+    this.floor = setInterval(() => {
+      const w = this.window;
+      this.window = { bytes: 0, held: this.hold !== undefined };
+      if (w.held || w.bytes >= MIN_BODY_BYTES_PER_WINDOW || this.settle === undefined) return;
+      this.fail(tooSlow(this.where, this.timeoutMs, w.bytes));
+    }, this.timeoutMs);
+    this.floor.unref();
+    this.socket.once('close', () => clearInterval(this.floor));
+  }
 
   /** Stream the body into `sink`; resolves at its end, rejects when the connection fails or ends early. */
   pipe(sink: BodySink): Promise<void> {
@@ -79,7 +105,10 @@ export class WireResponse {
       }
       if (this.failure !== undefined) this.fail(this.failure);
       else if (this.ended) this.finishOnEnd();
-      else this.socket.resume();
+      else {
+        this.watchSpeed();
+        this.socket.resume();
+      }
     });
   }
 
@@ -105,6 +134,7 @@ export class WireResponse {
       this.socket.pause();
       return;
     }
+    this.window.bytes += data.length;
     const f = this.framing;
     if (f.kind === 'close') return this.deliver(data);
     if (f.kind === 'length') {
@@ -134,6 +164,7 @@ export class WireResponse {
       return false;
     }
     if (more instanceof Promise) {
+      this.window.held = true;
       this.socket.pause();
       // The body may end in this very slice: its end waits for the hold too (the cap's last debt).
       this.hold = more.then(
@@ -165,6 +196,8 @@ export class WireResponse {
       }
       // Size lines, the CRLF after data and the trailer are short: read them byte by byte.
       const ch = data[i++]!;
+      // Trailer fields are skipped, but within the head's cap: an endless trailer would hold the download forever.
+      if (c.state === 'trailer' && ++c.trailerBytes > MAX_HEAD_BYTES) return this.fail(protocolError(`${this.where}: chunked trailer larger than ${MAX_HEAD_BYTES} bytes`));
       if (ch !== 0x0a) {
         if (c.line.length > 1024) return this.fail(protocolError(`${this.where}: malformed chunked body (line too long)`));
         c.line += String.fromCharCode(ch);
@@ -187,6 +220,7 @@ export class WireResponse {
   }
 
   private done(): void {
+    clearInterval(this.floor);
     this.socket.destroy();
     const s = this.settle;
     this.settle = undefined;
@@ -196,6 +230,7 @@ export class WireResponse {
 
   fail(e: unknown): void {
     this.failure ??= e;
+    clearInterval(this.floor);
     this.socket.destroy();
     const s = this.settle;
     this.settle = undefined;
@@ -218,6 +253,12 @@ export class WireResponse {
   setFraming(f: Framing): void {
     this.framing = f;
   }
+}
+
+/** The error for a body under the speed floor (MIN_BODY_BYTES_PER_WINDOW per `timeoutMs`). */
+export function tooSlow(where: string, timeoutMs: number, got: number): NetworkError {
+  const s = Math.round(timeoutMs / 1000);
+  return new NetworkError(`GET ${where}: body slower than ${MIN_BODY_BYTES_PER_WINDOW} bytes per ${s}s (${got} bytes in the last ${s}s)`, { url: where, timeout: true });
 }
 
 /**
@@ -253,6 +294,8 @@ export function wireGet(href: string, opts: WireOptions): Promise<WireResponse> 
     let sentAt = started;
     let res: WireResponse | undefined;
     let headBuf: Buffer | undefined;
+    /** Head bytes consumed by 1xx answers before the current one. */
+    let headUsed = 0;
     let settled = false;
     const onread = {
       buffer: Buffer.allocUnsafe(READ_BUFFER),
@@ -271,7 +314,7 @@ export function wireGet(href: string, opts: WireOptions): Promise<WireResponse> 
       ? // `onread` is documented for tls.connect (without `socket`) but missing from @types/node 20.
         tls.connect({ host, port, servername: net.isIP(host) ? undefined : host, onread, ALPNProtocols: ['http/1.1'] } as tls.ConnectionOptions)
       : net.connect({ host, port, onread });
-    res = new WireResponse(socket, where);
+    res = new WireResponse(socket, where, opts.timeoutMs);
     const fail = (e: unknown): void => {
       const err = wrapNetworkError(e, 'GET', where);
       if (!settled) {
@@ -305,21 +348,28 @@ export function wireGet(href: string, opts: WireOptions): Promise<WireResponse> 
       sentAt = performance.now();
       socket.write(head);
     });
+    const headDeadline = setTimeout(() => {
+      if (!settled) fail(new NetworkError(`GET ${where}: no complete response head within ${Math.round((2 * opts.timeoutMs) / 1000)}s`, { url: where, timeout: true }));
+    }, 2 * opts.timeoutMs);
+    headDeadline.unref();
+    socket.once('close', () => clearTimeout(headDeadline));
 
     function parseHead(): void {
       for (;;) {
         const end = headBuf!.indexOf('\r\n\r\n');
-        if (end < 0) {
-          if (headBuf!.length > MAX_HEAD_BYTES) fail(protocolError(`${where}: response headers larger than ${MAX_HEAD_BYTES} bytes`, { url: where }));
-          return;
+        // Counted whether or not the head's end is in: one big read must not slip past the cap.
+        if (headUsed + (end < 0 ? headBuf!.length : end + 4) > MAX_HEAD_BYTES) {
+          return fail(protocolError(`${where}: response headers larger than ${MAX_HEAD_BYTES} bytes`, { url: where }));
         }
+        if (end < 0) return;
         const lines = headBuf!.subarray(0, end).toString('latin1').split('\r\n');
         const m = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(lines[0]!);
         if (!m) return fail(protocolError(`${where}: not an HTTP/1.1 response: ${JSON.stringify(lines[0]!.slice(0, 60))}`, { url: where }));
         const status = Number(m[1]);
         const rest = headBuf!.subarray(end + 4);
         if (status >= 100 && status < 200) {
-          // 100 Continue and friends: the real answer follows.
+          // 100 Continue and friends: the real answer follows (within the same cap).
+          headUsed += end + 4;
           headBuf = Buffer.from(rest);
           continue;
         }
@@ -347,6 +397,7 @@ export function wireGet(href: string, opts: WireOptions): Promise<WireResponse> 
         res!.setFraming(framing);
         headBuf = undefined;
         settled = true;
+        clearTimeout(headDeadline);
         // Nothing reads until the caller chooses what to do with the body.
         socket.pause();
         resolve(res!);

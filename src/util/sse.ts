@@ -9,12 +9,26 @@ export interface ServerSentEvent {
   id?: string;
 }
 
-/** Incremental parser of the text/event-stream format (WHATWG HTML §9.2). */
+/** Longest line, and most data in one event, we hold: past either the event is dropped whole. */
+const MAX_LINE = 1 << 20;
+const MAX_EVENT_DATA = 1 << 20;
+
+/**
+ * Incremental parser of the text/event-stream format (WHATWG HTML §9.2).
+ * Memory stays bounded whatever the server sends: an overlong line is skipped
+ * to its end (its tail is not read as a field of its own), and an event with
+ * an overlong line or too much data is dropped, not delivered in part.
+ */
 export class SseParser {
   private buf = '';
   private data: string[] = [];
+  private dataChars = 0;
   private event = '';
   private id: string | undefined;
+  /** Inside a line already too long: discard up to its end. */
+  private skippingLine = false;
+  /** The current event went past a cap: drop it at its blank line. */
+  private dropping = false;
 
   constructor(private readonly emit: (e: ServerSentEvent) => void) {}
 
@@ -26,25 +40,44 @@ export class SseParser {
       if (!m) break;
       const line = this.buf.slice(0, m.index);
       this.buf = this.buf.slice(m.index + m[0].length);
-      this.line(line);
+      if (this.skippingLine) this.skippingLine = false;
+      else if (line.length > MAX_LINE) this.drop();
+      else this.line(line);
     }
     // A hostile or broken server must not make us buffer forever.
-    if (this.buf.length > 1 << 20) this.buf = '';
+    if (this.buf.length > MAX_LINE) {
+      this.buf = '';
+      this.skippingLine = true;
+      this.drop();
+    }
+  }
+
+  private drop(): void {
+    this.dropping = true;
+    this.data = [];
+    this.dataChars = 0;
   }
 
   private line(line: string): void {
     if (line === '') {
-      if (this.data.length) this.emit({ event: this.event || 'message', data: this.data.join('\n'), id: this.id });
+      if (this.data.length && !this.dropping) this.emit({ event: this.event || 'message', data: this.data.join('\n'), id: this.id });
       this.data = [];
+      this.dataChars = 0;
       this.event = '';
+      this.dropping = false;
       return;
     }
+    if (this.dropping) return;
     if (line.startsWith(':')) return;
     const colon = line.indexOf(':');
     const field = colon < 0 ? line : line.slice(0, colon);
     let value = colon < 0 ? '' : line.slice(colon + 1);
     if (value.startsWith(' ')) value = value.slice(1);
-    if (field === 'data') this.data.push(value);
+    if (field === 'data') {
+      this.dataChars += value.length + 1;
+      if (this.dataChars > MAX_EVENT_DATA) this.drop();
+      else this.data.push(value);
+    }
     else if (field === 'event') this.event = value;
     else if (field === 'id' && !value.includes('\0')) this.id = value;
   }

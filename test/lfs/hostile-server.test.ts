@@ -267,3 +267,41 @@ describe('LFS client against a hostile server', () => {
     expect(foreign.requests[0]!.headers.authorization).toBeUndefined();
   });
 });
+
+describe('LFS client against a server that trickles a small object (node:http, under the wire threshold)', () => {
+  /** Serves one object, its GET answered by `get` on the raw socket. */
+  async function trickling(data: Buffer, get: (sock: import('node:net').Socket) => void): Promise<Hostile> {
+    const obj = { oid: oidOf(data), size: data.length };
+    return hostile((req, res, url) => {
+      if (isBatch(url)) return batchAnswer(res, [{ ...obj, actions: { download: { href: `http://${req.headers.host}/obj` } } }]);
+      const sock = res.socket!;
+      let i = 0;
+      const t = setInterval(() => (sock.destroyed ? clearInterval(t) : get.call(null, Object.assign(sock, { tick: i++ }))), 20);
+      sock.once('close', () => clearInterval(t));
+    });
+  }
+
+  it('gives up on a body that brings a byte every 20 ms, though the idle timeout never fires', async () => {
+    const data = Buffer.alloc(100_000, 7);
+    const s = await trickling(data, (sock) => {
+      const n = (sock as unknown as { tick: number }).tick;
+      sock.write(n === 0 ? `HTTP/1.1 200 OK\r\nContent-Length: ${data.length}\r\n\r\n` : data.subarray(n - 1, n));
+    });
+    const run = await runFetch(fetcher(s.url, { timeoutMs: 300, retry: { retries: 1, baseDelayMs: 5, maxDelayMs: 10 } }), [{ oid: oidOf(data), size: data.length }]);
+    expect(run.result.failed).toHaveLength(1);
+    expect(run.result.failed[0]!.error).toMatchObject({ code: 'NetworkError', message: expect.stringMatching(/slower than/) });
+    expect(readdirSync(run.tmpDir).filter((f) => !f.endsWith('.part'))).toEqual([]);
+  });
+
+  it('gives up on a status line that brings a byte every 20 ms', async () => {
+    const data = Buffer.alloc(1000, 7);
+    const head = `HTTP/1.1 200 OK\r\nX-Slow: ${'a'.repeat(10_000)}`;
+    const s = await trickling(data, (sock) => {
+      const n = (sock as unknown as { tick: number }).tick;
+      sock.write(head[n % head.length]!);
+    });
+    const run = await runFetch(fetcher(s.url, { timeoutMs: 300, retry: { retries: 1, baseDelayMs: 5, maxDelayMs: 10 } }), [{ oid: oidOf(data), size: data.length }]);
+    expect(run.result.failed).toHaveLength(1);
+    expect(run.result.failed[0]!.error).toMatchObject({ code: 'NetworkError', message: expect.stringMatching(/no complete response head/) });
+  });
+});

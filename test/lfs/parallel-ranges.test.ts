@@ -230,3 +230,42 @@ describe('parallel range requests', () => {
     fetcher.close();
   });
 });
+
+describe('a .part whose trailer lies', () => {
+  it('a valid trailer claiming garbage bytes are real (no holes, gaps between segments) hands over nothing but the object', async () => {
+    const data = randomBytes(4 * MiB);
+    const obj = objectOf(data);
+    const s = await rangeServer(data);
+    servers.push(s);
+    const { writeTrailer } = await import('../../src/lfs/ranges.ts');
+    const lies = [
+      // Every segment "complete", over bytes none of which are the object's.
+      [
+        { start: 0, end: 2 * MiB, pos: 2 * MiB },
+        { start: 2 * MiB, end: 4 * MiB, pos: 4 * MiB },
+      ],
+      // A gap no segment covers, so no request would ever fetch it.
+      [
+        { start: 0, end: MiB, pos: MiB },
+        { start: 3 * MiB, end: 4 * MiB, pos: 3 * MiB },
+      ],
+    ];
+    for (const segments of lies) {
+      const tmpDir = join(tempDir('ranges-lie-'), 'tmp');
+      await fsp.mkdir(tmpDir, { recursive: true });
+      const part = join(tmpDir, `${obj.oid}.part`);
+      await fsp.writeFile(part, randomBytes(4 * MiB));
+      const fh = await fsp.open(part, 'r+');
+      writeTrailer(fh.fd, obj.size, segments);
+      await fh.close();
+      expect(readTrailer(part, obj.size)).not.toBeNull();
+      const fetcher = new HttpFetcher({ endpoint: endpointFromUrl(s.url), rangeStreams: 4, retry: FAST_RETRY });
+      const run = await runFetch(fetcher, [obj], { tmpDir });
+      // Either recovered from scratch or failed: what was handed over is exactly the object.
+      for (const got of run.verified.values()) expect(got).toBe(obj.oid);
+      expect(run.result.failed.length + run.verified.size).toBe(1);
+      expect(existsSync(part)).toBe(false);
+      fetcher.close();
+    }
+  }, 60_000);
+});

@@ -21,6 +21,8 @@ import type { Upstream } from './upstream.ts';
 
 const REPORT_TIMEOUT_MS = 15_000;
 const PARALLEL = 4;
+/** Of an upstream's answer we print 200 characters: reading more would let it fill our memory. */
+const ANSWER_BYTES = 4096;
 
 export interface ForwarderOptions {
   upstream: Upstream;
@@ -168,7 +170,7 @@ export class ReportForwarder {
     try {
       const res = await fetch(url, { method: 'POST', headers, body: JSON.stringify(body), signal: AbortSignal.timeout(REPORT_TIMEOUT_MS) });
       status = res.status;
-      text = await res.text().catch(() => '');
+      text = await answerStart(res, ANSWER_BYTES);
     } catch (err) {
       const cause = (err as { cause?: { code?: string } }).cause?.code;
       return `POST ${url}: ${(err as Error).message === 'fetch failed' ? `cannot reach the upstream${cause ? ` (${cause})` : ''}` : (err as Error).message}`;
@@ -193,4 +195,25 @@ export class ReportForwarder {
       .then(() => writeFileAtomic(this.file, doc, 0o600))
       .catch((err: Error) => this.o.logger.warn({ file: this.file, err: err.message }, 'cannot write the mirror outbox'));
   }
+}
+
+/** The first `max` bytes of a response's body (as text); the rest is not read, the connection is dropped. */
+async function answerStart(res: Response, max: number): Promise<string> {
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  try {
+    while (n < max) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      parts.push(value);
+      n += value.length;
+    }
+  } catch {
+    // A body cut short: what came is enough for a message.
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+  return Buffer.concat(parts).subarray(0, max).toString('utf8');
 }
