@@ -49,10 +49,12 @@ export interface HubProcess {
 export function startHub(data: string, tokens?: string): Promise<HubProcess> {
   const nodeArgs = (process.env.MODELSYNC_BENCH_HUB_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const args = [...nodeArgs, process.env.MODELSYNC_BENCH_HUB_CLI ?? CLI, 'serve', '--data', data, '--listen', '127.0.0.1:0', ...(tokens ? ['--tokens', tokens] : [])];
-  const child = spawn(process.execPath, args, {
-    env: { ...process.env, MODELSYNC_LOG_LEVEL: 'error' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(process.execPath, args, { env: { ...process.env, MODELSYNC_LOG_LEVEL: 'error' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  return whenListening(child, 'hub');
+}
+
+/** A spawned `modelsync serve`, once it has said where it listens. */
+export function whenListening(child: ChildProcess, what: string): Promise<HubProcess> {
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return new Promise((resolve, reject) => {
     let out = '';
@@ -63,7 +65,7 @@ export function startHub(data: string, tokens?: string): Promise<HubProcess> {
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`hub exited (${code}) before listening: ${out}`)));
+    child.once('exit', (code) => reject(new Error(`${what} exited (${code}) before listening: ${out}`)));
   });
 }
 

@@ -30,7 +30,7 @@ import { systemClock } from '../src/agent/clock.ts';
 import { EventSubscriber } from '../src/agent/events.ts';
 import { silentLogger } from '../src/log.ts';
 import { AgentConfigFile } from '../src/registry/schema.ts';
-import { CLI, MiB, benchGitEnv, makeFile, manifestYaml, run } from './common.ts';
+import { CLI, MiB, benchGitEnv, makeFile, manifestYaml, run, whenListening } from './common.ts';
 import type { BenchContext, BenchReport } from './run.ts';
 
 const PER_GROUP = 3;
@@ -40,18 +40,7 @@ function serve(args: string[], netns?: string, listen = '127.0.0.1:0'): Promise<
   const argv = [process.execPath, CLI, 'serve', '--listen', listen, ...args];
   const [cmd, ...rest] = netns ? ['ip', 'netns', 'exec', netns, ...argv] : argv;
   const child = spawn(cmd!, rest, { env: { ...process.env, MODELSYNC_LOG_LEVEL: 'error' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const onData = (d: Buffer): void => {
-      out += d.toString();
-      const m = /listening on (http:\/\/[^\s"]+)/.exec(out);
-      if (m) resolve({ child, url: m[1]!.replace(/\/$/, ''), stop: async () => (child.kill('SIGTERM'), exited) });
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`serve exited (${code}) before listening: ${out}`)));
-  });
+  return whenListening(child, 'serve');
 }
 
 function gitAsync(args: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<void> {

@@ -9,7 +9,7 @@ import type { Logger } from '../log.ts';
 import { redactUrl } from '../util/redact.ts';
 import { requestErrorMessage } from './net-error.ts';
 import { Backoff, type Clock, type TimerHandle } from './clock.ts';
-import { SseParser, type ServerSentEvent } from '../util/sse.ts';
+import { readEventStream, type ServerSentEvent } from '../util/sse.ts';
 
 // The parser lives in util/ so the hub's mirror (which follows an upstream hub) shares it.
 export { SseParser, type ServerSentEvent } from '../util/sse.ts';
@@ -105,22 +105,12 @@ export class EventSubscriber {
       const reconnected = this.everConnected;
       this.everConnected = true;
       opts.onOpen?.(reconnected);
-      const parser = new SseParser((e) => {
-        if (e.id !== undefined) this.lastEventId = e.id;
-        try {
-          opts.onEvent(e);
-        } catch (err) {
-          opts.logger.warn({ err: errorMessage(err) }, 'event handler failed');
-        }
+      await readEventStream(res.body, {
+        onEvent: (e) => opts.onEvent(e),
+        onId: (id) => { this.lastEventId = id; },
+        touch,
+        onHandlerError: (err) => opts.logger.warn({ err: errorMessage(err) }, 'event handler failed'),
       });
-      const decoder = new TextDecoder();
-      const reader = res.body.getReader();
-      for (;;) {
-        touch();
-        const { value, done } = await reader.read();
-        if (done) break;
-        parser.push(decoder.decode(value, { stream: true }));
-      }
       error = 'the hub closed the event stream';
     } catch (err) {
       error = controller.signal.aborted && controller.signal.reason instanceof Error ? controller.signal.reason.message : requestErrorMessage(err);

@@ -12,13 +12,12 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { isDiskFull, StoreError } from '../errors.ts';
 import type { LfsAction } from './batch.ts';
-import { hrefHeaders } from './href.ts';
-import { discardBody, protocolError, wrapNetworkError } from './http.ts';
+import { hrefHeaders, isRedirect, redirectHop } from './href.ts';
+import { discardBody, wrapNetworkError } from './http.ts';
 import type { AttemptContext } from './download.ts';
 import { describeUrl } from './scrub.ts';
 import { type BodySink, MIN_BODY_BYTES_PER_WINDOW, tooSlow, wireGet, WireResponse } from './wire.ts';
 
-const MAX_REDIRECTS = 5;
 /** Bodies at least this long go over wire.ts; smaller ones keep node:http's keep-alive connections. */
 export const WIRE_MIN_BYTES = 1 << 20;
 
@@ -117,17 +116,11 @@ export async function openBody(ctx: AttemptContext, action: LfsAction, range: st
       ? fromWire(await wireGet(url, { headers: send, userAgent: ctx.transport.userAgent, timeoutMs: ctx.transport.timeoutMs, signal: ctx.signal }))
       : fromIncoming(await ctx.transport.send(url, { headers: send, signal: ctx.signal, headDeadlineMs: 2 * ctx.transport.timeoutMs }), describeUrl(url), ctx.transport.timeoutMs);
     const status = res.statusCode;
-    if (![301, 302, 303, 307, 308].includes(status)) return { res, url };
+    if (!isRedirect(status)) return { res, url };
     // A node:http redirect body is read off so its keep-alive connection is reused; a wire one is just closed.
     if (large) res.destroy();
     else discardBody(res.readable() as IncomingMessage);
-    const location = res.headers.location;
-    if (!location) throw protocolError(`${describeUrl(url)} redirected (${status}) without a Location`);
-    if (hop >= MAX_REDIRECTS) throw protocolError(`too many redirects from ${describeUrl(action.href)}`);
-    const next = new URL(location, url);
-    if (next.protocol !== 'http:' && next.protocol !== 'https:') throw protocolError(`${describeUrl(url)} redirected to a ${next.protocol} URL`);
-    if (next.origin !== new URL(url).origin) headers = {};
-    url = next.toString();
+    ({ url, headers } = redirectHop(url, status, res.headers.location, hop, action.href, headers));
   }
 }
 

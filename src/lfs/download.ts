@@ -25,8 +25,8 @@ import type { IncomingMessage } from 'node:http';
 import { ChecksumError, NetworkError, StoreError } from '../errors.ts';
 import type { LfsAction } from './batch.ts';
 import { bodyError, DiskWriteError, openBody, type BodyResponse, WIRE_MIN_BYTES, writeAt } from './body.ts';
-import { type AuthScope, hrefHeaders } from './href.ts';
-import { discardBody, errorBodyMessage, type HttpTransport, protocolError, statusError } from './http.ts';
+import { type AuthScope, hrefHeaders, isRedirect, redirectHop } from './href.ts';
+import { discardBody, errorBodyMessage, type HttpTransport, statusError } from './http.ts';
 import { cutSegments, readTrailer, type RangeStreams, type Segment, shouldSplit, TRAILER_BYTES } from './ranges.ts';
 import { describeUrl } from './scrub.ts';
 import { finishSegments, type SegmentRun, startSegments } from './segments.ts';
@@ -34,7 +34,6 @@ import type { TokenBucket } from './throttle.ts';
 import type { FetchProgress, LfsObject } from './types.ts';
 
 export const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
-const MAX_REDIRECTS = 5;
 const READ_BYTES = 1 << 20;
 
 export interface AttemptContext extends AuthScope {
@@ -320,15 +319,9 @@ export async function openHref(ctx: AttemptContext, action: LfsAction, range: st
     if (range !== undefined) send.range = range;
     const res = await ctx.transport.send(url, { headers: send, signal: ctx.signal, headDeadlineMs: 2 * ctx.transport.timeoutMs });
     const status = res.statusCode ?? 0;
-    if (![301, 302, 303, 307, 308].includes(status)) return { res, url };
+    if (!isRedirect(status)) return { res, url };
     discardBody(res);
-    const location = res.headers.location;
-    if (!location) throw protocolError(`${describeUrl(url)} redirected (${status}) without a Location`);
-    if (hop >= MAX_REDIRECTS) throw protocolError(`too many redirects from ${describeUrl(action.href)}`);
-    const next = new URL(location, url);
-    if (next.protocol !== 'http:' && next.protocol !== 'https:') throw protocolError(`${describeUrl(url)} redirected to a ${next.protocol} URL`);
-    if (next.origin !== new URL(url).origin) headers = {};
-    url = next.toString();
+    ({ url, headers } = redirectHop(url, status, res.headers.location, hop, action.href, headers));
   }
 }
 

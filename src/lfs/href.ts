@@ -5,6 +5,8 @@
  * are dropped (we decide those), and our own Authorization goes only to the
  * endpoint's origin and only when the action brought none of its own.
  */
+import { protocolError } from './http.ts';
+import { describeUrl } from './scrub.ts';
 
 /** Headers an action may not set: message framing, the connection, and what we set ourselves. */
 const RESERVED = new Set([
@@ -61,4 +63,25 @@ export function hrefHeaders(own: Readonly<Record<string, string>>, url: string, 
   const hasOwnAuth = Object.keys(headers).some((k) => k.toLowerCase() === 'authorization');
   if (!hasOwnAuth && scope.authorization && new URL(url).origin === scope.endpointOrigin) headers.authorization = scope.authorization;
   return headers;
+}
+
+const MAX_REDIRECTS = 5;
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+export function isRedirect(status: number): boolean {
+  return REDIRECTS.has(status);
+}
+
+/**
+ * The next hop of a redirect from `url` (hop `hop` of the chain that began at
+ * `first`): it must name a Location, stay within MAX_REDIRECTS and stay on
+ * http(s); leaving the origin drops the action's headers, which may carry a
+ * credential.
+ */
+export function redirectHop(url: string, status: number, location: string | undefined, hop: number, first: string, headers: Record<string, string>): { url: string; headers: Record<string, string> } {
+  if (!location) throw protocolError(`${describeUrl(url)} redirected (${status}) without a Location`);
+  if (hop >= MAX_REDIRECTS) throw protocolError(`too many redirects from ${describeUrl(first)}`);
+  const next = new URL(location, url);
+  if (next.protocol !== 'http:' && next.protocol !== 'https:') throw protocolError(`${describeUrl(url)} redirected to a ${next.protocol} URL`);
+  return { url: next.toString(), headers: next.origin !== new URL(url).origin ? {} : headers };
 }

@@ -70,15 +70,9 @@ export class HttpTransport {
     const method = opts.method ?? 'GET';
     const where = describeUrl(url);
     return new Promise<IncomingMessage>((resolve, reject) => {
-      let u: URL;
-      try {
-        u = new URL(url);
-      } catch {
-        reject(new NetworkError(`invalid URL ${where}`, { url: where }));
-        return;
-      }
-      if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-        reject(protocolError(`unsupported URL scheme ${u.protocol} in ${where}`, { url: where }));
+      const u = httpUrl(url, where);
+      if (u instanceof Error) {
+        reject(u);
         return;
       }
       const mod = u.protocol === 'https:' ? https : http;
@@ -234,4 +228,16 @@ export function statusError(status: number, what: string, where: string, serverM
 /** The server broke the LFS protocol (bad JSON, unknown transfer, unusable href): asking again will not help. */
 export function protocolError(message: string, data: Record<string, unknown> = {}): ModelsyncError {
   return new ModelsyncError('ProtocolError', message, { data, retry: 'stalling' });
+}
+
+/** `href` as a URL, or the error a request to it fails with (not a URL, or not http(s)). */
+export function httpUrl(href: string, where: string): URL | Error {
+  let u: URL;
+  try {
+    u = new URL(href);
+  } catch {
+    return new NetworkError(`invalid URL ${where}`, { url: where });
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return protocolError(`unsupported URL scheme ${u.protocol} in ${where}`, { url: where });
+  return u;
 }

@@ -23,7 +23,7 @@ import net from 'node:net';
 import { Readable } from 'node:stream';
 import tls from 'node:tls';
 import { NetworkError } from '../errors.ts';
-import { protocolError, wrapNetworkError } from './http.ts';
+import { httpUrl, protocolError, wrapNetworkError } from './http.ts';
 import { describeUrl } from './scrub.ts';
 
 const READ_BUFFER = 1 << 20;
@@ -269,15 +269,9 @@ export function tooSlow(where: string, timeoutMs: number, got: number): NetworkE
 export function wireGet(href: string, opts: WireOptions): Promise<WireResponse> {
   const where = describeUrl(href);
   return new Promise<WireResponse>((resolve, reject) => {
-    let u: URL;
-    try {
-      u = new URL(href);
-    } catch {
-      reject(new NetworkError(`invalid URL ${where}`, { url: where }));
-      return;
-    }
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-      reject(protocolError(`unsupported URL scheme ${u.protocol} in ${where}`, { url: where }));
+    const u = httpUrl(href, where);
+    if (u instanceof Error) {
+      reject(u);
       return;
     }
     let head: string;

@@ -82,3 +82,31 @@ export class SseParser {
     else if (field === 'id' && !value.includes('\0')) this.id = value;
   }
 }
+
+/**
+ * Read a fetch body as server-sent events until the server ends it. `touch`
+ * runs before every read (it re-arms the caller's idle timer); the last event
+ * id is kept here for the caller's reconnect; a handler that throws is
+ * reported through `onHandlerError` and the stream goes on.
+ */
+export async function readEventStream(
+  body: ReadableStream<Uint8Array>,
+  o: { onEvent: (e: ServerSentEvent) => void; onId: (id: string) => void; touch: () => void; onHandlerError: (err: unknown) => void },
+): Promise<void> {
+  const parser = new SseParser((e) => {
+    if (e.id !== undefined) o.onId(e.id);
+    try {
+      o.onEvent(e);
+    } catch (err) {
+      o.onHandlerError(err);
+    }
+  });
+  const decoder = new TextDecoder();
+  const reader = body.getReader();
+  for (;;) {
+    o.touch();
+    const { value, done } = await reader.read();
+    if (done) return;
+    parser.push(decoder.decode(value, { stream: true }));
+  }
+}

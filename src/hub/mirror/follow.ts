@@ -7,7 +7,7 @@
  */
 import type { Logger } from '../../log.ts';
 import { redactUrl } from '../../util/redact.ts';
-import { SseParser, type ServerSentEvent } from '../../util/sse.ts';
+import { readEventStream, type ServerSentEvent } from '../../util/sse.ts';
 
 export interface FollowerOptions {
   url: string;
@@ -74,22 +74,12 @@ export class UpstreamFollower {
       this.lastError = undefined;
       o.logger.info({ upstream: redactUrl(o.url) }, 'following the upstream event stream');
       o.onOpen();
-      const parser = new SseParser((e) => {
-        if (e.id !== undefined) this.lastEventId = e.id;
-        try {
-          o.onEvent(e);
-        } catch (err) {
-          o.logger.warn({ err: (err as Error).message }, 'upstream event handler failed');
-        }
+      await readEventStream(res.body, {
+        onEvent: (e) => o.onEvent(e),
+        onId: (id) => { this.lastEventId = id; },
+        touch,
+        onHandlerError: (err) => o.logger.warn({ err: (err as Error).message }, 'upstream event handler failed'),
       });
-      const decoder = new TextDecoder();
-      const reader = res.body.getReader();
-      for (;;) {
-        touch();
-        const { value, done } = await reader.read();
-        if (done) break;
-        parser.push(decoder.decode(value, { stream: true }));
-      }
       error = 'the upstream closed the event stream';
     } catch (err) {
       const reason = controller.signal.aborted && controller.signal.reason instanceof Error ? controller.signal.reason : (err as Error);
