@@ -7,7 +7,10 @@
  * or let expire stops authorising new deployments, including a tip signed
  * before the revocation that a site has not applied yet.
  */
-import * as openpgp from 'openpgp';
+import type * as openpgp from 'openpgp';
+
+// Loaded when a signature or key is first read: most passes have no OpenPGP trust, and the library is the largest thing a CLI process would parse at start.
+const pgp = (): Promise<typeof openpgp> => import('openpgp');
 
 export type PgpVerdict = { ok: true; keyId: string; fingerprint: string; userIds: string[] } | { ok: false; reason: string; keyId?: string };
 
@@ -16,15 +19,16 @@ export function isPgpSignature(armored: string): boolean {
 }
 
 export async function readPgpKeys(armored: string): Promise<openpgp.PublicKey[]> {
-  const keys = await openpgp.readKeys({ armoredKeys: armored });
+  const keys = await (await pgp()).readKeys({ armoredKeys: armored });
   // A secret key in a trust file is a mistake to point out, never a reason to hold secrets here.
   return keys.map((k) => (k.isPrivate() ? k.toPublic() : (k as openpgp.PublicKey)));
 }
 
 export async function verifyPgpSignature(armored: string, payload: Uint8Array, keys: readonly openpgp.PublicKey[], now: Date): Promise<PgpVerdict> {
+  const lib = await pgp();
   let signature: openpgp.Signature;
   try {
-    signature = await openpgp.readSignature({ armoredSignature: armored });
+    signature = await lib.readSignature({ armoredSignature: armored });
   } catch (err) {
     return { ok: false, reason: `malformed OpenPGP signature: ${(err as Error).message}` };
   }
@@ -34,9 +38,9 @@ export async function verifyPgpSignature(armored: string, payload: Uint8Array, k
   if (!key) return { ok: false, reason: `signed by OpenPGP key ${keyId ?? '(no key id)'}, which is not in gpg_keys`, ...(keyId ? { keyId } : {}) };
   const created = signature.packets[0]?.created ?? null;
   try {
-    const message = await openpgp.createMessage({ binary: payload });
+    const message = await lib.createMessage({ binary: payload });
     // At the signature's own time: a good signature by a key valid then.
-    const res = await openpgp.verify({ message, signature, verificationKeys: [key], format: 'binary', date: created ?? now, expectSigned: true });
+    const res = await lib.verify({ message, signature, verificationKeys: [key], format: 'binary', date: created ?? now, expectSigned: true });
     await res.signatures[0]!.verified;
   } catch (err) {
     return { ok: false, reason: `bad OpenPGP signature by key ${keyId}: ${oneLine(err)}`, ...(keyId ? { keyId } : {}) };
