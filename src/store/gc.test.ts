@@ -67,4 +67,17 @@ describe('collectGarbage', () => {
     const r = await collectGarbage(store.layout, { keep: 3 });
     expect(r).toMatchObject({ versionsRemoved: [], objectsRemoved: 1, bytesFreed: 6 });
   });
+
+  it('removes the kept chunk index of an object it removes, and keeps the others', async () => {
+    const store = await storeWith({ '1': { f: 'one' }, '2': { f: 'two' }, '3': { f: 'three' } }, ['3']);
+    for (const t of ['one', 'two', 'three']) await store.chunkIndexes.keep(sha256Hex(t), Buffer.from(`index of ${t}`));
+    // One left over by a crash after its object went: removed too.
+    await store.chunkIndexes.keep('ab'.repeat(32), Buffer.from('stray'));
+    const r = await collectGarbage(store.layout, { keep: 1 });
+    expect(r.versionsRemoved).toEqual([{ model: 'm', version: '1' }]);
+    expect(await store.chunkIndexes.read(sha256Hex('one'), 1 << 20)).toBeUndefined();
+    expect(await store.chunkIndexes.read('ab'.repeat(32), 1 << 20)).toBeUndefined();
+    expect((await store.chunkIndexes.read(sha256Hex('two'), 1 << 20))?.toString()).toBe('index of two');
+    expect((await store.chunkIndexes.read(sha256Hex('three'), 1 << 20))?.toString()).toBe('index of three');
+  });
 });

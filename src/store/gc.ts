@@ -10,6 +10,7 @@ import { fsyncDir } from '../util/fsutil.ts';
 import { dirname } from 'node:path';
 import type { StoreLayout } from './layout.ts';
 import { ObjectStore, storeFsError } from './objects.ts';
+import { KeptChunkIndexes } from './chunk-indexes.ts';
 import { dirFiles, listModels, observeModel, removeModel, removeVersion } from './versions.ts';
 
 export interface GcOptions {
@@ -96,6 +97,8 @@ export async function collectGarbage(layout: StoreLayout, opts: GcOptions): Prom
       dirs.add(dirname(o.path));
     }
     for (const d of dirs) await fsyncDir(d).catch(() => {});
+    // An object's kept chunk index goes with it (and any left by a crash between the two).
+    await new KeptChunkIndexes(layout).sweep((oid) => fsp.stat(layout.objectPath(oid)).then(() => true, (e: NodeJS.ErrnoException) => e.code !== 'ENOENT'));
   } catch (err) {
     throw storeFsError('garbage collection failed', err);
   }

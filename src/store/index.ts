@@ -8,9 +8,11 @@ import { join } from 'node:path';
 import { mkdirDurable } from './durable-dirs.ts';
 import { StoreLayout } from './layout.ts';
 import { ObjectStore, readdirOrEmpty, storeFsError } from './objects.ts';
+import { KeptChunkIndexes } from './chunk-indexes.ts';
 
 export { StoreLayout, CURRENT, PREVIOUS } from './layout.ts';
 export { ObjectStore, type ObjectRef } from './objects.ts';
+export { KeptChunkIndexes } from './chunk-indexes.ts';
 export { acquireLock, lockOwner, type StoreLock } from './lock.ts';
 export { readState, writeState, emptyState, type StoreState, type ModelState, type DegradedEntry, type VerifyingEntry, type PassRecord } from './state.ts';
 export { readPins, pinMap, setPin, removePin } from './pins.ts';
@@ -24,9 +26,11 @@ export { noBarrier, type Barrier } from './barrier.ts';
 export class Store {
   readonly layout: StoreLayout;
   readonly objects: ObjectStore;
+  readonly chunkIndexes: KeptChunkIndexes;
   constructor(root: string) {
     this.layout = new StoreLayout(root);
     this.objects = new ObjectStore(this.layout);
+    this.chunkIndexes = new KeptChunkIndexes(this.layout);
   }
 
   /** Create the directories a pass writes into (idempotent). */

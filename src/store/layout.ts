@@ -21,6 +21,10 @@ export class StoreLayout {
   get objectsDir(): string {
     return join(this.root, 'objects', 'sha256');
   }
+  /** Chunk indexes of held objects, by the object's oid (store/chunk-indexes.ts). */
+  get chunkIndexesDir(): string {
+    return join(this.root, 'objects', 'chunks');
+  }
   get modelsDir(): string {
     return join(this.root, 'models');
   }
