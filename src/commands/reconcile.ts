@@ -214,14 +214,16 @@ export function renderResult(r: ReconcileResult, rc: RenderContext = {}): string
 
 /**
  * The bytes column of a model the pass acted on: what crossed the network for
- * it, against the version's bytes the site lacked (a chunk delta fetches far
- * less; a rollback to a version still in the store fetches nothing).
+ * it, against the version's bytes the site lacked when that is less (a chunk
+ * delta fetches far less; a rollback to a version still in the store fetches
+ * nothing).
  */
 function bytesWords(m: ModelOutcome): string {
   if (m.outcome === 'planned') return m.bytes > 0 ? `${formatBytes(m.bytes)} to fetch` : m.action === 'activate' ? 'nothing to fetch (in store)' : '';
   if (m.bytesFetched === undefined) return m.bytes > 0 ? `${formatBytes(m.bytes)} to fetch` : '';
   if (m.bytes === 0) return m.bytesFetched === 0 ? 'nothing fetched (in store)' : `${formatBytes(m.bytesFetched)} fetched`;
-  if (m.bytesFetched === m.bytes) return `${formatBytes(m.bytes)} fetched`;
+  // (A whole download also brings the file's chunk index, a little over its size: no "of" then.)
+  if (m.bytesFetched >= m.bytes) return `${formatBytes(m.bytesFetched)} fetched`;
   return `${m.bytesFetched === 0 ? 'nothing' : formatBytes(m.bytesFetched)} fetched of ${formatBytes(m.bytes)}`;
 }
 

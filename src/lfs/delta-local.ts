@@ -23,9 +23,8 @@ export interface LocalChunk {
 /** Reads of at least this size keep syscalls few and the page cache streaming (a block holds the largest chunk). */
 const MIN_BLOCK = 8 << 20;
 
-/** Where each chunk (by sha256) can be read locally. */
-export async function indexLocalFiles(paths: readonly string[], index: ChunkIndex, signal?: AbortSignal): Promise<Map<string, LocalChunk>> {
-  const have = new Map<string, LocalChunk>();
+/** Where each chunk (by sha256) can be read locally, added to `have` (chunks already there are not looked for). */
+export async function indexLocalFiles(paths: readonly string[], index: ChunkIndex, signal?: AbortSignal, have = new Map<string, LocalChunk>()): Promise<Map<string, LocalChunk>> {
   for (const path of paths) {
     try {
       await indexOne(path, index, have, signal);

@@ -9,8 +9,8 @@ import { ChecksumError, ModelsyncError, StoreError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { SHA256_RE } from '../util/hash.ts';
 import { ActionCache } from './actions.ts';
-import { MAX_CHUNK_INDEX_BYTES, parseChunkIndex } from './cdc.ts';
-import { DELTA_MIN_OBJECT_BYTES, deltaWorthIt, executeDelta, indexLocalFiles, planDelta, plannedBytes } from './delta.ts';
+import { type ChunkIndex, MAX_CHUNK_INDEX_BYTES, parseChunkIndex } from './cdc.ts';
+import { DELTA_MIN_OBJECT_BYTES, deltaWorthIt, executeDelta, indexLocalFiles, type LocalChunk, planDelta, plannedBytes } from './delta.ts';
 import { type AttemptContext, downloadAttempt, EMPTY_SHA256, inspectPart, isHrefRefused, removePart } from './download.ts';
 import type { LfsEndpoint } from './endpoint.ts';
 import type { HttpTransport } from './http.ts';
@@ -20,7 +20,7 @@ import { logMessage, scrubError, toModelsyncError } from './scrub.ts';
 import { type RangeStreams, readTrailer, TRAILER_BYTES } from './ranges.ts';
 import type { TokenBucket } from './throttle.ts';
 import { type TransferOptions, transferSetup } from './transfer.ts';
-import type { FetchOptions, FetchResult, LfsObject, ObjectFetcher } from './types.ts';
+import type { DeltaHints, FetchOptions, FetchResult, LfsObject, ObjectFetcher } from './types.ts';
 
 /** However often a transfer makes progress and drops, give up after this many attempts. */
 const MAX_ATTEMPTS_WITH_PROGRESS = 50;
@@ -149,8 +149,24 @@ export class HttpFetcher implements ObjectFetcher {
     // A complete, valid .part from an earlier pass needs no batch request at all.
     // (A .part left by parallel ranges keeps its segments for downloadAttempt to resume.)
     if ((await inspectPart(obj, part, { keepSegments: ctx.ranges !== undefined && ctx.ranges.mode !== 'off' })).kind === 'complete') return;
-    if (options.delta && obj.size >= this.deltaMinBytes && (await this.tryDelta(obj, part, actions, ctx, options))) return;
+    const hints = options.delta && obj.size >= this.deltaMinBytes ? options.delta : undefined;
+    const tried = hints ? await this.tryDelta(obj, part, actions, ctx, options, hints) : { done: false };
+    if (tried.done) return;
+    // The object's chunk index comes along (fetched meanwhile, about 0.1 % of the object), so the next
+    // upgrade of this file finds its chunks without reading it.
+    const index = hints?.keepIndex ? (tried.indexBytes ? Promise.resolve(tried.indexBytes) : this.fetchIndex(obj, actions, ctx, options).catch(() => undefined)) : undefined;
+    let whole = false;
+    try {
+      await this.downloadWhole(obj, part, actions, ctx, options, stats);
+      whole = true;
+    } finally {
+      const bytes = await index;
+      if (whole && bytes) await this.keepIndex(hints!, obj, bytes);
+    }
+  }
 
+  /** Download one whole object to `part` with retries (resuming what is there); resolves once it is verified there. */
+  private async downloadWhole(obj: LfsObject, part: string, actions: ActionCache, ctx: AttemptContext, options: FetchOptions, stats: { throttled: number }): Promise<void> {
     let failures = 0;
     let attempts = 0;
     let rebatched = false;
@@ -201,50 +217,73 @@ export class HttpFetcher implements ObjectFetcher {
   }
 
   /**
-   * A chunk-delta download (delta.ts); true when `part` now holds the verified
-   * object. Any failure is logged and answered false: the caller downloads the
-   * object normally, resuming from whatever valid prefix the attempt left.
+   * A chunk-delta download (delta.ts); done when `part` now holds the verified
+   * object. Any failure is logged and answered not done: the caller downloads
+   * the object normally, resuming from whatever valid prefix the attempt left
+   * (and keeps the index bytes fetched here, if any).
    */
-  private async tryDelta(obj: LfsObject, part: string, actions: ActionCache, ctx: AttemptContext, options: FetchOptions): Promise<boolean> {
-    const hints = options.delta!;
+  private async tryDelta(obj: LfsObject, part: string, actions: ActionCache, ctx: AttemptContext, options: FetchOptions, hints: DeltaHints): Promise<{ done: boolean; indexBytes?: Buffer }> {
     const indexObj = hints.chunkIndex(obj);
-    if (!indexObj || !SHA256_RE.test(indexObj.oid) || indexObj.size > MAX_CHUNK_INDEX_BYTES) return false;
+    if (!indexObj || !SHA256_RE.test(indexObj.oid) || indexObj.size > MAX_CHUNK_INDEX_BYTES) return { done: false };
     const log = this.logger.child({ oid: obj.oid });
+    let indexBytes: Buffer | undefined;
     try {
       const candidates = [...(await hints.localCandidates(obj))];
-      if (candidates.length === 0) return false;
-
-      // The index is an LFS object like any other: fetched and verified the same way.
-      const indexPart = join(options.tmpDir, `${indexObj.oid}.part`);
-      let indexBytes: Buffer;
-      try {
-        await withRetries(async () => downloadAttempt(ctx, indexObj, (await actions.get(indexObj)).download!, indexPart), this.retry, { signal: ctx.signal, deadline: options.deadline });
-        indexBytes = await fsp.readFile(indexPart);
-      } finally {
-        actions.finish(indexObj);
-        await removePart(indexPart);
-      }
+      if (candidates.length === 0) return { done: false };
+      indexBytes = await this.fetchIndex(obj, actions, ctx, options);
       const index = parseChunkIndex(indexBytes, obj);
-      const local = await indexLocalFiles(candidates, index, ctx.signal);
+      const local = new Map<string, LocalChunk>();
+      const unindexed: string[] = [];
+      for (const path of candidates) {
+        if (!(await addKeptChunks(hints, path, index, local))) unindexed.push(path);
+      }
+      // Candidates without a kept index are read and cut to find their chunks.
+      await indexLocalFiles(unindexed, index, ctx.signal, local);
       const state = await inspectPart(obj, part);
-      if (state.kind === 'complete') return true;
+      if (state.kind === 'complete') return { done: true };
       const plan = planDelta(index, local, state.bytes);
       const sizes = plannedBytes(plan);
       // Not worth the extra requests when little can be reused.
       if (!deltaWorthIt(sizes.local, obj.size - state.bytes)) {
         log.debug({ reusable: sizes.local }, 'chunk delta: too little to reuse; downloading whole');
-        return false;
+        return { done: false, indexBytes };
       }
       const action = (await actions.get(obj)).download!;
       const { reused } = await executeDelta(ctx, obj, action, part, plan, state.bytes, state.hash);
-      log.info({ reused, fetched: obj.size - state.bytes - reused, requests: sizes.requests }, 'chunk delta: object assembled from local chunks and ranges');
-      return true;
+      log.info({ reused, fetched: obj.size - state.bytes - reused, requests: sizes.requests, keptIndexes: candidates.length - unindexed.length }, 'chunk delta: object assembled from local chunks and ranges');
+      await this.keepIndex(hints, obj, indexBytes);
+      return { done: true };
     } catch (err) {
       if (ctx.signal?.aborted || isAbort(err)) throw err;
       // A wrong result is discarded whole; anything else leaves a valid prefix to resume.
       if (err instanceof ChecksumError) await removePart(part);
       log.warn({ err: logMessage(err, this.endpoint.secrets()) }, 'chunk delta failed; downloading the object normally');
-      return false;
+      return { done: false, indexBytes };
+    }
+  }
+
+  /** The chunk index object of `obj`, downloaded and verified like any object (into memory: it is at most MAX_CHUNK_INDEX_BYTES). */
+  private async fetchIndex(obj: LfsObject, actions: ActionCache, ctx: AttemptContext, options: FetchOptions): Promise<Buffer> {
+    const indexObj = options.delta!.chunkIndex(obj);
+    if (!indexObj || !SHA256_RE.test(indexObj.oid) || indexObj.size > MAX_CHUNK_INDEX_BYTES) throw new Error(`no usable chunk index for ${obj.oid}`);
+    const indexPart = join(options.tmpDir, `${indexObj.oid}.part`);
+    try {
+      await withRetries(async () => downloadAttempt(ctx, indexObj, (await actions.get(indexObj)).download!, indexPart), this.retry, { signal: ctx.signal, deadline: options.deadline });
+      return await fsp.readFile(indexPart);
+    } finally {
+      actions.finish(indexObj);
+      await removePart(indexPart);
+    }
+  }
+
+  /** Keep the index of an object just verified, when it parses as that object's; a failure only costs the next upgrade a read of the file. */
+  private async keepIndex(hints: DeltaHints, obj: LfsObject, bytes: Buffer): Promise<void> {
+    if (!hints.keepIndex) return;
+    try {
+      parseChunkIndex(bytes, obj);
+      await hints.keepIndex(obj, bytes);
+    } catch (err) {
+      this.logger.debug({ oid: obj.oid, err: (err as Error).message }, 'chunk index not kept');
     }
   }
 
@@ -259,6 +298,26 @@ function invalidObject(obj: LfsObject): ModelsyncError | null {
   if (!Number.isSafeInteger(obj.size) || obj.size < 0) return new ModelsyncError('InvalidObject', `invalid size ${obj.size} for ${obj.oid}`, { retry: 'stalling', data: { oid: obj.oid } });
   if (obj.size === 0 && obj.oid !== EMPTY_SHA256) return new ChecksumError(`object ${obj.oid} has size 0 but is not the empty object`, { oid: obj.oid, expectedSize: 0 });
   return null;
+}
+
+/**
+ * The chunks of `path` as the site's kept index of it lists them, added to
+ * `local` (first location wins); false when there is no usable kept index (or
+ * it was cut with other parameters, so few chunks would match by name).
+ */
+async function addKeptChunks(hints: DeltaHints, path: string, index: ChunkIndex, local: Map<string, LocalChunk>): Promise<boolean> {
+  const kept = await hints.keptIndex?.(path).catch(() => undefined);
+  if (!kept) return false;
+  let old: ChunkIndex;
+  try {
+    old = parseChunkIndex(kept.bytes, kept.file);
+  } catch {
+    return false;
+  }
+  const p = old.params;
+  if (p.min !== index.params.min || p.avg !== index.params.avg || p.max !== index.params.max) return false;
+  for (const c of old.chunks) if (!local.has(c.sha256)) local.set(c.sha256, { path, offset: c.offset });
+  return true;
 }
 
 /** Bytes of the object on disk in `part`: its size, or what a parallel-range trailer says is real. */

@@ -43,6 +43,14 @@ export interface DeltaHints {
   chunkIndex(obj: LfsObject): LfsObject | undefined;
   /** Files already on this site that may share chunks with `obj`, typically earlier versions of the same file. */
   localCandidates(obj: LfsObject): readonly string[] | Promise<readonly string[]>;
+  /**
+   * Optional: the chunk index the site kept for a candidate (see keepIndex), with
+   * the object it describes. With one, the candidate's chunks are known without
+   * reading the file; without, the file is read and cut to find them.
+   */
+  keptIndex?(candidate: string): Promise<{ bytes: Buffer; file: LfsObject } | undefined>;
+  /** Optional: keep the verified chunk index of `obj`, for the next upgrade of the same file. */
+  keepIndex?(obj: LfsObject, bytes: Buffer): Promise<void>;
 }
 
 export interface FetchResult {

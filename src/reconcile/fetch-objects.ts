@@ -4,6 +4,7 @@ import { stat } from 'node:fs/promises';
 import git from 'isomorphic-git';
 import { ValidationError } from '../errors.ts';
 import type { DeltaHints, LfsObject, ObjectFetcher } from '../lfs/types.ts';
+import { MAX_CHUNK_INDEX_BYTES } from '../lfs/cdc.ts';
 import { versionFilePath } from '../registry/layout.ts';
 import { MAX_POINTER_SIZE } from '../registry/lfs-pointer.ts';
 import { MIN_LIMIT_KBPS } from '../registry/schema.ts';
@@ -176,7 +177,9 @@ function attributeBytes(
 /**
  * What a chunk-delta download may reuse: the same file (by name) in the
  * versions this site already holds of the same model, `current` first, then
- * `previous`. Two at most: each candidate is read whole to find its chunks.
+ * `previous`. Two at most. Each candidate's chunks come from the index the
+ * site kept when it fetched that version (store/chunk-indexes.ts); a
+ * candidate without one is read whole to find them.
  */
 function deltaHints(
   ctx: PassContext,
@@ -184,6 +187,9 @@ function deltaHints(
   bases: ReadonlyMap<string, ReadonlyArray<{ model: string; name: string; version: string }>>,
 ): DeltaHints {
   const layout = ctx.store.layout;
+  const kept = ctx.store.chunkIndexes;
+  // Which held version's file each candidate is, for its kept index.
+  const held = new Map<string, { model: string; version: string; name: string }>();
   return {
     chunkIndex: (obj) => chunkIndexes.get(obj.oid),
     async localCandidates(obj) {
@@ -193,11 +199,26 @@ function deltaHints(
         for (const v of [obs.current, obs.previous]) {
           if (v === undefined || v === b.version) continue;
           const path = layout.versionFile(b.model, v, b.name);
-          if (!out.includes(path) && (await stat(path).then((st) => st.isFile(), () => false))) out.push(path);
+          if (!out.includes(path) && (await stat(path).then((st) => st.isFile(), () => false))) {
+            out.push(path);
+            held.set(path, { model: b.model, version: v, name: b.name });
+          }
         }
       }
       return out.slice(0, 2);
     },
+    async keptIndex(path) {
+      const h = held.get(path);
+      if (!h) return undefined;
+      // The held version's manifest names the file's object; the version file must be a link to that very object.
+      const f = (await loadValidated(ctx)).models.get(h.model)?.versions.get(h.version)?.manifest.files.find((x) => x.name === h.name);
+      if (!f) return undefined;
+      const [a, o] = await Promise.all([stat(path).catch(() => null), stat(layout.objectPath(f.sha256)).catch(() => null)]);
+      if (!a || !o || a.ino !== o.ino || a.dev !== o.dev) return undefined;
+      const bytes = await kept.read(f.sha256, MAX_CHUNK_INDEX_BYTES);
+      return bytes ? { bytes, file: { oid: f.sha256, size: f.size } } : undefined;
+    },
+    keepIndex: (obj, bytes) => kept.keep(obj.oid, bytes),
   };
 }
 

@@ -4,7 +4,7 @@
  * only the missing ranges; any doubt falls back to the whole object.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -152,6 +152,73 @@ describe('chunk-delta downloads', () => {
     // Old byte 7,000,000 is new byte 7,030,000 (30,000 inserted before it, 10,000 swapped for 10,000 after).
     expect(ranges.some((r) => Number(r![1]) <= 7_030_000 && Number(r![2]) >= 7_030_022)).toBe(true);
     expect(run.result.bytesTransferred).toBeLessThan(1_500_000);
+  });
+
+  it('a kept index of the old file stands in for reading it, and the new index is kept in turn', async () => {
+    const v = await versions();
+    const s = await server();
+    const obj = s.add(v.newData);
+    const idx = s.add(v.index.bytes);
+    const oldIndex = await buildChunkIndex(v.oldPath);
+    const oldObj = { oid: oidOf(readFileSync(v.oldPath)), size: 8 << 20 };
+    const kept = new Map<string, Buffer>();
+    const lines: string[] = [];
+    const f = createFetcher({ remote: s.remoteUrl, retry: FAST_RETRY, logger: pino({ level: 'info' }, { write: (l: string) => void lines.push(l) }) }) as HttpFetcher;
+    fetchers.push(f);
+    const run = await runFetch(f, [obj], {
+      delta: {
+        ...hints(new Map([[obj.oid, idx]]), [v.oldPath]),
+        keptIndex: async (p) => (p === v.oldPath ? { bytes: oldIndex.bytes, file: oldObj } : undefined),
+        keepIndex: async (o, bytes) => void kept.set(o.oid, bytes),
+      },
+    });
+    expect(run.result.failed).toEqual([]);
+    expect(run.verified.get(obj.oid)).toBe(oidOf(v.newData));
+    expect(s.downloadsOf(obj.oid).every((g) => /^bytes=\d+-\d+$/.test(String(g.headers.range)))).toBe(true);
+    expect(run.result.bytesTransferred).toBeLessThan(1_000_000);
+    expect(lines.join('')).toMatch(/"keptIndexes":1/);
+    expect(kept.get(obj.oid)?.equals(v.index.bytes)).toBe(true);
+  });
+
+  it('a kept index that no longer describes the file on disk costs a few ranges, never a bad file', async () => {
+    const v = await versions();
+    const s = await server();
+    const obj = s.add(v.newData);
+    const idx = s.add(v.index.bytes);
+    const oldIndex = await buildChunkIndex(v.oldPath);
+    const oldObj = { oid: oidOf(readFileSync(v.oldPath)), size: 8 << 20 };
+    // The old file changed after its index was kept (nothing in the store should let that happen; a kept index is only a hint).
+    const fd = openSync(v.oldPath, 'r+');
+    writeSync(fd, Buffer.from('changed after the index was kept'), 0, 32, 1_000_000);
+    closeSync(fd);
+    const run = await runFetch(fetcher(s.remoteUrl), [obj], {
+      delta: { ...hints(new Map([[obj.oid, idx]]), [v.oldPath]), keptIndex: async () => ({ bytes: oldIndex.bytes, file: oldObj }) },
+    });
+    expect(run.result.failed).toEqual([]);
+    expect(run.verified.get(obj.oid)).toBe(oidOf(v.newData));
+    const asked = s.downloadsOf(obj.oid).map((g) => String(g.headers.range));
+    expect(asked.filter((r) => !/^bytes=\d+-\d+$/.test(r))).toEqual([]); // no whole download
+    expect(asked.map((r) => /^bytes=(\d+)-(\d+)$/.exec(r)!).some((r) => Number(r[1]) <= 1_000_000 && Number(r[2]) >= 1_000_031)).toBe(true);
+  });
+
+  it('a whole download brings the object\'s index along and keeps it; without one on the server it still downloads', async () => {
+    const v = await versions();
+    const s = await server();
+    const obj = s.add(v.newData);
+    const idx = s.add(v.index.bytes);
+    const kept = new Map<string, Buffer>();
+    const keepIndex = async (o: LfsObject, bytes: Buffer) => void kept.set(o.oid, bytes);
+    // Nothing on the site to reuse (a first install).
+    const run = await runFetch(fetcher(s.remoteUrl), [obj], { delta: { ...hints(new Map([[obj.oid, idx]]), []), keepIndex } });
+    expect(run.verified.get(obj.oid)).toBe(oidOf(v.newData));
+    expect(run.result.bytesTransferred).toBe(obj.size + idx.size);
+    expect(kept.get(obj.oid)?.equals(v.index.bytes)).toBe(true);
+
+    kept.clear();
+    const again = await runFetch(fetcher(s.remoteUrl), [obj], { delta: { ...hints(new Map([[obj.oid, { oid: 'cd'.repeat(32), size: 100 }]]), []), keepIndex } });
+    expect(again.result.failed).toEqual([]);
+    expect(again.verified.get(obj.oid)).toBe(oidOf(v.newData));
+    expect(kept.size).toBe(0);
   });
 
   it('works against the hub (any LFS server whose downloads honour Range)', async () => {

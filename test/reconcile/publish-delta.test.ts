@@ -71,7 +71,12 @@ describe('publish -> hub -> site, with chunk delta', () => {
     });
     const first = await pass();
     expect(first.errors).toEqual([]);
-    expect(first.bytesFetched).toBe(size); // nothing to reuse yet: the whole file, not its index
+    // Nothing to reuse yet: the whole file, and its index (kept for the next upgrade, about 0.1 % more).
+    const index1 = /chunks: \{oid: ([0-9a-f]{64}), size: (\d+)\}/.exec(readFileSync(join(repo, 'registry/big/1/manifest.yaml'), 'utf8'))!;
+    expect(first.bytesFetched).toBe(size + Number(index1[2]));
+    const v1oid = createHash('sha256').update(v1).digest('hex');
+    const kept1 = join(store, 'objects/chunks', v1oid.slice(0, 2), v1oid);
+    expect(createHash('sha256').update(readFileSync(kept1)).digest('hex')).toBe(index1[1]);
     expect(renderResult(first)).toMatch(/^ {2}big\s+- → 1\s+activated \(install\)\s+6\.0 MiB fetched$/m);
     expect(readFileSync(join(store, 'models/big/current/w.bin')).equals(v1)).toBe(true);
     // The reserved folder is the registry's business: nothing of it lands on the site.
@@ -95,6 +100,10 @@ describe('publish -> hub -> site, with chunk delta', () => {
     expect(second.changed).toEqual([{ model: 'big', from: '1', to: '2' }]);
     expect(readFileSync(join(store, 'models/big/current/w.bin')).equals(v2)).toBe(true);
     expect(lines.join('')).toContain('chunk delta: object assembled');
+    // v1's chunks came from the index kept with it, not from reading v1 again; v2's index is kept in turn.
+    expect(lines.join('')).toMatch(/"keptIndexes":1.*chunk delta: object assembled/);
+    const v2oid = createHash('sha256').update(v2).digest('hex');
+    expect(createHash('sha256').update(readFileSync(join(store, 'objects/chunks', v2oid.slice(0, 2), v2oid))).digest('hex')).toBe(index2![1]);
     // The index (a few KB) and the changed chunks (a few 64 KiB), not 6 MiB.
     expect(second.bytesFetched).toBeLessThan(600 * 1024);
     expect(second.bytesFetched).toBeGreaterThan(10 * 1024);
@@ -122,5 +131,8 @@ describe('publish -> hub -> site, with chunk delta', () => {
     expect(lines.join('')).toContain('chunk delta failed; downloading the object normally');
     expect(third.bytesFetched).toBeGreaterThanOrEqual(v3.length);
     expect(existsSync(join(store, 'models/big/3/.chunks'))).toBe(false);
+    // A broken index is never kept.
+    const v3oid = createHash('sha256').update(v3).digest('hex');
+    expect(existsSync(join(store, 'objects/chunks', v3oid.slice(0, 2), v3oid))).toBe(false);
   });
 });
