@@ -22,6 +22,7 @@ import { type AttemptContext, openHref, parseContentRange } from './download.ts'
 import { errorBodyMessage, protocolError, statusError, wrapNetworkError } from './http.ts';
 import { describeUrl } from './scrub.ts';
 import { runPool } from './pool.ts';
+import { EarlyWriteback } from '../util/writeback.ts';
 import type { LfsObject } from './types.ts';
 
 export { indexLocalFiles, type LocalChunk } from './delta-local.ts';
@@ -130,8 +131,10 @@ export async function executeDelta(ctx: AttemptContext, obj: LfsObject, action: 
   const out = await fsp.open(part, from > 0 ? 'r+' : 'w+');
   const sources = new Map<string, fsp.FileHandle>();
   let written = from;
+  const writeback = new EarlyWriteback(out);
   const progress = (n: number) => {
     written += n;
+    writeback.wrote(n);
     ctx.onProgress?.({ oid: obj.oid, bytes: written, size: obj.size });
   };
   // Stops the range requests still running when the local pass fails.
@@ -140,7 +143,8 @@ export async function executeDelta(ctx: AttemptContext, obj: LfsObject, action: 
   let walked = from;
   let reused = 0;
   try {
-    await out.truncate(from);
+    // ('w+' already emptied it: an ftruncate to 0 would also make ext4 flush the whole file on close.)
+    if (from > 0) await out.truncate(from);
     const remote = plan.flatMap((s, i) => (s.kind === 'remote' ? [i] : []));
     const fetched = new Map<number, { promise: Promise<void>; resolve(): void; reject(e: unknown): void }>();
     for (const i of remote) {
@@ -217,6 +221,7 @@ export async function executeDelta(ctx: AttemptContext, obj: LfsObject, action: 
       throw new ChecksumError(`checksum mismatch for ${obj.oid} after a chunk-delta download: got ${digest}`, { oid: obj.oid, actual: digest });
     }
   } finally {
+    await writeback.settle();
     await out.close();
     for (const fh of sources.values()) await fh.close().catch(() => {});
   }
