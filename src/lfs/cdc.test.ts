@@ -63,6 +63,15 @@ describe('chunk index format', () => {
     expect(() => parseChunkIndex(serializeChunkIndex(big), { oid: index.oid, size: 300_000 })).toThrow(/larger than/);
     expect(() => parseChunkIndex(Buffer.from('{"format":"other"}'), index)).toThrow(/not a chunk index/);
   });
+
+  it('names the first malformed chunk entry', () => {
+    const good = JSON.parse(serializeChunkIndex(index).toString()) as { chunks: unknown[] };
+    const bad = (entry: unknown) => Buffer.from(JSON.stringify({ ...good, chunks: [good.chunks[0], entry, ...good.chunks.slice(2)] }));
+    for (const entry of [[0, 'ab'.repeat(32)], [1.5, 'ab'.repeat(32)], ['10', 'ab'.repeat(32)], [10, 'AB'.repeat(32)], [10, 'ab'.repeat(31)], [10], {}, null]) {
+      expect(() => parseChunkIndex(bad(entry), index)).toThrow(/not a chunk index \(chunks\.1: expected \[size, sha256\]/);
+    }
+    expect(() => parseChunkIndex(Buffer.from(JSON.stringify({ ...good, chunks: 'many' })), index)).toThrow(/not a chunk index \(chunks:/);
+  });
 });
 
 describe('delta planning', () => {

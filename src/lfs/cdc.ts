@@ -236,7 +236,10 @@ export class ChunkIndexWriter {
   }
 }
 
-const Sha = z.string().regex(/^[0-9a-f]{64}$/);
+const SHA256 = /^[0-9a-f]{64}$/;
+const Sha = z.string().regex(SHA256);
+// The chunk list is checked by hand below: an index holds thousands of entries, and a schema per entry cost
+// more than the rest of a small delta's planning (about 70 ms for 8,320 chunks).
 const IndexDoc = z.object({
   format: z.literal(CHUNK_FORMAT),
   algorithm: z.literal(CHUNK_ALGORITHM),
@@ -245,7 +248,7 @@ const IndexDoc = z.object({
   max: z.int().positive(),
   oid: Sha,
   size: z.int().nonnegative(),
-  chunks: z.array(z.tuple([z.int().positive(), Sha])),
+  chunks: z.array(z.unknown()),
 });
 
 /**
@@ -259,6 +262,12 @@ export function parseChunkIndex(bytes: Buffer, expect: { oid: string; size: numb
     const parsed = IndexDoc.safeParse(JSON.parse(bytes.toString('utf8')));
     if (!parsed.success) throw new Error(`${parsed.error.issues[0]?.path.join('.') || '(root)'}: ${parsed.error.issues[0]?.message}`);
     doc = parsed.data;
+    for (let i = 0; i < doc.chunks.length; i++) {
+      const e = doc.chunks[i];
+      if (!Array.isArray(e) || e.length !== 2 || !Number.isSafeInteger(e[0]) || e[0] <= 0 || typeof e[1] !== 'string' || !SHA256.test(e[1])) {
+        throw new Error(`chunks.${i}: expected [size, sha256], a positive integer and 64 lowercase hex digits`);
+      }
+    }
   } catch (err) {
     throw invalidIndex(`not a chunk index (${(err as Error).message})`, expect.oid);
   }
@@ -272,7 +281,7 @@ export function parseChunkIndex(bytes: Buffer, expect: { oid: string; size: numb
   if (doc.chunks.length > Math.ceil(doc.size / params.min) + 1) throw invalidIndex('more chunks than the minimum chunk size allows', expect.oid);
   const chunks: Chunk[] = [];
   let offset = 0;
-  for (const [size, sha256] of doc.chunks) {
+  for (const [size, sha256] of doc.chunks as Array<[number, string]>) {
     if (size > params.max) throw invalidIndex(`chunk at ${offset} is larger than ${params.max}`, expect.oid);
     chunks.push({ offset, size, sha256 });
     offset += size;
