@@ -20,6 +20,8 @@ describe('stock git + git lfs against the hub', () => {
   const v1 = randomBytes(3 << 20);
   const v2 = randomBytes(1 << 20);
   const small = randomBytes(50_000);
+  // Text, like the chunk index publish writes: the hub sends it gzip-compressed to clients that ask (Go's HTTP client does).
+  const text = Buffer.from(JSON.stringify(Array.from({ length: 3000 }, (_, i) => createHash('sha256').update(String(i)).digest('hex'))));
   const g = (args: string[], cwd: string, allowFail = false): Promise<RunResult> => gitAsync(args, { cwd, env, allowFail });
   const lsRemote = async (): Promise<string> => (await g(['ls-remote', th.repoUrl('registry', th.secrets.admin)], work)).stdout;
 
@@ -29,7 +31,7 @@ describe('stock git + git lfs against the hub', () => {
     work = join(tempDir(), 'publisher');
     await g(['init', '-q', work], '/');
     await g(['lfs', 'track', 'registry/**/*.bin'], work);
-    writeTree(work, { 'registry/face/2025-01-01/model.bin': v1, 'registry/face/2025-01-01/labels.bin': small, 'README.md': 'registry\n' });
+    writeTree(work, { 'registry/face/2025-01-01/model.bin': v1, 'registry/face/2025-01-01/labels.bin': small, 'registry/face/2025-01-01/classes.bin': text, 'README.md': 'registry\n' });
     await g(['add', '.'], work);
     await g(['commit', '-qm', 'face 2025-01-01'], work);
     await g(['remote', 'add', 'origin', th.repoUrl('registry', th.secrets.publisher)], work);
@@ -69,6 +71,7 @@ describe('stock git + git lfs against the hub', () => {
     await g(['clone', '-q', th.repoUrl('registry', th.secrets.site), dir], '/');
     expect(sha(readFileSync(join(dir, 'registry/face/2025-01-01/model.bin')))).toBe(sha(v1));
     expect(sha(readFileSync(join(dir, 'registry/face/2025-01-01/labels.bin')))).toBe(sha(small));
+    expect(sha(readFileSync(join(dir, 'registry/face/2025-01-01/classes.bin')))).toBe(sha(text));
   });
 
   test('git lfs fetch --all brings objects of older commits, and git lfs fsck is clean', async () => {
@@ -93,7 +96,7 @@ describe('stock git + git lfs against the hub', () => {
     const storedBefore = th.hub.metrics.value('modelsync_hub_lfs_objects_stored_total');
     const putsBefore = th.hub.metrics.value('modelsync_hub_http_requests_total', { route: 'lfs-upload', method: 'PUT', code: '200' });
     const batchesBefore = th.hub.metrics.value('modelsync_hub_http_requests_total', { route: 'lfs-batch', method: 'POST', code: '200' });
-    expect(storedBefore).toBe(3);
+    expect(storedBefore).toBe(4); // v1, v2, labels, classes
 
     // A fresh clone has every object locally; pushing a new branch makes
     // git-lfs offer them all again.

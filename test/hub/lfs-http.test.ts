@@ -6,6 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
 import { request } from 'node:http';
 import { join, relative } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startTestHub, type TestHub } from '../helpers/hub.ts';
@@ -196,6 +197,33 @@ describe('LFS over HTTP', () => {
     expect([get.status, get.headers['content-length'], get.body.length]).toEqual([200, '0', 0]);
     const ranged = await raw(th.url, { path: `/registry.git/info/lfs/objects/${empty}`, headers: { ...site, Range: 'bytes=0-' } });
     expect([ranged.status, ranged.headers['content-range']]).toEqual([416, 'bytes */0']);
+  });
+
+  test('a small text object (a chunk index) goes gzip-compressed to a client that asks; binary objects, ranges and HEAD never do', async () => {
+    const text = Buffer.from(JSON.stringify({ format: 'modelsync-chunks/1', chunks: Array.from({ length: 2000 }, (_, i) => [65536, sha(Buffer.from(String(i)))]) }));
+    const oid = await upload(text);
+    const site = { Authorization: `Bearer ${th.secrets.site}` };
+    const path = `/registry.git/info/lfs/objects/${oid}`;
+    const gz = await raw(th.url, { path, headers: { ...site, 'Accept-Encoding': 'gzip' } });
+    expect([gz.status, gz.headers['content-encoding'], gz.headers.vary]).toEqual([200, 'gzip', 'Accept-Encoding']);
+    expect(Number(gz.headers['content-length'])).toBe(gz.body.length);
+    expect(gz.body.length).toBeLessThan(text.length * 0.7);
+    expect(gunzipSync(gz.body).equals(text)).toBe(true);
+    // Asked again (the next site): the same bytes, from the hub's cache of compressed objects.
+    expect((await raw(th.url, { path, headers: { ...site, 'Accept-Encoding': 'br;q=1, gzip;q=0.5' } })).body.equals(gz.body)).toBe(true);
+
+    for (const headers of [{}, { 'Accept-Encoding': 'gzip;q=0' }, { 'Accept-Encoding': 'identity' }, { 'Accept-Encoding': 'gzip', Range: 'bytes=0-' }] as Array<Record<string, string>>) {
+      const plain = await raw(th.url, { path, headers: { ...site, ...headers } });
+      expect([plain.headers['content-encoding'], plain.body.equals(text)]).toEqual([undefined, true]);
+    }
+    const head = await raw(th.url, { method: 'HEAD', path, headers: { ...site, 'Accept-Encoding': 'gzip' } });
+    expect([head.headers['content-encoding'], head.headers['content-length']]).toEqual([undefined, String(text.length)]);
+
+    // Model bytes are not text: sent as they are, though the client would take gzip.
+    const bin = randomBytes(100_000);
+    const binOid = await upload(bin);
+    const b = await raw(th.url, { path: `/registry.git/info/lfs/objects/${binOid}`, headers: { ...site, 'Accept-Encoding': 'gzip' } });
+    expect([b.headers['content-encoding'], b.body.equals(bin)]).toEqual([undefined, true]);
   });
 
   test('an upload whose bytes do not match its oid is rejected and never offered for download', async () => {

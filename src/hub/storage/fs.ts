@@ -16,6 +16,7 @@ import { isDiskFull } from '../../errors.ts';
 import { fsyncDir } from '../../util/fsutil.ts';
 import { SHA256_RE } from '../../util/hash.ts';
 import { HttpError } from '../http-util.ts';
+import { acceptsGzip, COMPRESS_MAX_BYTES, GzipCache, looksLikeText } from './compressed.ts';
 import { parseRange } from '../range.ts';
 import type { RepoStore } from '../repos.ts';
 import type { ObjectStorage, ReceiveOptions, Received } from './index.ts';
@@ -88,6 +89,7 @@ function prematureClose(): NodeJS.ErrnoException {
 
 export class FsObjects implements ObjectStorage {
   readonly description: string;
+  private readonly gzipped = new GzipCache();
 
   constructor(private readonly repos: RepoStore) {
     this.description = `filesystem (${repos.reposDir}/<repo>.git/lfs/objects)`;
@@ -136,9 +138,15 @@ export class FsObjects implements ObjectStorage {
       ETag: etag,
       // Content-addressed: these bytes never change under this URL.
       'Cache-Control': 'private, max-age=31536000, immutable',
+      // Small text objects are sent gzip-compressed to clients that ask (compressed.ts).
+      Vary: 'Accept-Encoding',
     };
     if (range.kind === 'unsatisfiable') {
       throw new HttpError(416, 'RangeNotSatisfiable', `range not satisfiable for an object of ${size} bytes`, { 'Content-Range': `bytes */${size}` });
+    }
+    if (range.kind === 'full' && req.method === 'GET' && size > 0 && size <= COMPRESS_MAX_BYTES && acceptsGzip(req)) {
+      const sent = await this.sendSmall(path, oid, size, res, common);
+      if (sent !== null) return sent;
     }
     const start = range.kind === 'partial' ? range.start : 0;
     const end = range.kind === 'partial' ? range.end : size - 1;
@@ -151,6 +159,32 @@ export class FsObjects implements ObjectStorage {
     }
     await sendRange(path, start, end, res);
     return length;
+  }
+
+  /**
+   * A small object read whole and, when it is text that compresses, sent with
+   * Content-Encoding: gzip. Null when it is not text: the caller streams it as usual.
+   */
+  private async sendSmall(path: string, oid: string, size: number, res: ServerResponse, common: Record<string, string>): Promise<number | null> {
+    const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    let body: Buffer;
+    try {
+      const head = Buffer.allocUnsafe(Math.min(size, 4096));
+      const { bytesRead } = await fh.read(head, 0, head.length, 0);
+      if (!looksLikeText(head.subarray(0, bytesRead))) return null;
+      body = await fh.readFile();
+    } finally {
+      await fh.close();
+    }
+    if (body.length !== size) throw new Error(`object ${path} is ${body.length} bytes, not ${size}`);
+    const packed = await this.gzipped.get(oid, body);
+    const out = packed ?? body;
+    res.writeHead(200, { ...common, ...(packed ? { 'Content-Encoding': 'gzip', ETag: `"${oid}.gz"` } : {}), 'Content-Length': out.length });
+    await new Promise<void>((resolve) => {
+      res.once('close', resolve);
+      res.end(out, resolve);
+    });
+    return out.length;
   }
 
   /**
