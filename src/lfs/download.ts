@@ -311,11 +311,11 @@ function closeQuietly(fd: number): void {
  * bring its own; a redirect to another origin drops the action's headers,
  * which may carry a credential (S3-style presigned URLs need none).
  */
-export async function openHref(ctx: AttemptContext, action: LfsAction, range: string | undefined): Promise<{ res: IncomingMessage; url: string }> {
+export async function openHref(ctx: AttemptContext, action: LfsAction, range: string | undefined, extra?: Record<string, string>): Promise<{ res: IncomingMessage; url: string }> {
   let url = action.href;
   let headers: Record<string, string> = action.header;
   for (let hop = 0; ; hop++) {
-    const send = hrefHeaders(headers, url, ctx);
+    const send = { ...hrefHeaders(headers, url, ctx), ...extra };
     if (range !== undefined) send.range = range;
     const res = await ctx.transport.send(url, { headers: send, signal: ctx.signal, headDeadlineMs: 2 * ctx.transport.timeoutMs });
     const status = res.statusCode ?? 0;

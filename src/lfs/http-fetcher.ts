@@ -18,6 +18,7 @@ import { runPool } from './pool.ts';
 import { beyondDeadline, isAbort, isRetryable, isThrottle, retryDelay, type RetryPolicy, sleep, withRetries } from './retry.ts';
 import { logMessage, scrubError, toModelsyncError } from './scrub.ts';
 import { type RangeStreams, readTrailer, TRAILER_BYTES } from './ranges.ts';
+import { fetchSmallObject } from './small-body.ts';
 import type { TokenBucket } from './throttle.ts';
 import { type TransferOptions, transferSetup } from './transfer.ts';
 import type { DeltaHints, FetchOptions, FetchResult, LfsObject, ObjectFetcher } from './types.ts';
@@ -262,17 +263,14 @@ export class HttpFetcher implements ObjectFetcher {
     }
   }
 
-  /** The chunk index object of `obj`, downloaded and verified like any object (into memory: it is at most MAX_CHUNK_INDEX_BYTES). */
+  /** The chunk index object of `obj`, downloaded (compressed when the server will) and verified into memory: it is at most MAX_CHUNK_INDEX_BYTES. */
   private async fetchIndex(obj: LfsObject, actions: ActionCache, ctx: AttemptContext, options: FetchOptions): Promise<Buffer> {
     const indexObj = options.delta!.chunkIndex(obj);
     if (!indexObj || !SHA256_RE.test(indexObj.oid) || indexObj.size > MAX_CHUNK_INDEX_BYTES) throw new Error(`no usable chunk index for ${obj.oid}`);
-    const indexPart = join(options.tmpDir, `${indexObj.oid}.part`);
     try {
-      await withRetries(async () => downloadAttempt(ctx, indexObj, (await actions.get(indexObj)).download!, indexPart), this.retry, { signal: ctx.signal, deadline: options.deadline });
-      return await fsp.readFile(indexPart);
+      return await withRetries(async () => fetchSmallObject(ctx, indexObj, (await actions.get(indexObj)).download!), this.retry, { signal: ctx.signal, deadline: options.deadline });
     } finally {
       actions.finish(indexObj);
-      await removePart(indexPart);
     }
   }
 

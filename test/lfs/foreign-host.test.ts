@@ -160,7 +160,9 @@ describe('a site against hosts we did not write (stock git http-backend, danglin
   it('a server whose 206 runs to the end of the object (ranges bytes=a-b answered a-end): the delta still costs under 2 MiB', async () => {
     const h = await host({ ranges: 'to-end' });
     const { first, second } = await syncAndDelta(h);
-    expect(first.bytesFetched).toBe(SIZE);
+    // The whole object and its chunk index, which the site keeps so the next upgrade need not re-read the file: about 0.1% more.
+    expect(first.bytesFetched).toBeGreaterThan(SIZE);
+    expect(first.bytesFetched - SIZE).toBeLessThan(SIZE / 500);
     const ranged = h.server.requests.filter((r) => r.headers.range && /^bytes=\d+-\d+$/.test(String(r.headers.range)));
     expect(ranged.length).toBeGreaterThan(0);
     for (const r of ranged) expect(r.status).toBe(206);
