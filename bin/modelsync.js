@@ -29,7 +29,9 @@ function builtIsFresh() {
 }
 
 if (builtIsFresh()) {
-  process.setSourceMapsEnabled(true);
+  // Stack traces that point into src/ cost Node a read and parse of every bundle's source map at start
+  // (about 80 ms of CPU per CLI process here): on request only, for debugging.
+  if (process.env.MODELSYNC_SOURCE_MAPS === '1') process.setSourceMapsEnabled(true);
   await import(pathToFileURL(built).href);
 } else {
   const { register } = await import('tsx/esm/api');
