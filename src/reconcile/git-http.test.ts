@@ -43,3 +43,29 @@ describe('boundedHttpClient redirects', () => {
     expect(seen[2]!.headers['user-agent']).toBe('git/x');
   });
 });
+
+describe('boundedHttpClient ref advertisements', () => {
+  it('answers the fetch that follows a ref listing with the advertisement just read, once, and only for the same request', async () => {
+    const seen: string[] = [];
+    let n = 0;
+    const hub = await serve((req, res) => {
+      seen.push(`${req.method} ${req.url} ${req.headers.authorization ?? ''}`.trim());
+      if (req.method === 'POST') return res.end('pack');
+      n++;
+      res.writeHead(200, { 'content-type': 'application/x-git-upload-pack-advertisement' });
+      // Each advertisement differs, so a replay is told apart from a fresh one.
+      const line = `${'a'.repeat(39)}${n} refs/heads/main\n`;
+      res.end(`001e# service=git-upload-pack\n0000${(line.length + 4).toString(16).padStart(4, '0')}${line}0000`);
+    });
+    const client = boundedHttpClient(5_000);
+    const adv = `${hub}/r.git/info/refs?service=git-upload-pack`;
+    const get = async (headers: Record<string, string> = {}) => drain((await client.request({ url: adv, method: 'GET', headers })).body);
+    const first = await get();
+    expect(await get()).toBe(first); // the fetch's own listing: not sent again
+    const third = await get(); // a third ask is a new question
+    expect(third).not.toBe(first);
+    expect(await get({ Authorization: 'Basic eDp5' })).not.toBe(third); // other credentials: never a replay
+    await drain((await client.request({ url: `${hub}/r.git/git-upload-pack`, method: 'POST', headers: {} })).body);
+    expect(seen).toEqual([`GET /r.git/info/refs?service=git-upload-pack`, `GET /r.git/info/refs?service=git-upload-pack`, `GET /r.git/info/refs?service=git-upload-pack Basic eDp5`, 'POST /r.git/git-upload-pack']);
+  });
+});

@@ -72,12 +72,29 @@ export function boundedHttpClient(idleTimeoutMs: number, options: BoundedClientO
       req.end(body);
     });
 
+  // A pass lists the server's refs, then (when the tip moved) fetches: isomorphic-git's fetch asks for
+  // the same advertisement again. The one just read answers it, which saves a round trip and a git
+  // process on the server; it also fetches exactly the tip the listing saw.
+  let lastAdvertisement: { key: string; response: Omit<GitHttpResponse, 'body'>; bytes: Buffer } | undefined;
+  const replay = (saved: NonNullable<typeof lastAdvertisement>): GitHttpResponse => ({
+    ...saved.response,
+    body: (async function* () {
+      yield saved.bytes;
+    })(),
+  });
+
   return {
     async request(r: GitHttpRequest): Promise<GitHttpResponse> {
       const method = r.method ?? 'GET';
       const body = await collect(r.body);
       let url = r.url;
       let headers = { ...(r.headers ?? {}) };
+      const key = `${url}\n${JSON.stringify(headers)}`;
+      if (method === 'GET' && lastAdvertisement?.key === key) {
+        const saved = lastAdvertisement;
+        lastAdvertisement = undefined;
+        return replay(saved);
+      }
       const origin = new URL(url).origin;
       for (let hop = 0; ; hop++) {
         const res = await once(withQuery(url), method, headers, body);
@@ -91,13 +108,13 @@ export function boundedHttpClient(idleTimeoutMs: number, options: BoundedClientO
         }
         const resHeaders: Record<string, string> = {};
         for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) resHeaders[k] = Array.isArray(v) ? v.join(', ') : v;
-        let resBody = res[Symbol.asyncIterator]() as AsyncIterableIterator<Uint8Array>;
+        const resBody = res[Symbol.asyncIterator]() as AsyncIterableIterator<Uint8Array>;
         if (method === 'GET' && status === 200 && isUploadPackAdvertisement(url)) {
           const whole = ensureAdvertisedHead(await readAll(res, MAX_ADVERTISEMENT_BYTES, url));
-          resBody = (async function* () {
-            yield whole;
-          })();
+          lastAdvertisement = { key, response: { url, method, statusCode: status, statusMessage: res.statusMessage ?? '', headers: resHeaders }, bytes: whole };
+          return replay(lastAdvertisement);
         }
+        if (method !== 'GET') lastAdvertisement = undefined;
         return { url, method, statusCode: status, statusMessage: res.statusMessage ?? '', headers: resHeaders, body: resBody };
       }
     },
