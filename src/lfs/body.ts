@@ -66,7 +66,8 @@ export function speedFloor(res: IncomingMessage, where: string, timeoutMs: numbe
   };
 }
 
-function fromIncoming(res: IncomingMessage, where: string, timeoutMs: number): BodyResponse {
+/** A node:http response as a BodyResponse, its body read under the speed floor. */
+export function fromIncoming(res: IncomingMessage, where: string, timeoutMs: number): BodyResponse {
   return {
     statusCode: res.statusCode ?? 0,
     headers: res.headers,

@@ -224,8 +224,7 @@ export class HttpFetcher implements ObjectFetcher {
    * (and keeps the index bytes fetched here, if any).
    */
   private async tryDelta(obj: LfsObject, part: string, actions: ActionCache, ctx: AttemptContext, options: FetchOptions, hints: DeltaHints): Promise<{ done: boolean; indexBytes?: Buffer }> {
-    const indexObj = hints.chunkIndex(obj);
-    if (!indexObj || !SHA256_RE.test(indexObj.oid) || indexObj.size > MAX_CHUNK_INDEX_BYTES) return { done: false };
+    if (!usableIndex(hints, obj)) return { done: false };
     const log = this.logger.child({ oid: obj.oid });
     let indexBytes: Buffer | undefined;
     try {
@@ -252,7 +251,7 @@ export class HttpFetcher implements ObjectFetcher {
       const action = (await actions.get(obj)).download!;
       const { reused } = await executeDelta(ctx, obj, action, part, plan, state.bytes, state.hash);
       log.info({ reused, fetched: obj.size - state.bytes - reused, requests: sizes.requests, keptIndexes: candidates.length - unindexed.length }, 'chunk delta: object assembled from local chunks and ranges');
-      await this.keepIndex(hints, obj, indexBytes);
+      await this.keepIndex(hints, obj, indexBytes, index);
       return { done: true };
     } catch (err) {
       if (ctx.signal?.aborted || isAbort(err)) throw err;
@@ -265,8 +264,8 @@ export class HttpFetcher implements ObjectFetcher {
 
   /** The chunk index object of `obj`, downloaded (compressed when the server will) and verified into memory: it is at most MAX_CHUNK_INDEX_BYTES. */
   private async fetchIndex(obj: LfsObject, actions: ActionCache, ctx: AttemptContext, options: FetchOptions): Promise<Buffer> {
-    const indexObj = options.delta!.chunkIndex(obj);
-    if (!indexObj || !SHA256_RE.test(indexObj.oid) || indexObj.size > MAX_CHUNK_INDEX_BYTES) throw new Error(`no usable chunk index for ${obj.oid}`);
+    const indexObj = usableIndex(options.delta!, obj);
+    if (!indexObj) throw new Error(`no usable chunk index for ${obj.oid}`);
     try {
       return await withRetries(async () => fetchSmallObject(ctx, indexObj, (await actions.get(indexObj)).download!), this.retry, { signal: ctx.signal, deadline: options.deadline });
     } finally {
@@ -274,11 +273,11 @@ export class HttpFetcher implements ObjectFetcher {
     }
   }
 
-  /** Keep the index of an object just verified, when it parses as that object's; a failure only costs the next upgrade a read of the file. */
-  private async keepIndex(hints: DeltaHints, obj: LfsObject, bytes: Buffer): Promise<void> {
+  /** Keep the index of an object just verified, when it parses as that object's (`parsed`: it already did); a failure only costs the next upgrade a read of the file. */
+  private async keepIndex(hints: DeltaHints, obj: LfsObject, bytes: Buffer, parsed?: ChunkIndex): Promise<void> {
     if (!hints.keepIndex) return;
     try {
-      parseChunkIndex(bytes, obj);
+      if (!parsed) parseChunkIndex(bytes, obj);
       await hints.keepIndex(obj, bytes);
     } catch (err) {
       this.logger.debug({ oid: obj.oid, err: (err as Error).message }, 'chunk index not kept');
@@ -296,6 +295,12 @@ function invalidObject(obj: LfsObject): ModelsyncError | null {
   if (!Number.isSafeInteger(obj.size) || obj.size < 0) return new ModelsyncError('InvalidObject', `invalid size ${obj.size} for ${obj.oid}`, { retry: 'stalling', data: { oid: obj.oid } });
   if (obj.size === 0 && obj.oid !== EMPTY_SHA256) return new ChecksumError(`object ${obj.oid} has size 0 but is not the empty object`, { oid: obj.oid, expectedSize: 0 });
   return null;
+}
+
+/** The chunk index object the registry names for `obj`, if it is one the client will fetch. */
+function usableIndex(hints: DeltaHints, obj: LfsObject): LfsObject | undefined {
+  const indexObj = hints.chunkIndex(obj);
+  return indexObj && SHA256_RE.test(indexObj.oid) && indexObj.size <= MAX_CHUNK_INDEX_BYTES ? indexObj : undefined;
 }
 
 /**

@@ -11,34 +11,49 @@
  * hosts) send the bytes as they are, which is just as good.
  */
 import { createHash } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
 import { gunzipSync } from 'node:zlib';
 import { ChecksumError, NetworkError } from '../errors.ts';
 import type { LfsAction } from './batch.ts';
 import { type AttemptContext, openHref, statusFailure } from './download.ts';
-import { speedFloor } from './body.ts';
+import { fromIncoming } from './body.ts';
 import { describeUrl } from './scrub.ts';
 import type { LfsObject } from './types.ts';
 
 /** The bytes of `obj`, checked against its size and sha256; at most `obj.size` bytes are ever held decoded. */
 export async function fetchSmallObject(ctx: AttemptContext, obj: LfsObject, action: LfsAction): Promise<Buffer> {
-  const { res, url } = await openHref(ctx, action, undefined, { 'accept-encoding': 'gzip' });
-  const where = describeUrl(url);
-  if (res.statusCode !== 200) {
-    throw await statusFailure(ctx, obj, action, { statusCode: res.statusCode ?? 0, headers: res.headers, readable: () => res, pipe: () => Promise.resolve(), destroy: () => res.destroy() }, url);
-  }
+  const opened = await openHref(ctx, action, undefined, { 'accept-encoding': 'gzip' });
+  const where = describeUrl(opened.url);
+  const res = fromIncoming(opened.res, where, ctx.transport.timeoutMs);
+  if (res.statusCode !== 200) throw await statusFailure(ctx, obj, action, res, opened.url);
   const encoding = String(res.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
   if (encoding !== 'gzip' && encoding !== 'identity') {
     res.destroy();
     throw new NetworkError(`${where} sent ${obj.oid.slice(0, 12)} with Content-Encoding ${encoding}, which was not asked for`, { url: where });
   }
   // gzip adds a few bytes to what does not compress; anything past that is not this object.
-  const wireLimit = encoding === 'gzip' ? obj.size + Math.ceil(obj.size / 1000) + 1024 : obj.size;
-  const body = await readLimited(ctx, res, where, wireLimit, obj);
-  let bytes: Buffer = body;
+  const limit = encoding === 'gzip' ? obj.size + Math.ceil(obj.size / 1000) + 1024 : obj.size;
+  const parts: Buffer[] = [];
+  let got = 0;
+  let over = false;
+  try {
+    await res.pipe((b) => {
+      got += b.length;
+      ctx.counters.networkBytes += b.length;
+      if (got > limit) {
+        over = true;
+        return false;
+      }
+      parts.push(b);
+      return ctx.bucket?.take(b.length, ctx.signal);
+    });
+  } catch (err) {
+    throw new NetworkError(`download of ${obj.oid.slice(0, 12)} from ${where} failed: ${(err as Error).message}`, { url: where }, err);
+  }
+  if (over) throw new ChecksumError(`${where} sends more than ${limit} bytes for ${obj.oid} (${obj.size} bytes)`, { oid: obj.oid, expectedSize: obj.size });
+  let bytes = Buffer.concat(parts, got);
   if (encoding === 'gzip') {
     try {
-      bytes = gunzipSync(body, { maxOutputLength: obj.size + 1 });
+      bytes = gunzipSync(bytes, { maxOutputLength: obj.size + 1 });
     } catch (err) {
       throw new ChecksumError(`${where} sent ${obj.oid.slice(0, 12)} as gzip that does not decode to ${obj.size} bytes: ${(err as Error).message}`, { oid: obj.oid, expectedSize: obj.size });
     }
@@ -49,30 +64,4 @@ export async function fetchSmallObject(ctx: AttemptContext, obj: LfsObject, acti
   const actual = createHash('sha256').update(bytes).digest('hex');
   if (actual !== obj.oid) throw new ChecksumError(`object from ${where} hashes to ${actual}, not ${obj.oid}`, { oid: obj.oid, expectedSize: obj.size, actualSize: bytes.length });
   return bytes;
-}
-
-async function readLimited(ctx: AttemptContext, res: IncomingMessage, where: string, limit: number, obj: LfsObject): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let got = 0;
-  const floor = speedFloor(res, where, ctx.transport.timeoutMs);
-  try {
-    for await (const chunk of res) {
-      const b = chunk as Buffer;
-      got += b.length;
-      ctx.counters.networkBytes += b.length;
-      floor.got(b.length);
-      if (got > limit) {
-        res.destroy();
-        throw new ChecksumError(`${where} sends more than ${limit} bytes for ${obj.oid} (${obj.size} bytes)`, { oid: obj.oid, expectedSize: obj.size });
-      }
-      if (ctx.bucket) await floor.held(ctx.bucket.take(b.length, ctx.signal));
-      parts.push(b);
-    }
-  } catch (err) {
-    if (err instanceof ChecksumError) throw err;
-    throw new NetworkError(`download of ${obj.oid.slice(0, 12)} from ${where} failed: ${(err as Error).message}`, { url: where }, err);
-  } finally {
-    floor.stop();
-  }
-  return Buffer.concat(parts, got);
 }

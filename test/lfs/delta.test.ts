@@ -154,13 +154,19 @@ describe('chunk-delta downloads', () => {
     expect(run.result.bytesTransferred).toBeLessThan(1_500_000);
   });
 
-  it('a kept index of the old file stands in for reading it, and the new index is kept in turn', async () => {
+  /** Both versions, the new one and its index on a server, and the index of the old file as a site would have kept it. */
+  async function keptIndexSetup() {
     const v = await versions();
     const s = await server();
     const obj = s.add(v.newData);
     const idx = s.add(v.index.bytes);
     const oldIndex = await buildChunkIndex(v.oldPath);
     const oldObj = { oid: oidOf(readFileSync(v.oldPath)), size: 8 << 20 };
+    return { v, s, obj, idx, oldIndex, oldObj };
+  }
+
+  it('a kept index of the old file stands in for reading it, and the new index is kept in turn', async () => {
+    const { v, s, obj, idx, oldIndex, oldObj } = await keptIndexSetup();
     const kept = new Map<string, Buffer>();
     const lines: string[] = [];
     const f = createFetcher({ remote: s.remoteUrl, retry: FAST_RETRY, logger: pino({ level: 'info' }, { write: (l: string) => void lines.push(l) }) }) as HttpFetcher;
@@ -181,12 +187,7 @@ describe('chunk-delta downloads', () => {
   });
 
   it('a kept index that no longer describes the file on disk costs a few ranges, never a bad file', async () => {
-    const v = await versions();
-    const s = await server();
-    const obj = s.add(v.newData);
-    const idx = s.add(v.index.bytes);
-    const oldIndex = await buildChunkIndex(v.oldPath);
-    const oldObj = { oid: oidOf(readFileSync(v.oldPath)), size: 8 << 20 };
+    const { v, s, obj, idx, oldIndex, oldObj } = await keptIndexSetup();
     // The old file changed after its index was kept (nothing in the store should let that happen; a kept index is only a hint).
     const fd = openSync(v.oldPath, 'r+');
     writeSync(fd, Buffer.from('changed after the index was kept'), 0, 32, 1_000_000);
