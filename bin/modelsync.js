@@ -4,10 +4,10 @@
 // so what executes is never older than what is in src/.
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const built = join(root, 'dist', 'cli.js');
+const built = join(root, 'dist', 'cli.cjs');
 
 function newestSource(dir) {
   let newest = 0;
@@ -32,7 +32,8 @@ if (builtIsFresh()) {
   // Stack traces that point into src/ cost Node a read and parse of every bundle's source map at start
   // (about 80 ms of CPU per CLI process here): on request only, for debugging.
   if (process.env.MODELSYNC_SOURCE_MAPS === '1') process.setSourceMapsEnabled(true);
-  await import(pathToFileURL(built).href);
+  const { runBundle } = await import('./run-bundle.js');
+  runBundle(join(root, 'dist'));
 } else {
   const { register } = await import('tsx/esm/api');
   register();

@@ -337,23 +337,28 @@ const hintAfterErrors = (c: Command, path: string): void => {
 };
 hintAfterErrors(program, '');
 
-try {
-  await program.parseAsync(process.argv);
-} catch (err) {
-  if (err instanceof CommanderError) {
-    // Help and --version exit 0; anything else commander refused is a usage error.
-    process.exitCode = err.exitCode === 0 ? EXIT.ok : EXIT.usage;
-  } else {
-    // 130 is what a shell reports for a command stopped by Ctrl-C (128 + SIGINT).
-    const code = err instanceof UsageError ? EXIT.usage : err instanceof InterruptedError ? 130 : EXIT.error;
-    if (jsonRequested) {
-      const body = err instanceof ModelsyncError ? err.toJSON() : { code: 'InternalError', message: errorMessage(err) };
-      process.stdout.write(`${JSON.stringify({ ok: false, error: body }, null, 2)}\n`);
-    } else if (err instanceof ModelsyncError) {
-      process.stderr.write(`modelsync: ${escapeControlKeepLines(err.message)} [${err.code}]\n`);
+// No top-level await: dist/ is one CommonJS bundle, compiled once into V8's code cache (bin/run-bundle.js).
+async function main(): Promise<void> {
+  try {
+    await program.parseAsync(process.argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and --version exit 0; anything else commander refused is a usage error.
+      process.exitCode = err.exitCode === 0 ? EXIT.ok : EXIT.usage;
     } else {
-      process.stderr.write(`modelsync: internal error: ${escapeControlKeepLines(err instanceof Error ? (err.stack ?? err.message) : String(err))}\n`);
+      // 130 is what a shell reports for a command stopped by Ctrl-C (128 + SIGINT).
+      const code = err instanceof UsageError ? EXIT.usage : err instanceof InterruptedError ? 130 : EXIT.error;
+      if (jsonRequested) {
+        const body = err instanceof ModelsyncError ? err.toJSON() : { code: 'InternalError', message: errorMessage(err) };
+        process.stdout.write(`${JSON.stringify({ ok: false, error: body }, null, 2)}\n`);
+      } else if (err instanceof ModelsyncError) {
+        process.stderr.write(`modelsync: ${escapeControlKeepLines(err.message)} [${err.code}]\n`);
+      } else {
+        process.stderr.write(`modelsync: internal error: ${escapeControlKeepLines(err instanceof Error ? (err.stack ?? err.message) : String(err))}\n`);
+      }
+      process.exitCode = code;
     }
-    process.exitCode = code;
   }
 }
+
+void main();
