@@ -29,9 +29,6 @@ function builtIsFresh() {
 }
 
 if (builtIsFresh()) {
-  // Stack traces that point into src/ cost Node a read and parse of every bundle's source map at start
-  // (about 80 ms of CPU per CLI process here): on request only, for debugging.
-  if (process.env.MODELSYNC_SOURCE_MAPS === '1') process.setSourceMapsEnabled(true);
   const { runBundle } = await import('./run-bundle.js');
   runBundle(join(root, 'dist'));
 } else {
