@@ -100,7 +100,8 @@ describe('serve --notify', () => {
       const t = Date.now();
       const r = await fetch(`${th.url}/api/v1/sites/s${i}/status`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(degraded('x')) });
       expect(r.status).toBe(200);
-      expect(Date.now() - t).toBeLessThan(1000);
+      // Waiting on the receiver would take its 10 s delivery timeout; half that is room for load.
+      expect(Date.now() - t).toBeLessThan(5000);
     }
     await until(() => hung.got.length >= 1);
   });

@@ -62,19 +62,26 @@ beforeAll(async () => {
 
 describe('objects on S3 across restarts and time', { timeout: 120_000 }, () => {
   test('a restarted hub serves the objects from the bucket and counts them; a presigned URL past its TTL is refused (403) and a new batch call gives a working one', async () => {
-    const th = await startTestHub({ tokens: true, tokensFile, data, objects: 's3://models/r', s3: s3Flags(), limits: { actionTtlSeconds: 1 } });
+    const th = await startTestHub({ tokens: true, tokensFile, data, objects: 's3://models/r', s3: s3Flags(), limits: { actionTtlSeconds: 3 } });
     try {
       const inBucket = (await s3.listKeys('r/')).length;
       expect(inBucket).toBeGreaterThanOrEqual(1);
       await expect.poll(() => th.hub.metrics.value('modelsync_hub_lfs_objects'), { timeout: 10_000 }).toBe(inBucket);
       const oid = sha(weights);
       const a = await downloadAction(th, 'models', secrets.site, oid, weights.length);
-      expect(a.expires_in).toBe(1);
-      expect(new URL(a.href).searchParams.get('X-Amz-Expires')).toBe('1');
+      expect(a.expires_in).toBe(3);
+      const signed = new URL(a.href).searchParams;
+      expect(signed.get('X-Amz-Expires')).toBe('3');
+      // X-Amz-Date has whole seconds, so a URL is good for 2 to 3 s from when it was signed; the
+      // wait below runs to the instant the store stops honouring it, not a fixed sleep, so a
+      // loaded machine can neither make the fresh fetch late nor the late one early.
+      const date = signed.get('X-Amz-Date')!.replace(/^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/, '$1-$2-$3T$4:$5:$6Z');
+      const expiresAt = Date.parse(date) + 3000;
+      expect(Number.isNaN(expiresAt)).toBe(false);
       const fresh = await fetch(a.href);
       expect(fresh.status).toBe(200);
       expect(sha(Buffer.from(await fresh.arrayBuffer()))).toBe(oid);
-      await new Promise((r) => setTimeout(r, 2100));
+      await new Promise((r) => setTimeout(r, Math.max(0, expiresAt - Date.now()) + 1100));
       const late = await fetch(a.href);
       expect(late.status).toBe(403);
       expect(await late.text()).toContain('Request has expired');

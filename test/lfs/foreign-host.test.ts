@@ -197,11 +197,13 @@ describe('a site against hosts we did not write (stock git http-backend, danglin
   });
 
   it('actions with expires_at that expire mid-pass (during a Retry-After wait) are refreshed with a new batch call', async () => {
-    // The first batch's hrefs live 1 s; later ones an hour. The first download waits 2 s (503), so its href has expired:
-    // the client asks for a new one instead of sending the dead one.
-    const h = await host({ hrefs: 'storage', expiresAt: true, expiresIn: (_oid, n) => (n === 1 ? 1 : 3600) });
+    // The first batch's hrefs live 8 s; later ones an hour. The client treats an href within 5 s of its
+    // expiry as expired (git-lfs's margin): 8 s is fresh when the first download starts, even on a
+    // loaded machine, and after the 4 s Retry-After wait (503) at most 4 s are left, so the client
+    // asks for a new href instead of sending the dying one.
+    const h = await host({ hrefs: 'storage', expiresAt: true, expiresIn: (_oid, n) => (n === 1 ? 8 : 3600) });
     const v1oid = lfsObjects.map((f) => f.split('/').pop()!).find((oid) => h.server.objects.get(oid)!.size === SIZE)!;
-    h.server.fault(v1oid, { status: 503, retryAfter: '2' });
+    h.server.fault(v1oid, { status: 503, retryAfter: '4' });
     await syncAndDelta(h);
     const storage = h.server.requests.filter((r) => r.server === 'storage' && r.path.includes(v1oid));
     expect(storage.slice(0, 2).map((r) => r.status)).toEqual([503, 200]);
