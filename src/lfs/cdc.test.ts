@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createCipheriv, createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { type Chunk, Chunker, DEFAULT_CHUNK_PARAMS, parseChunkIndex, serializeChunkIndex, type ChunkIndex } from './cdc.ts';
 import { planDelta } from './delta.ts';
@@ -15,8 +15,19 @@ function chunks(data: Buffer, pieces: number[] = [data.length]): Chunk[] {
   return c.end(out);
 }
 
+/**
+ * Seeded incompressible bytes (AES-128-CTR keystream). Random data made the edit test below
+ * fail about one run in seventy: how fast normalized chunking finds the old cuts again after an
+ * edit has a long tail (150 random trials: 4-7 new chunks mostly, 11-12 in two), so the data is
+ * fixed and the test checks the chunker, not the dice.
+ */
+function seeded(seed: string, n: number): Buffer {
+  const key = createHash('sha256').update(seed).digest();
+  return createCipheriv('aes-128-ctr', key.subarray(0, 16), key.subarray(16, 32)).update(Buffer.alloc(n));
+}
+
 describe('content-defined chunking', () => {
-  const data = randomBytes(6 << 20);
+  const data = seeded('cdc data', 6 << 20);
 
   it('cuts the same chunks however the bytes arrive, within the size bounds, covering the file', () => {
     const whole = chunks(data);
@@ -31,7 +42,7 @@ describe('content-defined chunking', () => {
 
   it('finds most chunks again after an insertion and an edit', () => {
     const before = chunks(data);
-    const edited = Buffer.concat([data.subarray(0, 1_000_000), randomBytes(5000), data.subarray(1_000_000, 4_000_000), randomBytes(100), data.subarray(4_000_100)]);
+    const edited = Buffer.concat([data.subarray(0, 1_000_000), seeded('inserted', 5000), data.subarray(1_000_000, 4_000_000), seeded('edit', 100), data.subarray(4_000_100)]);
     const after = chunks(edited);
     const known = new Set(before.map((c) => c.sha256));
     const fresh = after.filter((c) => !known.has(c.sha256));
