@@ -3,8 +3,10 @@
  *
  * - A remote (http/https): a shallow, single-branch clone kept in
  *   `<store>/registry.git` and fetched incrementally each pass with
- *   isomorphic-git. A force-pushed branch is just a new tip to fetch; a cache
- *   that git cannot update is thrown away and cloned again.
+ *   isomorphic-git: the first fetch at depth 1, later ones for the commits
+ *   since the cached tip (see fetchUpdate). A force-pushed branch is just a
+ *   new tip to fetch; a cache that git cannot update is thrown away and
+ *   cloned again.
  * - A local path (a checkout or a bare repository): read directly at the
  *   branch's commit; nothing is copied.
  *
@@ -256,7 +258,7 @@ async function openRemote(loc: RegistryLocation, opts: { cacheDir: string; logge
   }
   if (loc.expectedCommit && /^[0-9a-f]{40}$/.test(loc.expectedCommit) && !(await hasCommit(gitdir, loc.expectedCommit))) {
     try {
-      await fetchShallow(gitdir, url, loc.branch, auth, http);
+      await fetchUpdate(gitdir, url, loc.branch, auth, http, opts.logger, () => (asked = 0));
       const fetched = await localRef(gitdir, ref);
       if (fetched) return { ...(await opened(fetched, true)), deepen };
     } catch (err) {
@@ -278,7 +280,7 @@ async function openRemote(loc: RegistryLocation, opts: { cacheDir: string; logge
   if (!(await hasCommit(gitdir, tip)) || (await localRef(gitdir, ref)) !== tip) {
     asked = 0;
     try {
-      await fetchShallow(gitdir, url, loc.branch, auth, http);
+      await fetchUpdate(gitdir, url, loc.branch, auth, http, opts.logger, () => (asked = 0));
     } catch (err) {
       const mapped = await mapError(err);
       if (mapped instanceof GitError) {
@@ -329,8 +331,42 @@ async function openedRemote(gitdir: string, commit: string, url: string, lfsRemo
   };
 }
 
-async function fetchShallow(gitdir: string, url: string, branch: string, auth: { onAuth: () => unknown; headers?: Record<string, string> }, http: HttpClient, depth = 1): Promise<void> {
-  await git.fetch({
+type GitAuth = { onAuth: () => unknown; headers?: Record<string, string> };
+
+/**
+ * Bring the cache's branch to the server's tip. With a tip already cached, ask
+ * for the commits since it (deepen-since its committer time): the server then
+ * sends what changed since, where a depth-1 fetch sends the new commit's whole
+ * tree again, every manifest and pointer of every model (34 objects for a
+ * one-manifest change in a two-version registry, 13 this way; isomorphic-git
+ * indexes each one in JS). Anything short of a complete new tip takes the
+ * depth-1 fetch: a server without deepen-since refuses it, and a tip older
+ * than ours (a branch force-pushed back in time) comes back as no objects at
+ * all, the ref moved to a commit the cache lacks. Only errors of the network,
+ * credentials or disk are the caller's; they would fail the second fetch too.
+ */
+async function fetchUpdate(gitdir: string, url: string, branch: string, auth: GitAuth, http: HttpClient, logger: Logger, beforeRetry: () => void): Promise<void> {
+  const ref = `refs/remotes/origin/${branch}`;
+  const ours = await localRef(gitdir, ref);
+  const since = ours ? await committerTime(gitdir, ours) : undefined;
+  if (since !== undefined) {
+    try {
+      await git.fetch({ ...fetchArgs(gitdir, url, branch, auth, http), since: new Date(since * 1000) });
+      const tip = await localRef(gitdir, ref);
+      if (tip && (await hasTree(gitdir, tip))) return;
+      logger.debug({ tip }, 'the fetch since the cached tip left the new tip incomplete; fetching it at depth 1');
+    } catch (err) {
+      const mapped = gitNetworkError(err, url, 'cannot fetch the registry from');
+      if (mapped instanceof NetworkError || mapped instanceof AuthError || mapped instanceof StoreError) throw err;
+      logger.debug({ err: errorMessage(err) }, 'the fetch since the cached tip failed; fetching at depth 1');
+    }
+    beforeRetry();
+  }
+  await fetchShallow(gitdir, url, branch, auth, http);
+}
+
+function fetchArgs(gitdir: string, url: string, branch: string, auth: GitAuth, http: HttpClient) {
+  return {
     fs,
     http,
     gitdir,
@@ -340,11 +376,14 @@ async function fetchShallow(gitdir: string, url: string, branch: string, auth: {
     ref: branch,
     remoteRef: branch,
     singleBranch: true,
-    depth,
     tags: false,
     onAuth: auth.onAuth as never,
     headers: auth.headers,
-  });
+  };
+}
+
+async function fetchShallow(gitdir: string, url: string, branch: string, auth: GitAuth, http: HttpClient, depth = 1): Promise<void> {
+  await git.fetch({ ...fetchArgs(gitdir, url, branch, auth, http), depth });
 }
 
 async function ensureCache(gitdir: string, fullUrl: string): Promise<void> {
@@ -370,6 +409,25 @@ async function ensureCache(gitdir: string, fullUrl: string): Promise<void> {
 async function packCount(gitdir: string): Promise<number> {
   const names = await fsp.readdir(`${gitdir}/objects/pack`).catch(() => [] as string[]);
   return names.filter((n) => n.endsWith('.pack')).length;
+}
+
+async function committerTime(gitdir: string, oid: string): Promise<number | undefined> {
+  try {
+    return (await git.readCommit({ fs, gitdir, oid })).commit.committer.timestamp;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The commit and its root tree are in the cache (a fetch that sent the commit sent its tree). */
+async function hasTree(gitdir: string, oid: string): Promise<boolean> {
+  try {
+    const { commit } = await git.readCommit({ fs, gitdir, oid });
+    await git.readTree({ fs, gitdir, oid: commit.tree });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function hasCommit(gitdir: string, oid: string): Promise<boolean> {

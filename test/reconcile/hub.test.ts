@@ -179,6 +179,44 @@ describe('reconcile from the hub', () => {
     expect(current('ssd')).toBe('2');
   });
 
+  it('fetches only what changed since the cached commit, not the whole tree again', async () => {
+    await pass();
+    const packs = join(store, 'registry.git/objects/pack');
+    const before = new Set(readdirSync(packs));
+    reg.setCurrent('ssd', '2');
+    reg.commit('ssd 2');
+    await push();
+    const r = await pass();
+    expect(r.errors).toEqual([]);
+    expect(current('ssd')).toBe('2');
+    const added = readdirSync(packs).filter((n) => n.endsWith('.pack') && !before.has(n));
+    expect(added).toHaveLength(1);
+    const sent = readFileSync(join(packs, added[0]!)).readUInt32BE(8); // the pack header's object count
+    // A depth-1 fetch sends the new commit with its whole tree, every manifest and pointer.
+    const wholeTree = reg.git('ls-tree', '-r', '-t', 'HEAD').split('\n').length + 2; // + the commit and its root tree
+    expect(sent).toBeLessThan(wholeTree / 2);
+  });
+
+  it('follows a branch force-pushed back to an older commit the cache never had', async () => {
+    const older = reg.head();
+    reg.setCurrent('ssd', '2');
+    reg.git('add', '-A');
+    // Dated an hour ahead, so the older commit is before the cached tip by any clock.
+    await gitAsync(['commit', '-q', '-m', 'ssd 2'], { cwd: reg.dir, env: { ...env, GIT_COMMITTER_DATE: new Date(Date.now() + 3600_000).toISOString() } });
+    await push();
+    expect((await pass()).commit).toBe(reg.head());
+    reg.git('reset', '-q', '--hard', older);
+    await push('--force');
+    const lines: string[] = [];
+    const r = await pass({ logger: pino({ level: 'debug' }, { write: (l: string) => void lines.push(l) }) });
+    expect(r.errors).toEqual([]);
+    expect(r.commit).toBe(older);
+    expect(current('ssd')).toBe('1');
+    // The fetch since the cached tip brought nothing usable; the depth-1 fetch did.
+    expect(lines.join('')).toContain('fetching it at depth 1');
+    expect(lines.join('')).not.toContain('cloning again');
+  });
+
   it('starts the registry cache over when the site follows another registry URL', async () => {
     await pass();
     const moved = `${repo}-moved`;

@@ -5,7 +5,7 @@
  * nothing; the site says Stalled (untrusted) on /status and to the hub; the
  * same tip is not retried; a trusted commit moves it again.
  */
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cliAsync, git, gitAsync, isolatedGitEnv, tempDir } from '../helpers/env.ts';
@@ -191,7 +191,10 @@ describe('agent with verify: over HTTP against a hub', () => {
     await agent.whenIdle();
     expect(current(store, 'face')).toBe('1');
 
-    // Three signed commits pushed at once: the site's depth-1 clone must deepen to verify each.
+    // Three signed commits pushed at once, after the site lost its registry cache (a disk
+    // cleanup, a reinstall that kept the state): its fresh depth-1 clone must deepen to verify
+    // each. (A kept cache fetches every commit since its tip, as the unsigned case below does.)
+    rmSync(join(store, 'registry.git'), { recursive: true, force: true });
     for (const v of ['2', '3', '4']) {
       reg.setCurrent('face', v);
       signedCommit(reg, `face ${v}`);
