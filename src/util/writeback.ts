@@ -11,7 +11,7 @@
  */
 import type { promises as fsp } from 'node:fs';
 
-export const WRITEBACK_EVERY = 64 << 20;
+export const WRITEBACK_EVERY = 16 << 20;
 
 export class EarlyWriteback {
   private since = 0;
