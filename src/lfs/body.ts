@@ -16,6 +16,7 @@ import { hrefHeaders, isRedirect, redirectHop } from './href.ts';
 import { discardBody, wrapNetworkError } from './http.ts';
 import type { AttemptContext } from './download.ts';
 import { describeUrl } from './scrub.ts';
+import { watchStall } from './stall.ts';
 import { type BodySink, MIN_BODY_BYTES_PER_WINDOW, tooSlow, wireGet, WireResponse } from './wire.ts';
 
 /** Bodies at least this long go over wire.ts; smaller ones keep node:http's keep-alive connections. */
@@ -34,7 +35,8 @@ export interface BodyResponse {
   pipe(sink: BodySink): Promise<void>;
   /** The body as a stream (for error messages). */
   readable(): Readable;
-  destroy(): void;
+  /** Close the connection; with `err`, a pipe under way rejects with it. */
+  destroy(err?: Error): void;
 }
 
 /**
@@ -88,7 +90,7 @@ export function fromIncoming(res: IncomingMessage, where: string, timeoutMs: num
       }
     },
     readable: () => res,
-    destroy: () => res.destroy(),
+    destroy: (err) => res.destroy(err),
   };
 }
 
@@ -99,8 +101,39 @@ function fromWire(res: WireResponse): BodyResponse {
     connectMs: Math.max(res.connectMs, res.firstByteMs),
     pipe: (sink) => res.pipe(sink),
     readable: () => res.toReadable(),
-    destroy: () => res.destroy(),
+    destroy: (err) => (err ? res.fail(err) : res.destroy()),
   };
+}
+
+/** `res` with its body watched for a dead connection (stall.ts): `probe` asks the server on a new one. */
+function watched(res: BodyResponse, where: string, probe: (signal: AbortSignal) => Promise<boolean>): BodyResponse {
+  return {
+    ...res,
+    async pipe(sink) {
+      const watch = watchStall({ where, probe, onDead: (err) => res.destroy(err) });
+      try {
+        await res.pipe((chunk) => {
+          watch.got(chunk.length);
+          const more = sink(chunk);
+          return more instanceof Promise ? watch.held(more) : more;
+        });
+      } finally {
+        watch.stop();
+      }
+    },
+  };
+}
+
+/** A HEAD of the href on a new connection: any answer below 500 means the server is reachable now. */
+export async function probeHref(ctx: AttemptContext, url: string, headers: Record<string, string>, signal: AbortSignal): Promise<boolean> {
+  const { range: _range, ...rest } = headers;
+  try {
+    const res = await ctx.transport.send(url, { method: 'HEAD', headers: rest, signal: ctx.signal ? AbortSignal.any([ctx.signal, signal]) : signal, fresh: true });
+    res.resume();
+    return (res.statusCode ?? 0) > 0 && (res.statusCode ?? 0) < 500;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -117,7 +150,10 @@ export async function openBody(ctx: AttemptContext, action: LfsAction, range: st
       ? fromWire(await wireGet(url, { headers: send, userAgent: ctx.transport.userAgent, timeoutMs: ctx.transport.timeoutMs, signal: ctx.signal }))
       : fromIncoming(await ctx.transport.send(url, { headers: send, signal: ctx.signal, headDeadlineMs: 2 * ctx.transport.timeoutMs }), describeUrl(url), ctx.transport.timeoutMs);
     const status = res.statusCode;
-    if (!isRedirect(status)) return { res, url };
+    if (!isRedirect(status)) {
+      const at = url;
+      return { res: watched(res, describeUrl(url), (signal) => probeHref(ctx, at, send, signal)), url };
+    }
     // A node:http redirect body is read off so its keep-alive connection is reused; a wire one is just closed.
     if (large) res.destroy();
     else discardBody(res.readable() as IncomingMessage);

@@ -15,7 +15,8 @@ import { createHash, type Hash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { ChecksumError, NetworkError } from '../errors.ts';
 import type { LfsAction } from './batch.ts';
-import { speedFloor } from './body.ts';
+import { probeHref, speedFloor } from './body.ts';
+import { watchStall } from './stall.ts';
 import type { Chunk, ChunkIndex } from './cdc.ts';
 import { type LocalChunk, readSpans } from './delta-local.ts';
 import { type AttemptContext, openHref, parseContentRange } from './download.ts';
@@ -304,7 +305,7 @@ async function hashRange(fh: fsp.FileHandle, from: number, to: number, hash: Has
  */
 async function fetchRange(ctx: AttemptContext, obj: LfsObject, action: LfsAction, out: fsp.FileHandle, start: number, size: number, progress: (n: number) => void): Promise<void> {
   const end = start + size - 1;
-  const { res, url } = await openHref(ctx, action, `bytes=${start}-${end}`);
+  const { res, url, headers } = await openHref(ctx, action, `bytes=${start}-${end}`);
   const where = describeUrl(url);
   const status = res.statusCode ?? 0;
   if (status !== 206) {
@@ -335,10 +336,12 @@ async function fetchRange(ctx: AttemptContext, obj: LfsObject, action: LfsAction
     pendingBytes = 0;
   };
   const floor = speedFloor(res, where, ctx.transport.timeoutMs);
+  const watch = watchStall({ where, probe: (signal) => probeHref(ctx, url, headers, signal), onDead: (err) => res.destroy(err) });
   try {
     for await (const chunk of res) {
       let buf = chunk as Buffer;
       floor.got(buf.length);
+      watch.got(buf.length);
       ctx.counters.networkBytes += buf.length;
       if (skip > 0) {
         const drop = Math.min(skip, buf.length);
@@ -347,7 +350,7 @@ async function fetchRange(ctx: AttemptContext, obj: LfsObject, action: LfsAction
       }
       if (pos + buf.length > start + size) buf = buf.subarray(0, start + size - pos);
       if (buf.length > 0) {
-        if (ctx.bucket) await floor.held(ctx.bucket.take(buf.length, ctx.signal));
+        if (ctx.bucket) await watch.held(floor.held(ctx.bucket.take(buf.length, ctx.signal)));
         pending.push(buf);
         pendingBytes += buf.length;
         pos += buf.length;
@@ -362,6 +365,7 @@ async function fetchRange(ctx: AttemptContext, obj: LfsObject, action: LfsAction
     throw wrapNetworkError(err, 'GET', where);
   } finally {
     floor.stop();
+    watch.stop();
   }
   if (range.end > end) res.destroy();
   if (pos !== start + size) throw new NetworkError(`range ${start}-${end} of ${obj.oid.slice(0, 12)} from ${where} ended after ${pos - start} bytes`, { url: where });

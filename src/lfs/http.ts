@@ -48,6 +48,8 @@ export interface SendOptions {
    * a time); the body is then the caller's to watch.
    */
   headDeadlineMs?: number;
+  /** On a new connection, closed after: not one from the keep-alive pool, which may be as dead as the one being checked. */
+  fresh?: boolean;
 }
 
 export class HttpTransport {
@@ -76,7 +78,7 @@ export class HttpTransport {
         return;
       }
       const mod = u.protocol === 'https:' ? https : http;
-      const agent = u.protocol === 'https:' ? this.agents.https : this.agents.http;
+      const agent = opts.fresh ? false : u.protocol === 'https:' ? this.agents.https : this.agents.http;
       const headers: Record<string, string> = { 'user-agent': this.userAgent, ...opts.headers };
       let response: IncomingMessage | undefined;
       let req: http.ClientRequest;

@@ -281,6 +281,28 @@ describe('HTTP fetcher', () => {
     expect(s.downloadsOf(obj.oid)[1]!.headers.range).toMatch(/^bytes=\d+-$/);
   });
 
+  for (const [label, size] of [['node:http', 200_000], ['wire.ts', 3 << 20]] as const) {
+    it(`a body gone silent on a dead connection (${label}) resumes on a new one once the server answers, not after the idle timeout`, async () => {
+      // The connection stays open and silent (as after a link drop that lost the NAT state) while
+      // new connections are answered: the client probes after STALL_PROBE_MS (5 s) of silence
+      // and resumes with a Range request, well before its 30 s idle timeout would have fired.
+      const s = await server();
+      const data = blob(size);
+      const obj = s.add(data);
+      s.fault(obj.oid, { stallAfter: Math.floor(size / 2) });
+      const t0 = Date.now();
+      const run = await runFetch(fetcherFor(s, { timeoutMs: 30_000 }), [obj]);
+      const took = Date.now() - t0;
+      expect(run.result.failed).toEqual([]);
+      expect(run.verified.get(obj.oid)).toBe(oidOf(data));
+      expect(s.requests.some((r) => r.method === 'HEAD' && r.path.includes(obj.oid))).toBe(true);
+      const gets = s.downloadsOf(obj.oid);
+      expect(gets).toHaveLength(2);
+      expect(gets[1]!.headers.range).toMatch(/^bytes=[1-9]\d*-$/);
+      expect(took).toBeLessThan(25_000);
+    }, 40_000);
+  }
+
   it('stops on abort, keeping the partial file for the next pass', async () => {
     const s = await server();
     const data = blob(400_000);
