@@ -106,11 +106,11 @@ function fromWire(res: WireResponse): BodyResponse {
 }
 
 /** `res` with its body watched for a dead connection (stall.ts): `probe` asks the server on a new one. */
-function watched(res: BodyResponse, where: string, probe: (signal: AbortSignal) => Promise<boolean>): BodyResponse {
+function watched(res: BodyResponse, where: string, probe: (signal: AbortSignal) => Promise<boolean>, stalls: { killed: number } | undefined): BodyResponse {
   return {
     ...res,
     async pipe(sink) {
-      const watch = watchStall({ where, probe, onDead: (err) => res.destroy(err) });
+      const watch = watchStall({ where, probe, stalls, onDead: (err) => res.destroy(err) });
       try {
         await res.pipe((chunk) => {
           watch.got(chunk.length);
@@ -152,7 +152,7 @@ export async function openBody(ctx: AttemptContext, action: LfsAction, range: st
     const status = res.statusCode;
     if (!isRedirect(status)) {
       const at = url;
-      return { res: watched(res, describeUrl(url), (signal) => probeHref(ctx, at, send, signal)), url };
+      return { res: watched(res, describeUrl(url), (signal) => probeHref(ctx, at, send, signal), ctx.stalls), url };
     }
     // A node:http redirect body is read off so its keep-alive connection is reused; a wire one is just closed.
     if (large) res.destroy();

@@ -164,7 +164,7 @@ export async function executeDelta(ctx: AttemptContext, obj: LfsObject, action: 
     const left = new Map(remote.map((i) => [i, jobs.filter((j) => j.i === i).length]));
     const pool = runPool(jobs, RANGE_CONCURRENCY, async (j) => {
       try {
-        await fetchRange(rctx, obj, action, out, j.offset, j.size, progress);
+        await fetchRangeResuming(rctx, obj, action, out, j.offset, j.size, progress);
         left.set(j.i, left.get(j.i)! - 1);
         if (left.get(j.i) === 0) fetched.get(j.i)!.resolve();
       } catch (err) {
@@ -295,6 +295,32 @@ async function hashRange(fh: fsp.FileHandle, from: number, to: number, hash: Has
   }
 }
 
+/** Attempts at one missing range before the delta gives up (and the download resumes from the longest complete prefix). */
+const RANGE_ATTEMPTS = 3;
+
+/**
+ * fetchRange, resumed from the last byte written when the connection fails
+ * (reset, idle timeout, found dead by stall.ts): on a flaky link one cut
+ * costs a request, not the rest of the delta. Answers from the server
+ * (an HTTP status, a server that ignores ranges) end the attempt as before.
+ */
+async function fetchRangeResuming(ctx: AttemptContext, obj: LfsObject, action: LfsAction, out: fsp.FileHandle, start: number, size: number, progress: (n: number) => void): Promise<void> {
+  let at = start;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await fetchRange(ctx, obj, action, out, at, start + size - at, (n) => {
+        at += n;
+        progress(n);
+      });
+      return;
+    } catch (err) {
+      const connection = err instanceof NetworkError && err.data.status === undefined && err.retry !== 'stalling';
+      if (!connection || attempt >= RANGE_ATTEMPTS || ctx.signal?.aborted) throw err;
+      await new Promise((r) => setTimeout(r, 250 * attempt));
+    }
+  }
+}
+
 /**
  * GET bytes [start, start+size) and write them at `start`. One range per
  * request: S3, Gitea and many object stores refuse multi-range requests. Any
@@ -336,7 +362,7 @@ async function fetchRange(ctx: AttemptContext, obj: LfsObject, action: LfsAction
     pendingBytes = 0;
   };
   const floor = speedFloor(res, where, ctx.transport.timeoutMs);
-  const watch = watchStall({ where, probe: (signal) => probeHref(ctx, url, headers, signal), onDead: (err) => res.destroy(err) });
+  const watch = watchStall({ where, stalls: ctx.stalls, probe: (signal) => probeHref(ctx, url, headers, signal), onDead: (err) => res.destroy(err) });
   try {
     for await (const chunk of res) {
       let buf = chunk as Buffer;
@@ -354,12 +380,13 @@ async function fetchRange(ctx: AttemptContext, obj: LfsObject, action: LfsAction
         pending.push(buf);
         pendingBytes += buf.length;
         pos += buf.length;
-        if (pendingBytes >= WRITE_BATCH) await flush();
+        // A slow disk is not a dead connection: while a write waits, the body is not read.
+        if (pendingBytes >= WRITE_BATCH) await watch.held(flush());
       }
       // Everything asked for is here: the rest of a 206-to-the-end is not ours to read (leaving the loop closes it).
       if (pos === start + size) break;
     }
-    await flush();
+    await watch.held(flush());
   } catch (err) {
     if (ctx.signal?.aborted) throw ctx.signal.reason;
     throw wrapNetworkError(err, 'GET', where);

@@ -47,6 +47,8 @@ export interface AttemptContext extends AuthScope {
   ranges?: { mode: RangeStreams; refused: boolean };
   /** Bodies at least this long go over wire.ts (default 1 MiB); tests lower it to run the quirks through it. */
   wireMinBytes?: number;
+  /** This object's bodies ended by stall.ts so far: past MAX_STALL_KILLS, a server that pauses its bodies is left to the idle timeout. */
+  stalls?: { killed: number };
 }
 
 /** What is already on disk for an object: nothing usable, a verified file, or a prefix to resume from. */

@@ -107,7 +107,7 @@ export class HttpFetcher implements ObjectFetcher {
           // Each object counts its own bytes (the caller reports them per model); the total is their sum.
           const own = { networkBytes: 0 };
           try {
-            await this.fetchOne(obj, part, actions, { ...attemptCtx, counters: own }, options, stats);
+            await this.fetchOne(obj, part, actions, { ...attemptCtx, counters: own, stalls: { killed: 0 } }, options, stats);
           } catch (err) {
             if (options.signal?.aborted || isAbort(err)) throw err;
             const error = toModelsyncError(err, secrets);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { NetworkError } from '../errors.ts';
-import { watchStall } from './stall.ts';
+import { MAX_STALL_KILLS, watchStall } from './stall.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -51,5 +51,19 @@ describe('the dead-connection watch', () => {
     await sleep(200);
     w.stop();
     expect(aborted).toBe(true);
+  });
+
+  it('counts the bodies it ends per object, and leaves that object to the idle timeout past MAX_STALL_KILLS', async () => {
+    const stalls = { killed: 0 };
+    let probes = 0;
+    for (let body = 0; body < MAX_STALL_KILLS + 1; body++) {
+      const dead: NetworkError[] = [];
+      const w = watchStall({ where: 'http://h/x', afterMs: 50, stalls, probe: async () => (probes++, true), onDead: (e) => dead.push(e) });
+      await sleep(200);
+      w.stop();
+      expect(dead).toHaveLength(body < MAX_STALL_KILLS ? 1 : 0);
+    }
+    expect(stalls.killed).toBe(MAX_STALL_KILLS);
+    expect(probes).toBe(MAX_STALL_KILLS);
   });
 });

@@ -23,6 +23,14 @@ import { NetworkError } from '../errors.ts';
 /** Silence (no body bytes, our cap not holding) after which the server is probed on a new connection. */
 export const STALL_PROBE_MS = 5_000;
 
+/**
+ * Bodies of one object this watch may end. A server (or a CDN fetching from
+ * its origin) that pauses its bodies for longer than STALL_PROBE_MS while it
+ * answers a HEAD at once would otherwise be cut on every attempt; after this
+ * many, that object's bodies are left to the idle timeout, as before.
+ */
+export const MAX_STALL_KILLS = 2;
+
 export interface StallWatch {
   /** Body bytes arrived. */
   got(n: number): void;
@@ -33,6 +41,8 @@ export interface StallWatch {
 
 export interface StallOptions {
   where: string;
+  /** The object's count of bodies ended this way (AttemptContext.stalls): shared by its attempts and ranges. */
+  stalls?: { killed: number };
   /** Ask the server something small on a new connection; true if it answered (status below 500) before `signal`. */
   probe(signal: AbortSignal): Promise<boolean>;
   /** End the body with `err` (its pipe rejects with it). */
@@ -41,7 +51,10 @@ export interface StallOptions {
   now?: () => number;
 }
 
+const UNWATCHED: StallWatch = { got: () => {}, held: (p) => p, stop: () => {} };
+
 export function watchStall(opts: StallOptions): StallWatch {
+  if (opts.stalls && opts.stalls.killed >= MAX_STALL_KILLS) return UNWATCHED;
   const afterMs = opts.afterMs ?? STALL_PROBE_MS;
   const now = opts.now ?? (() => performance.now());
   let last = now();
@@ -68,6 +81,7 @@ export function watchStall(opts: StallOptions): StallWatch {
         if (stopped || !answered || last !== silentSince) return;
         stopped = true;
         clearInterval(timer);
+        if (opts.stalls) opts.stalls.killed++;
         const s = Math.round((now() - silentSince) / 1000);
         opts.onDead(new NetworkError(`GET ${opts.where}: no body bytes for ${s}s while the server answers a new connection at once: the connection is dead; resuming on a new one`, { url: opts.where, stalled: true }));
       },

@@ -344,6 +344,11 @@ type GitAuth = { onAuth: () => unknown; headers?: Record<string, string> };
  * than ours (a branch force-pushed back in time) comes back as no objects at
  * all, the ref moved to a commit the cache lacks. Only errors of the network,
  * credentials or disk are the caller's; they would fail the second fetch too.
+ *
+ * The price: a site that comes back after weeks offline, or a registry whose
+ * history was rewritten, gets every commit since (their changed objects),
+ * where depth 1 would send one tree. That is a one-time catch-up, bounded by
+ * the history, and `verify: mode: every` needs those commits anyway.
  */
 async function fetchUpdate(gitdir: string, url: string, branch: string, auth: GitAuth, http: HttpClient, logger: Logger, beforeRetry: () => void): Promise<void> {
   const ref = `refs/remotes/origin/${branch}`;
@@ -356,8 +361,11 @@ async function fetchUpdate(gitdir: string, url: string, branch: string, auth: Gi
       if (tip && (await hasTree(gitdir, tip))) return;
       logger.debug({ tip }, 'the fetch since the cached tip left the new tip incomplete; fetching it at depth 1');
     } catch (err) {
+      // Unreachable, refused credentials or a full disk would fail the depth-1 fetch too (a timeout
+      // would be waited out twice). Whatever the server answered to this request (an HTTP error,
+      // git's "no commits selected for shallow requests" through a front end) gets the depth-1 fetch.
       const mapped = gitNetworkError(err, url, 'cannot fetch the registry from');
-      if (mapped instanceof NetworkError || mapped instanceof AuthError || mapped instanceof StoreError) throw err;
+      if (mapped instanceof AuthError || mapped instanceof StoreError || (mapped instanceof NetworkError && mapped.data.errno !== undefined)) throw err;
       logger.debug({ err: errorMessage(err) }, 'the fetch since the cached tip failed; fetching at depth 1');
     }
     beforeRetry();

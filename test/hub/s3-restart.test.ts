@@ -72,9 +72,10 @@ describe('objects on S3 across restarts and time', { timeout: 120_000 }, () => {
       expect(a.expires_in).toBe(3);
       const signed = new URL(a.href).searchParams;
       expect(signed.get('X-Amz-Expires')).toBe('3');
-      // X-Amz-Date has whole seconds, so a URL is good for 2 to 3 s from when it was signed; the
-      // wait below runs to the instant the store stops honouring it, not a fixed sleep, so a
-      // loaded machine can neither make the fresh fetch late nor the late one early.
+      // X-Amz-Date has whole seconds, so a URL is good for 2 to 3 s from when it was signed: the
+      // fresh fetch has that long (a 1 s TTL left it 0 to 1 s, which a loaded CI machine missed).
+      // The wait below runs to the instant the store stops honouring it, not a fixed sleep, so
+      // load cannot make the late fetch early.
       const date = signed.get('X-Amz-Date')!.replace(/^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/, '$1-$2-$3T$4:$5:$6Z');
       const expiresAt = Date.parse(date) + 3000;
       expect(Number.isNaN(expiresAt)).toBe(false);

@@ -71,6 +71,23 @@ describe('chunk-delta downloads', () => {
     expect(run.progress.at(-1)!.bytes).toBe(obj.size);
   });
 
+  it('a range whose connection is cut mid-body is asked for again; the delta still reuses the local chunks', async () => {
+    const v = await versions();
+    const s = await server();
+    const obj = s.add(v.newData);
+    const idx = s.add(v.index.bytes);
+    s.fault(obj.oid, { dropAfter: 10_000 });
+    const run = await runFetch(fetcher(s.remoteUrl), [obj], { delta: hints(new Map([[obj.oid, idx]]), [v.oldPath]) });
+    expect(run.result.failed).toEqual([]);
+    expect(run.verified.get(obj.oid)).toBe(oidOf(v.newData));
+    const gets = s.downloadsOf(obj.oid);
+    for (const g of gets) expect(g.headers.range).toMatch(/^bytes=\d+-\d+$/);
+    // The cut range again (same end), not the rest of the object in one whole download.
+    const end = (r: string | string[] | undefined) => String(r).split('-')[1];
+    expect(gets.filter((g) => end(g.headers.range) === end(gets[0]!.headers.range)).length).toBe(2);
+    expect(run.result.bytesTransferred).toBeLessThan(1_000_000);
+  });
+
   it('downloads the whole object when the server ignores ranges', async () => {
     const v = await versions();
     const s = await server();
