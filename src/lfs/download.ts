@@ -25,6 +25,7 @@ import type { IncomingMessage } from 'node:http';
 import { ChecksumError, NetworkError, StoreError } from '../errors.ts';
 import type { LfsAction } from './batch.ts';
 import { bodyError, DiskWriteError, openBody, type BodyResponse, WIRE_MIN_BYTES, writeAt } from './body.ts';
+import { EarlyWriteback } from '../util/writeback.ts';
 import { type AuthScope, hrefHeaders, isRedirect, redirectHop } from './href.ts';
 import { discardBody, errorBodyMessage, type HttpTransport, statusError } from './http.ts';
 import { cutSegments, readTrailer, type RangeStreams, type Segment, shouldSplit, TRAILER_BYTES } from './ranges.ts';
@@ -47,6 +48,8 @@ export interface AttemptContext extends AuthScope {
   ranges?: { mode: RangeStreams; refused: boolean };
   /** Bodies at least this long go over wire.ts (default 1 MiB); tests lower it to run the quirks through it. */
   wireMinBytes?: number;
+  /** FetchOptions.durable: start writeback during whole downloads. */
+  durable?: boolean;
   /** This object's bodies ended by stall.ts so far: past MAX_STALL_KILLS, a server that pauses its bodies is left to the idle timeout. */
   stalls?: { killed: number };
 }
@@ -188,6 +191,8 @@ export async function downloadAttempt(ctx: AttemptContext, obj: LfsObject, actio
       throw bodyError(new DiskWriteError(err), part, obj.oid, where);
     }
     const file = fd;
+    // The store fsyncs the object before it becomes visible: flushing as we go leaves that fsync little to do.
+    const writeback = ctx.durable ? new EarlyWriteback(file) : undefined;
     // The first stream's segment: to the end of the object, unless a split hands its tail to helpers.
     const seg: Segment = { start: have, end: obj.size, pos: have };
     const mode = parallel ? ctx.ranges!.mode : 'off';
@@ -205,6 +210,7 @@ export async function downloadAttempt(ctx: AttemptContext, obj: LfsObject, actio
         chunk = chunk.subarray(0, seg.end - seg.pos);
       }
       writeAt(file, chunk, seg.pos);
+      if (!run) writeback?.wrote(chunk.length);
       hash.update(chunk);
       seg.pos += chunk.length;
       ctx.counters.networkBytes += chunk.length;
@@ -228,6 +234,7 @@ export async function downloadAttempt(ctx: AttemptContext, obj: LfsObject, actio
     try {
       await res.pipe(sink);
     } catch (err) {
+      await writeback?.settle();
       // With helpers running: stop them, record what is on disk, and report whichever failed first.
       const first = run ? await run.abort(err) : err;
       if (ctx.signal?.aborted) throw ctx.signal.reason;
@@ -239,6 +246,8 @@ export async function downloadAttempt(ctx: AttemptContext, obj: LfsObject, actio
       if (out instanceof NetworkError) out.message = `${out.message} after ${seg.pos - have} bytes from byte ${have} of ${obj.size}`;
       throw out;
     }
+    // Before the fd is closed (or handed on to the helpers' finish): a datasync never outlives its fd.
+    await writeback?.settle();
     if (run) {
       if (seg.pos < seg.end) {
         const e = new NetworkError(`download of ${obj.oid.slice(0, 12)} from ${where} ended at byte ${seg.pos}, before ${seg.end}`, { url: where, received: seg.pos });

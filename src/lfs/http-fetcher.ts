@@ -96,6 +96,7 @@ export class HttpFetcher implements ObjectFetcher {
       // One per fetch: a server that refuses a range once gets single streams for the rest of it.
       ranges: { mode: this.rangeStreams, refused: false },
       wireMinBytes: this.wireMinBytes,
+      durable: options.durable,
     };
 
     try {

@@ -35,6 +35,13 @@ export interface FetchOptions {
   deadline?: number;
   /** Optional: what a chunk-delta download may reuse (DESIGN.md "Delta"); without it every object is fetched whole. */
   delta?: DeltaHints;
+  /**
+   * The caller fsyncs each verified file (the store does, before anything is
+   * visible): whole downloads then start writeback as they go, so that fsync
+   * finds little left to flush. Off, a download leaves its bytes to the page
+   * cache, which is faster for a caller that never syncs.
+   */
+  durable?: boolean;
 }
 
 /** Material for chunk-delta downloads, supplied by whoever knows the manifests and the store. */

@@ -102,6 +102,8 @@ export const fetchObjects: Step = async (ctx) => {
     try {
       const res = await fetcher.fetch([...lfsNeeded.values()], {
         tmpDir: ctx.store.layout.downloadsDir,
+        // objects.adopt fsyncs each verified file before it is used.
+        durable: true,
         signal: ctx.signal,
         // A Retry-After that would outlast the pass is not waited for (the signal would cut it short anyway).
         deadline: ctx.opts.timeoutMs ? Date.parse(ctx.startedAt) + ctx.opts.timeoutMs : undefined,

@@ -9,25 +9,28 @@
  * Errors are not reported here: a disk that fails a background datasync
  * fails the caller's own fsync too, which is where the store reports it.
  */
-import type { promises as fsp } from 'node:fs';
+import { fdatasync, type promises as fsp } from 'node:fs';
 
 export const WRITEBACK_EVERY = 16 << 20;
 
 export class EarlyWriteback {
   private since = 0;
   private inFlight: Promise<void> | undefined;
+  private readonly datasync: () => Promise<void>;
 
-  constructor(
-    private readonly fh: fsp.FileHandle,
-    private readonly every = WRITEBACK_EVERY,
-  ) {}
+  /** For a FileHandle, or a plain fd (whose owner must settle() before closing it). */
+  constructor(file: fsp.FileHandle | number, private readonly every = WRITEBACK_EVERY) {
+    this.datasync = typeof file === 'number'
+      ? () => new Promise<void>((resolve, reject) => fdatasync(file, (err) => (err ? reject(err) : resolve())))
+      : () => file.datasync();
+  }
 
   /** Count `n` more bytes written; starts a datasync when enough piled up and none is running. */
   wrote(n: number): void {
     this.since += n;
     if (this.since < this.every || this.inFlight) return;
     this.since = 0;
-    this.inFlight = this.fh.datasync().then(
+    this.inFlight = this.datasync().then(
       () => void (this.inFlight = undefined),
       () => void (this.inFlight = undefined),
     );
