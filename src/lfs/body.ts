@@ -125,7 +125,7 @@ function watched(res: BodyResponse, where: string, probe: (signal: AbortSignal) 
 }
 
 /** A HEAD of the href on a new connection: any answer below 500 means the server is reachable now. */
-export async function probeHref(ctx: AttemptContext, url: string, headers: Record<string, string>, signal: AbortSignal): Promise<boolean> {
+async function probeHref(ctx: AttemptContext, url: string, headers: Record<string, string>, signal: AbortSignal): Promise<boolean> {
   const { range: _range, ...rest } = headers;
   try {
     const res = await ctx.transport.send(url, { method: 'HEAD', headers: rest, signal: ctx.signal ? AbortSignal.any([ctx.signal, signal]) : signal, fresh: true });

@@ -13,13 +13,13 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
 import { ChecksumError, NetworkError } from '../errors.ts';
 import type { LfsAction } from './batch.ts';
-import { probeHref, speedFloor } from './body.ts';
-import { watchStall } from './stall.ts';
+import { openBody } from './body.ts';
 import type { Chunk, ChunkIndex } from './cdc.ts';
 import { type LocalChunk, readSpans } from './delta-local.ts';
-import { type AttemptContext, openHref, parseContentRange } from './download.ts';
+import { type AttemptContext, parseContentRange } from './download.ts';
 import { errorBodyMessage, protocolError, statusError, wrapNetworkError } from './http.ts';
 import { describeUrl } from './scrub.ts';
 import { runPool } from './pool.ts';
@@ -331,15 +331,16 @@ async function fetchRangeResuming(ctx: AttemptContext, obj: LfsObject, action: L
  */
 async function fetchRange(ctx: AttemptContext, obj: LfsObject, action: LfsAction, out: fsp.FileHandle, start: number, size: number, progress: (n: number) => void): Promise<void> {
   const end = start + size - 1;
-  const { res, url, headers } = await openHref(ctx, action, `bytes=${start}-${end}`);
+  // node:http (not wire.ts): the socket's chunks are fresh buffers, safe to hold until the next writev.
+  const { res, url } = await openBody(ctx, action, `bytes=${start}-${end}`, false);
   const where = describeUrl(url);
-  const status = res.statusCode ?? 0;
+  const status = res.statusCode;
   if (status !== 206) {
     if (status === 200) {
       res.destroy();
       throw protocolError(`${where} ignores byte ranges (200 to a Range request): no chunk-delta from this server`, { url: where });
     }
-    throw statusError(status, `range of ${obj.oid.slice(0, 12)}`, where, await errorBodyMessage(res), res.headers);
+    throw statusError(status, `range of ${obj.oid.slice(0, 12)}`, where, await errorBodyMessage(res.readable() as IncomingMessage), res.headers);
   }
   const range = parseContentRange(res.headers['content-range']);
   if (!range || range.start > start || range.end < end || (range.total !== undefined && range.total !== obj.size)) {
@@ -361,13 +362,11 @@ async function fetchRange(ctx: AttemptContext, obj: LfsObject, action: LfsAction
     pending = [];
     pendingBytes = 0;
   };
-  const floor = speedFloor(res, where, ctx.transport.timeoutMs);
-  const watch = watchStall({ where, stalls: ctx.stalls, probe: (signal) => probeHref(ctx, url, headers, signal), onDead: (err) => res.destroy(err) });
   try {
-    for await (const chunk of res) {
-      let buf = chunk as Buffer;
-      floor.got(buf.length);
-      watch.got(buf.length);
+    // The body's speed floor and dead-connection watch come with openBody; a wait the sink returns
+    // (our cap, a write) is not the connection's silence.
+    await res.pipe((chunk) => {
+      let buf = chunk;
       ctx.counters.networkBytes += buf.length;
       if (skip > 0) {
         const drop = Math.min(skip, buf.length);
@@ -375,26 +374,20 @@ async function fetchRange(ctx: AttemptContext, obj: LfsObject, action: LfsAction
         buf = buf.subarray(drop);
       }
       if (pos + buf.length > start + size) buf = buf.subarray(0, start + size - pos);
-      if (buf.length > 0) {
-        if (ctx.bucket) await watch.held(floor.held(ctx.bucket.take(buf.length, ctx.signal)));
-        pending.push(buf);
-        pendingBytes += buf.length;
-        pos += buf.length;
-        // A slow disk is not a dead connection: while a write waits, the body is not read.
-        if (pendingBytes >= WRITE_BATCH) await watch.held(flush());
-      }
-      // Everything asked for is here: the rest of a 206-to-the-end is not ours to read (leaving the loop closes it).
-      if (pos === start + size) break;
-    }
-    await watch.held(flush());
+      pending.push(buf);
+      pendingBytes += buf.length;
+      pos += buf.length;
+      // Everything asked for is here: the rest of a 206-to-the-end is not ours to read (false closes it).
+      if (pos === start + size) return false;
+      const cap = buf.length > 0 ? ctx.bucket?.take(buf.length, ctx.signal) : undefined;
+      if (pendingBytes >= WRITE_BATCH) return Promise.all([cap, flush()]).then(() => {});
+      return cap;
+    });
+    await flush();
   } catch (err) {
     if (ctx.signal?.aborted) throw ctx.signal.reason;
     throw wrapNetworkError(err, 'GET', where);
-  } finally {
-    floor.stop();
-    watch.stop();
   }
-  if (range.end > end) res.destroy();
   if (pos !== start + size) throw new NetworkError(`range ${start}-${end} of ${obj.oid.slice(0, 12)} from ${where} ended after ${pos - start} bytes`, { url: where });
 }
 

@@ -322,7 +322,7 @@ function closeQuietly(fd: number): void {
  * bring its own; a redirect to another origin drops the action's headers,
  * which may carry a credential (S3-style presigned URLs need none).
  */
-export async function openHref(ctx: AttemptContext, action: LfsAction, range: string | undefined, extra?: Record<string, string>): Promise<{ res: IncomingMessage; url: string; headers: Record<string, string> }> {
+export async function openHref(ctx: AttemptContext, action: LfsAction, range: string | undefined, extra?: Record<string, string>): Promise<{ res: IncomingMessage; url: string }> {
   let url = action.href;
   let headers: Record<string, string> = action.header;
   for (let hop = 0; ; hop++) {
@@ -330,7 +330,7 @@ export async function openHref(ctx: AttemptContext, action: LfsAction, range: st
     if (range !== undefined) send.range = range;
     const res = await ctx.transport.send(url, { headers: send, signal: ctx.signal, headDeadlineMs: 2 * ctx.transport.timeoutMs });
     const status = res.statusCode ?? 0;
-    if (!isRedirect(status)) return { res, url, headers: send };
+    if (!isRedirect(status)) return { res, url };
     discardBody(res);
     ({ url, headers } = redirectHop(url, status, res.headers.location, hop, action.href, headers));
   }
