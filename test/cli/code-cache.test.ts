@@ -50,10 +50,16 @@ describe('the bundled CLI compiles once per command', () => {
     expect(statSync(path).mtimeMs).toBe(mtime);
     expect(readFileSync(path).equals(written)).toBe(true);
 
-    // Another command gets a cache of its own, with what it compiled.
+    // A command's cache comes from a run of the command: a usage error or its --help compiled almost
+    // none of it, and a cache once accepted is never written again.
     const usage = runCli(['validate', '--bogus']);
     expect(usage.status).toBe(2);
     expect(usage.stderr).toContain("unknown option '--bogus'");
+    expect(runCli(['validate', '--help']).stdout).toContain('Usage: modelsync validate');
+    expect(caches()).toEqual([name]);
+    // Another command gets a cache of its own, with what it compiled.
+    const checked = runCli(['validate', '--repo', ROOT]);
+    expect(checked.status, checked.stderr).toBe(0);
     expect(caches()).toEqual([name, `validate-${id}-${process.version}-${process.arch}.v8`].sort());
   });
 
