@@ -39,6 +39,22 @@ const zodEnglishOnly = {
   },
 };
 
+// A source with one character outside ASCII makes Node read the whole bundle
+// as a two-byte string (twice the memory, a slower read and scan: the bundle
+// as it was took 16.5 ms to read, 5 ms once ASCII). esbuild escapes strings
+// and drops comments, but leaves regular expressions as written; isomorphic-git
+// has one with a literal U+FFFF. Escaped in the loaded source, so the source
+// map still matches; our own sources write such characters as escapes.
+const asciiRegexps = {
+  name: 'ascii-regexps',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]isomorphic-git[\\/]index\.cjs$/ }, (args) => ({
+      contents: readFileSync(args.path, 'utf8').replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`),
+      loader: 'js',
+    }));
+  },
+};
+
 // dist/ is ours to empty (old bundles, their code caches); another --outdir only gets the files written.
 if (at < 0) rmSync(outdir, { recursive: true, force: true });
 await build({
@@ -60,11 +76,17 @@ await build({
   supported: { 'dynamic-import': false },
   define: { 'import.meta.url': '__modelsyncBundleUrl' },
   banner: { js: "const __modelsyncBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
-  plugins: [zodEnglishOnly],
+  plugins: [zodEnglishOnly, asciiRegexps],
   sourcemap: 'linked',
+  // Whitespace and comments only: names stay, so stack traces read without the map. 2.8 -> 1.9 MB;
+  // a delta reconcile 1-2 ms faster than the ASCII bundle alone (median of 12, interleaved).
+  minifyWhitespace: true,
   logLevel: 'warning',
 });
 // Names the build in the code cache's file names: V8 checks a cache against
 // its source's length only, so a cache must never outlive the bundle it was made from.
-const id = createHash('sha256').update(readFileSync(join(outdir, 'cli.cjs'))).digest('hex').slice(0, 16);
+const bundle = readFileSync(join(outdir, 'cli.cjs'));
+const wide = bundle.findIndex((byte) => byte > 0x7f);
+if (wide >= 0) throw new Error(`dist/cli.cjs is not ASCII at byte ${wide}: ${JSON.stringify(bundle.subarray(Math.max(0, wide - 60), wide + 20).toString('utf8'))}; escape it in its source (see asciiRegexps)`);
+const id = createHash('sha256').update(bundle).digest('hex').slice(0, 16);
 writeFileSync(join(outdir, 'build-id'), `${id}\n`);

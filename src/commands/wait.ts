@@ -83,7 +83,7 @@ function stderrProgress(): (line: string, final: boolean) => void {
       return;
     }
     // Seconds tick on every poll; a log gets a line only when something else changed.
-    const key = line.replace(/ · \d+ s$/, '');
+    const key = line.replace(/ \u00b7 \d+ s$/, '');
     if (key !== prev) process.stderr.write(`${line}\n`);
     prev = key;
   };
